@@ -1,0 +1,33 @@
+# 政务大模型助手 — one entry point per job. Everything installs from the package registries into .venv.
+SHELL := /bin/bash
+PY ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo .uv/bin/uv)
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_LINK_MODE ?= copy
+
+.PHONY: install install-test demo test test-fast serve eval-ncp bench clean
+
+$(UV):
+	$(PY) -m venv .uv && .uv/bin/pip install -q uv==0.13.8
+
+# the app with the default 1.5B model (idempotent: seconds when nothing changed)
+install: $(UV)
+	$(UV) sync --inexact --frozen --extra model --extra model-small
+	$(BIN)/gov-assistant models prepare
+
+install-test: $(UV)
+	$(UV) sync --inexact --frozen --extra model-small --extra test
+
+# build the demo knowledge base (samples + a stated subset of the national laws), then start the app
+demo: install
+	$(BIN)/gov-assistant demo
+
+test: install-test
+	$(BIN)/python -m pytest -q
+
+test-fast: install-test
+	$(BIN)/python -m pytest -q -m "not e2e and not browser"
+
+clean:
+	rm -rf $(VENV) .uv

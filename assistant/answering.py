@@ -1,0 +1,183 @@
+"""Grounded answering: condense a follow-up → retrieve → evidence gate → prompt → LLM → [n] citations | refusal."""
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterator
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk
+from langchain_core.prompts import ChatPromptTemplate
+
+from assistant.filters import Filters
+from assistant.prompts import load_prompt
+from assistant.retrieval import Hit, HybridSearcher
+from assistant.settings import Settings
+
+REFUSAL_MARKERS = ("知识库中未找到", "未找到相关依据", "资料中没有", "参考资料中没有", "无法根据参考资料")
+_CITE = re.compile(r"\[(\d{1,2})\]")
+
+
+def citation_label(meta: dict) -> str:
+    """《法名》第X条 for law articles; 《标题》（文号） for documents."""
+    if meta.get("law") and meta.get("article"):
+        return f"《{meta['law']}》{meta['article']}"
+    label = f"《{meta.get('title', '')}》"
+    if meta.get("doc_number"):
+        label += f"（{meta['doc_number']}）"
+    return label
+
+
+def passage_header(n: int, meta: dict) -> str:
+    bits = [b for b in (meta.get("agency"), meta.get("date"), meta.get("status")) if b]
+    heading = meta.get("heading", "")
+    label = citation_label(meta)
+    where = heading if heading and not meta.get("law") else label
+    return f"[{n}] {where}" + (f"（{'，'.join(bits)}）" if bits else "")
+
+
+def is_refusal(text: str) -> bool:
+    return not text.strip() or any(m in text for m in REFUSAL_MARKERS)
+
+
+@dataclass
+class Citation:
+    n: int
+    doc_id: str
+    chunk_id: str
+    kb: str
+    title: str
+    label: str
+    text: str
+    metadata: dict
+    cited: bool = False
+
+    @classmethod
+    def from_hit(cls, n: int, hit: Hit) -> "Citation":
+        return cls(n, hit.doc_id, hit.chunk_id, hit.kb, hit.title, citation_label(hit.metadata), hit.text, hit.metadata)
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    refused: bool
+    citations: list[Citation]
+    standalone_question: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    usage: dict[str, int] = field(default_factory=dict)
+    model: str = ""
+    answer_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    ai_generated: bool = True   # 人工智能生成合成内容标识
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["timings"] = {k: round(v, 1) for k, v in self.timings.items()}
+        return d
+
+    def export_text(self) -> str:
+        """Plain text for copying out of the system: carries the AI-generated label and the sources."""
+        lines = [self.answer, ""]
+        if self.citations:
+            lines.append("参考依据：")
+            lines += [f"[{c.n}] {c.label}" for c in self.citations if c.cited or not any(x.cited for x in self.citations)]
+            lines.append("")
+        lines.append(load_prompt("ai_label"))
+        return "\n".join(lines)
+
+
+class Answerer:
+    def __init__(self, llm: BaseChatModel | Callable[[], BaseChatModel], searcher: HybridSearcher,
+                 settings: Settings, model_name: str):
+        # a provider defers loading the model until the first generation (refusals never need it)
+        self._llm = llm
+        self.searcher = searcher
+        self.settings = settings
+        self.model_name = model_name
+        self.prompt = ChatPromptTemplate.from_messages(
+            [("system", load_prompt("answer_system")), ("human", load_prompt("answer_user"))])
+        self.condense_prompt = ChatPromptTemplate.from_messages([("human", load_prompt("condense"))])
+
+    @property
+    def llm(self) -> BaseChatModel:
+        if not isinstance(self._llm, BaseChatModel):
+            self._llm = self._llm()
+        return self._llm
+
+    def condense(self, question: str, history: list[dict] | None) -> str:
+        """Rewrite a follow-up into a standalone question; the first turn passes through unchanged."""
+        turns = [h for h in (history or []) if h.get("content")][-2 * self.settings.answer.history_turns:]
+        if not turns:
+            return question
+        text = "\n".join(f"{'用户' if h.get('role') == 'user' else '助手'}：{str(h['content'])[:300]}" for h in turns)
+        out = (self.condense_prompt | self.llm.bind(max_tokens=80)).invoke({"history": text, "question": question})
+        rewritten = str(out.content).strip().splitlines()[0].strip() if str(out.content).strip() else ""
+        return rewritten if 2 <= len(rewritten) <= 200 else question
+
+    def build_context(self, hits: list[Hit]) -> tuple[str, list[Citation]]:
+        budget = self.settings.answer.max_context_chars
+        parts, citations, used = [], [], 0
+        for hit in hits:
+            text = hit.text if used + len(hit.text) <= budget else hit.text[:max(budget - used, 0)]
+            if citations and len(text) < 40:
+                break
+            n = len(citations) + 1
+            parts.append(f"{passage_header(n, hit.metadata)}\n{text}")
+            citations.append(Citation.from_hit(n, hit))
+            used += len(text)
+        return "\n\n".join(parts), citations
+
+    def stream(self, question: str, kbs: list[str], filters: Filters | None = None,
+               history: list[dict] | None = None) -> Iterator[dict]:
+        """Events: {"type": "sources", "citations", "standalone_question"}, {"type": "token", "text"},
+        then {"type": "answer", "answer": Answer}."""
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {}
+        standalone = self.condense(question, history)
+        timings["condense_ms"] = (time.perf_counter() - t_start) * 1000
+        t0 = time.perf_counter()
+        result = self.searcher.search(standalone, kbs, filters)
+        timings["retrieval_ms"] = (time.perf_counter() - t0) * 1000
+        if not self.searcher.has_evidence(result.hits):
+            timings["total_ms"] = (time.perf_counter() - t_start) * 1000
+            answer = Answer(question, load_prompt("refusal"), True, [], standalone, timings, {}, self.model_name)
+            yield {"type": "sources", "citations": [], "standalone_question": standalone}
+            yield {"type": "token", "text": answer.answer}
+            yield {"type": "answer", "answer": answer}
+            return
+        context, citations = self.build_context(result.hits)
+        yield {"type": "sources", "citations": citations, "standalone_question": standalone}
+        pieces: list[str] = []
+        usage: dict[str, int] = {}
+        t0 = time.perf_counter()
+        for chunk in (self.prompt | self.llm).stream({"context": context, "question": standalone}):
+            if isinstance(chunk, AIMessageChunk) and chunk.usage_metadata:
+                usage = {k: int(v) for k, v in chunk.usage_metadata.items() if isinstance(v, int)}
+            text = str(chunk.content)
+            if text:
+                if not pieces:
+                    timings["first_token_ms"] = (time.perf_counter() - t_start) * 1000
+                pieces.append(text)
+                yield {"type": "token", "text": text}
+        timings["llm_ms"] = (time.perf_counter() - t0) * 1000
+        timings["total_ms"] = (time.perf_counter() - t_start) * 1000
+        text = "".join(pieces).strip()
+        refused = is_refusal(text)
+        if refused:
+            citations = []
+        else:
+            text = _CITE.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= len(citations) else "", text)
+            cited = {int(n) for n in _CITE.findall(text)}
+            for c in citations:
+                c.cited = c.n in cited
+        yield {"type": "answer", "answer": Answer(question, text, refused, citations, standalone, timings, usage,
+                                                  self.model_name)}
+
+    def ask(self, question: str, kbs: list[str], filters: Filters | None = None,
+            history: list[dict] | None = None) -> Answer:
+        for event in self.stream(question, kbs, filters, history):
+            if event["type"] == "answer":
+                return event["answer"]
+        raise RuntimeError("answer stream ended without an answer")

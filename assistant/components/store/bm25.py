@@ -1,0 +1,188 @@
+"""BM25 (Okapi, as rank-bm25) over jieba tokens, per knowledge base, updated incrementally.
+
+Token lists live in the catalog; the inverted index is rebuilt from them when the catalog version moved on
+in another process, and pickled next to the store so a restart does not re-read every chunk.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+import re
+import threading
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from assistant.components.store.catalog import Catalog
+
+_NOISE = re.compile(r"^[\W_]+$", re.UNICODE)
+_jieba = None
+
+
+def tokenize(text: str) -> list[str]:
+    """jieba search-mode tokens, lowercased, punctuation and whitespace dropped."""
+    global _jieba
+    if _jieba is None:
+        import jieba
+        jieba.setLogLevel(logging.WARNING)
+        _jieba = jieba
+    return [t.lower() for t in _jieba.cut_for_search(text) if t.strip() and not _NOISE.match(t)]
+
+
+class BM25Index:
+    k1, b, epsilon = 1.5, 0.75, 0.25
+
+    def __init__(self) -> None:
+        self.ids: list[str | None] = []
+        self.row_of: dict[str, int] = {}
+        self.lengths: list[int] = []
+        self.meta: list[dict | None] = []
+        self.postings: dict[str, dict[int, int]] = {}
+        self.total_len = 0
+        self.version = -1
+
+    def __len__(self) -> int:
+        return len(self.row_of)
+
+    def add(self, chunk_id: str, tokens: list[str], meta: dict) -> None:
+        self.remove(chunk_id)
+        row = len(self.ids)
+        self.ids.append(chunk_id)
+        self.row_of[chunk_id] = row
+        self.lengths.append(len(tokens))
+        self.meta.append(meta)
+        self.total_len += len(tokens)
+        counts: dict[str, int] = {}
+        for tok in tokens:
+            counts[tok] = counts.get(tok, 0) + 1
+        for tok, tf in counts.items():
+            self.postings.setdefault(tok, {})[row] = tf
+
+    def remove(self, chunk_id: str) -> None:
+        row = self.row_of.pop(chunk_id, None)
+        if row is None:
+            return
+        for tok in set(self._row_tokens(row)):
+            posting = self.postings.get(tok)
+            if posting is not None:
+                posting.pop(row, None)
+                if not posting:
+                    del self.postings[tok]
+        self.total_len -= self.lengths[row]
+        self.ids[row], self.meta[row], self.lengths[row] = None, None, 0
+
+    def _row_tokens(self, row: int) -> Iterable[str]:
+        return self.meta[row]["_tokens"] if self.meta[row] and "_tokens" in self.meta[row] else \
+            [t for t, p in self.postings.items() if row in p]
+
+    def _idf(self, df: int, n: int, avg_idf: float) -> float:
+        idf = math.log(n - df + 0.5) - math.log(df + 0.5)
+        return idf if idf > 0 else self.epsilon * avg_idf
+
+    def search(self, query_tokens: list[str], n: int,
+               keep: Callable[[dict], bool] | None = None) -> list[tuple[str, float]]:
+        size = len(self.row_of)
+        if size == 0 or not query_tokens:
+            return []
+        avgdl = self.total_len / size
+        # rank-bm25 floors negative idf at epsilon * the mean idf over the vocabulary
+        dfs = np.fromiter((len(p) for p in self.postings.values()), dtype=np.float64)
+        avg_idf = float(np.mean(np.log(size - dfs + 0.5) - np.log(dfs + 0.5))) if len(dfs) else 0.0
+        lengths = np.asarray(self.lengths, dtype=np.float64)
+        scores = np.zeros(len(self.ids))
+        for tok in query_tokens:
+            posting = self.postings.get(tok)
+            if not posting:
+                continue
+            rows = np.fromiter(posting.keys(), dtype=np.int64, count=len(posting))
+            tf = np.fromiter(posting.values(), dtype=np.float64, count=len(posting))
+            idf = self._idf(len(posting), size, avg_idf)
+            scores[rows] += idf * tf * (self.k1 + 1) / (tf + self.k1 * (1 - self.b + self.b * lengths[rows] / avgdl))
+        order = np.argsort(-scores, kind="stable")
+        hits = []
+        for row in order:
+            if scores[row] <= 0:
+                break
+            meta = self.meta[row]
+            if meta is None or (keep is not None and not keep(meta)):
+                continue
+            hits.append((self.ids[row], float(scores[row])))
+            if len(hits) >= n:
+                break
+        return hits
+
+
+class BM25Store:
+    """One BM25Index per knowledge base, kept in step with the catalog version."""
+
+    def __init__(self, directory: Path, catalog: Catalog):
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.catalog = catalog
+        self._indexes: dict[str, BM25Index] = {}
+        self._lock = threading.RLock()
+
+    def _path(self, kb: str) -> Path:
+        return self.dir / f"{kb}.pkl"
+
+    def index(self, kb: str) -> BM25Index:
+        with self._lock:
+            version = self.catalog.kb_version(kb)
+            idx = self._indexes.get(kb)
+            if idx is not None and idx.version == version:
+                return idx
+            idx = self._load(kb, version) or self._rebuild(kb, version)
+            self._indexes[kb] = idx
+            return idx
+
+    def _load(self, kb: str, version: int) -> BM25Index | None:
+        try:
+            with open(self._path(kb), "rb") as f:
+                idx = pickle.load(f)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+            return None
+        return idx if isinstance(idx, BM25Index) and idx.version == version else None
+
+    def _rebuild(self, kb: str, version: int) -> BM25Index:
+        import json
+        idx = BM25Index()
+        for row in self.catalog.iter_chunks(kb):
+            tokens = row["tokens"].split()
+            meta = json.loads(row["metadata"])
+            meta["_tokens"] = sorted(set(tokens))
+            idx.add(row["chunk_id"], tokens, meta)
+        idx.version = version
+        self._save(kb, idx)
+        return idx
+
+    def _save(self, kb: str, idx: BM25Index) -> None:
+        tmp = self._path(kb).with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(idx, f, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(self._path(kb))
+
+    def apply(self, kb: str, removed: list[str], added: list[tuple[str, list[str], dict]], new_version: int) -> None:
+        """Apply one committed document change to a loaded index; otherwise the next search rebuilds."""
+        with self._lock:
+            idx = self._indexes.get(kb)
+            if idx is None or idx.version != new_version - 1:
+                self._indexes.pop(kb, None)
+                return
+            for chunk_id in removed:
+                idx.remove(chunk_id)
+            for chunk_id, tokens, meta in added:
+                idx.add(chunk_id, tokens, {**meta, "_tokens": sorted(set(tokens))})
+            idx.version = new_version
+
+    def flush(self, kb: str) -> None:
+        with self._lock:
+            idx = self._indexes.get(kb)
+            if idx is not None and idx.version == self.catalog.kb_version(kb):
+                self._save(kb, idx)
+
+    def drop(self, kb: str) -> None:
+        with self._lock:
+            self._indexes.pop(kb, None)
+            self._path(kb).unlink(missing_ok=True)

@@ -1,0 +1,75 @@
+"""Dense vectors in Chroma: embedded PersistentClient by default, HttpClient to a Chroma server by config.
+
+One collection per knowledge base, cosine space, no Chroma embedding function (Chroma's default would
+download an ONNX model): vectors always come from our own embeddings component.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from assistant.settings import VectorStoreSettings
+
+
+class VectorStore:
+    def __init__(self, settings: VectorStoreSettings, persist_dir: Path):
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        if settings.mode == "http":
+            self.client = chromadb.HttpClient(host=settings.http.host, port=settings.http.port,
+                                              ssl=settings.http.ssl, settings=chroma_settings)
+        else:
+            persist_dir.mkdir(parents=True, exist_ok=True)
+            self.client = chromadb.PersistentClient(path=str(persist_dir), settings=chroma_settings)
+        self._collections: dict = {}
+
+    @staticmethod
+    def collection_name(kb: str) -> str:
+        return f"kb_{kb}"
+
+    def collection(self, kb: str):
+        if kb not in self._collections:
+            self._collections[kb] = self.client.get_or_create_collection(
+                self.collection_name(kb), embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+        return self._collections[kb]
+
+    def upsert(self, kb: str, ids: list[str], embeddings: list[list[float]], metadatas: list[dict],
+               documents: list[str]) -> None:
+        col = self.collection(kb)
+        step = 1000
+        for i in range(0, len(ids), step):
+            col.upsert(ids=ids[i:i + step], embeddings=embeddings[i:i + step],
+                       metadatas=[_clean(m) for m in metadatas[i:i + step]], documents=documents[i:i + step])
+
+    def delete_document(self, kb: str, doc_id: str, keep: set[str] | None = None) -> None:
+        """Delete a document's vectors, except the ids in keep (the ones just written)."""
+        col = self.collection(kb)
+        ids = col.get(where={"doc_id": doc_id}, include=[])["ids"]
+        stale = [i for i in ids if not keep or i not in keep]
+        if stale:
+            col.delete(ids=stale)
+
+    def query(self, kb: str, embedding: list[float], n: int, where: dict | None) -> list[tuple[str, float]]:
+        col = self.collection(kb)
+        count = col.count()
+        if count == 0:
+            return []
+        res = col.query(query_embeddings=[embedding], n_results=min(n, count), where=where or None,
+                        include=["distances"])
+        return [(cid, 1.0 - float(dist)) for cid, dist in zip(res["ids"][0], res["distances"][0])]
+
+    def count(self, kb: str) -> int:
+        return self.collection(kb).count()
+
+    def drop(self, kb: str) -> None:
+        self._collections.pop(kb, None)
+        try:
+            self.client.delete_collection(self.collection_name(kb))
+        except Exception:  # noqa: BLE001 - chroma raises different types per version when it does not exist
+            pass
+
+
+def _clean(meta: dict) -> dict:
+    """Chroma accepts str/int/float/bool values only."""
+    return {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) and not k.startswith("_")}

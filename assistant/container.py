@@ -1,0 +1,99 @@
+"""Builds components once from settings and hands them to services. Everything is lazy: `kb list` never
+loads a model, `search` never loads the LLM."""
+from __future__ import annotations
+
+import os
+import threading
+from functools import cached_property
+
+from langchain_core.embeddings import Embeddings
+
+from assistant.settings import Settings
+
+# Stop every call home before any library is imported (onnxruntime reads its variable at import time).
+for _var, _val in {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1",
+                   "ORT_DISABLE_TELEMETRY": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+                   "UNSTRUCTURED_DISABLE_NOTICE": "1", "ANONYMIZED_TELEMETRY": "False",
+                   "TOKENIZERS_PARALLELISM": "false"}.items():
+    os.environ.setdefault(_var, _val)
+
+
+class Container:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._lock = threading.RLock()
+
+    @cached_property
+    def store(self):
+        from assistant.components.store import KnowledgeStore
+        return KnowledgeStore(self.settings)
+
+    @cached_property
+    def embeddings(self):
+        from assistant.components.embeddings import build_embeddings
+        return build_embeddings(self.settings.embedding)
+
+    @property
+    def embedding_name(self) -> str:
+        from assistant.components.embeddings import embedding_id
+        return embedding_id(self.settings.embedding)
+
+    @cached_property
+    def reranker(self):
+        from assistant.components.rerank import build_reranker
+        return build_reranker(self.settings.rerank)
+
+    @cached_property
+    def llm(self):
+        from assistant.components.llm import build_llm
+        with self._lock:
+            return build_llm(self.settings)
+
+    @property
+    def model_name(self) -> str:
+        from assistant.components.llm import describe_llm
+        return describe_llm(self.settings)
+
+    @cached_property
+    def searcher(self):
+        from assistant.retrieval import HybridSearcher
+        return HybridSearcher(self.store, _LazyEmbeddings(self), self.reranker, self.settings.retrieval,
+                              self.settings.rerank)
+
+    @cached_property
+    def answerer(self):
+        from assistant.answering import Answerer
+        return Answerer(lambda: self.llm, self.searcher, self.settings, self.model_name)
+
+    @cached_property
+    def pipeline(self):
+        from ingest.pipeline import IngestPipeline
+        return IngestPipeline(self.store, _LazyEmbeddings(self), self.settings.chunking, self.embedding_name)
+
+    @cached_property
+    def knowledge_bases(self):
+        from assistant.services.knowledge_bases import KnowledgeBaseService
+        return KnowledgeBaseService(self.store, self.pipeline)
+
+    @cached_property
+    def search(self):
+        from assistant.services.search import SearchService
+        return SearchService(self.searcher, self.store.catalog)
+
+    @cached_property
+    def qa(self):
+        from assistant.services.qa import QAService
+        return QAService(self.answerer, self.store.catalog)
+
+
+class _LazyEmbeddings(Embeddings):
+    """Embeddings that load on first use, so opening a store to list or delete never loads a model."""
+
+    def __init__(self, container: Container):
+        self._container = container
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._container.embeddings.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._container.embeddings.embed_query(text)

@@ -1,0 +1,124 @@
+"""Metadata filters shared by both retrievers: one definition, two renderings (Chroma `where`, Python predicate).
+
+Validity is a hard filter: unless the caller names statuses, only `retrieval.default_status` is retrieved.
+A filter that matches nothing returns nothing.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, replace
+
+STATUSES = ("现行有效", "已废止", "历史版本", "已被修改", "尚未生效")
+ANY = "*"
+
+
+class FilterError(ValueError):
+    pass
+
+
+def date_to_int(value: str, end: bool = False) -> int:
+    """'2020', '2020-03', '2020-03-05' (or 2020年3月5日) -> 20200101 / 20200301 / 20200305; end=True rounds up."""
+    m = re.fullmatch(r"(\d{4})(?:[-./年](\d{1,2})(?:[-./月](\d{1,2})日?)?月?)?", str(value).strip())
+    if not m:
+        raise FilterError(f"invalid date {value!r}: use YYYY, YYYY-MM or YYYY-MM-DD")
+    y, mo, d = m.group(1), m.group(2), m.group(3)
+    mo_i = int(mo) if mo else (12 if end else 1)
+    d_i = int(d) if d else (31 if end else 1)
+    return int(y) * 10000 + mo_i * 100 + d_i
+
+
+@dataclass
+class Filters:
+    status: list[str] | None = None     # None: the configured default; ["*"]: any validity
+    agency: str | None = None
+    doc_type: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+    doc_ids: list[str] | None = None
+    extra: dict[str, str] = field(default_factory=dict)  # any other exact metadata match, e.g. law=...
+
+    @classmethod
+    def parse(cls, items: list[str] | None) -> "Filters":
+        """CLI form: ["status=现行有效,已废止", "agency=上海市数据局", "date_from=2024-01-01", "law=..."]."""
+        data: dict = {}
+        for item in items or []:
+            key, sep, value = item.partition("=")
+            key, value = key.strip(), value.strip()
+            if not sep or not key or not value:
+                raise FilterError(f"invalid filter {item!r}: use key=value")
+            data[key] = value
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "Filters":
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)} - {"extra"}
+        kwargs: dict = {"extra": {}}
+        for key, value in data.items():
+            if value is None or value == "" or value == []:
+                continue
+            if key in ("status", "doc_ids"):
+                value = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
+                if key == "status":
+                    bad = [v for v in value if v not in STATUSES and v != ANY]
+                    if bad:
+                        raise FilterError(f"invalid status filter {bad}: use {', '.join(STATUSES)} or *")
+                kwargs[key] = value
+            elif key in known:
+                kwargs[key] = str(value)
+            elif re.fullmatch(r"[a-z_]{1,32}", key):
+                kwargs["extra"][key] = str(value)
+            else:
+                raise FilterError(f"unknown filter field {key!r}")
+        flt = cls(**kwargs)
+        for key in ("date_from", "date_to"):
+            if getattr(flt, key):
+                date_to_int(getattr(flt, key))  # validate early, with the field named
+        return flt
+
+    def with_default_status(self, default: list[str]) -> "Filters":
+        return self if self.status is not None else replace(self, status=list(default))
+
+    def _conditions(self) -> list[tuple[str, str, object]]:
+        conds: list[tuple[str, str, object]] = []
+        if self.status and ANY not in self.status:
+            conds.append(("status", "$in", list(self.status)))
+        if self.agency:
+            conds.append(("agency", "$eq", self.agency))
+        if self.doc_type:
+            conds.append(("doc_type", "$eq", self.doc_type))
+        if self.date_from:
+            conds.append(("date_int", "$gte", date_to_int(self.date_from)))
+        if self.date_to:
+            conds.append(("date_int", "$lte", date_to_int(self.date_to, end=True)))
+        if self.doc_ids:
+            conds.append(("doc_id", "$in", list(self.doc_ids)))
+        for key, value in self.extra.items():
+            conds.append((key, "$eq", value))
+        return conds
+
+    def to_where(self) -> dict | None:
+        parts = [{key: {op: value}} for key, op, value in self._conditions()]
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else {"$and": parts}
+
+    def matches(self, meta: dict) -> bool:
+        for key, op, value in self._conditions():
+            have = meta.get(key)
+            if have is None:
+                return False
+            if op == "$in" and have not in value:
+                return False
+            if op == "$eq" and have != value:
+                return False
+            if op == "$gte" and not have >= value:
+                return False
+            if op == "$lte" and not have <= value:
+                return False
+        return True
+
+    def as_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra" and getattr(self, f.name)}
+        out.update(self.extra)
+        return out

@@ -1,0 +1,40 @@
+"""Who may read which knowledge base. Enforced where retrieval starts (SearchService, QAService), so every
+entry point (CLI, API, OpenAI route, UI, eval) gets the same rule."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class AccessDenied(PermissionError):
+    pass
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str = "reader"                      # admin | editor | reader
+    kbs: tuple[str, ...] = ()                 # readable knowledge bases; "*" = all
+    departments: tuple[str, ...] = field(default_factory=tuple)
+
+    def can_read(self, kb: str) -> bool:
+        return self.role == "admin" or "*" in self.kbs or kb in self.kbs
+
+    def can_write(self, kb: str) -> bool:
+        return self.role == "admin" or (self.role == "editor" and self.can_read(kb))
+
+
+# The local operator (CLI on the machine that holds the data directory) is trusted like a database owner.
+LOCAL_ADMIN = Principal("local-cli", "admin", ("*",))
+
+
+def readable_kbs(principal: Principal, requested: list[str]) -> list[str]:
+    """The requested knowledge bases, all of which the principal must be allowed to read."""
+    denied = [kb for kb in requested if not principal.can_read(kb)]
+    if denied:
+        raise AccessDenied(f"{principal.name} may not read knowledge base(s): {', '.join(denied)}")
+    return list(requested)
+
+
+def require_write(principal: Principal, kb: str) -> None:
+    if not principal.can_write(kb):
+        raise AccessDenied(f"{principal.name} ({principal.role}) may not change knowledge base {kb!r}")

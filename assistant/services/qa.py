@@ -1,0 +1,39 @@
+"""Grounded question answering over knowledge bases the principal may read."""
+from __future__ import annotations
+
+from typing import Iterator
+
+from assistant.answering import Answer, Answerer
+from assistant.components.store.catalog import Catalog
+from assistant.filters import Filters
+from assistant.services.access import LOCAL_ADMIN, Principal, readable_kbs
+
+MAX_QUESTION_CHARS = 2000
+
+
+class QAService:
+    def __init__(self, answerer: Answerer, catalog: Catalog):
+        self.answerer = answerer
+        self.catalog = catalog
+
+    def _check(self, question: str, kbs: list[str], principal: Principal) -> list[str]:
+        if not question or not question.strip():
+            raise ValueError("question is empty")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise ValueError(f"question is longer than {MAX_QUESTION_CHARS} characters")
+        if not kbs:
+            raise ValueError("no knowledge base given")
+        kbs = readable_kbs(principal, kbs)
+        for kb in kbs:
+            self.catalog.require_kb(kb)
+        return kbs
+
+    def ask(self, question: str, kbs: list[str], filters: Filters | None = None, history: list[dict] | None = None,
+            principal: Principal = LOCAL_ADMIN) -> Answer:
+        kbs = self._check(question, kbs, principal)
+        return self.answerer.ask(question.strip(), kbs, filters, history)
+
+    def stream(self, question: str, kbs: list[str], filters: Filters | None = None,
+               history: list[dict] | None = None, principal: Principal = LOCAL_ADMIN) -> Iterator[dict]:
+        kbs = self._check(question, kbs, principal)
+        return self.answerer.stream(question.strip(), kbs, filters, history)

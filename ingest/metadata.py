@@ -1,0 +1,162 @@
+"""Metadata extraction for 公文: title, 文号, 发文机关, 成文日期, 文种 — regex heuristics only."""
+from __future__ import annotations
+
+import datetime as _dt
+import re
+
+__all__ = ["extract_metadata", "parse_cn_date", "find_doc_number"]
+
+_CJK = r"\u4e00-\u9fff"
+_FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+_CN_DIGIT = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"〇": 0, "○": 0, "Ｏ": 0, "O": 0}
+
+_DATE_RES = [
+    re.compile(r"(?<!\d)(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日"),
+    re.compile(r"([〇零○Ｏ一二三四五六七八九]{4})\s*年\s*([一二三四五六七八九十]{1,2})\s*月\s*([一二三四五六七八九十]{1,3})\s*日"),
+    re.compile(r"(?<!\d)(\d{4})[-./](\d{1,2})[-./](\d{1,2})(?!\d)"),
+]
+# 机关代字 + 〔年份〕 + 序号: 沪府办发〔2025〕3号, 财税[2020]8号, 人社部发【2020】11号 ...
+_BRACKET_NO = re.compile(rf"([{_CJK}]{{1,12}})\s*[〔\[［【（(]\s*((?:19|20)\d{{2}})\s*[〕\]］】）)]\s*(\d+)\s*号")
+_ANNOUNCE_NO = re.compile(rf"(?:[{_CJK}]{{2,15}}[ \u3000]+){{0,4}}[{_CJK}]{{2,20}}公告\s*(?:19|20)\d{{2}}\s*年\s*第\s*\d+\s*号")
+_ORDER_NO = re.compile(rf"[{_CJK}]{{2,20}}令\s*第\s*[\d一二三四五六七八九十百零〇]+\s*号")
+# words that precede a cited 文号 in running text but never belong to it
+_LEAD_WORDS = re.compile(r"^.*(?:根据|依据|按照|参照|印发|转发|贯彻|落实|执行|和|及|与|的|见|将)")
+
+_TYPES = sorted("通知 意见 通告 公告 决定 办法 规定 条例 方案 批复 函 报告 请示 纪要 工作要点 指南 法 "
+                "通报 细则 规划 决议".split(), key=len, reverse=True)
+_ABOUT_RE = re.compile(r"[^。，；：！？\s]{0,30}关于[^。\n]{1,100}?的(?:通知|意见|通告|公告|决定|办法|规定|方案|批复|函|报告|请示|纪要)")
+_ORG_RE = re.compile(rf"[{_CJK}（）()]{{1,38}}(?:局|厅|委员会|委|部|办公室|政府|院|中心|办|署|会|处|司|室|组|所|行)")
+_HR_RE = re.compile(r"^(?:-{3,}|\*{3,}|_{3,})$")
+
+
+def _cn_number(s: str) -> int:
+    if "十" in s:  # 十 / 十二 / 二十 / 二十一
+        tens, _, ones = s.partition("十")
+        return (_CN_DIGIT[tens] if tens else 1) * 10 + (_CN_DIGIT[ones] if ones else 0)
+    return _CN_DIGIT[s]
+
+
+def _dates(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, YYYY-MM-DD) of every valid date in text, in order."""
+    text = text.translate(_FULLWIDTH_DIGITS)  # same length, so offsets stay valid
+    found = []
+    for i, rx in enumerate(_DATE_RES):
+        for m in rx.finditer(text):
+            y, mo, d = m.groups()
+            if i == 1:
+                y, mo, d = "".join(str(_CN_DIGIT[c]) for c in y), _cn_number(mo), _cn_number(d)
+            try:
+                found.append((m.start(), m.end(), _dt.date(int(y), int(mo), int(d)).isoformat()))
+            except ValueError:
+                pass
+    return sorted(found)
+
+
+def parse_cn_date(s: str) -> str | None:
+    found = _dates(s)
+    return found[0][2] if found else None
+
+
+def _doc_numbers(text: str) -> list[tuple[int, str]]:
+    found = []
+    for m in _BRACKET_NO.finditer(text):
+        prefix = _LEAD_WORDS.sub("", m.group(1))
+        if prefix:
+            found.append((m.end(1) - len(prefix), f"{prefix}〔{m.group(2)}〕{m.group(3)}号"))
+    for rx in (_ANNOUNCE_NO, _ORDER_NO):
+        for m in rx.finditer(text):
+            value = _LEAD_WORDS.sub("", re.sub(r"[ \u3000]+", " ", m.group(0))).strip()
+            if value:
+                found.append((m.start(), value))
+    return sorted(found)
+
+
+def find_doc_number(text: str) -> str | None:
+    found = _doc_numbers(text.translate(_FULLWIDTH_DIGITS))
+    if not found:
+        return None
+    head = [value for pos, value in found if pos < 400]
+    lines = {re.sub(r"[\s\u3000]+", "", ln) for ln in text.translate(_FULLWIDTH_DIGITS).splitlines()}
+    # the document's own 文号 sits alone on its line; an earlier one may be a citation
+    own = [v for v in head if v.replace(" ", "") in lines]
+    return (own or head or [found[0][1]])[0]
+
+
+def _clean(line: str) -> str:
+    line = re.sub(r"^#{1,6}\s*", "", line.strip()).replace("**", "")
+    return re.sub(r"[ \t\u3000\xa0]+", " ", line).strip()
+
+
+def _is_header_noise(line: str) -> bool:
+    """红头/文号/日期 lines that can precede the title."""
+    return len(line) <= 30 and (bool(find_doc_number(line)) or bool(parse_cn_date(line)) or line.endswith("文件"))
+
+
+def _find_title(lines: list[str], text: str) -> str | None:
+    body = [ln for ln in lines[:6] if not _is_header_noise(ln)]
+    if body and len(body[0]) <= 60:
+        first = body[0]
+        # long 公文 titles wrap: "……关于印发《……》的" + "通知"
+        if "关于" in first and len(body) > 1 and not _doc_type(first) and _doc_type(body[1]) \
+                and len(first + body[1]) <= 80 and not re.search(r"[。；]", body[1]):
+            return first + body[1]
+        return first
+    m = _ABOUT_RE.search(text[:300])
+    return m.group(0) if m else None
+
+
+def _doc_type(title: str) -> str | None:
+    t = re.sub(r"[（(][^（()）]*[）)]$", "", title.strip()).strip("《》「」“”\"")  # drop （试行）/（征求意见稿）
+    for word in _TYPES:
+        if t.endswith(word) and not (word == "法" and t.endswith("方法")):
+            return "法律" if word == "法" else word
+    return None
+
+
+def _orgs(line: str) -> str | None:
+    """'上海市数据局 上海市财政局' -> '上海市数据局、上海市财政局' when every token is an organisation."""
+    tokens = [t for t in re.split(r"[\s、]+", line) if t]
+    if tokens and len(line) <= 40 and all(_ORG_RE.fullmatch(t) and not re.search("转发|印发|关于|的", t) for t in tokens):
+        return "、".join(tokens)
+    return None
+
+
+def extract_metadata(text: str, title_hint: str | None = None) -> dict[str, str]:
+    lines = [ln for ln in map(_clean, text.replace("\r\n", "\n").split("\n")) if ln and not _HR_RE.match(ln)]
+    joined = "\n".join(lines)
+    meta: dict[str, str] = {}
+
+    title = title_hint.strip() if title_hint and title_hint.strip() else _find_title(lines, joined)
+    if title:
+        meta["title"] = title
+    if number := find_doc_number(joined):
+        meta["doc_number"] = number
+
+    # Signature date: the last date near the end, preferring one not followed by 印(发),
+    # which marks the 版记 printing date rather than the 成文日期.
+    dates = _dates(joined)
+    tail = [d for d in dates if d[1] >= len(joined) - 200]
+    signed = [d for d in tail if not joined.startswith("印", d[1])] or tail
+    date = signed[-1] if signed else (dates[0] if dates else None)
+    if date:
+        meta["date"] = date[2]
+
+    agency = None
+    if signed:  # organisations on the date line before the date, else on the lines just above it
+        row = joined.count("\n", 0, date[0])
+        line_start = joined.rfind("\n", 0, date[0]) + 1
+        agency = _orgs(joined[line_start:date[0]])
+        above = []
+        for line in reversed(lines[max(0, row - 3):row] if not agency else []):
+            if not (org := _orgs(line)):
+                break
+            above.insert(0, org)
+        agency = agency or "、".join(above) or None
+    if not agency and title and "关于" in title:
+        agency = _orgs(title.split("关于", 1)[0])
+    if agency:
+        meta["agency"] = agency
+
+    if title and (doc_type := _doc_type(title)):
+        meta["doc_type"] = doc_type
+    return meta

