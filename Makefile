@@ -18,6 +18,15 @@ install: $(UV)
 
 install-test: $(UV)
 	$(UV) sync --inexact --frozen --extra model-small --extra test
+	@# browser tests: Debian's chromium (driven by Playwright's Python package; never `playwright install`) and
+	@# CJK + emoji fonts so the UI screenshots render Chinese text
+	@missing=$$(for p in chromium fonts-wqy-microhei fonts-noto-color-emoji; do \
+	    dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if ! command -v apt-get >/dev/null; then echo "warning: no apt-get; install $$missing for the browser tests"; \
+	  else sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); echo "installing $$missing (browser tests)"; \
+	    $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
+	fi
 
 # build the demo knowledge base (samples + a stated subset of the national laws), then start the app
 demo: install

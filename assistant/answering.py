@@ -42,6 +42,32 @@ def is_refusal(text: str) -> bool:
     return not text.strip() or any(m in text for m in REFUSAL_MARKERS)
 
 
+def _bigrams(text: str) -> set[str]:
+    text = re.sub(r"\s+", "", text)
+    return {text[i:i + 2] for i in range(len(text) - 1)}
+
+
+def attach_citations(text: str, citations: list["Citation"], min_overlap: float = 0.5) -> str:
+    """For an answer that came back without any [n] marker (small models often drop them): mark each sentence
+    with the passage that holds most of its character bigrams, when that passage holds at least min_overlap of
+    them (the answer quotes it); a run of sentences from the same passage is marked once, at its end."""
+    sentences = [s for s in re.split(r"(?<=[。！？!?\n])", text) if s]
+    passages = [(c.n, _bigrams(c.text)) for c in citations]
+    sources: list[int | None] = []
+    for sentence in sentences:
+        grams = _bigrams(sentence)
+        best = max(((len(grams & pg) / len(grams), n) for n, pg in passages), default=(0.0, None)) \
+            if len(grams) >= 4 else (0.0, None)
+        sources.append(best[1] if best[0] >= min_overlap else None)
+    out = []
+    for i, (sentence, n) in enumerate(zip(sentences, sources)):
+        if n is not None and (i + 1 == len(sources) or sources[i + 1] != n):
+            body = sentence.rstrip()
+            sentence = f"{body}[{n}]{sentence[len(body):]}"
+        out.append(sentence)
+    return "".join(out)
+
+
 @dataclass
 class Citation:
     n: int
@@ -114,14 +140,16 @@ class Answerer:
         text = "\n".join(f"{'用户' if h.get('role') == 'user' else '助手'}：{str(h['content'])[:300]}" for h in turns)
         out = (self.condense_prompt | self.llm.bind(max_tokens=80)).invoke({"history": text, "question": question})
         rewritten = str(out.content).strip().splitlines()[0].strip() if str(out.content).strip() else ""
+        rewritten = re.sub(r"^【?改写后的问题】?[:：]?", "", rewritten).strip()  # the model may repeat the label
         return rewritten if 2 <= len(rewritten) <= 200 else question
 
     def build_context(self, hits: list[Hit]) -> tuple[str, list[Citation]]:
         budget = self.settings.answer.max_context_chars
         parts, citations, used = [], [], 0
         for hit in hits:
-            text = hit.text if used + len(hit.text) <= budget else hit.text[:max(budget - used, 0)]
-            if citations and len(text) < 40:
+            truncated = used + len(hit.text) > budget
+            text = hit.text[:max(budget - used, 0)] if truncated else hit.text
+            if citations and truncated and len(text) < 40:  # short passages (law articles) are kept whole
                 break
             n = len(citations) + 1
             parts.append(f"{passage_header(n, hit.metadata)}\n{text}")
@@ -169,11 +197,35 @@ class Answerer:
             citations = []
         else:
             text = _CITE.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= len(citations) else "", text)
+            if not _CITE.search(text):
+                text = attach_citations(text, citations)
             cited = {int(n) for n in _CITE.findall(text)}
             for c in citations:
                 c.cited = c.n in cited
         yield {"type": "answer", "answer": Answer(question, text, refused, citations, standalone, timings, usage,
                                                   self.model_name)}
+
+    def answer_from_passages(self, question: str, passages: list[dict]) -> Answer:
+        """Answer from given passages instead of retrieval (benchmarks such as RGB fix the passages): the same
+        context building, prompt, LLM and citation handling as `stream`, without retrieval or the evidence gate.
+        Each passage: {"text", "doc_id"?, "title"?, "metadata"?}."""
+        t_start = time.perf_counter()
+        hits = [Hit(p.get("chunk_id") or f"p{i}", p.get("doc_id") or f"p{i}", "", p["text"],
+                    {"title": p.get("title", ""), **(p.get("metadata") or {})}) for i, p in enumerate(passages, 1)]
+        context, citations = self.build_context(hits)
+        out = (self.prompt | self.llm).invoke({"context": context, "question": question})
+        usage = {k: int(v) for k, v in (getattr(out, "usage_metadata", None) or {}).items() if isinstance(v, int)}
+        text = str(out.content).strip()
+        refused = is_refusal(text)
+        if refused:
+            citations = []
+        else:
+            text = _CITE.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= len(citations) else "", text)
+            cited = {int(n) for n in _CITE.findall(text)}
+            for c in citations:
+                c.cited = c.n in cited
+        timings = {"llm_ms": (time.perf_counter() - t_start) * 1000, "total_ms": (time.perf_counter() - t_start) * 1000}
+        return Answer(question, text, refused, citations, question, timings, usage, self.model_name)
 
     def ask(self, question: str, kbs: list[str], filters: Filters | None = None,
             history: list[dict] | None = None) -> Answer:

@@ -31,6 +31,7 @@ def main(profile: Optional[str] = typer.Option(None, "--profile", "-p", envvar="
                                                help="Settings profile(s) from configs/, comma-separated."),
          config: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML file merged over the profile.")):
     _state["profile"], _state["config"] = profile, config
+    _state.pop("container", None)  # each invocation builds from its own options (matters when run in-process)
 
 
 def container():
@@ -59,7 +60,9 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except _known_errors() as exc:
-        err.print(f"[red]错误 error:[/red] {exc}")
+        from rich.markup import escape
+        # one line, never wrapped at the terminal width; the message is text, not rich markup
+        err.print(f"[red]错误 error:[/red] {escape(' '.join(str(exc).split()))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
 
 
@@ -110,10 +113,10 @@ def ingest(paths: list[Path] = typer.Argument(..., help="Files or folders."),
            as_json: bool = typer.Option(False, "--json")):
     """Ingest files (.txt .md .html .docx .pdf .doc .xlsx .pptx, .jsonl records); UTF-8/GBK/GB18030 text."""
     with friendly_errors():
+        extra = _parse_meta(meta)
         c = container()
         with rich_progress("ingest") as progress:
-            report = c.knowledge_bases.ingest_paths(kb, [str(p) for p in paths], progress,
-                                                    extra_metadata=_parse_meta(meta))
+            report = c.knowledge_bases.ingest_paths(kb, [str(p) for p in paths], progress, extra_metadata=extra)
     _print_report(report, as_json)
 
 
@@ -309,6 +312,17 @@ def models_prepare():
                                 lambda done, total: progress("model", done >> 20, total >> 20, "MiB"))
     console.print(f"ready: {path}")
 
+
+from assistant.cli_api import audit_app, keys_app, serve  # noqa: E402  (HTTP API, issue #3)
+app.command()(serve)
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+
+from eval.cli import eval_app  # noqa: E402  (evaluation harness, issue #6)
+app.add_typer(eval_app, name="eval")
+
+from assistant.cli_summarize import summarize as _summarize  # noqa: E402  (batch summaries, issue #5)
+app.command("summarize")(_summarize)
 
 if __name__ == "__main__":
     sys.exit(app())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from functools import cached_property
+from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
 
@@ -30,8 +31,14 @@ class Container:
 
     @cached_property
     def embeddings(self):
+        from pathlib import Path
+
         from assistant.components.embeddings import build_embeddings
-        return build_embeddings(self.settings.embedding)
+        from assistant.components.embeddings.cache import CachedEmbeddings
+        inner = build_embeddings(self.settings.embedding)
+        if not self.settings.embedding.cache:
+            return inner
+        return CachedEmbeddings(inner, Path(self.settings.data_dir) / "embedding_cache.sqlite3", self.embedding_name)
 
     @property
     def embedding_name(self) -> str:
@@ -84,6 +91,52 @@ class Container:
     def qa(self):
         from assistant.services.qa import QAService
         return QAService(self.answerer, self.store.catalog)
+
+    @cached_property
+    def summarize(self):
+        from assistant.services.summarize import SummarizeService
+        return SummarizeService(lambda: self.llm, self.settings, self.model_name)
+
+    @cached_property
+    def drafting(self):
+        from assistant.services.drafting import DraftingService
+        return DraftingService(lambda: self.llm, self.searcher, self.store.catalog, self.settings)
+
+    @cached_property
+    def service_guide(self):
+        from assistant.services.service_guide import ServiceGuideService
+        return ServiceGuideService(lambda: self.llm, self.searcher, self.store.catalog, self.settings)
+
+    # --- HTTP API (issue #3): keys, audit, feedback, jobs, rate limit, plain chat; all SQLite under data_dir
+    @cached_property
+    def api_keys(self):
+        from assistant.services.auth import ApiKeyStore
+        return ApiKeyStore(Path(self.settings.data_dir) / "api_keys.sqlite3")
+
+    @cached_property
+    def audit(self):
+        from assistant.services.audit import AuditLog
+        return AuditLog(Path(self.settings.data_dir) / "audit.sqlite3")
+
+    @cached_property
+    def feedback(self):
+        from assistant.services.feedback import FeedbackService
+        return FeedbackService(Path(self.settings.data_dir) / "feedback.sqlite3", self.audit)
+
+    @cached_property
+    def jobs(self):
+        from assistant.services.jobs import JobManager
+        return JobManager(self.settings.api.jobs_kept)
+
+    @cached_property
+    def rate_limiter(self):
+        from assistant.services.rate_limit import RateLimiter
+        return RateLimiter(self.settings.api.rate_limit_per_minute)
+
+    @cached_property
+    def plain_chat(self):
+        from assistant.services.chat import ChatService
+        return ChatService(lambda: self.llm, self.model_name, self.settings.llm.max_tokens)
 
 
 class _LazyEmbeddings(Embeddings):

@@ -24,6 +24,8 @@ def date_to_int(value: str, end: bool = False) -> int:
     y, mo, d = m.group(1), m.group(2), m.group(3)
     mo_i = int(mo) if mo else (12 if end else 1)
     d_i = int(d) if d else (31 if end else 1)
+    if not (1 <= mo_i <= 12 and 1 <= d_i <= 31):
+        raise FilterError(f"invalid date {value!r}: month or day out of range")
     return int(y) * 10000 + mo_i * 100 + d_i
 
 
@@ -58,7 +60,10 @@ class Filters:
             if value is None or value == "" or value == []:
                 continue
             if key in ("status", "doc_ids"):
-                value = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
+                value = [str(v).strip() for v in (value.split(",") if isinstance(value, str) else value)
+                         if str(v).strip()]
+                if not value:  # "status=," must not silently drop the validity filter (fail open)
+                    raise FilterError(f"filter field {key!r} is empty: give at least one value")
                 if key == "status":
                     bad = [v for v in value if v not in STATUSES and v != ANY]
                     if bad:
@@ -73,11 +78,15 @@ class Filters:
         flt = cls(**kwargs)
         for key in ("date_from", "date_to"):
             if getattr(flt, key):
-                date_to_int(getattr(flt, key))  # validate early, with the field named
+                try:  # validate early, with the field named
+                    date_to_int(getattr(flt, key))
+                except FilterError as exc:
+                    raise FilterError(f"filter field {key!r}: {exc}") from None
         return flt
 
     def with_default_status(self, default: list[str]) -> "Filters":
-        return self if self.status is not None else replace(self, status=list(default))
+        # an empty list is "not given" too: it must never mean "any validity"
+        return self if self.status else replace(self, status=list(default))
 
     def _conditions(self) -> list[tuple[str, str, object]]:
         conds: list[tuple[str, str, object]] = []

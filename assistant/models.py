@@ -68,10 +68,15 @@ def ensure_model(name: str, models_dir: Path, progress: Callable[[int, int], Non
     stamp = target.with_suffix(".verified.json")
     if target.exists() and stamp.exists():
         st = target.stat()
-        if json.loads(stamp.read_text()) == {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": model.sha256}:
+        try:
+            verified = json.loads(stamp.read_text())
+        except ValueError:  # a torn or hand-edited stamp: verify again
+            verified = None
+        if verified == {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": model.sha256}:
             return target
     parts = _part_files(model)
-    tmp = target.with_suffix(".partial")
+    # unique per process: two test sessions (or a CLI and the app) may assemble the same model at once
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.partial")
     digest, done = hashlib.sha256(), 0
     with open(tmp, "wb") as out:
         for part in parts:
@@ -87,5 +92,7 @@ def ensure_model(name: str, models_dir: Path, progress: Callable[[int, int], Non
         raise ModelError(f"model {name}: sha256 mismatch after assembly ({digest.hexdigest()}); refusing to load it")
     os.replace(tmp, target)
     st = target.stat()
-    stamp.write_text(json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": model.sha256}))
+    stamp_tmp = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
+    stamp_tmp.write_text(json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": model.sha256}))
+    os.replace(stamp_tmp, stamp)
     return target

@@ -107,14 +107,24 @@ class HybridSearcher:
         weights = {"bm25": s.weights.get("bm25", 1.0), "dense": s.weights.get("dense", 1.0)}
         for name, ranked in (("bm25", bm25_lists[:s.candidates]), ("dense", dense_lists[:s.candidates])):
             for rank, (kb, cid, score) in enumerate(ranked, start=1):
-                hit = hits.setdefault((kb, cid), Hit(cid, "", kb, "", {}))
+                hit = hits.setdefault((kb, cid), Hit(cid, cid.rsplit("#", 2)[0], kb, "", {}))
                 setattr(hit, f"{name}_score", round(score, 6))
                 setattr(hit, f"{name}_rank", rank)
                 hit.score += weights[name] / (s.rrf_k + rank)
+        doc_weight = s.weights.get("doc_bm25", 0.0)
+        if doc_weight and mode == "hybrid" and hits:
+            # document-level BM25 as a third ranking, applied to the candidate chunks of each document
+            doc_lists = sorted(((kb, d, sc) for kb in kbs for d, sc in
+                                self.store.bm25.doc_index(kb).search(q_tokens, s.candidates)), key=lambda x: -x[2])
+            doc_rank = {(kb, d): r for r, (kb, d, _) in enumerate(doc_lists, start=1)}
+            for (kb, _), hit in hits.items():
+                if (kb, hit.doc_id) in doc_rank:
+                    hit.score += doc_weight / (s.rrf_k + doc_rank[(kb, hit.doc_id)])
         # ties: best single-list rank first, then BM25 rank (exact term matches matter in 公文)
         ordered = sorted(hits.values(), key=lambda h: (-h.score, min(h.bm25_rank or 10**9, h.dense_rank or 10**9),
                                                        h.bm25_rank or 10**9))
-        pool = ordered[:max(top_k, self.rerank_top_n)] if s else ordered
+        # a little headroom: vectors of uncommitted documents drop out in _resolve
+        pool = ordered[:max(top_k + 10, self.rerank_top_n)]
         resolved = self._resolve(pool, query)
         if len(resolved) > 1:
             t0 = time.perf_counter()

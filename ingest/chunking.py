@@ -86,7 +86,8 @@ def _heading(line: str, is_title: bool, in_article: bool) -> tuple[int, str, boo
             return level, head[:40], True, "numbered"  # run-in heading: "一、总体要求。以……"
     if md:
         return len(md.group(1)), text, False, "soft"
-    if is_title and len(text) <= 30 and not _has_end(text):
+    # parsers flag most short Chinese lines as titles: a lead-in clause ("…并符合下列条件：") is body text
+    if is_title and len(text) <= 30 and not _has_end(text) and not re.search(r"[，,：:、]", text):
         return 2, text, False, "soft"
     return None
 

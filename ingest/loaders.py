@@ -137,10 +137,24 @@ def load_file(path: Path, source_name: str | None = None) -> Iterator[SourceDocu
     text = decode_text(path.read_bytes(), str(path)) if suffix in TEXT_SUFFIXES else None
     blocks = _partition(path, text)
     if not blocks:
+        if suffix == ".pdf":
+            _check_pdf(path)  # unstructured returns nothing for a corrupt PDF: say so rather than "needs OCR"
         raise LoadError(str(path), "no text found (a scanned PDF needs OCR first)" if suffix == ".pdf"
                         else "no text found")
     full = "\n".join(b.text for b in blocks)
     yield SourceDocument(doc_id=derive_doc_id(source), title="", source=source, text=full, blocks=blocks)
+
+
+def _check_pdf(path: Path) -> None:
+    try:
+        from pypdf import PdfReader
+    except ImportError:
+        return
+    try:
+        len(PdfReader(str(path), strict=False).pages)
+    except Exception as exc:  # noqa: BLE001 - pypdf raises several types for damaged files
+        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise LoadError(str(path), f"cannot parse .pdf file (damaged or not a PDF): {msg}") from None
 
 
 def load_jsonl(path: Path) -> Iterator[SourceDocument | LoadError]:

@@ -144,7 +144,8 @@ class IngestPipeline:
         self.store.bm25.apply(kb, removed=[i for i in old_ids if i not in set(new_ids)],
                               added=[(r.chunk_id, r.tokens, r.metadata) for r in records],
                               new_version=catalog.kb_version(kb))
-        return DocResult(doc.source, doc.doc_id, "replaced" if existing else "added", len(records),
+        # a document left pending by a crash had no visible version: completing it adds it
+        return DocResult(doc.source, doc.doc_id, "replaced" if old_ids else "added", len(records),
                          seconds=time.perf_counter() - t0, title=meta["title"])
 
     def ingest_documents(self, kb: str, items: Iterable[SourceDocument | LoadError], total: int | None = None,

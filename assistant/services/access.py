@@ -9,6 +9,9 @@ class AccessDenied(PermissionError):
     pass
 
 
+ROLES = ("reader", "editor", "admin")     # each role can do what the ones before it can
+
+
 @dataclass(frozen=True)
 class Principal:
     name: str
@@ -38,3 +41,10 @@ def readable_kbs(principal: Principal, requested: list[str]) -> list[str]:
 def require_write(principal: Principal, kb: str) -> None:
     if not principal.can_write(kb):
         raise AccessDenied(f"{principal.name} ({principal.role}) may not change knowledge base {kb!r}")
+
+
+def require_role(principal: Principal, role: str) -> None:
+    """At least `role` (reader < editor < admin)."""
+    have = ROLES.index(principal.role) if principal.role in ROLES else -1
+    if have < ROLES.index(role):
+        raise AccessDenied(f"{principal.name} ({principal.role}) may not do this: needs role {role}")

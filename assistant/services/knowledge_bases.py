@@ -1,12 +1,13 @@
 """Knowledge bases and their documents: create, list, inspect, delete, re-index, ingest."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from assistant.components.store import KnowledgeStore
 from assistant.components.store.catalog import CatalogError
 from assistant.progress import Progress, no_progress
-from assistant.services.access import LOCAL_ADMIN, Principal, require_write
+from assistant.services.access import LOCAL_ADMIN, Principal, readable_kbs, require_write
 from ingest.laws import count_articles, iter_law_documents, select_laws
 from ingest.loaders import SourceDocument
 from ingest.pipeline import IngestPipeline, IngestReport
@@ -17,16 +18,21 @@ class KnowledgeBaseService:
         self.store = store
         self.catalog = store.catalog
         self.pipeline = pipeline
+        # one writer at a time: the embedded Chroma and the BM25 files are not safe for concurrent writers
+        # (API jobs, UI uploads and deletes share this service); reads never take it
+        self.write_lock = threading.RLock()
 
     def create(self, kb: str, description: str = "", principal: Principal = LOCAL_ADMIN) -> dict:
         if principal.role != "admin":
             require_write(principal, kb)
-        return self.catalog.create_kb(kb, self.pipeline.embedding_name, description)
+        with self.write_lock:
+            return self.catalog.create_kb(kb, self.pipeline.embedding_name, description)
 
     def list(self, principal: Principal = LOCAL_ADMIN) -> list[dict]:
         return [kb for kb in self.catalog.list_kbs() if principal.can_read(kb["name"])]
 
-    def info(self, kb: str) -> dict:
+    def info(self, kb: str, principal: Principal = LOCAL_ADMIN) -> dict:
+        readable_kbs(principal, [kb])
         info = dict(self.catalog.require_kb(kb))
         docs = self.catalog.list_documents(kb)
         info["documents"] = sum(1 for d in docs if d["state"] == "complete")
@@ -44,13 +50,17 @@ class KnowledgeBaseService:
         self.catalog.require_kb(kb)
         if principal.role != "admin":
             raise CatalogError("only an admin may delete a knowledge base")
-        self.store.delete_kb(kb)
+        with self.write_lock:
+            self.store.delete_kb(kb)
 
-    def documents(self, kb: str, limit: int | None = None, offset: int = 0) -> list[dict]:
+    def documents(self, kb: str, limit: int | None = None, offset: int = 0,
+                  principal: Principal = LOCAL_ADMIN) -> list[dict]:
+        readable_kbs(principal, [kb])
         self.catalog.require_kb(kb)
         return self.catalog.list_documents(kb, limit, offset)
 
-    def document(self, kb: str, doc_id: str, with_chunks: bool = False) -> dict:
+    def document(self, kb: str, doc_id: str, with_chunks: bool = False, principal: Principal = LOCAL_ADMIN) -> dict:
+        readable_kbs(principal, [kb])
         doc = self.catalog.get_document(kb, doc_id)
         if doc is None:
             raise CatalogError(f"document {doc_id!r} not found in knowledge base {kb!r}")
@@ -61,9 +71,10 @@ class KnowledgeBaseService:
     def delete_document(self, kb: str, doc_id: str, principal: Principal = LOCAL_ADMIN) -> None:
         require_write(principal, kb)
         self.document(kb, doc_id)
-        self.catalog.delete_document(kb, doc_id)
-        self.store.vectors.delete_document(kb, doc_id)
-        self.store.bm25.flush(kb)
+        with self.write_lock:
+            self.catalog.delete_document(kb, doc_id)
+            self.store.vectors.delete_document(kb, doc_id)
+            self.store.bm25.flush(kb)
 
     def reindex_document(self, kb: str, doc_id: str, principal: Principal = LOCAL_ADMIN) -> IngestReport:
         """Re-chunk and re-embed a stored document from its stored text (after a chunking or model change)."""
@@ -72,19 +83,22 @@ class KnowledgeBaseService:
         text = "\n".join(c["text"] for c in doc["chunks"])
         source = SourceDocument(doc_id, doc["title"] or "", doc["source"] or doc_id, text,
                                 metadata=doc["metadata"], extract_metadata=False)
-        self.catalog.mark_pending(kb, doc_id, "reindex", doc["title"], doc["source"], doc["metadata"])
-        return self.pipeline.ingest_documents(kb, [source])
+        with self.write_lock:
+            self.catalog.mark_pending(kb, doc_id, "reindex", doc["title"], doc["source"], doc["metadata"])
+            return self.pipeline.ingest_documents(kb, [source])
 
     def ingest_paths(self, kb: str, paths: list[str | Path], progress: Progress = no_progress,
                      principal: Principal = LOCAL_ADMIN, source_names: dict[str, str] | None = None,
                      description: str = "", extra_metadata: dict | None = None) -> IngestReport:
         self._prepare(kb, principal, description)
-        return self.pipeline.ingest_paths(kb, paths, progress, source_names, extra_metadata)
+        with self.write_lock:
+            return self.pipeline.ingest_paths(kb, paths, progress, source_names, extra_metadata)
 
     def ingest_documents(self, kb: str, docs: list[SourceDocument], progress: Progress = no_progress,
                          principal: Principal = LOCAL_ADMIN) -> IngestReport:
         self._prepare(kb, principal, "")
-        return self.pipeline.ingest_documents(kb, docs, len(docs), progress)
+        with self.write_lock:
+            return self.pipeline.ingest_documents(kb, docs, len(docs), progress)
 
     def ingest_laws(self, kb: str, names: list[str] | None = None, progress: Progress = no_progress,
                     principal: Principal = LOCAL_ADMIN) -> IngestReport:
@@ -94,7 +108,8 @@ class KnowledgeBaseService:
         if not laws:
             raise CatalogError(f"no law in laws.db matches {names}")
         progress("laws", 0, len(laws), f"{count_articles([law['law_id'] for law in laws])} articles")
-        return self.pipeline.ingest_documents(kb, iter_law_documents(laws), len(laws), progress)
+        with self.write_lock:
+            return self.pipeline.ingest_documents(kb, iter_law_documents(laws), len(laws), progress)
 
     def _prepare(self, kb: str, principal: Principal, description: str) -> None:
         if self.catalog.get_kb(kb) is None:

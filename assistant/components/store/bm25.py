@@ -115,72 +115,92 @@ class BM25Index:
 
 
 class BM25Store:
-    """One BM25Index per knowledge base, kept in step with the catalog version."""
+    """Per knowledge base, two BM25 indexes kept in step with the catalog version: one over chunks, and one
+    over whole documents (all their chunks' tokens) whose ranking lifts chunks of documents that match as a
+    whole, as classic document-level BM25 does."""
 
     def __init__(self, directory: Path, catalog: Catalog):
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.catalog = catalog
-        self._indexes: dict[str, BM25Index] = {}
+        self._indexes: dict[str, tuple[BM25Index, BM25Index]] = {}
         self._lock = threading.RLock()
 
     def _path(self, kb: str) -> Path:
         return self.dir / f"{kb}.pkl"
 
-    def index(self, kb: str) -> BM25Index:
+    def _pair(self, kb: str) -> tuple[BM25Index, BM25Index]:
         with self._lock:
             version = self.catalog.kb_version(kb)
-            idx = self._indexes.get(kb)
-            if idx is not None and idx.version == version:
-                return idx
-            idx = self._load(kb, version) or self._rebuild(kb, version)
-            self._indexes[kb] = idx
-            return idx
+            pair = self._indexes.get(kb)
+            if pair is not None and pair[0].version == version:
+                return pair
+            pair = self._load(kb, version) or self._rebuild(kb, version)
+            self._indexes[kb] = pair
+            return pair
 
-    def _load(self, kb: str, version: int) -> BM25Index | None:
+    def index(self, kb: str) -> BM25Index:
+        """The chunk index."""
+        return self._pair(kb)[0]
+
+    def doc_index(self, kb: str) -> BM25Index:
+        """The document index (ids are doc_ids)."""
+        return self._pair(kb)[1]
+
+    def _load(self, kb: str, version: int) -> tuple[BM25Index, BM25Index] | None:
         try:
             with open(self._path(kb), "rb") as f:
-                idx = pickle.load(f)
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+                pair = pickle.load(f)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
             return None
-        return idx if isinstance(idx, BM25Index) and idx.version == version else None
+        ok = isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(i, BM25Index) for i in pair)
+        return pair if ok and pair[0].version == version else None
 
-    def _rebuild(self, kb: str, version: int) -> BM25Index:
+    def _rebuild(self, kb: str, version: int) -> tuple[BM25Index, BM25Index]:
         import json
-        idx = BM25Index()
+        idx, docs = BM25Index(), BM25Index()
+        doc_tokens: dict[str, list[str]] = {}
         for row in self.catalog.iter_chunks(kb):
             tokens = row["tokens"].split()
             meta = json.loads(row["metadata"])
             meta["_tokens"] = sorted(set(tokens))
             idx.add(row["chunk_id"], tokens, meta)
-        idx.version = version
-        self._save(kb, idx)
-        return idx
+            doc_tokens.setdefault(row["doc_id"], []).extend(tokens)
+        for doc_id, tokens in doc_tokens.items():
+            docs.add(doc_id, tokens, {"_tokens": sorted(set(tokens))})
+        idx.version = docs.version = version
+        self._save(kb, (idx, docs))
+        return idx, docs
 
-    def _save(self, kb: str, idx: BM25Index) -> None:
+    def _save(self, kb: str, pair: tuple[BM25Index, BM25Index]) -> None:
         tmp = self._path(kb).with_suffix(".tmp")
         with open(tmp, "wb") as f:
-            pickle.dump(idx, f, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(pair, f, protocol=pickle.HIGHEST_PROTOCOL)
         tmp.replace(self._path(kb))
 
     def apply(self, kb: str, removed: list[str], added: list[tuple[str, list[str], dict]], new_version: int) -> None:
-        """Apply one committed document change to a loaded index; otherwise the next search rebuilds."""
+        """Apply one committed document change (all its chunks) to loaded indexes; else the next search rebuilds."""
         with self._lock:
-            idx = self._indexes.get(kb)
-            if idx is None or idx.version != new_version - 1:
+            pair = self._indexes.get(kb)
+            if pair is None or pair[0].version != new_version - 1:
                 self._indexes.pop(kb, None)
                 return
+            idx, docs = pair
             for chunk_id in removed:
                 idx.remove(chunk_id)
+            doc_tokens: dict[str, list[str]] = {}
             for chunk_id, tokens, meta in added:
                 idx.add(chunk_id, tokens, {**meta, "_tokens": sorted(set(tokens))})
-            idx.version = new_version
+                doc_tokens.setdefault(meta["doc_id"], []).extend(tokens)
+            for doc_id, tokens in doc_tokens.items():
+                docs.add(doc_id, tokens, {"_tokens": sorted(set(tokens))})
+            idx.version = docs.version = new_version
 
     def flush(self, kb: str) -> None:
         with self._lock:
-            idx = self._indexes.get(kb)
-            if idx is not None and idx.version == self.catalog.kb_version(kb):
-                self._save(kb, idx)
+            pair = self._indexes.get(kb)
+            if pair is not None and pair[0].version == self.catalog.kb_version(kb):
+                self._save(kb, pair)
 
     def drop(self, kb: str) -> None:
         with self._lock:

@@ -1,0 +1,1 @@
+"""One module per feature, each exposing `router`; app.py includes every module of this package."""

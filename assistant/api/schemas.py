@@ -1,0 +1,134 @@
+"""Request and response bodies of the /api/v1 routes. Requests forbid unknown fields, so a typo is a 422 that
+names the field instead of being silently ignored; lengths are bounded so no request can ask for unbounded work."""
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from assistant.components.store.catalog import KB_NAME
+
+KbName = Annotated[str, StringConstraints(pattern=KB_NAME.pattern)]
+FilterValue = str | list[str]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KbSelection(Strict):
+    kb_required: ClassVar[bool] = True
+    kb: KbName | None = Field(None, description="One knowledge base.")
+    kbs: list[KbName] | None = Field(None, max_length=20, description="Several knowledge bases.")
+
+    @model_validator(mode="after")
+    def _one_given(self) -> "KbSelection":
+        if self.kb_required and not self.kb and not self.kbs:
+            raise ValueError("give the knowledge base: 'kb' or 'kbs'")
+        return self
+
+    def selected_kbs(self) -> list[str]:
+        return list(dict.fromkeys(([self.kb] if self.kb else []) + list(self.kbs or [])))
+
+
+class Turn(Strict):
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=4000)
+
+
+class AskRequest(KbSelection):
+    question: str = Field(min_length=1, max_length=2000, examples=["新生儿落户需要哪些材料？"])
+    filters: dict[str, FilterValue] | None = Field(
+        None, max_length=20, description="status (default 现行有效; '*' for any), agency, doc_type, date_from, "
+                                         "date_to, doc_ids, or any exact metadata field such as law.")
+    history: list[Turn] | None = Field(None, max_length=20, description="Earlier turns, oldest first.")
+
+
+class SearchRequest(KbSelection):
+    query: str = Field(min_length=1, max_length=2000)
+    filters: dict[str, FilterValue] | None = Field(None, max_length=20)
+    top_k: int = Field(5, ge=1, le=50)
+    mode: Literal["hybrid", "bm25", "dense"] = "hybrid"
+
+
+class CitationOut(BaseModel):
+    n: int
+    doc_id: str
+    chunk_id: str
+    kb: str
+    title: str
+    label: str = Field(description="《法名》第X条 or 《标题》（文号）")
+    text: str
+    metadata: dict[str, Any]
+    cited: bool = Field(description="The answer cites it as [n].")
+
+
+class AskResponse(BaseModel):
+    question: str
+    answer: str
+    refused: bool = Field(description="No evidence in the knowledge base: the answer is the refusal line.")
+    citations: list[CitationOut]
+    standalone_question: str
+    timings: dict[str, float]
+    usage: dict[str, int]
+    model: str
+    answer_id: str = Field(description="For POST /api/v1/feedback.")
+    ai_generated: bool = Field(description="人工智能生成合成内容标识 (always true for generated answers).")
+
+
+class HitOut(BaseModel):
+    doc_id: str
+    chunk_id: str
+    kb: str
+    title: str
+    text: str
+    score: float
+    metadata: dict[str, Any]
+    scores: dict[str, Any]
+
+
+class SearchResponse(BaseModel):
+    hits: list[HitOut]
+    timings: dict[str, float]
+
+
+class KbCreate(Strict):
+    name: KbName = Field(description="Letters, digits, '-' or '_' (the Chinese name goes in the description).")
+    description: str = Field("", max_length=500)
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status_url: str
+    kb: str
+    files: list[str] = []
+
+
+class GuideRequest(KbSelection):
+    request: str = Field(min_length=1, max_length=500, examples=["我要开办餐饮店"])
+
+
+class DraftRequest(KbSelection):
+    kb_required: ClassVar[bool] = False   # a 会议纪要 can be drafted from notes in `requirements` alone
+    doc_type: str = Field(min_length=1, max_length=20, description="通知 / 请示 / 报告 / 函 / 会议纪要")
+    topic: str = Field(min_length=1, max_length=200)
+    requirements: str = Field("", max_length=2000)
+    doc_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None = Field(None, max_length=50)
+    issuer: str = Field("", max_length=200)
+    recipients: str = Field("", max_length=200)
+    date: str | None = Field(None, max_length=20, description="成文日期, e.g. 2025-03-18 (default today)")
+
+
+class PolishRequest(Strict):
+    text: str = Field(min_length=1, max_length=6000)
+    instruction: str = Field("", max_length=500)
+
+
+class ExtractRequest(Strict):
+    text: str = Field(min_length=1, max_length=20000)
+
+
+class FeedbackRequest(Strict):
+    answer_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    rating: Literal["up", "down"]
+    comment: str = Field("", max_length=2000)

@@ -1,0 +1,108 @@
+"""`gov-assistant serve | keys | audit`: the HTTP API's commands (registered on the main app in cli.py).
+They run on the host that holds the data directory, so they act as the local operator."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+keys_app = typer.Typer(help="API keys for the HTTP API (shown once, stored hashed).", no_args_is_help=True)
+audit_app = typer.Typer(help="The append-only audit log of the HTTP API.", no_args_is_help=True)
+
+
+def _cli():
+    from assistant import cli  # late: cli.py imports this module at its end
+    return cli
+
+
+def serve(host: Optional[str] = typer.Option(None, "--host", help="Default: server.host (127.0.0.1)."),
+          port: Optional[int] = typer.Option(None, "--port", help="Default: server.port (8000)."),
+          ui: bool = typer.Option(True, "--ui/--no-ui", help="Mount the web UI at /ui when it is installed.")):
+    """Start the HTTP API (OpenAPI docs at /docs; OpenAI-compatible at /v1)."""
+    import uvicorn
+
+    from assistant.api.app import create_app
+    from assistant.services.auth import ENV_ADMIN_KEY
+    cli = _cli()
+    with cli.friendly_errors():
+        c = cli.container()
+        app = create_app(c, with_ui=ui)
+        if not c.api_keys.list():
+            cli.err.print("[yellow]No API key exists yet[/]: every request will get 401. Create one with\n"
+                          "  gov-assistant keys create --name admin --role admin\n"
+                          f"or start with {ENV_ADMIN_KEY}=<a secret of 16+ characters> for a demo admin key.")
+    host, port = host or c.settings.server.host, port or c.settings.server.port
+    cli.err.print(f"serving on http://{host}:{port} (docs: /docs, OpenAI base_url: http://{host}:{port}/v1)",
+                  soft_wrap=True)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@keys_app.command("create")
+def keys_create(name: str = typer.Option(..., "--name", help="Who or what uses the key (unique)."),
+                role: str = typer.Option("reader", "--role", help="admin | editor | reader"),
+                kb: list[str] = typer.Option([], "--kb", help="Readable knowledge base (repeatable); '*' = all."),
+                department: list[str] = typer.Option([], "--department", help="Department (repeatable).")):
+    """Create a key. The key is printed once and cannot be shown again."""
+    cli = _cli()
+    with cli.friendly_errors():
+        secret, rec = cli.container().api_keys.create(name, role, list(kb), list(department))
+    cli.err.print(f"created key {rec['id']} for {rec['name']} ({rec['role']}; kbs: {', '.join(rec['kbs']) or '-'}). "
+                  "Store it now; it is not shown again:")
+    print(secret)
+
+
+@keys_app.command("list")
+def keys_list(all_keys: bool = typer.Option(False, "--all", help="Include revoked keys."),
+              as_json: bool = typer.Option(False, "--json")):
+    from assistant.services.auth import public_record
+    cli = _cli()
+    with cli.friendly_errors():
+        keys = [public_record(k) for k in cli.container().api_keys.list(include_revoked=all_keys)]
+    if as_json:
+        print(json.dumps(keys, ensure_ascii=False, indent=1))
+        return
+    table = Table("id", "name", "role", "kbs", "departments", "prefix", "created", "last used", "revoked")
+    for k in keys:
+        table.add_row(k["id"], k["name"], k["role"], ",".join(k["kbs"]), ",".join(k["departments"]), k["prefix"] + "…",
+                      k["created_at"], k["last_used_at"] or "", k["revoked_at"] or "")
+    cli.console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: str = typer.Argument(..., help="Key id (k_…) or name.")):
+    cli = _cli()
+    with cli.friendly_errors():
+        n = cli.container().api_keys.revoke(key)
+    if not n:
+        cli.err.print(f"[red]no active key {key!r}[/]")
+        raise typer.Exit(1)
+    cli.console.print(f"revoked {key}")
+
+
+@audit_app.command("tail")
+def audit_tail(n: int = typer.Option(20, "-n", help="How many of the latest entries."),
+               as_json: bool = typer.Option(False, "--json")):
+    cli = _cli()
+    with cli.friendly_errors():
+        entries = cli.container().audit.tail(n)
+    if as_json:
+        for e in entries:
+            print(json.dumps(e, ensure_ascii=False))
+        return
+    table = Table("time", "principal", "ip", "operation", "status", "outcome", "kb", "question", "sources", "ms")
+    for e in entries:
+        table.add_row(e["ts"], e["principal"], e["client_ip"] or "", e["operation"], str(e["status"] or ""),
+                      e["outcome"], e["kb"] or "", (e["question"] or "")[:30], str(len(e["sources"])),
+                      f"{e['latency_ms'] or 0:.0f}")
+    cli.console.print(table)
+
+
+@audit_app.command("export")
+def audit_export(out: Path = typer.Option(..., "--out", help="JSONL file to write.")):
+    cli = _cli()
+    with cli.friendly_errors():
+        n = cli.container().audit.export(out)
+    cli.console.print(f"wrote {n} entries to {out}")

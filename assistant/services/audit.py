@@ -1,0 +1,89 @@
+"""Append-only audit log (SQLite under data_dir): who asked what of which knowledge base, what came back.
+
+Triggers reject UPDATE and DELETE, so rows can only be added through this code or any other SQLite client.
+Fields are chosen so that no secret can enter: no headers, no query strings, no API keys, only the key's name.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from assistant.components.store.catalog import now_iso
+
+MAX_QUESTION_CHARS = 2000
+FIELDS = ("ts", "principal", "client_ip", "operation", "method", "path", "status", "outcome", "kb", "question",
+          "sources", "model", "answer_id", "latency_ms")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, principal TEXT NOT NULL, client_ip TEXT,
+  operation TEXT NOT NULL, method TEXT, path TEXT, status INTEGER, outcome TEXT NOT NULL, kb TEXT,
+  question TEXT, sources TEXT NOT NULL DEFAULT '[]', model TEXT, answer_id TEXT, latency_ms REAL);
+CREATE INDEX IF NOT EXISTS audit_by_answer ON audit(answer_id);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+
+class AuditLog:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")   # WAL + NORMAL: durable across crashes, fast per row
+        self._db.executescript(SCHEMA)
+
+    def record(self, *, principal: str, operation: str, outcome: str, client_ip: str | None = None,
+               method: str | None = None, path: str | None = None, status: int | None = None,
+               kb: str | list[str] | None = None, question: str | None = None, sources: list[str] | None = None,
+               model: str | None = None, answer_id: str | None = None, latency_ms: float | None = None) -> None:
+        if isinstance(kb, list):
+            kb = ",".join(kb)
+        row = (now_iso(), principal, client_ip, operation, method, path, status, outcome, kb,
+               (question or None) and question[:MAX_QUESTION_CHARS], json.dumps(sources or [], ensure_ascii=False),
+               model, answer_id, None if latency_ms is None else round(latency_ms, 1))
+        with self._lock:
+            self._db.execute(f"INSERT INTO audit({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})", row)
+
+    def tail(self, n: int = 20) -> list[dict]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (max(n, 0),)).fetchall()
+        return [_entry(r) for r in reversed(rows)]
+
+    def iter_all(self) -> Iterator[dict]:
+        last = 0
+        while True:   # in pages, so an export never holds the lock (or the whole log) for long
+            with self._lock:
+                rows = self._db.execute("SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT 1000", (last,)).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield _entry(r)
+            last = rows[-1]["id"]
+
+    def export(self, out: Path) -> int:
+        n = 0
+        with open(out, "w", encoding="utf-8") as f:
+            for entry in self.iter_all():
+                f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                n += 1
+        return n
+
+    def find_answer(self, answer_id: str) -> dict | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM audit WHERE answer_id=? ORDER BY id LIMIT 1", (answer_id,)).fetchone()
+        return _entry(row) if row else None
+
+
+def _entry(row: sqlite3.Row) -> dict:
+    entry = dict(row)
+    entry["sources"] = json.loads(entry["sources"] or "[]")
+    return entry

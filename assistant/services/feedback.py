@@ -1,0 +1,72 @@
+"""👍/👎 on answers, stored in SQLite under data_dir; exported as JSONL for evaluation, joined with the audit
+record of the answer (question, knowledge base, returned sources, model) so each line is a labelled example."""
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from assistant.components.store.catalog import now_iso
+from assistant.services.access import LOCAL_ADMIN, Principal
+from assistant.services.audit import AuditLog
+
+ANSWER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+RATINGS = ("up", "down")
+MAX_COMMENT_CHARS = 2000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, answer_id TEXT NOT NULL, rating TEXT NOT NULL, comment TEXT NOT NULL,
+  principal TEXT NOT NULL, created_at TEXT NOT NULL, context TEXT NOT NULL DEFAULT '{}');
+"""
+
+
+class FeedbackService:
+    def __init__(self, path: Path, audit: AuditLog | None = None):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.audit = audit
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+
+    def add(self, answer_id: str, rating: str, comment: str = "", principal: Principal | str = LOCAL_ADMIN,
+            question: str | None = None, answer: str | None = None, model: str | None = None,
+            source_ids: list[str] | None = None, kbs: list[str] | None = None, **_: object) -> dict:
+        """Callers that hold the answer (the UI) pass its context; API callers send only the id and the audit
+        record of the answer fills in the rest at export time."""
+        if not ANSWER_ID.match(answer_id or ""):
+            raise ValueError("answer_id must be 1-64 letters, digits, '-' or '_'")
+        if rating not in RATINGS:
+            raise ValueError(f"rating must be one of {', '.join(RATINGS)}")
+        if len(comment or "") > MAX_COMMENT_CHARS:
+            raise ValueError(f"comment is longer than {MAX_COMMENT_CHARS} characters")
+        context = {k: v for k, v in {"question": question, "answer": answer, "model": model, "sources": source_ids,
+                                     "kb": ",".join(kbs) if kbs else None}.items() if v}
+        name = principal.name if isinstance(principal, Principal) else str(principal)
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO feedback(answer_id, rating, comment, principal, created_at, context) VALUES (?,?,?,?,?,?)",
+                (answer_id, rating, comment or "", name, now_iso(), json.dumps(context, ensure_ascii=False)))
+        return {"id": cur.lastrowid, "answer_id": answer_id, "rating": rating}
+
+    def records(self) -> Iterator[dict]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM feedback ORDER BY id").fetchall()
+        for row in rows:
+            rec = dict(row)
+            context = json.loads(rec.pop("context") or "{}")
+            origin = self.audit.find_answer(rec["answer_id"]) if self.audit else None
+            if origin:
+                rec.update({k: origin[k] for k in ("question", "kb", "sources", "model")})
+                rec["asked_by"] = origin["principal"]
+            rec.update(context)
+            yield rec
+
+    def export_jsonl(self) -> Iterator[str]:
+        for rec in self.records():
+            yield json.dumps(rec, ensure_ascii=False) + "\n"

@@ -1,0 +1,102 @@
+"""Background ingestion jobs: one worker thread runs them in order (the embedded Chroma has one writer), each
+job keeps the pipeline's progress callback state and, when done, the per-file results. Jobs live in memory:
+a restart forgets them (the documents they ingested stay, the catalog is the source of truth)."""
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from assistant.components.store.catalog import now_iso
+from assistant.progress import Progress
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str                       # upload | reindex
+    kb: str
+    owner: str
+    state: str = "queued"           # queued | running | done | failed (the job itself crashed)
+    created_at: str = field(default_factory=now_iso)
+    finished_at: str | None = None
+    progress: dict = field(default_factory=lambda: {"phase": "queued", "done": 0, "total": None, "detail": ""})
+    files: list[str] = field(default_factory=list)
+    results: list[dict] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "done" and not self.counts.get("failed")
+
+    def to_dict(self) -> dict:
+        return {**{k: getattr(self, k) for k in self.__dataclass_fields__}, "ok": self.ok}
+
+
+class JobManager:
+    def __init__(self, keep: int = 200):
+        self.keep = keep
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._lock = threading.Lock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-job")
+
+    def submit(self, kind: str, kb: str, owner: str, work: Callable[[Progress], object],
+               files: list[str] | None = None, cleanup: Callable[[], None] | None = None) -> Job:
+        """work(progress) returns an IngestReport (or a list of them); it runs on the worker thread."""
+        job = Job("job_" + secrets.token_hex(8), kind, kb, owner, files=list(files or []))
+        with self._lock:
+            self._jobs[job.id] = job
+            self._forget_old()
+        self._worker.submit(self._run, job, work, cleanup)
+        return job
+
+    def _run(self, job: Job, work: Callable[[Progress], object], cleanup: Callable[[], None] | None) -> None:
+        def progress(phase: str, done: int, total: int | None, detail: str = "") -> None:
+            job.progress = {"phase": phase, "done": done, "total": total, "detail": detail[:200]}
+
+        t0 = time.perf_counter()
+        job.state = "running"
+        try:
+            out = work(progress)
+            for report in out if isinstance(out, list) else [out]:
+                job.results += report.to_dict()["results"]
+            for r in job.results:
+                job.counts[r["status"]] = job.counts.get(r["status"], 0) + 1
+            job.state = "done"   # per-file failures are in results/counts ("ok": false), not a failed job
+        except Exception as exc:  # noqa: BLE001 - the job reports it; the worker thread must survive
+            job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"[:500]
+        finally:
+            job.seconds = round(time.perf_counter() - t0, 2)
+            job.finished_at = now_iso()
+            if cleanup:
+                cleanup()
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def list(self, owner: str | None = None) -> list[Job]:
+        with self._lock:
+            return [j for j in self._jobs.values() if owner is None or j.owner == owner]
+
+    def wait(self, job_id: str, timeout_s: float = 60) -> Job:
+        """For tests and scripts: block until the job has finished."""
+        deadline = time.monotonic() + timeout_s
+        while (job := self.get(job_id)) is not None and job.state in ("queued", "running"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job.state} after {timeout_s} s")
+            time.sleep(0.05)
+        if job is None:
+            raise KeyError(job_id)
+        return job
+
+    def _forget_old(self) -> None:
+        finished = [j.id for j in self._jobs.values() if j.state in ("done", "failed")]
+        for job_id in finished[:max(len(self._jobs) - self.keep, 0)]:
+            del self._jobs[job_id]

@@ -1,0 +1,157 @@
+"""`gov-assistant eval run|compare`: the evaluation harness on the command line (registered in assistant/cli.py)."""
+from __future__ import annotations
+
+import os
+import shlex
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+eval_app = typer.Typer(help="Evaluation: benchmarks through the product's own services, with reports.",
+                       no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+
+@contextmanager
+def _progress() -> Iterator:
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), TextColumn("{task.fields[detail]}", style="dim"), console=err) as bar:
+        task = bar.add_task("eval", total=None, detail="")
+
+        def update(phase: str, done: int, total: int | None, detail: str = "") -> None:
+            bar.update(task, description=phase, completed=done, total=total, detail=detail[:40])
+
+        yield update
+
+
+def _command_line(state: dict, args: list[tuple[str, object]]) -> str:
+    """The command that reproduces this run (from the parsed options, so it is right in-process too)."""
+    env = [f"{k}={shlex.quote(os.environ[k])}" for k in ("GOV_ASSISTANT_DATA_DIR",) if os.environ.get(k)]
+    words = ["gov-assistant"]
+    if state.get("profile"):
+        words += ["-p", str(state["profile"])]
+    if state.get("config"):
+        words += ["-c", str(state["config"])]
+    words += ["eval", "run"]
+    for flag, value in args:
+        if value is True:
+            words.append(flag)
+        elif value not in (None, False):
+            words += [flag, str(value)]
+    return " ".join(env + [shlex.join(words)])
+
+
+def _print_summary(summary: dict, suite: str, out: Path) -> None:
+    agg = summary["suites"].get(suite, {})
+    if agg.get("retrieval"):
+        t = Table("mode", "n", "R@1", "R@5", "R@10", "MRR@10", "nDCG@10", title=f"{suite}: document retrieval")
+        for mode, m in agg["retrieval"].items():
+            t.add_row(mode, str(m["n"]), *(f"{m[k]:.3f}" for k in ("R@1", "R@5", "R@10", "MRR@10", "nDCG@10")))
+        for label, pub in (agg.get("published") or {}).items():
+            t.add_row(label, "", *(f"{pub[k]:.3f}" if k in pub else "–" for k in ("R@1", "R@5", "R@10", "MRR@10",
+                                                                               "nDCG@10")), style="dim")
+        console.print(t)
+    a = agg.get("answer")
+    if a:
+        keys = [k for k in ("f1", "em", "rouge_l", "citation_acc", "refusal_rate") if k in a]
+        t = Table("n", *keys, title=f"{suite}: answers")
+        t.add_row(str(a["n"]), *(f"{a[k]:.3f}" for k in keys))
+        console.print(t)
+    if suite == "rgb" and agg.get("noise"):
+        t = Table("noise ratio", "n", "accuracy %", "ChatGPT (paper)", "Qwen-7B-Chat (paper)", title="rgb")
+        pub = agg["published"]["noise"]
+        for ratio, v in agg["noise"].items():
+            t.add_row(ratio, str(v["n"]), f"{v['accuracy']:.2f}", str(pub["ChatGPT"].get(ratio, "–")),
+                      str(pub["Qwen-7B-Chat"].get(ratio, "–")))
+        if agg.get("rejection"):
+            r = agg["rejection"]
+            t.add_row("rejection", str(r["n"]), f"{r['rate']:.2f}", "5.33", "8.67")
+        console.print(t)
+    if suite == "summaries":
+        t = Table("set", "n", "ROUGE-L char", "ROUGE-L jieba", title="summaries")
+        for s, v in agg.get("sets", {}).items():
+            t.add_row(s, str(v["n"]), f"{v['rouge_l_char']:.2f}", f"{v['rouge_l_jieba']:.2f}")
+        console.print(t)
+    for note in agg.get("run", {}).get("notes", []):
+        console.print(f"[dim]note: {note}[/]", highlight=False)
+    console.print(f"report: {out / 'report.md'} · {out / 'report.html'} · {out / 'summary.json'} · "
+                  f"{out / 'items.jsonl'}", highlight=False)
+
+
+@eval_app.command("run")
+def run(suite: str = typer.Option(..., "--suite", help="ncp | rgb | summaries | custom"),
+        out: Path = typer.Option(..., "--out", help="Run folder (created; a re-run resumes)."),
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML file merged over the profile."),
+        data: Optional[Path] = typer.Option(None, "--data", help="Data folder or file (default ../shared/data/...)."),
+        kb: Optional[str] = typer.Option(None, "--kb", help="Knowledge base (ncp: default eval-ncp; custom: required)."),
+        limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N questions (per set for summaries)."),
+        retrieval_only: bool = typer.Option(False, "--retrieval-only", help="ncp/custom: skip the answer stage."),
+        modes: str = typer.Option("bm25,dense,hybrid", "--modes", help="Retrieval modes, comma-separated."),
+        retrieval_k: int = typer.Option(50, "--retrieval-k", help="Chunks retrieved per query for document ranking."),
+        crud_sample: int = typer.Option(100, "--crud-sample", help="summaries: CRUD event items sampled."),
+        seed: int = typer.Option(2333, "--seed", help="Seed for passage shuffles and samples."),
+        judge_url: Optional[str] = typer.Option(None, "--judge-url", help="OpenAI-compatible base URL of an "
+                                                "LLM judge (faithfulness, relevance); off by default."),
+        judge_model: Optional[str] = typer.Option(None, "--judge-model", help="Judge model (default: the first "
+                                                  "the endpoint lists)."),
+        no_ingest: bool = typer.Option(False, "--no-ingest", help="ncp: use --kb as it is, without ingesting."),
+        fresh: bool = typer.Option(False, "--fresh", help="Discard what the run folder holds and start over.")):
+    """Run a suite through the product's services; writes summary.json, items.jsonl, report.md/.html and charts."""
+    from assistant import cli as main
+    from eval.runner import RunOptions, run_suite
+    from eval.suites.summaries import SummarizerMissing
+
+    if config:
+        main._state["config"] = config
+    command = _command_line(main._state, [
+        ("--suite", suite), ("--kb", kb), ("--data", data), ("--limit", limit), ("--retrieval-only", retrieval_only),
+        ("--modes", None if modes == "bm25,dense,hybrid" else modes),
+        ("--retrieval-k", None if retrieval_k == 50 else retrieval_k),
+        ("--crud-sample", None if crud_sample == 100 or suite != "summaries" else crud_sample),
+        ("--seed", None if seed == 2333 else seed), ("--judge-url", judge_url), ("--judge-model", judge_model),
+        ("--no-ingest", no_ingest), ("--out", out)])
+    options = RunOptions(suite=suite, out=out, data=data, kb=kb, limit=limit, retrieval_only=retrieval_only,
+                         modes=tuple(m.strip() for m in modes.split(",") if m.strip()), retrieval_k=retrieval_k,
+                         crud_sample=crud_sample, seed=seed, judge_url=judge_url, judge_model=judge_model,
+                         fresh=fresh, no_ingest=no_ingest, command=command)
+    with main.friendly_errors():
+        try:
+            c = main.container()
+            with _progress() as progress:
+                summary = run_suite(c, options, progress)
+        except SummarizerMissing as exc:
+            err.print(f"[yellow]skipped:[/] {exc}")
+            raise typer.Exit(0) from None
+        except RuntimeError as exc:     # the judge endpoint, an LLM backend
+            err.print(f"[red]错误 error:[/red] {exc}")
+            raise typer.Exit(2) from None
+    _print_summary(summary, suite, out)
+
+
+@eval_app.command("compare")
+def compare_cmd(dir1: Path = typer.Argument(..., help="Baseline run folder (A)."),
+                dir2: Path = typer.Argument(..., help="Run folder to compare (B)."),
+                out: Optional[Path] = typer.Option(None, "--out", help="Markdown file (default DIR2/compare.md).")):
+    """Metric deltas B − A between two runs (rich table), written to compare.md."""
+    from assistant import cli as main
+    from eval.compare import compare, to_markdown
+
+    with main.friendly_errors():
+        result = compare(dir1, dir2)
+    t = Table("metric", "A", "B", "Δ", title=f"{dir2} − {dir1}")
+    for r in result["rows"]:
+        style = {True: "green", False: "red", None: ""}[r["better"]]
+        fmt = lambda v, s="": "–" if v is None else f"{v:{s}.4f}"  # noqa: E731
+        t.add_row(r["metric"], fmt(r["a"]), fmt(r["b"]), fmt(r["delta"], "+"), style=style)
+    console.print(t)
+    for key, va, vb in result["config_diff"]:
+        console.print(f"[dim]config {key}: {va} → {vb}[/]", highlight=False)
+    target = out or Path(dir2) / "compare.md"
+    target.write_text(to_markdown(result), encoding="utf-8")
+    console.print(f"written: {target}", highlight=False)

@@ -1,0 +1,217 @@
+"""The ingest pipeline: idempotent re-runs, replace-on-change without stale chunks or vectors, duplicates,
+atomicity per document under a crash, and metadata validation naming the field."""
+from __future__ import annotations
+
+import pytest
+
+from assistant.filters import Filters
+from ingest.loaders import SourceDocument
+from ingest.pipeline import normalise_metadata
+
+KB = "pipe"
+FILES = {
+    "parking.txt": "示范市停车收费办法\n第一条 路内停车每小时收费五元。\n第二条 夜间停车免费，节假日停车收费减半。",
+    "elderly.txt": "示范市养老补贴办法\n第一条 年满八十周岁的老年人可以申请高龄津贴。\n第二条 高龄津贴按月发放。",
+    "fund.txt": "公积金提取指南\n职工购房可以提取住房公积金，提取时应当提交购房合同。",
+    "marriage.txt": "婚姻登记须知\n结婚登记需要双方当事人共同到婚姻登记机关办理。",
+    "passport.txt": "护照办理指南\n申请普通护照应当提交近期免冠照片和居民身份证。",
+    "garbage.txt": "垃圾分类通知\n居民应当将厨余垃圾投放到绿色垃圾桶。",
+}
+
+
+@pytest.fixture
+def docs_dir(tmp_path):
+    root = tmp_path / "docs"
+    root.mkdir()
+    for name, text in FILES.items():
+        (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+def chunk_count(c, kb=KB) -> int:
+    return sum(d["n_chunks"] for d in c.store.catalog.list_documents(kb) if d["state"] == "complete")
+
+
+def catalog_chunk_ids(c, kb=KB) -> set[str]:
+    return {row["chunk_id"] for row in c.store.catalog.iter_chunks(kb)}
+
+
+def vector_ids(c, kb=KB) -> set[str]:
+    return set(c.store.vectors.collection(kb).get(include=[])["ids"])
+
+
+def hit_texts(c, query, mode, **kw):
+    return [h.text for h in c.search.search(query, [KB], mode=mode, top_k=10, **kw).hits]
+
+
+def test_reingest_is_idempotent(container, docs_dir):
+    first = container.knowledge_bases.ingest_paths(KB, [docs_dir])
+    assert first.counts == {"added": len(FILES)}
+    chunks, vectors = chunk_count(container), container.store.vectors.count(KB)
+    version = container.store.catalog.kb_version(KB)
+    assert chunks == vectors == first.chunks > len(FILES)
+    second = container.knowledge_bases.ingest_paths(KB, [docs_dir])
+    assert second.counts == {"unchanged": len(FILES)}
+    assert second.chunks == 0
+    assert [r.doc_id for r in second.results] == [r.doc_id for r in first.results]
+    assert [r.chunks for r in second.results] == [r.chunks for r in first.results]
+    assert chunk_count(container) == chunks and container.store.vectors.count(KB) == vectors
+    assert container.store.catalog.kb_version(KB) == version          # nothing was rewritten
+
+
+def test_changed_file_replaces_its_old_version(container, docs_dir):
+    kbs = container.knowledge_bases
+    kbs.ingest_paths(KB, [docs_dir])
+    path = docs_dir / "parking.txt"
+    doc_id = kbs.ingest_paths(KB, [path]).results[0].doc_id
+    old_ids = {ch["chunk_id"] for ch in kbs.document(KB, doc_id, with_chunks=True)["chunks"]}
+    assert any("每小时收费五元" in t for t in hit_texts(container, "每小时收费五元", "bm25"))
+
+    path.write_text("示范市停车收费办法\n第一条 路内停车每半小时收费三元。\n第二条 夜间停车免费。\n第三条 残疾人车辆免费停放。",
+                    encoding="utf-8")
+    report = kbs.ingest_paths(KB, [path])
+    assert [(r.status, r.doc_id, r.chunks) for r in report.results] == [("replaced", doc_id, 3)]
+    new_ids = {ch["chunk_id"] for ch in kbs.document(KB, doc_id, with_chunks=True)["chunks"]}
+    assert len(new_ids) == 3 and not new_ids & old_ids
+    for mode in ("bm25", "dense", "hybrid"):
+        texts = hit_texts(container, "路内停车每小时收费五元", mode)
+        assert not any("五元" in t for t in texts), mode
+        assert any("每半小时收费三元" in t for t in hit_texts(container, "每半小时收费三元", mode)), mode
+    # no stale vectors: Chroma holds exactly the catalog's chunks
+    assert container.store.vectors.count(KB) == chunk_count(container)
+    assert vector_ids(container) == catalog_chunk_ids(container)
+    assert not old_ids & vector_ids(container)
+    assert kbs.info(KB)["documents"] == len(FILES)
+
+
+def test_same_content_under_another_path_is_a_duplicate(container, docs_dir, tmp_path):
+    kbs = container.knowledge_bases
+    first = kbs.ingest_paths(KB, [docs_dir / "fund.txt"]).results[0]
+    copy = tmp_path / "elsewhere" / "公积金提取指南（转发）.txt"
+    copy.parent.mkdir()
+    copy.write_bytes((docs_dir / "fund.txt").read_bytes())
+    dup = kbs.ingest_paths(KB, [copy]).results[0]
+    assert dup.status == "duplicate" and dup.doc_id != first.doc_id
+    assert first.doc_id in dup.message
+    assert [d["doc_id"] for d in kbs.documents(KB)] == [first.doc_id]
+    assert container.store.vectors.count(KB) == chunk_count(container) == first.chunks
+
+
+def _docs():
+    return [SourceDocument(f"doc{i}", name, name, text) for i, (name, text) in enumerate(FILES.items(), start=1)]
+
+
+def _crash_on(monkeypatch, obj, attr, when):
+    original = getattr(obj, attr)
+
+    def flaky(*args, **kwargs):
+        if when(*args, **kwargs):
+            raise RuntimeError("simulated crash")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(obj, attr, flaky)
+
+
+@pytest.mark.parametrize("crash_in", ["catalog.commit_document", "vectors.upsert"])
+def test_crash_mid_document_leaves_nothing_half_visible(container, monkeypatch, crash_in):
+    store = container.store
+    owner, attr = crash_in.split(".")
+    # the 2nd document of the batch fails after it was marked pending (and, for commit, after its vectors)
+    _crash_on(monkeypatch, getattr(store, owner), attr, lambda kb, second, *a, **k:
+              second == "doc2" if owner == "catalog" else any(i.startswith("doc2#") for i in second))
+    docs = _docs()
+    report = container.knowledge_bases.ingest_documents(KB, docs)
+    assert [r.status for r in report.results] == ["added", "failed"] + ["added"] * (len(docs) - 2)
+    assert "simulated crash" in report.results[1].message and report.results[1].doc_id == "doc2"
+    assert not report.ok
+
+    assert store.catalog.get_document(KB, "doc2")["state"] == "pending"
+    assert store.catalog.document_chunks(KB, "doc2") == []
+    orphans = store.vectors.collection(KB).get(where={"doc_id": "doc2"}, include=[])["ids"]
+    assert bool(orphans) == (owner == "catalog")              # vectors were written before the commit failed
+    query = "年满八十周岁的老年人可以申请高龄津贴"               # doc2's own text
+    for mode in ("bm25", "dense", "hybrid"):
+        hits = container.search.search(query, [KB], Filters.parse(["status=*"]), top_k=10, mode=mode).hits
+        assert "doc2" not in {h.doc_id for h in hits}, mode
+        assert hits or mode == "bm25"
+    # the first and the later documents are complete and searchable
+    assert container.search.search("路内停车", [KB], mode="bm25").hits[0].doc_id == "doc1"
+    assert container.search.search("厨余垃圾", [KB], mode="bm25").hits[0].doc_id == "doc6"
+    info = container.knowledge_bases.info(KB)
+    assert info["documents"] == len(docs) - 1 and info["pending_documents"] == 1
+
+    monkeypatch.undo()
+    rerun = container.knowledge_bases.ingest_documents(KB, _docs())
+    assert [r.status for r in rerun.results] == ["unchanged", "added"] + ["unchanged"] * (len(docs) - 2)
+    assert store.catalog.get_document(KB, "doc2")["state"] == "complete"
+    assert container.search.search(query, [KB], mode="bm25").hits[0].doc_id == "doc2"
+    assert store.vectors.count(KB) == chunk_count(container)
+    assert vector_ids(container) == catalog_chunk_ids(container)
+
+
+def test_crash_while_replacing_keeps_the_old_version(container, monkeypatch):
+    kbs, store = container.knowledge_bases, container.store
+    assert kbs.ingest_documents(KB, _docs()).ok
+    old = {ch["chunk_id"] for ch in store.catalog.document_chunks(KB, "doc1")}
+    _crash_on(monkeypatch, store.catalog, "commit_document", lambda *a, **k: True)
+    changed = SourceDocument("doc1", "parking.txt", "parking.txt", "第一条 路内停车每小时收费九元。")
+    assert kbs.ingest_documents(KB, [changed]).results[0].status == "failed"
+    assert {ch["chunk_id"] for ch in store.catalog.document_chunks(KB, "doc1")} == old
+    for mode in ("bm25", "dense"):
+        texts = hit_texts(container, "路内停车每小时收费", mode)
+        assert any("五元" in t for t in texts) and not any("九元" in t for t in texts), mode
+    monkeypatch.undo()
+    assert kbs.ingest_documents(KB, [changed]).results[0].status == "replaced"
+    assert any("九元" in t for t in hit_texts(container, "路内停车每小时收费", "bm25"))
+    assert vector_ids(container) == catalog_chunk_ids(container)
+
+
+@pytest.mark.parametrize("meta, field", [({"status": "无效"}, "status"), ({"date": "去年春天"}, "date")])
+def test_invalid_metadata_fails_naming_the_field(container, docs_dir, meta, field):
+    report = container.knowledge_bases.ingest_paths(KB, [docs_dir / "fund.txt", docs_dir / "garbage.txt"],
+                                                    extra_metadata=meta)
+    assert [r.status for r in report.results] == ["failed", "failed"]
+    assert all(f"'{field}'" in r.message for r in report.results)
+    assert container.knowledge_bases.info(KB)["documents"] == 0
+    doc = SourceDocument("x", "标题", "x.txt", "正文内容。", metadata=meta)
+    result = container.pipeline.ingest_document(KB, doc)
+    assert result.status == "failed" and f"'{field}'" in result.message
+
+
+def test_metadata_normalisation():
+    meta = normalise_metadata(SourceDocument("x", "", "dir/关于推进公共数据开放的通知.txt",
+                                             "示范市人民政府办公厅关于推进公共数据开放的通知\n示政办发〔2025〕12号\n正文。",
+                                             metadata={"date": "2025年3月18日", "status": "已废止"}))
+    assert meta["title"] == "示范市人民政府办公厅关于推进公共数据开放的通知"
+    assert meta["doc_number"] == "示政办发〔2025〕12号"
+    assert meta["date"] == "2025-03-18" and meta["date_int"] == 20250318
+    assert meta["status"] == "已废止"
+    bare = normalise_metadata(SourceDocument("y", "", "dir/说明.txt", "。。。", extract_metadata=False))
+    assert bare == {"title": "说明", "status": "现行有效"}
+
+
+def test_cli_metadata_applies_to_every_file(container, docs_dir):
+    report = container.knowledge_bases.ingest_paths(KB, [docs_dir], extra_metadata={"status": "已废止",
+                                                                                    "agency": "示范市政府"})
+    assert report.ok
+    assert container.search.search("路内停车", [KB]).hits == []           # repealed: not by default
+    hits = container.search.search("路内停车", [KB], Filters.parse(["status=已废止"])).hits
+    assert hits and all(h.metadata["status"] == "已废止" and h.metadata["agency"] == "示范市政府" for h in hits)
+
+
+def test_document_delete_removes_chunks_vectors_and_bm25_entries(container, docs_dir):
+    kbs = container.knowledge_bases
+    report = kbs.ingest_paths(KB, [docs_dir])
+    doc_id = next(r.doc_id for r in report.results if r.source.endswith("marriage.txt"))
+    assert container.search.search("婚姻登记", [KB], mode="bm25").hits[0].doc_id == doc_id
+    kbs.delete_document(KB, doc_id)
+    for mode in ("bm25", "dense"):
+        assert doc_id not in {h.doc_id for h in container.search.search("婚姻登记", [KB], mode=mode, top_k=20).hits}
+    assert container.store.vectors.collection(KB).get(where={"doc_id": doc_id}, include=[])["ids"] == []
+    assert vector_ids(container) == catalog_chunk_ids(container)
+    assert kbs.info(KB)["documents"] == len(FILES) - 1
+
+
+def test_empty_document_fails(container):
+    result = container.pipeline.ingest_document(KB, SourceDocument("blank", "空白", "b.txt", "\n  \n"))
+    assert result.status == "failed" and result.message == "no text to index"

@@ -1,0 +1,381 @@
+"""Batch summaries (issue #5) on the unit profile: resume after an interruption, failure isolation, the output
+schema, map-reduce of a document longer than the model's window, and the lenient parsing of small-model output."""
+from __future__ import annotations
+
+import json
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from typer.testing import CliRunner
+
+from assistant.prompts import load_prompt
+from assistant.services.summarize import DIGEST_FILE, SUMMARIES_FILE, SummarizeService, score_summaries
+from assistant.services.summary_format import (
+    Section, make_sections, pack_parts, parse_action_items, parse_brief, parse_structured,
+)
+from ingest.chunking import Block
+from tests.conftest import SAMPLES, make_container
+
+NOTICE = SAMPLES / "docs" / "示范市人民政府办公厅关于推进公共数据开放共享的通知.md"
+_SID = re.compile(r"^\[(S\d+)\]", re.M)
+_FIRST = re.compile(r"^\[(S\d+)\][^\n]*\n([^\n]*)", re.M)
+
+
+class Crash(BaseException):
+    """Stands for the process being killed (not an Exception, so nothing may record it as a failed document)."""
+
+
+class FakeLLM(BaseChatModel):
+    """Answers every summarize prompt in the requested format, naming the sections it was shown."""
+    calls: list = []
+    crash_at: int | None = None          # raise Crash on this call (1-based)
+    fail_on: str | None = None           # raise RuntimeError when the prompt holds this text
+    max_prompt_chars: int | None = None  # raise a context-size error for longer prompts
+
+    @property
+    def _llm_type(self) -> str:
+        return "fake"
+
+    def _generate(self, messages, stop=None, run_manager=None, **kw) -> ChatResult:
+        prompt = str(messages[-1].content)
+        with _LOCK:
+            self.calls.append(prompt)
+            n = len(self.calls)
+        if self.crash_at and n >= self.crash_at:
+            raise Crash(f"killed at call {n}")
+        if self.fail_on and self.fail_on in prompt:
+            raise RuntimeError("backend error 500")
+        if self.max_prompt_chars and len(prompt) > self.max_prompt_chars:
+            raise RuntimeError("local model error: {'code': 400, 'message': 'request (3797 tokens) exceeds the "
+                               "available context size (2048 tokens), try increasing it'}")
+        ids = _SID.findall(prompt)
+        firsts = dict(_FIRST.findall(prompt))   # section id -> the start of its text
+        if "工作任务整理成表格" in prompt:
+            text = "| 事项 | 责任单位 | 完成时限 | 出处 |\n|---|---|---|---|\n" + "\n".join(
+                f"| {firsts[sid][:16]} | 单位{sid[1:]} | 未明确 | {sid} |" for sid in ids)
+        elif "结构化摘要" in prompt:
+            text = "要点：\n" + "\n".join(f"- {firsts[sid][:16]}〔{sid}〕" for sid in ids) + \
+                "\n责任单位：\n- 市数据局\n时间节点：无\n涉及金额/指标：无"
+        elif "各部分摘要" in prompt:
+            text = "合并摘要：" + "；".join(re.findall(r"）(部分\S+?)(?=\n|$)", prompt))
+        else:
+            nums = [i[1:] for i in ids] or ["?"]
+            text = f"部分{nums[0]}至{nums[-1]}的摘要。"
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(
+            content=text, usage_metadata={"input_tokens": len(prompt), "output_tokens": len(text),
+                                          "total_tokens": len(prompt) + len(text)}))])
+
+
+_LOCK = threading.Lock()
+
+
+def _service(tmp_path, llm: BaseChatModel, **env) -> SummarizeService:
+    c = make_container(tmp_path / "data", **env)
+    c.__dict__["llm"] = llm   # the container's cached LLM, swapped for the fake
+    return c.summarize
+
+
+def _records(out: Path) -> list[dict]:
+    recs = []
+    for line in (out / SUMMARIES_FILE).read_text(encoding="utf-8").splitlines():
+        try:
+            recs.append(json.loads(line))
+        except ValueError:
+            assert line == '{"source": "half a rec'    # only the torn line the resume test writes
+    return recs
+
+
+def _docs(tmp_path: Path, n: int) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(n):
+        (folder / f"doc{i}.md").write_text(
+            f"# 示范市第{i}号工作通知\n\n示政办发〔2025〕{i + 1}号\n\n一、总体要求\n\n做好第{i}项工作，按期完成。\n\n"
+            f"二、工作任务\n\n（一）落实责任。责任单位：市数据局。完成时限：2025年{i + 1}月底前。\n", encoding="utf-8")
+    return folder
+
+
+# --- output schema --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("style", ["brief", "structured", "action-items"])
+def test_summary_records_schema_and_digest(tmp_path, style):
+    folder = _docs(tmp_path, 2)
+    (folder / "more.jsonl").write_text(
+        json.dumps({"id": "rec-1", "title": "关于加强数据安全的意见", "text": "一、总体要求\n加强数据安全管理。"},
+                   ensure_ascii=False) + "\n", encoding="utf-8")
+    fake = FakeLLM()
+    svc = _service(tmp_path, fake)
+    out = tmp_path / "out"
+    seen = []
+    report = svc.summarize_paths([folder], out, style, concurrency=2, progress=lambda *a: seen.append(a))
+    assert report["ok"] and report["counts"] == {"summarized": 3, "skipped": 0, "reused": 0, "failed": 0}
+    assert report["total"] == 3 and seen[-1][1:3] == (3, 3) and "篇/分钟" in seen[-1][3]
+    recs = _records(out)
+    assert len(recs) == 3
+    for r in recs:
+        assert r["status"] == "ok" and r["error"] is None and r["ai_generated"] is True
+        assert {"source", "content_hash", "title", "doc_number", "summary", "markdown", "model", "timings",
+                "fingerprint", "prompt_version", "sections", "style", "usage", "llm_calls"} <= set(r)
+        assert r["style"] == style and r["model"] == "scripted" and r["timings"]["total_ms"] >= 0
+        assert len(r["content_hash"]) == 64 and r["sections"][0]["id"] == "S1"
+    by_title = {r["title"]: r for r in recs}
+    doc0 = by_title["示范市第0号工作通知"]
+    assert doc0["doc_number"] == "示政办发〔2025〕1号" and doc0["source"] == str((folder / "doc0.md").resolve())
+    assert by_title["关于加强数据安全的意见"]["source"].endswith("more.jsonl:1")
+    summary = doc0["summary"]
+    if style == "brief":
+        assert summary["text"] == f"部分1至{len(doc0['sections'])}的摘要。"
+    elif style == "structured":
+        assert set(summary) == {"points", "units", "deadlines", "figures"}
+        assert [p["sections"] for p in summary["points"]] == [[s["id"]] for s in doc0["sections"]]
+        assert "市数据局" in summary["units"]
+        # stated outright in the document: kept even though the model said 无
+        assert any("2025年1月底前" in d["text"] for d in summary["deadlines"])
+    else:
+        rows = summary["items"]
+        assert rows and all({"task", "units", "deadline", "sections"} <= set(r) for r in rows)
+        filled = [r for r in rows if "S3" in r["sections"]]
+        assert filled and filled[0]["deadline"] == "2025年1月底前"   # filled from the section's 完成时限
+    digest = (out / DIGEST_FILE).read_text(encoding="utf-8")
+    assert load_prompt("ai_label") in digest and "《示范市第0号工作通知》（示政办发〔2025〕1号）" in digest
+    assert digest.index("示范市第0号") < digest.index("示范市第1号") < digest.index("关于加强数据安全的意见")
+
+
+def test_summarize_text_is_the_sync_entry_point(tmp_path):
+    fake = FakeLLM()
+    svc = _service(tmp_path, fake)
+    r = svc.summarize_text(NOTICE.read_text(encoding="utf-8"), style="structured")
+    assert r["title"] == "示范市人民政府办公厅关于推进公共数据开放共享的通知"
+    assert r["doc_number"] == "示政办发〔2025〕12号" and r["ai_generated"] is True
+    assert r["ai_label"] == load_prompt("ai_label") and r["summary"]["points"]
+    # every point traceable to a section that exists, with the document's own numbering kept in its heading
+    ids = {s["id"]: s["heading"] for s in r["sections"]}
+    assert all(p["sections"] and set(p["sections"]) <= set(ids) for p in r["summary"]["points"])
+    assert any(h.startswith("五、加强组织保障") for h in ids.values())
+    assert "- 一、健全公共数据目录管理" in r["markdown"]
+    with pytest.raises(ValueError, match="style"):
+        svc.summarize_text("正文", style="long")
+    with pytest.raises(ValueError, match="empty"):
+        svc.summarize_text("   ")
+
+
+# --- resume ---------------------------------------------------------------------------------------------
+
+def test_interrupted_run_resumes_and_skips_documents_already_done(tmp_path):
+    folder = _docs(tmp_path, 5)
+    out = tmp_path / "out"
+    fake = FakeLLM(crash_at=3)              # one request per document: killed during the third document
+    svc = _service(tmp_path, fake)
+    with pytest.raises(Crash):
+        svc.summarize_paths([folder], out, "brief", concurrency=1)
+    first = _records(out)
+    assert [r["status"] for r in first] == ["ok", "ok"]
+    assert "被中断" in (out / DIGEST_FILE).read_text(encoding="utf-8")
+    # a torn last line (killed in the middle of a write) is ignored and does not corrupt the next record
+    with open(out / SUMMARIES_FILE, "a", encoding="utf-8") as f:
+        f.write('{"source": "half a rec')
+
+    fake2 = FakeLLM()
+    report = _service(tmp_path, fake2).summarize_paths([folder], out, "brief", concurrency=2)
+    assert report["counts"] == {"summarized": 3, "skipped": 2, "reused": 0, "failed": 0}
+    assert len(fake2.calls) == 3
+    done_before = {r["source"] for r in first}
+    assert not any(src in p for p in fake2.calls for src in done_before)
+    assert all("第0项" not in p and "第1项" not in p for p in fake2.calls)   # the done ones were not sent again
+    recs = _records(out)
+    assert len(recs) == 5 and len({r["source"] for r in recs}) == 5
+
+    fake3 = FakeLLM()
+    report = _service(tmp_path, fake3).summarize_paths([folder], out, "brief")
+    assert report["counts"]["skipped"] == 5 and not fake3.calls
+    digest = (out / DIGEST_FILE).read_text(encoding="utf-8")
+    assert digest.count("## ") == 6 and "被中断" not in digest     # 目录 + 5 documents
+
+    # another style is another fingerprint: summarized again, in the same file
+    fake4 = FakeLLM()
+    report = _service(tmp_path, fake4).summarize_paths([folder], out, "structured", max_docs=2)
+    assert report["counts"]["summarized"] == 2 and report["total"] == 2 and len(fake4.calls) == 2
+
+
+def test_same_content_elsewhere_is_reused_not_summarized_again(tmp_path):
+    folder = _docs(tmp_path, 1)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "same.md").write_bytes((folder / "doc0.md").read_bytes())
+    fake = FakeLLM()
+    svc = _service(tmp_path, fake)
+    report = svc.summarize_paths([folder, copy], tmp_path / "out", "brief")
+    assert report["counts"]["summarized"] == 1 and report["counts"]["reused"] == 1 and len(fake.calls) == 1
+    recs = _records(tmp_path / "out")
+    assert recs[1]["reused_from"] == recs[0]["source"] and recs[1]["summary"] == recs[0]["summary"]
+
+
+# --- failure isolation ----------------------------------------------------------------------------------
+
+def test_failed_documents_are_recorded_and_the_rest_go_on(tmp_path):
+    folder = _docs(tmp_path, 3)
+    (folder / "corrupt.docx").write_bytes(b"PK\x03\x04 this is not a real docx" * 10)
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "notes.xyz").write_text("unsupported", encoding="utf-8")
+    (folder / "lines.jsonl").write_text('{"text": "一、要求\\n按期完成。"}\nnot json\n', encoding="utf-8")
+    fake = FakeLLM(fail_on="第1项")          # the model fails on one document
+    svc = _service(tmp_path, fake)
+    out = tmp_path / "out"
+    report = svc.summarize_paths([folder], out, "structured", concurrency=2)
+    assert not report["ok"]
+    assert report["counts"]["summarized"] == 3 and report["counts"]["failed"] == 5
+    recs = {Path(r["source"].split(":")[0]).name + (":" + r["source"].rsplit(":", 1)[1] if ".jsonl:" in
+                                                    r["source"] else ""): r for r in _records(out)}
+    assert recs["doc1.md"]["status"] == "failed" and "backend error 500" in recs["doc1.md"]["error"]
+    assert recs["doc1.md"]["content_hash"] and recs["doc1.md"]["ai_generated"] is False
+    assert "corrupt.docx" in recs and recs["corrupt.docx"]["status"] == "failed"
+    assert "empty" in recs["empty.txt"]["error"]
+    assert "unsupported" in recs["notes.xyz"]["error"]
+    assert recs["lines.jsonl:2"]["status"] == "failed" and "JSON" in recs["lines.jsonl:2"]["error"]
+    assert recs["lines.jsonl:1"]["status"] == "ok"
+    assert all(recs[f"doc{i}.md"]["status"] == "ok" for i in (0, 2))
+    digest = (out / DIGEST_FILE).read_text(encoding="utf-8")
+    assert "未能生成摘要的文档" in digest and "backend error 500" in digest
+
+    # the next run retries the failures only
+    fake2 = FakeLLM()
+    report = _service(tmp_path, fake2).summarize_paths([folder], out, "structured")
+    assert report["counts"]["summarized"] == 1 and report["counts"]["skipped"] == 3 and len(fake2.calls) == 1
+
+
+# --- long documents -------------------------------------------------------------------------------------
+
+_CN = "一二三四五六七八九十"
+
+
+def _long_document(n: int = 16) -> str:
+    items = []
+    for i in range(n):
+        num = _CN[i] if i < 10 else "十" + _CN[i - 10]
+        body = "".join(f"本项第{k}句要求各单位落实第{i + 1}项工作，按期报送进展情况。" for k in range(12))
+        items.append(f"{num}、第{i + 1}项任务\n{body}标记{i + 1:02d}号结束。")
+    return "示范市关于推进重点工作的通知\n\n" + "\n".join(items)
+
+
+@pytest.mark.parametrize("style", ["structured", "brief"])
+def test_document_longer_than_the_window_is_map_reduced_over_every_section(tmp_path, style):
+    text = _long_document()
+    fake = FakeLLM()
+    svc = _service(tmp_path, fake)
+    budget = svc.section_chars(style)
+    assert svc.context_tokens == 2048 and len(text) > 3 * budget       # n_ctx 4096 over 2 slots
+    r = svc.summarize_text(text, style=style)
+    assert r["n_parts"] >= 4
+    map_calls = [p for p in fake.calls if "各部分摘要" not in p]
+    assert len(map_calls) == r["n_parts"]
+    assert r["llm_calls"] == len(fake.calls)
+    assert all(len(p) < budget + 1200 for p in map_calls)               # each request fits the window
+    seen = sorted((sid for p in map_calls for sid in _SID.findall(p)), key=lambda x: int(x[1:]))
+    assert seen == [s["id"] for s in r["sections"]]                      # every section, exactly once
+    for i in range(1, 17):                                               # nothing dropped, the last one included
+        assert any(f"标记{i:02d}号结束" in p for p in map_calls)
+    last_call = next(p for p in map_calls if "标记16号结束" in p)
+    assert "] 十六、第16项任务" in last_call
+    if style == "structured":
+        assert len(fake.calls) == r["n_parts"]                           # merged without another request
+        last = r["sections"][-1]["id"]
+        assert r["summary"]["points"][-1]["sections"] == [last]
+        assert "- 十六、第16项任务" in r["markdown"]                      # the document's numbering kept
+    else:
+        reduce_calls = [p for p in fake.calls if "各部分摘要" in p]
+        assert len(reduce_calls) >= 1 and r["summary"]["text"].startswith("合并摘要")
+        n = len(r["sections"])
+        assert f"至{n}的摘要" in "".join(reduce_calls)                   # the last part reached the reduce step
+        assert r["summary"]["text"].startswith("合并摘要：部分1至")
+
+
+def test_a_part_the_backend_finds_too_long_is_split_not_dropped(tmp_path):
+    text = _long_document(6)
+    fake = FakeLLM(max_prompt_chars=900)
+    svc = _service(tmp_path, fake)
+    r = svc.summarize_text(text, style="structured")
+    ok_calls = [p for p in fake.calls if len(p) <= 900]
+    assert len(ok_calls) < len(fake.calls)                               # some requests were refused ...
+    for i in range(1, 7):
+        assert any(f"标记{i:02d}号结束" in p for p in ok_calls)           # ... and their text still got through
+    assert {p["sections"][0] for p in r["summary"]["points"]} == {s["id"] for s in r["sections"]}
+
+
+def test_sections_and_parts_follow_the_document_structure():
+    blocks = [Block(x) for x in ["一、总体要求", "甲" * 50 + "。", "二、主要任务", "（一）任务一", "乙" * 30 + "。",
+                                 "（二）任务二", "丙" * 30 + "。"]]
+    sections = make_sections(blocks, max_chars=200)
+    assert [s.heading for s in sections] == ["一、总体要求", "二、主要任务 > （一）任务一", "二、主要任务 > （二）任务二"]
+    parts = pack_parts(sections, 110)
+    assert [[s.id for s in p.sections] for p in parts] == [["S1"], ["S2", "S3"]]
+    assert parts[1].render().startswith("[S2] 二、主要任务 > （一）任务一\n乙") and parts[1].span == "S2–S3"
+
+
+# --- parsing small-model output -------------------------------------------------------------------------
+
+_SECTIONS = [Section("S1", ["一、目录管理"], "各机构于每年3月底前完成目录更新。责任单位：市数据局。"),
+             Section("S2", ["二、开放"], "2025年新增开放数据集不少于200个。责任单位：市交通运输局。")]
+
+
+def test_structured_parsing_is_lenient():
+    out = ("### **要点**\n1. 一、目录管理：每年3月底前完成目录更新 [S1]\n* 新增开放数据集不少于200个（S2）\n"
+           "- 无\n**责任单位**：市数据局、市交通运输局〔S2〕\n## 时间节点\n- 2025年：新增开放数据集 S2\n"
+           "- 2031年底前：虚构的时间\n涉及金额/指标：不少于200个数据集；无\n")
+    r = parse_structured(out, _SECTIONS, "\n".join(s.text for s in _SECTIONS))
+    assert [(p["text"], p["sections"]) for p in r["points"]] == [
+        ("一、目录管理：每年3月底前完成目录更新", ["S1"]), ("新增开放数据集不少于200个", ["S2"])]
+    assert r["units"] == ["市数据局", "市交通运输局"]
+    assert r["deadlines"][0] == {"text": "2025年：新增开放数据集", "sections": ["S2"]}
+    assert r["deadlines"][1]["grounded"] is False          # a number the document does not contain
+    assert r["figures"] == [{"text": "不少于200个数据集", "sections": ["S2"]}]   # attributed by overlap
+    # no labels at all: every line is a point
+    assert parse_structured("目录每年更新。\n开放数据集。", _SECTIONS, "")["points"][0]["sections"] == ["S1"]
+
+
+def test_action_item_parsing_reads_tables_and_key_value_lines():
+    table = ("下面是表格：\n| 事项 | 责任单位 | 完成时限 | 出处 |\n| --- | --- | --- | --- |\n"
+             "| 完成目录更新 | 市数据局 | 每年3月底前 | S1 |\n| 开放数据集 | 市交通运输局 | 未明确 | [S2] |\n| 无 | 无 | 无 | 无 |")
+    rows = parse_action_items(table, _SECTIONS, "")["items"]
+    assert [(r["task"], r["units"], r["deadline"], r["sections"]) for r in rows] == [
+        ("完成目录更新", "市数据局", "每年3月底前", ["S1"]), ("开放数据集", "市交通运输局", "", ["S2"])]
+    kv = "1. 事项：完成目录更新；责任单位：市数据局；完成时限：每年3月底前\n2. 事项：开放数据集，责任单位：市交通运输局"
+    rows = parse_action_items(kv, _SECTIONS, "")["items"]
+    assert [(r["task"], r["units"], r["sections"]) for r in rows] == [
+        ("完成目录更新", "市数据局", ["S1"]), ("开放数据集", "市交通运输局", ["S2"])]
+
+
+def test_brief_parsing_keeps_one_paragraph():
+    assert parse_brief("**摘要**：\n示范市推进数据开放，\n要求各单位按期完成。〔S1〕")["text"] == \
+        "示范市推进数据开放，要求各单位按期完成。"
+
+
+def test_score_summaries_is_character_level_rouge_l():
+    s = score_summaries(["淮南破获比特币窃电案", {"style": "brief", "summary": {"text": "完全不同"}}],
+                        ["淮南破获比特币窃电案", "淮南破获比特币窃电案"])
+    assert s["tokenize"] == "char" and s["per_item"] == [100.0, 0.0] and s["rouge_l"] == 50.0
+    with pytest.raises(ValueError):
+        score_summaries(["a"], [])
+
+
+# --- command line ---------------------------------------------------------------------------------------
+
+def test_summarize_command(tmp_path, monkeypatch):
+    from assistant.cli import app
+    monkeypatch.setenv("GOV_ASSISTANT_DATA_DIR", str(tmp_path / "data"))
+    out = tmp_path / "out"
+    args = ["-p", "unit", "summarize", str(SAMPLES / "docs"), "--out", str(out), "--style", "action-items",
+            "--max-docs", "2", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    assert report["counts"]["summarized"] == 2 and report["total"] == 2
+    assert (out / DIGEST_FILE).exists() and len(_records(out)) == 2
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and json.loads(again.stdout[again.stdout.index("{"):])["counts"]["skipped"] == 2
+    bad = CliRunner().invoke(app, ["-p", "unit", "summarize", str(NOTICE), "--out", str(out), "--style", "long"])
+    assert bad.exit_code == 2 and "invalid style" in bad.output

@@ -1,0 +1,142 @@
+"""The web UI (Gradio Blocks) for civil servants, mounted at /ui in the FastAPI app.
+
+Pages call the container's services directly, as the logged-in principal (see ui/auth.py); nothing goes through
+HTTP. Pages whose service this build lacks say "功能未启用" instead of failing.
+
+    from ui.app import mount_ui
+    mount_ui(app, container)                    # API-key login through the API's key store
+    mount_ui(app, container, principal_resolver=lambda user, password: ...)   # plus username/password login
+
+No request leaves the machine when a page loads: system fonts only, analytics off, no share link, no SSR node.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import gradio as gr  # noqa: E402
+
+from ui.auth import KeyAuthenticator, Login, LoginError, PrincipalResolver  # noqa: E402
+from ui.common import ROLE_NAMES, UIContext, audit, bind, esc, register_session_check  # noqa: E402
+from ui.theme import CSS, build_theme  # noqa: E402
+
+UI_PATH = "/ui"
+TITLE = "政务大模型助手"
+HEADER = (f'<div id="app-header"><span class="logo">政</span><h1>{TITLE}</h1>'
+          f'<span class="sub">知识库问答 · 公文写作 · 文件摘要 · 评测</span></div>')
+LOGIN_INTRO = ("### 登录\n请输入管理员分配给您的 **API 密钥**（与接口调用使用同一密钥）。"
+               "登录后，您只能看到和检索有权访问的知识库。")
+
+
+def _client(request: gr.Request | None) -> str:
+    try:
+        return request.client.host if request is not None and request.client else ""
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+def _badge(principal) -> str:
+    if principal is None:
+        return ""
+    kbs = "全部" if principal.role == "admin" or "*" in principal.kbs else ("、".join(principal.kbs) or "无")
+    return (f"<div id='user-info'>👤 <b>{esc(principal.name)}</b>（{ROLE_NAMES.get(principal.role, principal.role)}）"
+            f"<br><span style='color:#64748b'>可访问知识库：{esc(kbs)}</span></div>")
+
+
+def build_ui(container: Any, principal_resolver: PrincipalResolver | None = None,
+             key_authenticator: KeyAuthenticator | None = None) -> gr.Blocks:
+    from ui.pages import chat, drafting, evaluation, knowledge, summarize
+
+    login = Login(container, principal_resolver, key_authenticator)
+    register_session_check(container, login.still_valid)
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 86400), fill_width=True) as demo:
+        principal = gr.State(None)
+        ctx = UIContext(container, principal)
+        with gr.Row(equal_height=True, elem_id="top-bar"):
+            gr.HTML(HEADER, elem_id="app-header-wrap")
+            badge = gr.HTML("", elem_id="user-badge", min_width=300)
+            logout = gr.Button("退出登录", size="sm", visible=False, elem_id="logout", scale=0, min_width=90)
+
+        with gr.Column(visible=True, elem_id="login-box") as login_box:
+            gr.Markdown(LOGIN_INTRO)
+            with gr.Tabs():
+                with gr.Tab("API 密钥登录", id="key"):
+                    key = gr.Textbox(label="API 密钥", type="password", placeholder="gak_…", elem_id="login-key")
+                    key_btn = gr.Button("登录", variant="primary", elem_id="login-key-btn")
+                with gr.Tab("用户名密码登录", id="password", visible=login.password_enabled):
+                    username = gr.Textbox(label="用户名", elem_id="login-user")
+                    password = gr.Textbox(label="密码", type="password", elem_id="login-password")
+                    pw_btn = gr.Button("登录", variant="primary", elem_id="login-password-btn")
+            login_msg = gr.HTML("", elem_id="login-msg")
+
+        with gr.Column(visible=False, elem_id="main-box") as main_box:
+            with gr.Tabs(elem_id="main-tabs"):
+                with gr.Tab("问答", id="chat", elem_id="tab-chat"):
+                    chat.build(ctx)
+                with gr.Tab("知识库", id="kb", elem_id="tab-kb"):
+                    knowledge.build(ctx)
+                with gr.Tab("公文写作", id="draft", elem_id="tab-draft"):
+                    drafting.build(ctx)
+                with gr.Tab("摘要", id="summary", elem_id="tab-summary"):
+                    summarize.build(ctx)
+                with gr.Tab("评测", id="eval", elem_id="tab-eval"):
+                    evaluation.build(ctx)
+
+        def signed_in(p):
+            return (p, gr.update(visible=False), gr.update(visible=True), _badge(p), gr.update(visible=True), "",
+                    "", "")
+
+        def attempt(how, request, *credentials):
+            try:
+                p = how(*credentials, _client(request))
+            except LoginError as exc:
+                audit(container, "-", "ui.login", "denied", request)
+                return (gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
+                        f'<div class="notice err">{esc(exc)}</div>', gr.skip(), gr.skip())
+            audit(container, p, "ui.login", "ok", request)
+            return signed_in(p)
+
+        def do_key(secret, request: gr.Request):
+            return attempt(login.with_key, request, secret)
+
+        def do_password(user, pw, request: gr.Request):
+            return attempt(login.with_password, request, user, pw)
+
+        outputs = [principal, login_box, main_box, badge, logout, login_msg, key, password]
+        for trigger, fn, inputs in ((key_btn.click, do_key, [key]), (key.submit, do_key, [key]),
+                                    (pw_btn.click, do_password, [username, password]),
+                                    (password.submit, do_password, [username, password])):
+            ctx.logged_in(bind(trigger, fn, inputs, outputs, show_progress="minimal"))
+        ctx.finish()
+        # a fresh page is a fresh session: every page's state (chat history, last answer) goes with it
+        logout.click(lambda: None, None, [principal], api_visibility="private").then(
+            None, js="() => { window.location.reload(); }", api_visibility="private")
+    return demo
+
+
+def mount_ui(app, container: Any, path: str = UI_PATH, principal_resolver: PrincipalResolver | None = None,
+             key_authenticator: KeyAuthenticator | None = None):
+    """Mount the UI into a FastAPI app at `path` and return the app."""
+    blocks = build_ui(container, principal_resolver, key_authenticator)
+    max_mb = getattr(getattr(container.settings, "api", None), "max_upload_mb", 50)
+    return gr.mount_gradio_app(app, blocks, path=path, footer_links=[], theme=build_theme(), css=CSS,
+                               ssr_mode=False, show_error=True, max_file_size=f"{max_mb}mb", pwa=False,
+                               mcp_server=False)
+
+
+def standalone_app(container: Any, principal_resolver: PrincipalResolver | None = None,
+                   key_authenticator: KeyAuthenticator | None = None):
+    """A FastAPI app that serves only the UI (for development, or where the API app is not wanted)."""
+    from fastapi import FastAPI
+    from fastapi.responses import RedirectResponse
+
+    app = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/", include_in_schema=False)
+    def root():
+        return RedirectResponse(UI_PATH + "/")
+
+    return mount_ui(app, container, UI_PATH, principal_resolver, key_authenticator)

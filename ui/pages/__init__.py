@@ -1,0 +1,1 @@
+"""One module per page; each exposes build(ctx) and registers what it refreshes after login."""

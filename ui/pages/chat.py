@@ -1,0 +1,249 @@
+"""问答: streaming answers with a sources panel, knowledge-base selector, filters, multi-turn history, feedback
+and copy/export. Calls container.qa.stream with the logged-in principal (ACL is enforced in the service)."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gradio as gr
+
+from assistant.answering import Answer, citation_label
+from assistant.filters import STATUSES, FilterError, Filters
+from assistant.retrieval import query_terms
+from ui.common import (Refresher, UIContext, audit, bind, can_read, download_file, esc, fail, friendly, highlight,
+                       kb_names, notice, require_login, service, status_badge)
+
+EMPTY_SOURCES = ('<div class="src-empty">提问后，这里列出回答所依据的文件和条文：<br>'
+                 '标题、文号或条款、发文机关、日期、效力状态和引用原文（命中的词语高亮显示）。</div>')
+CITED_BADGE = '<span class="badge badge-cited">已引用</span>'
+EXAMPLES = ["开办餐饮店申请食品经营许可需要哪些材料？", "新生儿入户需要准备什么材料？",
+            "公共数据开放共享的主要任务有哪些？"]
+
+
+def render_sources(citations: list, query: str = "", standalone: str = "", answer: Answer | None = None) -> str:
+    if not citations:
+        if answer is not None and answer.refused:
+            return notice("知识库中没有找到可以作为依据的内容，因此没有生成回答。可以换一种问法，"
+                          "调整筛选条件（如效力状态、发文机关、日期），或选择其他知识库。", "warn")
+        return EMPTY_SOURCES
+    terms = query_terms(standalone or query)
+    any_cited = any(c.cited for c in citations)
+    parts = []
+    head = [f"共 {len(citations)} 条" + (f"，已引用 {sum(c.cited for c in citations)} 条" if any_cited else "")]
+    if answer is not None:
+        t = answer.timings
+        head.append(f"首字 {t.get('first_token_ms', 0) / 1000:.1f} 秒 · 总计 {t.get('total_ms', 0) / 1000:.1f} 秒 · "
+                    f"模型 {esc(answer.model)}")
+    parts.append(f'<div class="src-query">{" · ".join(head)}</div>')
+    if standalone and standalone != query:
+        parts.append(f'<div class="src-query">检索问题（结合上文改写）：{esc(standalone)}</div>')
+    # cited passages first (numbers kept), so what the answer rests on is visible without scrolling
+    for c in sorted(citations, key=lambda x: (any_cited and not x.cited, x.n)):
+        m = c.metadata or {}
+        cited = c.cited or not any_cited
+        title = m.get("title") or c.title or "（无标题）"
+        meta_bits = [esc(b) for b in (m.get("agency"), m.get("date")) if b]
+        meta_bits.append(f"知识库 {esc(c.kb)}")
+        parts.append(
+            f'<div class="src-card{"" if cited else " uncited"}" data-n="{c.n}">'
+            f'<div class="src-title"><span class="src-n">[{c.n}]</span>{esc(title)}'
+            f'{status_badge(m.get("status", ""))}{CITED_BADGE if c.cited else ""}</div>'
+            + (f'<div class="src-label">{esc(source_label(m))}</div>' if source_label(m) else "")
+            + f'<div class="src-meta">{" · ".join(meta_bits)}</div>'
+            + (f'<div class="src-heading">{esc(section_of(m))}</div>' if section_of(m) else "")
+            + f'<div class="src-text">{highlight(c.text, terms)}</div></div>')
+    return '<div class="src-panel">' + "".join(parts) + "</div>"
+
+
+def source_label(meta: dict) -> str:
+    """《法名》第X条 for a law article, 文号 for a document that has one."""
+    if meta.get("law") and meta.get("article"):
+        return citation_label(meta)
+    return f"文号：{meta['doc_number']}" if meta.get("doc_number") else ""
+
+
+def section_of(meta: dict) -> str:
+    """The passage's place in its document (章/节/条 or headings), without the repeated document title."""
+    heading, title = meta.get("heading", ""), meta.get("title", "")
+    for prefix in (f"《{title}》", title):
+        if title and heading.startswith(prefix):
+            heading = heading[len(prefix):]
+            break
+    return heading.strip(" >·")
+
+
+def build_filters(statuses: list[str] | None, agency: str | None, date_from: str | None,
+                  date_to: str | None) -> Filters:
+    data: dict[str, Any] = {"agency": (agency or "").strip() or None,
+                            "date_from": (date_from or "").strip() or None,
+                            "date_to": (date_to or "").strip() or None}
+    statuses = [s for s in (statuses or []) if s]
+    data["status"] = statuses if statuses else ["*"]
+    return Filters.from_dict(data)
+
+
+def agencies(container, kbs: list[str]) -> list[str]:
+    found: set[str] = set()
+    for kb in kbs or []:
+        try:
+            for d in container.knowledge_bases.documents(kb):
+                if d["metadata"].get("agency"):
+                    found.add(d["metadata"]["agency"])
+        except Exception:  # noqa: BLE001 - a vanished KB just contributes nothing
+            continue
+    return sorted(found)
+
+
+def record_feedback(container, principal, answer: Answer, rating: str, comment: str, kbs: list[str]) -> None:
+    """Stores the rating with the API's FeedbackService (container.feedback), with the answer's context."""
+    svc = service(container, "feedback")
+    if svc is None or not callable(getattr(svc, "add", None)):
+        raise gr.Error("反馈功能未启用：本系统尚未配置反馈服务。", title="功能未启用")
+    svc.add(answer.answer_id, rating, comment, principal=principal, question=answer.question, answer=answer.answer,
+            model=answer.model, source_ids=[c.chunk_id for c in answer.citations], kbs=list(kbs))
+
+
+def build(ctx: UIContext) -> None:
+    c = ctx.container
+    last_answer = gr.State(None)   # the latest Answer (feedback, export)
+    turns = gr.State([])           # plain-text history for condensing follow-ups
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=7, min_width=560):
+            with gr.Row():
+                kb_select = gr.Dropdown(label="知识库", choices=[], multiselect=True, scale=3,
+                                        info="只列出您有权阅读的知识库", elem_id="chat-kb")
+                status_select = gr.CheckboxGroup(label="效力状态", choices=list(STATUSES), value=["现行有效"],
+                                                 scale=4, elem_id="chat-status")
+            with gr.Accordion("更多筛选：发文机关、成文日期", open=False):
+                with gr.Row():
+                    agency = gr.Dropdown(label="发文机关", choices=[], allow_custom_value=True, scale=2,
+                                         elem_id="chat-agency")
+                    date_from = gr.Textbox(label="成文日期起", placeholder="如 2024-01-01", scale=1)
+                    date_to = gr.Textbox(label="成文日期止", placeholder="如 2025-12-31", scale=1)
+            chatbot = gr.Chatbot(label="对话", height=360, elem_id="chat-box", buttons=["copy"],
+                                 feedback_options=None,
+                                 examples=[{"text": q} for q in EXAMPLES],
+                                 placeholder="**您好！** 请选择知识库后提问，回答会用 [n] 标注依据，"
+                                             "右侧列出对应的文件和条文。知识库中没有依据时，系统会如实说明。")
+            with gr.Row():
+                question = gr.Textbox(show_label=False, placeholder="输入问题，回车发送；可以继续追问", scale=6,
+                                      lines=1, max_lines=4, elem_id="chat-input", container=False)
+                send = gr.Button("发送", variant="primary", scale=1, min_width=80, elem_id="chat-send")
+                new_chat = gr.Button("新对话", scale=1, min_width=80, elem_id="chat-new")
+            gr.Markdown("回答由人工智能根据知识库资料生成，仅供参考，请以正式发布的文件为准。", elem_classes="ai-note")
+            with gr.Accordion("评价与导出（针对最近一次回答）", open=False, elem_id="chat-tools"):
+                with gr.Row():
+                    up = gr.Button("👍 有帮助", size="sm", min_width=90, elem_id="fb-up")
+                    down = gr.Button("👎 没帮助", size="sm", min_width=90, elem_id="fb-down")
+                    comment = gr.Textbox(show_label=False, placeholder="补充意见（可选），如：引用的条文不对",
+                                         scale=4, container=False, elem_id="fb-comment")
+                feedback_msg = gr.Markdown("", elem_id="fb-msg")
+                export_text = gr.Textbox(label="回答全文（含依据和人工智能生成标识，可复制）", lines=4, max_lines=10,
+                                         interactive=False, buttons=["copy"], elem_id="chat-export")
+                download = gr.DownloadButton("下载回答（.txt）", value=None, size="sm", interactive=False,
+                                             elem_id="chat-download")
+        with gr.Column(scale=5, min_width=380):
+            gr.Markdown("#### 参考依据")
+            sources = gr.HTML(EMPTY_SOURCES, elem_id="chat-sources")
+
+    # -- handlers ------------------------------------------------------------------------------------------------
+    def refresh_kbs(principal, current=None):
+        names = kb_names(c, principal)
+        keep = [k for k in (current or []) if k in names]
+        value = keep or (names[:1] if names else [])
+        return gr.update(choices=names, value=value)
+
+    def on_kbs_change(principal, kbs):
+        return gr.update(choices=[""] + agencies(c, [k for k in kbs or [] if can_read(principal, k)]))
+
+    def respond(message, history, hist_turns, kbs, statuses, agency_v, dfrom, dto, principal,
+                request: gr.Request):
+        principal = require_login(principal, c)
+        message = (message or "").strip()
+        history = list(history or [])
+        if not message:
+            gr.Warning("请输入问题。")
+            yield history, message, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        if not kbs:
+            gr.Warning("请先选择至少一个知识库。")
+            yield history, message, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        try:
+            filters = build_filters(statuses, agency_v, dfrom, dto)
+            events = c.qa.stream(message, list(kbs), filters, list(hist_turns or []), principal=principal)
+        except (FilterError, ValueError, PermissionError) as exc:
+            audit(c, principal, "ui.ask", "denied" if isinstance(exc, PermissionError) else "rejected", request,
+                  kb=list(kbs), question=message)
+            raise fail(exc, "无法提问") from None
+        t0 = time.perf_counter()
+        history += [{"role": "user", "content": message}, {"role": "assistant", "content": "⏳ 正在检索知识库…"}]
+        yield history, "", '<div class="src-empty">正在检索…</div>', gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        text, citations, standalone, answer = "", [], message, None
+        try:
+            for event in events:
+                if event["type"] == "sources":
+                    citations, standalone = event["citations"], event["standalone_question"]
+                    history[-1]["content"] = "⏳ 正在生成回答…" if citations else ""
+                    yield (history, "", render_sources(citations, message, standalone), gr.skip(), gr.skip(),
+                           gr.skip(), gr.skip())
+                elif event["type"] == "token":
+                    text += event["text"]
+                    history[-1]["content"] = text
+                    yield history, "", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                elif event["type"] == "answer":
+                    answer = event["answer"]
+        except Exception as exc:  # noqa: BLE001 - the LLM backend can fail mid-stream; say so in the chat
+            audit(c, principal, "ui.ask", "error", request, kb=list(kbs), question=message)
+            history[-1]["content"] = f"⚠️ 生成回答时出错：{friendly(exc)}"
+            yield history, "", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        if answer is None:
+            history[-1]["content"] = "⚠️ 没有得到回答，请重试。"
+            yield history, "", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        audit(c, principal, "ui.ask", "refused" if answer.refused else "ok", request, kb=list(kbs), question=message,
+              sources=[x.chunk_id for x in answer.citations], model=answer.model, answer_id=answer.answer_id,
+              latency_ms=(time.perf_counter() - t0) * 1000)
+        history[-1]["content"] = answer.answer
+        new_turns = list(hist_turns or []) + [{"role": "user", "content": message},
+                                              {"role": "assistant", "content": answer.answer}]
+        export = answer.export_text()
+        path = download_file(f"回答-{answer.answer_id[:8]}.txt", f"问题：{answer.question}\n\n{export}\n")
+        yield (history, "", render_sources(answer.citations, message, standalone, answer), new_turns,
+               {"answer": answer, "kbs": list(kbs)}, export, gr.update(value=path, interactive=True))
+
+    def clear():
+        return [], [], None, EMPTY_SOURCES, "", gr.update(value=None, interactive=False), ""
+
+    def feedback(rating, last, text, principal):
+        principal = require_login(principal, c)
+        if not last:
+            raise gr.Error("还没有可以评价的回答。", title="无法评价")
+        try:
+            record_feedback(c, principal, last["answer"], rating, (text or "").strip(), last["kbs"])
+        except gr.Error:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise fail(exc, "反馈提交失败") from None
+        return f"已记录您的评价：{'👍 有帮助' if rating == 'up' else '👎 没帮助'}，谢谢！", ""
+
+    inputs = [question, chatbot, turns, kb_select, status_select, agency, date_from, date_to, ctx.principal]
+    outputs = [chatbot, question, sources, turns, last_answer, export_text, download]
+    bind(send.click, respond, inputs, outputs, show_progress="hidden", **ctx.llm_queue)
+    bind(question.submit, respond, inputs, outputs, show_progress="hidden", **ctx.llm_queue)
+    new_chat.click(clear, None, [chatbot, turns, last_answer, sources, export_text, download, feedback_msg],
+                   api_visibility="private")
+    bind(up.click, lambda a, t, p: feedback("up", a, t, p), [last_answer, comment, ctx.principal],
+         [feedback_msg, comment])
+    bind(down.click, lambda a, t, p: feedback("down", a, t, p), [last_answer, comment, ctx.principal],
+         [feedback_msg, comment])
+    def pick_example(evt: gr.SelectData):
+        return evt.value.get("text", "") if isinstance(evt.value, dict) else str(evt.value)
+
+    chatbot.example_select(pick_example, None, [question], show_progress="hidden", api_visibility="private")
+    bind(kb_select.change, on_kbs_change, [ctx.principal, kb_select], [agency], show_progress="hidden")
+
+    ctx.on_login.append(Refresher(refresh_kbs, [kb_select]))
+    ctx.on_kbs_changed.append(Refresher(refresh_kbs, [kb_select], [kb_select]))
