@@ -280,9 +280,10 @@ def doc_delete(doc_id: str, kb: str = typer.Option(..., "--kb")):
 
 
 @app.command()
-def demo(serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the app when the KB is ready.")):
-    """Build the demo knowledge base (samples + a subset of national laws) and start the app."""
-    from assistant.demo import build_demo
+def demo(serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the app when the KB is ready."),
+         host: Optional[str] = typer.Option(None, "--host"), port: Optional[int] = typer.Option(None, "--port")):
+    """Build the demo knowledge base (samples + a subset of national laws), then serve the API and the UI."""
+    from assistant.demo import build_demo, demo_admin_key
     with friendly_errors():
         c = container()
         models_prepare()
@@ -295,7 +296,14 @@ def demo(serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the 
             if r.status == "failed":
                 console.print(f"[red]failed[/] {r.source}: {r.message}", highlight=False)
     if serve:
-        chat(kb=[c.settings.demo.kb], filter=[])
+        with friendly_errors():
+            key_file, secret = demo_admin_key(c)
+        h, p = host or c.settings.server.host, port or c.settings.server.port
+        console.print(f"\n[bold green]Ready.[/] Open http://{h}:{p}/ui/ and log in with the demo admin key "
+                      f"(kept in {key_file}):\n  {secret}\nAPI docs: http://{h}:{p}/docs — "
+                      f"terminal chat instead: gov-assistant chat --kb {c.settings.demo.kb}", soft_wrap=True)
+        from assistant.cli_api import serve as serve_app
+        serve_app(host=h, port=p, ui=True)
 
 
 @models_app.command("prepare")

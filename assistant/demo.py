@@ -45,3 +45,22 @@ def build_demo(container, progress: Progress = no_progress) -> list[IngestReport
     if s.laws:
         reports.append(kbs.ingest_laws(s.kb, s.laws, progress))
     return reports
+
+
+def demo_admin_key(container) -> tuple[Path, str]:
+    """The demo's admin API key: created once and kept (mode 0600) in the data directory so a second
+    `make demo` can show it again. Real deployments create named keys with `gov-assistant keys create`."""
+    key_file = Path(container.settings.data_dir) / "demo-admin.key"
+    keys = container.api_keys
+    if key_file.exists():
+        secret = key_file.read_text().strip()
+        try:
+            keys.authenticate(secret)
+            return key_file, secret
+        except Exception:  # noqa: BLE001 - revoked or from another data dir: make a new one
+            key_file.unlink()
+    secret, _ = keys.create(f"demo-admin-{int(__import__('time').time())}", "admin", ["*"], [])
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.touch(mode=0o600)
+    key_file.write_text(secret + "\n")
+    return key_file, secret

@@ -79,11 +79,11 @@ class RetrievalSettings(_Section):
     top_k: int = 5
     candidates: int = 50
     fusion: Literal["rrf"] = "rrf"
-    rrf_k: int = 60
-    weights: dict[str, float] = {"bm25": 1.0, "dense": 1.0}
+    rrf_k: int = 30
+    weights: dict[str, float] = {"bm25": 1.0, "dense": 0.5, "doc_bm25": 2.0}
     default_status: list[str] = ["现行有效"]
-    min_dense_similarity: float = 0.92
-    min_term_coverage: float = 0.35
+    min_dense_similarity: float = 0.90
+    min_term_coverage: float = 0.6
 
 
 class CrossEncoderSettings(_Section):

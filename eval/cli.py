@@ -32,7 +32,11 @@ def _progress() -> Iterator:
 
 def _command_line(state: dict, args: list[tuple[str, object]]) -> str:
     """The command that reproduces this run (from the parsed options, so it is right in-process too)."""
-    env = [f"{k}={shlex.quote(os.environ[k])}" for k in ("GOV_ASSISTANT_DATA_DIR",) if os.environ.get(k)]
+    from eval.runner import EVAL_SETTINGS
+    # the data directory and every settings override from the environment (never a key or secret)
+    env = [f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items())
+           if k.startswith("GOV_ASSISTANT_") and v and "KEY" not in k and "SECRET" not in k and "TOKEN" not in k
+           and (k == "GOV_ASSISTANT_DATA_DIR" or k[len("GOV_ASSISTANT_"):].lower().split("__")[0] in EVAL_SETTINGS)]
     words = ["gov-assistant"]
     if state.get("profile"):
         words += ["-p", str(state["profile"])]

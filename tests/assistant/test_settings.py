@@ -37,8 +37,8 @@ def test_profile_from_environment_and_config_file(tmp_path):
     cfg.write_text("llm:\n  max_tokens: 64\nretrieval:\n  weights: {bm25: 2.0}\n", encoding="utf-8")
     s = load_settings(config_file=cfg, environ={"GOV_ASSISTANT_PROFILE": "unit"})
     assert s.profiles == ["unit"] and s.llm.mode == "scripted" and s.llm.max_tokens == 64
-    assert s.retrieval.weights["bm25"] == 2.0 and s.retrieval.weights["dense"] == 1.0   # merged, not replaced
-    assert s.retrieval.rrf_k == 60
+    assert s.retrieval.weights["bm25"] == 2.0 and s.retrieval.weights["dense"] == 0.5   # merged, not replaced
+    assert s.retrieval.weights["doc_bm25"] == 2.0 and s.retrieval.rrf_k == 30
 
 
 def test_environment_overrides_everything(tmp_path):

@@ -1,0 +1,54 @@
+"""Calibrate the evidence gate: how often it answers in-scope questions and refuses out-of-scope ones.
+
+    GOV_ASSISTANT_DATA_DIR=... python benchmarks/evidence_gate.py --kb ncp [-n 120]
+
+In scope: NCP dev questions over a KB built from ncp/corpus.jsonl (`gov-assistant ingest ../shared/data/ncp/corpus.jsonl
+--kb ncp`). Out of scope: RGB news questions over the same KB. Prints the best dense similarity and query-term
+coverage among the top passages for both sets, and the answer/refusal rates over a grid of thresholds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from assistant.container import Container
+from assistant.settings import PROJECT_ROOT, load_settings
+
+DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+
+def features(c: Container, kb: str, questions: list[str]) -> np.ndarray:
+    out = []
+    for q in questions:
+        hits = c.searcher.search(q, [kb], None, c.settings.retrieval.top_k).hits
+        out.append((max((h.dense_score or 0.0) for h in hits) if hits else 0.0,
+                    max((h.coverage for h in hits), default=0.0)))
+    return np.array(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kb", default="ncp")
+    ap.add_argument("-n", type=int, default=120)
+    ap.add_argument("--data", type=str, default=str(DATA))
+    args = ap.parse_args()
+    c = Container(load_settings())
+    inside = [json.loads(line)["question"] for line in open(f"{args.data}/ncp/dev_qa.jsonl", encoding="utf-8")][:args.n]
+    outside = [json.loads(line)["query"] for line in open(f"{args.data}/rgb/zh_refine.json", encoding="utf-8")][:args.n]
+    a, b = features(c, args.kb, inside), features(c, args.kb, outside)
+    for name, x in (("in scope", a), ("out of scope", b)):
+        print(f"{name:12s} dense p5/p50/p95 {np.percentile(x[:, 0], [5, 50, 95]).round(3)}  "
+              f"coverage p5/p50/p95 {np.percentile(x[:, 1], [5, 50, 95]).round(3)}")
+    s = c.settings.retrieval
+    for td in (0.86, 0.88, 0.90, 0.92):
+        for tc in (0.35, 0.5, 0.6, 0.7):
+            ans = np.mean((a[:, 0] >= td) | (a[:, 1] >= tc))
+            ref = np.mean(~((b[:, 0] >= td) | (b[:, 1] >= tc)))
+            mark = "  <- configured" if (td, tc) == (s.min_dense_similarity, s.min_term_coverage) else ""
+            print(f"dense>={td:.2f} or coverage>={tc:.2f}: answers {ans:.3f} in scope, refuses {ref:.3f} out of scope{mark}")
+
+
+if __name__ == "__main__":
+    main()
