@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_LINK_MODE ?= copy
 
-.PHONY: install install-test demo test test-fast serve eval-ncp bench clean
+.PHONY: install install-test demo serve test test-fast eval-ncp clean
 
 $(UV):
 	$(PY) -m venv .uv && .uv/bin/pip install -q uv==0.13.8
@@ -31,6 +31,13 @@ install-test: $(UV)
 # build the demo knowledge base (samples + a stated subset of the national laws), then start the app
 demo: install
 	$(BIN)/gov-assistant demo
+
+serve: install
+	$(BIN)/gov-assistant serve
+
+# the NCP retrieval benchmark (BM25 vs dense vs hybrid); the first run embeds the corpus (~10 min on 2 idle cores)
+eval-ncp: install
+	$(BIN)/gov-assistant eval run --suite ncp --retrieval-only --out eval-runs/ncp-retrieval
 
 test: install-test
 	$(BIN)/python -m pytest -q

@@ -113,10 +113,11 @@ class SummarizeService:
         return 8192
 
     def _budget(self, prompt: str, max_tokens: int) -> int:
-        """Characters of document text one request can hold: window - output - prompt - margin."""
-        overhead_chars = len(load_prompt("summarize_system")) + len(load_prompt(prompt)) + 160  # + header, scope
+        """Characters of document text one request can hold: window - output - prompt - margin. (Estimated;
+        a request the backend still refuses as too long is split in two and retried.)"""
+        overhead_chars = len(load_prompt("summarize_system")) + len(load_prompt(prompt)) + 100  # + header, scope
         cpt = self.cfg.chars_per_token
-        text_tokens = self.context_tokens - max_tokens - int(overhead_chars / cpt) - 48 - 64  # template, margin
+        text_tokens = self.context_tokens - max_tokens - int(overhead_chars / cpt) - 16 - 32  # template, margin
         return max(200, min(int(text_tokens * cpt), self.cfg.max_section_chars))
 
     def section_chars(self, style: str) -> int:
@@ -313,7 +314,7 @@ class SummarizeService:
         fingerprint = self.fingerprint(style)
         log = _RecordLog(out / SUMMARIES_FILE)
         done = log.done(fingerprint)
-        files, problems = discover(list(paths))
+        files, problems = discover([paths] if isinstance(paths, (str, Path)) else list(paths))
         if not files and not problems:
             raise ValueError("no input paths given")
         total = len(problems) + sum(_count_documents(f) for f in files)

@@ -257,7 +257,7 @@ def _long_document(n: int = 16) -> str:
     items = []
     for i in range(n):
         num = _CN[i] if i < 10 else "十" + _CN[i - 10]
-        body = "".join(f"本项第{k}句要求各单位落实第{i + 1}项工作，按期报送进展情况。" for k in range(12))
+        body = "".join(f"本项第{k}句要求各单位落实第{i + 1}项工作，按期报送进展情况。" for k in range(18))
         items.append(f"{num}、第{i + 1}项任务\n{body}标记{i + 1:02d}号结束。")
     return "示范市关于推进重点工作的通知\n\n" + "\n".join(items)
 
