@@ -85,6 +85,22 @@ class Citation:
         return cls(n, hit.doc_id, hit.chunk_id, hit.kb, hit.title, citation_label(hit.metadata), hit.text, hit.metadata)
 
 
+def build_context(hits: list[Hit], budget: int,
+                  header: Callable[[int, dict], str] = passage_header) -> tuple[str, list[Citation]]:
+    """Numbered passages within a character budget (prefill is the slow part on CPU) and their citations."""
+    parts, citations, used = [], [], 0
+    for hit in hits:
+        truncated = used + len(hit.text) > budget
+        text = hit.text[:max(budget - used, 0)] if truncated else hit.text
+        if citations and truncated and len(text) < 40:  # short passages (law articles) are kept whole
+            break
+        n = len(citations) + 1
+        parts.append(f"{header(n, hit.metadata)}\n{text}")
+        citations.append(Citation.from_hit(n, hit))
+        used += len(text)
+    return "\n\n".join(parts), citations
+
+
 @dataclass
 class Answer:
     question: str
@@ -144,18 +160,7 @@ class Answerer:
         return rewritten if 2 <= len(rewritten) <= 200 else question
 
     def build_context(self, hits: list[Hit]) -> tuple[str, list[Citation]]:
-        budget = self.settings.answer.max_context_chars
-        parts, citations, used = [], [], 0
-        for hit in hits:
-            truncated = used + len(hit.text) > budget
-            text = hit.text[:max(budget - used, 0)] if truncated else hit.text
-            if citations and truncated and len(text) < 40:  # short passages (law articles) are kept whole
-                break
-            n = len(citations) + 1
-            parts.append(f"{passage_header(n, hit.metadata)}\n{text}")
-            citations.append(Citation.from_hit(n, hit))
-            used += len(text)
-        return "\n\n".join(parts), citations
+        return build_context(hits, self.settings.answer.max_context_chars)
 
     def stream(self, question: str, kbs: list[str], filters: Filters | None = None,
                history: list[dict] | None = None) -> Iterator[dict]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from assistant.components.store.catalog import now_iso
+from assistant.sqlite import open_db
 
 MAX_QUESTION_CHARS = 2000
 FIELDS = ("ts", "principal", "client_ip", "operation", "method", "path", "status", "outcome", "kb", "question",
@@ -32,14 +33,10 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 
 class AuditLog:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_db(path, SCHEMA)
         self._db.execute("PRAGMA synchronous=NORMAL")   # WAL + NORMAL: durable across crashes, fast per row
-        self._db.executescript(SCHEMA)
 
     def record(self, *, principal: str, operation: str, outcome: str, client_ip: str | None = None,
                method: str | None = None, path: str | None = None, status: int | None = None,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from assistant.components.store.catalog import now_iso
 from assistant.services.access import ROLES, Principal
+from assistant.sqlite import open_db
 
 KEY_PREFIX = "gak_"
 ENV_ADMIN_KEY = "GOV_ASSISTANT_ADMIN_KEY"
@@ -36,12 +37,8 @@ def hash_key(secret: str) -> str:
 
 class ApiKeyStore:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        self._db = open_db(path, SCHEMA)
         self._touched: dict[str, float] = {}
 
     def create(self, name: str, role: str, kbs: list[str] | None = None,

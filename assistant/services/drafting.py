@@ -16,7 +16,7 @@ from typing import Callable
 from langchain_core.language_models import BaseChatModel
 from langchain_core.prompts import ChatPromptTemplate
 
-from assistant.answering import Citation, citation_label, is_refusal
+from assistant.answering import Citation, build_context, citation_label, is_refusal
 from assistant.components.store.catalog import Catalog
 from assistant.filters import Filters
 from assistant.prompts import load_prompt
@@ -473,18 +473,9 @@ class DraftingService:
         hits = self.searcher.search(query, kbs, flt, self.settings.retrieval.top_k).hits
         if not doc_ids and not self.searcher.has_evidence(hits):
             return "", []       # nothing on the topic: the body marks facts 〔待补充〕 instead of borrowing noise
-        budget = self.settings.answer.max_context_chars
-        parts, citations, used = [], [], 0
-        for hit in hits:
-            text = hit.text if used + len(hit.text) <= budget else hit.text[:max(budget - used, 0)]
-            if citations and len(text) < 40:
-                break
-            n = len(citations) + 1
-            # the label only: heading breadcrumbs and （机关，日期，效力） suffixes get copied into bodies
-            parts.append(f"[{n}] {citation_label(hit.metadata)}\n{text}")
-            citations.append(Citation.from_hit(n, hit))
-            used += len(text)
-        return "\n\n".join(parts), citations
+        # the label only: heading breadcrumbs and （机关，日期，效力） suffixes get copied into bodies
+        return build_context(hits, self.settings.answer.max_context_chars,
+                             header=lambda n, meta: f"[{n}] {citation_label(meta)}")
 
     def draft(self, doc_type: str, topic: str, kbs: list[str], principal: Principal = LOCAL_ADMIN,
               requirements: str = "", doc_ids: list[str] | None = None, issuer: str = "", recipients: str = "",

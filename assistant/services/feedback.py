@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -12,6 +11,7 @@ from typing import Iterator
 from assistant.components.store.catalog import now_iso
 from assistant.services.access import LOCAL_ADMIN, Principal
 from assistant.services.audit import AuditLog
+from assistant.sqlite import open_db
 
 ANSWER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 RATINGS = ("up", "down")
@@ -26,13 +26,9 @@ CREATE TABLE IF NOT EXISTS feedback (
 
 class FeedbackService:
     def __init__(self, path: Path, audit: AuditLog | None = None):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.audit = audit
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        self._db = open_db(path, SCHEMA)
 
     def add(self, answer_id: str, rating: str, comment: str = "", principal: Principal | str = LOCAL_ADMIN,
             question: str | None = None, answer: str | None = None, model: str | None = None,

@@ -6,23 +6,21 @@ fix costs nothing, and law versions that repeat an article verbatim embed it onc
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import threading
 from pathlib import Path
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
+from assistant.sqlite import open_db
 
 
 class CachedEmbeddings(Embeddings):
     def __init__(self, inner: Embeddings, path: Path, space: str):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.inner = inner
         self.space = space
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (space TEXT, hash TEXT, vec BLOB, PRIMARY KEY (space, hash))")
+        self._db = open_db(path, "CREATE TABLE IF NOT EXISTS vectors (space TEXT, hash TEXT, vec BLOB, "
+                                 "PRIMARY KEY (space, hash));")
         self.hits = self.misses = 0
 
     @staticmethod
