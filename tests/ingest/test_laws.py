@@ -98,7 +98,9 @@ def test_status_any_returns_every_version(laws):
     both = c.search.search("申请撤销裁决 中级人民法院", [KB], Filters.parse(["status=*"]), top_k=20).hits
     assert {h.metadata["status"] for h in both} == {"现行有效", "历史版本"}
     mixed = c.search.search("保护和改善环境 仲裁委员会", [KB], Filters.parse(["status=*"]), top_k=40).hits
-    assert {"已废止", "现行有效"} <= {h.metadata["status"] for h in mixed}
+    # repealed and non-repealed articles come back together (which 仲裁法 version ranks first is up to fusion)
+    statuses = {h.metadata["status"] for h in mixed}
+    assert "已废止" in statuses and statuses & {"现行有效", "历史版本"}
     law_filter = Filters.parse(["status=*", f"law={ENV}"])
     assert {h.metadata["law"] for h in c.search.search("仲裁", [KB], law_filter, top_k=20).hits} <= {ENV}
 
