@@ -9,7 +9,8 @@ sample of N, the same sampling as eval/suites/summaries.py). Each item becomes a
 through `SummarizeService.summarize_paths(style="brief")`, so the run is resumable: run it again to continue, or in
 several bounded runs. Scores: ROUGE-L F ×100 at character level (eval.metrics.rouge_l, tokenize="char": the headline
 figure) and at jieba word level (for reference; LawBench's own scorer is word-level, so its published zero-shot
-figures — GPT-4 37.92, qwen-7b-chat 36.04 — are closest to that column).
+figures — GPT-4 37.92, qwen-7b-chat 36.04 — are closest to that column), next to a LEAD baseline (the source's
+first sentences up to the same length, no model) that says how much of the score extraction of the lead explains.
 """
 from __future__ import annotations
 
@@ -27,9 +28,21 @@ DATA = ROOT.parent / "shared" / "data" / "summaries"
 PUBLISHED = "LawBench 2-7 zero-shot ROUGE-L (word level): GPT-4 37.92, GPT-3.5 33.49, qwen-7b-chat 36.04"
 
 
+def lead_baseline(text: str, target: int) -> str:
+    """LEAD: the source's first sentences up to the length the brief style asks for (no model)."""
+    from ingest.chunking import split_sentences
+
+    out = ""
+    for sentence in split_sentences(text):
+        if out and len(out) + len(sentence) > target:
+            break
+        out += sentence
+    return out[: max(target, 1) * 2]
+
+
 def build_inputs(data: Path, out: Path, n_lawbench: int, n_crud: int, seed: int) -> tuple[list[Path], dict]:
     """Write lawbench.jsonl / crud.jsonl inputs; return them and {doc_id: (set, reference)}."""
-    refs: dict[str, tuple[str, str]] = {}
+    refs: dict[str, tuple[str, str, str]] = {}   # doc_id -> (set, reference, source text)
     inputs = []
     if n_lawbench:
         rows = json.loads((data / "lawbench_2-7.json").read_text(encoding="utf-8"))[:n_lawbench]
@@ -37,7 +50,7 @@ def build_inputs(data: Path, out: Path, n_lawbench: int, n_crud: int, seed: int)
         with open(path, "w", encoding="utf-8") as f:
             for i, r in enumerate(rows):
                 f.write(json.dumps({"id": f"lawbench-{i}", "text": r["question"]}, ensure_ascii=False) + "\n")
-                refs[f"lawbench-{i}"] = ("lawbench", r["answer"])
+                refs[f"lawbench-{i}"] = ("lawbench", r["answer"], r["question"])
         inputs.append(path)
     if n_crud:
         rows = json.loads((data / "crud_event_summary.json").read_text(encoding="utf-8"))
@@ -49,7 +62,7 @@ def build_inputs(data: Path, out: Path, n_lawbench: int, n_crud: int, seed: int)
                 doc_id = f"crud-{r.get('ID') or i}"
                 f.write(json.dumps({"id": doc_id, "title": r.get("title", ""), "text": r["text"]},
                                    ensure_ascii=False) + "\n")
-                refs[doc_id] = ("crud", r["summary"])
+                refs[doc_id] = ("crud", r["summary"], r["text"])
         inputs.append(path)
     return inputs, refs
 
@@ -78,7 +91,12 @@ def main() -> int:
     def progress(phase: str, done: int, total: int | None, detail: str = "") -> None:
         print(f"\r{done}/{total} {detail[:50]:<50}", end="", file=sys.stderr, flush=True)
 
-    report = svc.summarize_paths(inputs, args.out, "brief", args.concurrency, None, progress)
+    try:
+        report = svc.summarize_paths(inputs, args.out, "brief", args.concurrency, None, progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished items are kept in {args.out / 'summaries.jsonl'}; run the same command "
+              "again to continue", file=sys.stderr)
+        return 130
     print(file=sys.stderr)
     fingerprint = svc.fingerprint("brief")
     latest: dict[str, dict] = {}
@@ -93,9 +111,10 @@ def main() -> int:
                "command": " ".join(sys.argv), "run": {k: report[k] for k in ("counts", "seconds", "concurrency")},
                "published": PUBLISHED, "sets": {}}
     print(f"model {c.model_name} · brief style · {report['counts']} in {time.perf_counter() - t0:.0f}s")
-    print(f"{'set':<10}{'n':>4}{'failed':>8}{'ROUGE-L char':>14}{'ROUGE-L jieba':>15}{'pred chars':>12}{'ref chars':>11}")
+    print(f"{'set':<10}{'n':>4}{'failed':>7}{'ROUGE-L char':>13}{'jieba':>7}{'LEAD char':>10}{'pred chars':>11}"
+          f"{'ref chars':>10}")
     for name in ("lawbench", "crud"):
-        ids = [d for d, (s, _) in refs.items() if s == name]
+        ids = [d for d, (s, _, _) in refs.items() if s == name]
         if not ids:
             continue
         preds = [latest.get(d, {"status": "missing", "summary": {}}) for d in ids]
@@ -103,11 +122,14 @@ def main() -> int:
         char = score_summaries(preds, gold, "char")
         word = score_summaries(preds, gold, "jieba")
         failed = sum(p.get("status") != "ok" for p in preds)
+        lead = score_summaries([lead_baseline(refs[d][2], svc._brief_target(len(refs[d][2]))) for d in ids],
+                               gold, "char")
         ref_chars = sum(map(len, gold)) / len(gold)
-        print(f"{name:<10}{len(ids):>4}{failed:>8}{char['rouge_l']:>14.2f}{word['rouge_l']:>15.2f}"
-              f"{char['mean_chars']:>12.1f}{ref_chars:>11.1f}")
+        print(f"{name:<10}{len(ids):>4}{failed:>7}{char['rouge_l']:>13.2f}{word['rouge_l']:>7.2f}"
+              f"{lead['rouge_l']:>10.2f}{char['mean_chars']:>11.1f}{ref_chars:>10.1f}")
         results["sets"][name] = {"n": len(ids), "failed": failed, "rouge_l_char": char["rouge_l"],
-                                 "rouge_l_jieba": word["rouge_l"], "mean_pred_chars": char["mean_chars"],
+                                 "rouge_l_jieba": word["rouge_l"], "lead_rouge_l_char": lead["rouge_l"],
+                                 "mean_pred_chars": char["mean_chars"],
                                  "mean_ref_chars": round(ref_chars, 1),
                                  "mean_ms": round(sum(p.get("timings", {}).get("total_ms", 0) for p in preds)
                                                   / len(preds), 1)}

@@ -125,7 +125,7 @@ class SummarizeService:
 
     def prompt_version(self, style: str) -> str:
         names = ["summarize_system", _STYLE_PROMPT[style]] + (["summarize_reduce"] if style == "brief" else [])
-        h = hashlib.sha256(FORMAT_VERSION.encode())
+        h = hashlib.sha256(FORMAT_VERSION[style].encode())
         for name in names:
             h.update((PROMPTS_DIR / f"{name}.md").read_bytes())
         return h.hexdigest()[:12]
@@ -327,6 +327,7 @@ class SummarizeService:
         waiting: dict[str, list[tuple[int, str, SourceDocument]]] = {}   # content hash -> duplicates in flight
         inflight: dict[Future, tuple[int, str, SourceDocument]] = {}
         interrupted: BaseException | None = None
+        llm_checked = False
 
         def report_progress(detail: str = "") -> None:
             minutes = (time.perf_counter() - t_start) / 60
@@ -400,6 +401,9 @@ class SummarizeService:
                     record_failure(index, source, f"longer than {self.cfg.max_text_chars} characters "
                                                   "(summarize.max_text_chars)", item)
                     continue
+                if not llm_checked:  # the first document to summarize loads the model: a missing one stops the run
+                    _ = self.llm
+                    llm_checked = True
                 waiting[h] = []
                 fut = pool.submit(self._summarize, item, blocks, style, requests, stop)
                 inflight[fut] = (index, source, item)

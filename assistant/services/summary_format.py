@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from ingest.chunking import Block, chunk_blocks
 
 STYLES = ("brief", "structured", "action-items")
-# bump when parsing/merging changes what a record holds (part of the settings fingerprint)
-FORMAT_VERSION = "1"
+# per style: bump when parsing/merging changes what a record holds (part of the settings fingerprint)
+FORMAT_VERSION = {"brief": "1", "structured": "2", "action-items": "2"}
+POINT_MAX_CHARS = 90
 
 
 @dataclass
@@ -153,6 +154,24 @@ def resolve_ids(text: str, ids: list[str], sections: list[Section]) -> list[str]
     return kept or [best.id]
 
 
+def _norm(s: str) -> str:
+    return re.sub(r"[\W_]+", "", s)
+
+
+def condense(text: str, limit: int = POINT_MAX_CHARS) -> str:
+    """A point longer than `limit` (a small model copies whole paragraphs) is cut to its first sentence, without
+    the 责任单位/完成时限 clauses that have fields of their own, and to `limit` at a clause boundary."""
+    if len(text) <= limit:
+        return text
+    text = re.split(r"(?:责任单位|牵头单位|完成时限)[:：]", text, maxsplit=1)[0].strip()
+    first = re.match(r"^(?:[（(][一二三四五六七八九十]+[)）][^。！？]{0,30}[。！？])?[^。！？]*[。！？]?", text)
+    if first and len(first.group(0)) >= 10:
+        text = first.group(0)
+    if len(text) <= limit:
+        return text
+    return trim_cut(text[:limit])
+
+
 def grounded(text: str, source: str) -> bool:
     """Every number in `text` occurs in `source` (a guard against invented dates, amounts and indicators)."""
     src = re.sub(r"\s+", "", source)
@@ -168,7 +187,13 @@ def _item(text: str, sections: list[Section], source: str) -> dict | None:
         return None
     if body.endswith(("：", ":")) and len(body) <= 30:
         return None   # a group label the model put over its sub-items ("1. 健全公共数据目录管理：")
-    out = {"text": body, "sections": resolve_ids(body, ids, sections)}
+    key = _norm(body)
+    if len(key) <= 60 and any(key in (_norm(s.heading), _norm(s.heading_path[-1] if s.heading_path else ""))
+                              or (key == _norm(s.text) and not re.search(r"[。！？；]", s.text)) for s in sections):
+        return None   # an echoed "[S3] 一、… > （二）…" header or label line (文号, 主送机关), not a point
+    ids = resolve_ids(body, ids, sections)
+    body = condense(body)
+    out = {"text": body, "sections": ids}
     if not grounded(body, source):
         out["grounded"] = False
     return out

@@ -132,7 +132,8 @@ def test_summary_records_schema_and_digest(tmp_path, style):
         assert summary["text"] == f"部分1至{len(doc0['sections'])}的摘要。"
     elif style == "structured":
         assert set(summary) == {"points", "units", "deadlines", "figures"}
-        assert [p["sections"] for p in summary["points"]] == [[s["id"]] for s in doc0["sections"]]
+        # one point per section; the 文号 line (S1) is a label, not a point
+        assert [p["sections"] for p in summary["points"]] == [[s["id"]] for s in doc0["sections"][1:]]
         assert "市数据局" in summary["units"]
         # stated outright in the document: kept even though the model said 无
         assert any("2025年1月底前" in d["text"] for d in summary["deadlines"])
@@ -303,7 +304,7 @@ def test_a_part_the_backend_finds_too_long_is_split_not_dropped(tmp_path):
     assert len(ok_calls) < len(fake.calls)                               # some requests were refused ...
     for i in range(1, 7):
         assert any(f"标记{i:02d}号结束" in p for p in ok_calls)           # ... and their text still got through
-    assert {p["sections"][0] for p in r["summary"]["points"]} == {s["id"] for s in r["sections"]}
+    assert {p["sections"][0] for p in r["summary"]["points"]} == {s["id"] for s in r["sections"][1:]}  # S1: title
 
 
 def test_sections_and_parts_follow_the_document_structure():
@@ -335,6 +336,17 @@ def test_structured_parsing_is_lenient():
     assert r["figures"] == [{"text": "不少于200个数据集", "sections": ["S2"]}]   # attributed by overlap
     # no labels at all: every line is a point
     assert parse_structured("目录每年更新。\n开放数据集。", _SECTIONS, "")["points"][0]["sections"] == ["S1"]
+
+
+def test_structured_parsing_drops_echoed_headers_and_condenses_copied_paragraphs():
+    sections = [Section("S1", [], "示政办发〔2025〕12号"),
+                Section("S2", ["一、目录管理", "（一）统一编制数据目录"],
+                        "（一）统一编制数据目录。各机构应当按照全市统一的目录编制规范，全面梳理本单位公共数据资源，于每年3月底前"
+                        "完成目录更新，并在市公共数据平台发布。目录应当明确数据的共享属性和开放属性。责任单位：市数据局。")]
+    out = "要点：\n- 示政办发〔2025〕12号〔S1〕\n- 一、目录管理 > （一）统一编制数据目录〔S2〕\n- " + sections[1].text
+    points = parse_structured(out, sections, "")["points"]
+    assert [p["sections"] for p in points] == [["S2"]]
+    assert points[0]["text"].startswith("（一）统一编制数据目录。各机构") and points[0]["text"].endswith("发布。")
 
 
 def test_action_item_parsing_reads_tables_and_key_value_lines():
