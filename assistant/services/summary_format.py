@@ -154,6 +154,11 @@ def resolve_ids(text: str, ids: list[str], sections: list[Section]) -> list[str]
     return kept or [best.id]
 
 
+def _label_lines(text: str) -> set[str]:
+    """Lines of a section that are labels, not sentences: 文号, 主送机关, signatures."""
+    return {_norm(ln) for ln in text.splitlines() if ln.strip() and not re.search(r"[。！？；]", ln)}
+
+
 def _norm(s: str) -> str:
     return re.sub(r"[\W_]+", "", s)
 
@@ -189,7 +194,7 @@ def _item(text: str, sections: list[Section], source: str) -> dict | None:
         return None   # a group label the model put over its sub-items ("1. 健全公共数据目录管理：")
     key = _norm(body)
     if len(key) <= 60 and any(key in (_norm(s.heading), _norm(s.heading_path[-1] if s.heading_path else ""))
-                              or (key == _norm(s.text) and not re.search(r"[。！？；]", s.text)) for s in sections):
+                              or key in _label_lines(s.text) for s in sections):
         return None   # an echoed "[S3] 一、… > （二）…" header or label line (文号, 主送机关), not a point
     ids = resolve_ids(body, ids, sections)
     body = condense(body)

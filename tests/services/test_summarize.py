@@ -339,7 +339,7 @@ def test_structured_parsing_is_lenient():
 
 
 def test_structured_parsing_drops_echoed_headers_and_condenses_copied_paragraphs():
-    sections = [Section("S1", [], "示政办发〔2025〕12号"),
+    sections = [Section("S1", [], "示政办发〔2025〕12号\n各区人民政府：\n现就有关事项通知如下。"),
                 Section("S2", ["一、目录管理", "（一）统一编制数据目录"],
                         "（一）统一编制数据目录。各机构应当按照全市统一的目录编制规范，全面梳理本单位公共数据资源，于每年3月底前"
                         "完成目录更新，并在市公共数据平台发布。目录应当明确数据的共享属性和开放属性。责任单位：市数据局。")]
