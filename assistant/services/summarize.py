@@ -173,6 +173,7 @@ class SummarizeService:
         calls = _Calls()
         outputs = list(pool.map(lambda p: self._map(p, style, header, calls, stop), parts))
         outputs = [o for group in outputs for o in group]  # a part split after a context error gives several
+        raw_outputs = [{"sections": p.span, "text": raw, "cut": cut} for p, raw, cut in outputs]
         if style == "brief":
             t_map = time.perf_counter()
             texts = [(p, _brief_text(raw, cut)) for p, raw, cut in outputs]
@@ -193,8 +194,9 @@ class SummarizeService:
                                for x in it["sections"]}
                     missing = [x for x in p.sections if x.id not in covered and len(x.text) >= 20]
                     if missing and len(missing) < len(p.sections):
-                        for p2, raw2, _ in self._map(Part(missing, p.index, p.of), style, header, calls, stop):
+                        for p2, raw2, cut2 in self._map(Part(missing, p.index, p.of), style, header, calls, stop):
                             parsed.append(parse(raw2, p2.sections, p2.render()))
+                            raw_outputs.append({"sections": p2.span, "text": raw2, "cut": cut2})
             t_map = time.perf_counter()
             if style == "structured":
                 summary = _merge_structured(parsed, sections)
@@ -223,6 +225,7 @@ class SummarizeService:
             "prompt_version": self.prompt_version(style),
             "fingerprint": self.fingerprint(style),
             "usage": calls.usage,
+            "model_outputs": raw_outputs + calls.reduce_outputs,   # what the model said, before parsing (audit)
             "timings": {"map_ms": round((t_map - t0) * 1000, 1), "reduce_ms": round((t_end - t_map) * 1000, 1),
                         "total_ms": round((t_end - t0) * 1000, 1)},
             "ai_generated": True,   # 人工智能生成合成内容标识
@@ -284,12 +287,14 @@ class SummarizeService:
             final = len(groups) == 1
             length = f"不超过{self._brief_target(doc_chars)}字" if final else "不超过200字"
 
-            def merge(group: list[tuple[str, str, str]], length: str = length) -> tuple[str, str, str]:
+            def merge(group: list[tuple[str, str, str]], length: str = length, final: bool = final
+                      ) -> tuple[str, str, str]:
                 want = self._brief_target(doc_chars) if final else 200
                 raw, cut = self._invoke("summarize_reduce", {"header": header, "text": _render_partials(group),
                                                              "length": length},
                                         min(self.cfg.reduce_max_tokens, self._brief_tokens(want)), calls, stop)
                 first, last = group[0][0].split("–")[0], group[-1][0].split("–")[-1]
+                calls.reduce_outputs.append({"sections": f"{first}–{last}", "text": raw, "cut": cut, "reduce": True})
                 return f"{first}–{last}", "", _brief_text(raw, cut)
 
             items = list(pool.map(merge, groups))
@@ -473,6 +478,7 @@ class _Calls:
         self._lock = threading.Lock()
         self.n = 0
         self.usage = {"input_tokens": 0, "output_tokens": 0}
+        self.reduce_outputs: list[dict] = []
 
     def add(self, usage: dict | None) -> None:
         with self._lock:

@@ -14,7 +14,7 @@ from ingest.chunking import Block, chunk_blocks
 
 STYLES = ("brief", "structured", "action-items")
 # per style: bump when parsing/merging changes what a record holds (part of the settings fingerprint)
-FORMAT_VERSION = {"brief": "1", "structured": "2", "action-items": "2"}
+FORMAT_VERSION = {"brief": "1", "structured": "4", "action-items": "4"}
 POINT_MAX_CHARS = 90
 
 
@@ -142,6 +142,11 @@ def resolve_ids(text: str, ids: list[str], sections: list[Section]) -> list[str]
     """The section ids a model gave for `text`, checked against what the text overlaps: a small model numbers
     sections its own way (often off by one), so a claimed id whose section shares far less with the text than the
     best-matching section is replaced by that section; no id at all gets the best-matching one."""
+    key = _norm(text)
+    named = [s for s in sections if s.heading_path and len(_norm(s.heading_path[-1])) >= 4
+             and _norm(s.heading_path[-1]) in key]
+    if named:   # the text names a section's own heading ("（二）实行分级分类管理"): that section, the longest name
+        return [max(named, key=lambda s: len(s.heading_path[-1])).id]
     best = best_section(text, sections)
     if best is None:
         return ids
@@ -149,9 +154,13 @@ def resolve_ids(text: str, ids: list[str], sections: list[Section]) -> list[str]
         return [best.id]
     want = _bigrams(text)
     by_id = {s.id: s for s in sections}
-    best_score = len(want & _bigrams(best.heading + best.text))
-    kept = [i for i in ids if len(want & _bigrams(by_id[i].heading + by_id[i].text)) * 2 >= best_score]
-    return kept or [best.id]
+
+    def score(s: Section) -> int:   # the section's own heading and text: parents are shared by siblings
+        return len(want & _bigrams((s.heading_path[-1] if s.heading_path else "") + s.text))
+
+    best_score = max(score(s) for s in sections)
+    kept = [i for i in ids if score(by_id[i]) * 4 >= best_score * 3]
+    return kept or [max(sections, key=score).id]
 
 
 def _label_lines(text: str) -> set[str]:
@@ -166,9 +175,10 @@ def _norm(s: str) -> str:
 def condense(text: str, limit: int = POINT_MAX_CHARS) -> str:
     """A point longer than `limit` (a small model copies whole paragraphs) is cut to its first sentence, without
     the 责任单位/完成时限 clauses that have fields of their own, and to `limit` at a clause boundary."""
+    head = re.split(r"(?:责任单位|牵头单位|完成时限)[:：]", text, maxsplit=1)[0].strip()
+    text = head if len(head) >= 10 else text
     if len(text) <= limit:
         return text
-    text = re.split(r"(?:责任单位|牵头单位|完成时限)[:：]", text, maxsplit=1)[0].strip()
     first = re.match(r"^(?:[（(][一二三四五六七八九十]+[)）][^。！？]{0,30}[。！？])?[^。！？]*[。！？]?", text)
     if first and len(first.group(0)) >= 10:
         text = first.group(0)
@@ -244,7 +254,8 @@ def parse_structured(output: str, sections: list[Section], source: str) -> dict:
     units = []
     for u in fields["units"]:
         u = strip_section_ids(u).strip("。.")
-        if u and not _NONE_RE.match(u) and 1 < len(u) <= 40 and u not in units:
+        if u and not _NONE_RE.match(u) and 1 < len(u) <= 30 and u.endswith(_ORG_END) and u not in units \
+                and (not source or _norm(u) in _norm(source)):   # named by the document, not invented
             units.append(u)
     result["units"] = units
     return result
@@ -298,16 +309,17 @@ def parse_action_items(output: str, sections: list[Section], source: str) -> dic
         if not task_clean or _NONE_RE.match(task_clean) or len(re.sub(r"\W", "", task_clean)) < 2:
             continue
         ids = resolve_ids(task_clean, section_ids(where + " " + task, valid), sections)
-        row = {"task": task_clean, "units": _none_to_empty(strip_section_ids(units)),
-               "deadline": _none_to_empty(strip_section_ids(deadline)), "sections": ids}
-        if not grounded(task_clean + row["deadline"], source):
-            row["grounded"] = False
+        row = {"task": task_clean, "units": clean_units(_none_to_empty(strip_section_ids(units)), source),
+               "deadline": _none_to_empty(strip_section_ids(deadline))[:60], "sections": ids}
+        unverified = [f for f in ("task", "deadline") if not grounded(row[f], source)]
+        if unverified:
+            row["unverified"] = unverified
         rows.append(row)
     return {"items": merge_rows(rows)}
 
 
 def _task_key(task: str) -> str:
-    return re.sub(r"\W", "", task.split(">")[-1])
+    return _norm(task.split(">")[-1])
 
 
 def merge_rows(rows: list[dict]) -> list[dict]:
@@ -322,10 +334,26 @@ def merge_rows(rows: list[dict]) -> list[dict]:
         m = merged[key]
         units = [u for u in re.split(r"[、，,；;]", m["units"]) if u]
         units += [u for u in re.split(r"[、，,；;]", r["units"]) if u and u not in units]
-        m["units"] = "、".join(units)
+        m["units"] = clean_units("、".join(units))
         m["deadline"] = m["deadline"] or r["deadline"]
         m["sections"] += [x for x in r["sections"] if x not in m["sections"]]
     return list(merged.values())
+
+
+_ORG_END = ("局", "厅", "委", "委员会", "部", "部门", "办", "办公室", "政府", "院", "中心", "署", "会", "处", "司", "室",
+            "组", "所", "行", "区", "单位", "机构", "机关", "企业", "街道", "乡镇", "社区", "集团", "公司", "小组", "队")
+
+
+def clean_units(value: str, source: str = "", limit: int = 20) -> str:
+    """A 责任单位 cell: organisations only, each once (a small model loops, or lists actions as units), and, when
+    the source text is given, only those it names (a small model invents plausible ones)."""
+    units: list[str] = []
+    src = _norm(source)
+    for u in re.split(r"[、，,；;/]", value):
+        u = u.strip(" 。.等")
+        if u and len(u) <= 30 and u.endswith(_ORG_END) and u not in units and (not src or _norm(u) in src):
+            units.append(u)
+    return "、".join(units[:limit])
 
 
 def _none_to_empty(value: str) -> str:
@@ -385,6 +413,10 @@ def complete_action_items(items: list[dict], sections: list[Section]) -> list[di
     them but got no row from the model (a small model drops rows; the document does not)."""
     stated = explicit_tasks(sections)
     covered = set()
+    by_key = {_task_key(r["task"]): r for r in items}
+    for s in sections:   # a row that names a section's heading covers that section
+        if s.heading_path and (row := by_key.get(_norm(s.heading_path[-1]))) and s.id not in row["sections"]:
+            row["sections"] = [s.id]
     for row in items:
         for sid in row["sections"]:
             covered.add(sid)
@@ -426,9 +458,9 @@ def render_markdown(style: str, summary: dict, sections: list[Section] | None = 
     if style == "action-items":
         lines = ["| 事项 | 责任单位 | 完成时限 | 出处 |", "|---|---|---|---|"]
         for r in summary.get("items", []):
-            flag = "（待核实）" if r.get("grounded") is False else ""
-            lines.append(f"| {_cell(r['task'])}{flag} | {_cell(r['units'])} | {_cell(r['deadline'])} | "
-                         f"{'、'.join(r['sections']) or '—'} |")
+            flag = {f: "（待核实）" if f in r.get("unverified", ()) else "" for f in ("task", "deadline")}
+            lines.append(f"| {_cell(r['task'])}{flag['task']} | {_cell(r['units'])} | "
+                         f"{_cell(r['deadline'])}{flag['deadline']} | {'、'.join(r['sections']) or '—'} |")
         return "\n".join(lines) if summary.get("items") else "（未识别出工作任务）"
     by_id = {s.id: s for s in sections or []}
     out = ["**要点**"]

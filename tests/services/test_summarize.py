@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from assistant.prompts import load_prompt
 from assistant.services.summarize import DIGEST_FILE, SUMMARIES_FILE, SummarizeService, score_summaries
 from assistant.services.summary_format import (
-    Section, make_sections, pack_parts, parse_action_items, parse_brief, parse_structured,
+    Section, complete_action_items, make_sections, pack_parts, parse_action_items, parse_brief, parse_structured,
+    render_markdown,
 )
 from ingest.chunking import Block
 from tests.conftest import SAMPLES, make_container
@@ -120,7 +121,7 @@ def test_summary_records_schema_and_digest(tmp_path, style):
     for r in recs:
         assert r["status"] == "ok" and r["error"] is None and r["ai_generated"] is True
         assert {"source", "content_hash", "title", "doc_number", "summary", "markdown", "model", "timings",
-                "fingerprint", "prompt_version", "sections", "style", "usage", "llm_calls"} <= set(r)
+                "fingerprint", "prompt_version", "sections", "style", "usage", "llm_calls", "model_outputs"} <= set(r)
         assert r["style"] == style and r["model"] == "scripted" and r["timings"]["total_ms"] >= 0
         assert len(r["content_hash"]) == 64 and r["sections"][0]["id"] == "S1"
     by_title = {r["title"]: r for r in recs}
@@ -342,7 +343,8 @@ def test_structured_parsing_drops_echoed_headers_and_condenses_copied_paragraphs
     sections = [Section("S1", [], "示政办发〔2025〕12号\n各区人民政府：\n现就有关事项通知如下。"),
                 Section("S2", ["一、目录管理", "（一）统一编制数据目录"],
                         "（一）统一编制数据目录。各机构应当按照全市统一的目录编制规范，全面梳理本单位公共数据资源，于每年3月底前"
-                        "完成目录更新，并在市公共数据平台发布。目录应当明确数据的共享属性和开放属性。责任单位：市数据局。")]
+                        "完成目录更新，并在市公共数据平台发布。目录应当明确数据的共享属性、开放属性、更新频率和数据来源。"
+                        "责任单位：市数据局。")]
     out = "要点：\n- 示政办发〔2025〕12号〔S1〕\n- 一、目录管理 > （一）统一编制数据目录〔S2〕\n- " + sections[1].text
     points = parse_structured(out, sections, "")["points"]
     assert [p["sections"] for p in points] == [["S2"]]
@@ -359,6 +361,23 @@ def test_action_item_parsing_reads_tables_and_key_value_lines():
     rows = parse_action_items(kv, _SECTIONS, "")["items"]
     assert [(r["task"], r["units"], r["sections"]) for r in rows] == [
         ("完成目录更新", "市数据局", ["S1"]), ("开放数据集", "市交通运输局", ["S2"])]
+
+
+def test_action_rows_survive_small_model_failure_modes():
+    sections = [Section("S1", ["一、目录管理", "（一）统一编制数据目录"], "各机构每年3月底前完成目录更新。"),
+                Section("S2", ["一、目录管理", "（二）实行分级分类管理"], "公共数据分为三类，市数据局会同市财政局落实。")]
+    loop = "、".join(["市数据局", "市财政局"] * 30)
+    out = ("| 事项 | 责任单位 | 完成时限 | 出处 |\n|---|---|---|---|\n"
+           "| 一、目录管理 > （一）统一编制数据目录 | 市数据局 | 每年3月底前 | S2 |\n"   # off-by-one id
+           "| 一、目录管理 > （二）实行分级分类管理 | 市数据局 | 2025年12月 | S2 |\n"
+           "| （二）实行分级分类管理 | " + loop + "、推进平台迭代升级 | 未明确 | S2 |")
+    rows = complete_action_items(parse_action_items(out, sections, sections[0].text + sections[1].text)["items"],
+                                 sections)
+    assert [(r["sections"], r["units"]) for r in rows] == [(["S1"], "市数据局"), (["S2"], "市数据局、市财政局")]
+    invented = parse_action_items("| 开展评估 | 市审计局、市数据局 | 未明确 | S1 |", sections, "市数据局负责。")
+    assert invented["items"][0]["units"] == "市数据局"          # a unit the document never names is dropped
+    assert rows[1]["unverified"] == ["deadline"]                 # 2025年12月 is not in the document
+    assert "2025年12月（待核实）" in render_markdown("action-items", {"items": rows})
 
 
 def test_brief_parsing_keeps_one_paragraph():
