@@ -105,6 +105,9 @@ def run(suite: str = typer.Option(..., "--suite", help="ncp | rgb | summaries | 
         judge_model: Optional[str] = typer.Option(None, "--judge-model", help="Judge model (default: the first "
                                                   "the endpoint lists)."),
         no_ingest: bool = typer.Option(False, "--no-ingest", help="ncp: use --kb as it is, without ingesting."),
+        concurrency: int = typer.Option(1, "--concurrency", help="Items in flight at once; up to the local LLM's "
+                                        "llm.local.n_parallel slots helps on CPU (answers may differ in the last "
+                                        "digits of batched arithmetic)."),
         fresh: bool = typer.Option(False, "--fresh", help="Discard what the run folder holds and start over.")):
     """Run a suite through the product's services; writes summary.json, items.jsonl, report.md/.html and charts."""
     from assistant import cli as main
@@ -119,11 +122,11 @@ def run(suite: str = typer.Option(..., "--suite", help="ncp | rgb | summaries | 
         ("--retrieval-k", None if retrieval_k == 50 else retrieval_k),
         ("--crud-sample", None if crud_sample == 100 or suite != "summaries" else crud_sample),
         ("--seed", None if seed == 2333 else seed), ("--judge-url", judge_url), ("--judge-model", judge_model),
-        ("--no-ingest", no_ingest), ("--out", out)])
+        ("--no-ingest", no_ingest), ("--concurrency", None if concurrency == 1 else concurrency), ("--out", out)])
     options = RunOptions(suite=suite, out=out, data=data, kb=kb, limit=limit, retrieval_only=retrieval_only,
                          modes=tuple(m.strip() for m in modes.split(",") if m.strip()), retrieval_k=retrieval_k,
                          crud_sample=crud_sample, seed=seed, judge_url=judge_url, judge_model=judge_model,
-                         fresh=fresh, no_ingest=no_ingest, command=command)
+                         fresh=fresh, no_ingest=no_ingest, concurrency=concurrency, command=command)
     with main.friendly_errors():
         try:
             c = main.container()

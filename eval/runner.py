@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
@@ -47,6 +49,7 @@ class RunOptions:
     judge_model: str | None = None
     fresh: bool = False
     no_ingest: bool = False              # use --kb as it is (ncp, custom)
+    concurrency: int = 1                 # items in flight at once (the local LLM serves llm.local.n_parallel slots)
     command: str = ""
 
     def suite_fingerprint(self) -> dict:
@@ -147,7 +150,17 @@ def settings_snapshot(container) -> dict:
     data = container.settings.model_dump(mode="json")
     data = {k: data[k] for k in EVAL_SETTINGS if k in data}
     data.get("llm", {}).get("openai", {}).pop("api_key", None)    # never written to a report
+    data["prompts"] = prompts_fingerprint()
     return data
+
+
+def prompts_fingerprint() -> str:
+    """The prompt files change answers as much as the settings do: a run folder records their digest."""
+    from assistant.settings import PROMPTS_DIR
+    h = hashlib.sha256()
+    for path in sorted(PROMPTS_DIR.glob("*.md")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
 
 
 def config_fingerprint(container) -> str:
@@ -207,6 +220,8 @@ def run_suite(container, options: RunOptions, progress: Progress = no_progress,
         raise EvalError(f"invalid retrieval mode(s) {bad}: use {', '.join(MODES)}")
     if options.limit is not None and options.limit < 1:
         raise EvalError("--limit must be at least 1")
+    if options.concurrency < 1:
+        raise EvalError("--concurrency must be at least 1")
     from eval.data import DEFAULT_PATHS
     options.data = Path(options.data or DEFAULT_PATHS[options.suite]).resolve()
     if options.suite == "ncp" and not options.kb:
@@ -239,18 +254,14 @@ def run_suite(container, options: RunOptions, progress: Progress = no_progress,
     skipped = len(items) - len(todo)
     progress(f"{options.suite}", skipped, len(items), f"{skipped} done before" if skipped else "")
     failed_in_a_row = 0
-    for i, item in enumerate(todo, 1):
-        try:
-            record = suite.run_item(ctx, item)
-            failed_in_a_row = 0
-        except Exception as exc:  # noqa: BLE001 - one bad item is recorded (and retried next run), the rest go on
+    for i, (item, record) in enumerate(_run_items(suite, ctx, todo, options.concurrency), 1):
+        if "error" in record:
             failed_in_a_row += 1
-            message = f"{type(exc).__name__}: {exc}"[:500]
             if failed_in_a_row >= MAX_FAILURES_IN_A_ROW:
-                raise EvalError(f"stopping: {failed_in_a_row} items in a row failed, the last with {message}") from exc
-            src = item.payload.get("rec") or item.payload
-            record = {"id": src.get("id"), "question": src.get("question") or src.get("query") or "",
-                      "error": message}
+                log.append(record)
+                raise EvalError(f"stopping: {failed_in_a_row} items in a row failed, the last with {record['error']}")
+        else:
+            failed_in_a_row = 0
         record.setdefault("key", item.key)
         record.setdefault("suite", options.suite)
         log.append(record)
@@ -265,6 +276,47 @@ def run_suite(container, options: RunOptions, progress: Progress = no_progress,
     run.setdefault("runs", {})[options.suite] = meta
     (out / "run.json").write_text(json.dumps(run, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
     return write_report(out, container)
+
+
+def _run_one(suite: Suite, ctx: RunContext, item: WorkItem) -> dict:
+    try:
+        return suite.run_item(ctx, item)
+    except Exception as exc:  # noqa: BLE001 - one bad item is recorded (and retried next run), the rest go on
+        src = item.payload.get("rec") or item.payload
+        return {"key": item.key, "id": src.get("id"), "question": src.get("question") or src.get("query") or "",
+                "error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+def _run_items(suite: Suite, ctx: RunContext, todo: list[WorkItem], concurrency: int):
+    """Yield (item, record) as items finish; with concurrency > 1 up to that many run at once in threads
+    (the services are thread-safe: the API serves them the same way), results in completion order."""
+    if concurrency <= 1:
+        for item in todo:
+            yield item, _run_one(suite, ctx, item)
+        return
+    pending = iter(todo)
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="eval") as pool:
+        running = {}
+        for item in pending:
+            running[pool.submit(_run_one, suite, ctx, item)] = item
+            if len(running) >= concurrency:
+                break
+        try:
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    item = running.pop(fut)
+                    if not stop.is_set():
+                        nxt = next(pending, None)
+                        if nxt is not None:
+                            running[pool.submit(_run_one, suite, ctx, nxt)] = nxt
+                    yield item, fut.result()
+        finally:
+            # a consumer that stops early (too many failures, Ctrl-C) waits only for the items in flight
+            stop.set()
+            for fut in running:
+                fut.cancel()
 
 
 def load_items(out: Path) -> list[dict]:

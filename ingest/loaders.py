@@ -19,7 +19,8 @@ os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
+MARKDOWN_SUFFIXES = {".md", ".markdown"}
+TEXT_SUFFIXES = {".txt"} | MARKDOWN_SUFFIXES
 UNSTRUCTURED_SUFFIXES = {".html", ".htm", ".docx", ".doc", ".pdf", ".xlsx", ".pptx"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | UNSTRUCTURED_SUFFIXES | {".jsonl"}
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -103,6 +104,8 @@ def discover(paths: list[str | Path]) -> tuple[list[Path], list[LoadError]]:
 def _partition(path: Path, text: str | None) -> list[Block]:
     """unstructured elements → blocks; Title is only a hint (it labels most Chinese paragraphs as titles)."""
     try:
+        if text is not None and path.suffix.lower() in MARKDOWN_SUFFIXES:
+            return _markdown_blocks(text)
         if text is not None:
             from unstructured.partition.text import partition_text
             elements = partition_text(text=text)
@@ -116,6 +119,44 @@ def _partition(path: Path, text: str | None) -> list[Block]:
             msg = "parsing .doc needs LibreOffice (apt-get install libreoffice-writer-nogui)"
         raise LoadError(str(path), f"cannot parse {path.suffix} file: {msg}") from None
     return [Block(str(e.text), getattr(e, "category", "") == "Title") for e in elements if str(e.text).strip()]
+
+
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)+\|?\s*$")   # | --- | --- |
+_MD_MARKUP = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)|[*_`]+")
+
+
+def _plain(line: str) -> str:
+    return re.sub(r"\s+", "", _MD_MARKUP.sub("", line))
+
+
+def _markdown_blocks(text: str) -> list[Block]:
+    """partition_md finds the elements and their kind, but its text drops what Chinese 公文 numbering needs
+    (the "1." of an ordered list, the bold run-in item title): each element is mapped back to its source lines,
+    which become the block (the chunker reads markdown headings, numbering and bold itself)."""
+    from unstructured.partition.md import partition_md
+
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not _TABLE_RULE.match(ln)]
+    plain = [_plain(ln) for ln in lines]
+    starts: list[tuple[int, bool]] = []          # (first source line, is a Title)
+    cursor = 0
+    for e in partition_md(text=text):
+        key = _plain(str(e.text))[:12]
+        if not key:
+            continue
+        j = next((i for i in range(cursor, len(lines)) if key in plain[i]), None)
+        if j is None:
+            continue                             # text the source does not hold verbatim (rendered HTML)
+        if starts and starts[-1][0] == j:
+            continue                             # several elements from one source line
+        starts.append((j, getattr(e, "category", "") == "Title"))
+        cursor = j + 1
+    if not starts:
+        return []
+    if starts[0][0] > 0:
+        starts.insert(0, (0, False))
+    bounds = [j for j, _ in starts] + [len(lines)]
+    return [Block("\n".join(lines[a:b]), title and b - a == 1)
+            for (a, title), b in zip(starts, bounds[1:])]
 
 
 def load_file(path: Path, source_name: str | None = None) -> Iterator[SourceDocument | LoadError]:

@@ -120,6 +120,18 @@ def test_a_run_folder_refuses_another_configuration(tmp_path, ncp_data):
     assert fresh["suites"]["ncp"]["run"]["ran"] == 1
 
 
+def test_an_edited_prompt_file_is_another_configuration(tmp_path, ncp_data, monkeypatch):
+    import eval.runner as runner
+    out = tmp_path / "run"
+    c = make_container(tmp_path / "data")
+    run_suite(c, RunOptions("ncp", out, data=ncp_data, kb="evalncp", limit=1))
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["config"]["prompts"] == \
+        runner.prompts_fingerprint()
+    monkeypatch.setattr(runner, "prompts_fingerprint", lambda: "edited")
+    with pytest.raises(EvalError, match="another configuration"):
+        run_suite(c, RunOptions("ncp", out, data=ncp_data, kb="evalncp", limit=1))
+
+
 def test_bad_options_are_clear_errors(tmp_path, ncp_data):
     c = make_container(tmp_path / "data")
     with pytest.raises(EvalError, match="unknown suite"):
@@ -157,3 +169,44 @@ def test_a_failing_item_is_recorded_and_retried_and_a_broken_run_stops(tmp_path,
     monkeypatch.setattr(c.qa, "ask", broken)
     with pytest.raises(EvalError, match="in a row failed.*model file missing"):
         run_suite(c, RunOptions("ncp", tmp_path / "run2", data=ncp_data, kb="evalncp"))
+
+
+def test_concurrent_items_give_the_same_records_and_really_overlap(tmp_path, ncp_data, monkeypatch):
+    import threading
+    import time
+
+    c = make_container(tmp_path / "data")
+    seq = run_suite(c, RunOptions("ncp", tmp_path / "seq", data=ncp_data, kb="evalncp"))
+
+    real_ask, lock, state = c.qa.ask, threading.Lock(), {"now": 0, "peak": 0}
+
+    def slow_ask(*a, **kw):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.05)
+        try:
+            return real_ask(*a, **kw)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    monkeypatch.setattr(c.qa, "ask", slow_ask)
+    par = run_suite(c, RunOptions("ncp", tmp_path / "par", data=ncp_data, kb="evalncp", concurrency=3))
+    assert state["peak"] == 3
+    by_key = lambda out: {r["key"]: (r["answer"], r["retrieval"], r["metrics"]) for r in _items(out)}  # noqa: E731
+    assert by_key(tmp_path / "par") == by_key(tmp_path / "seq")
+    assert par["suites"]["ncp"]["answer"]["f1"] == seq["suites"]["ncp"]["answer"]["f1"]
+    with pytest.raises(EvalError, match="--concurrency"):
+        run_suite(c, RunOptions("ncp", tmp_path / "bad", data=ncp_data, kb="evalncp", concurrency=0))
+
+
+def test_a_broken_run_stops_under_concurrency_too(tmp_path, ncp_data, monkeypatch):
+    c = make_container(tmp_path / "data")
+
+    def broken(*a, **kw):
+        raise RuntimeError("model file missing")
+
+    monkeypatch.setattr(c.qa, "ask", broken)
+    with pytest.raises(EvalError, match="in a row failed.*model file missing"):
+        run_suite(c, RunOptions("ncp", tmp_path / "run", data=ncp_data, kb="evalncp", concurrency=2))

@@ -217,3 +217,41 @@ def test_cli_ingest_reports_failures_with_exit_1_and_keeps_the_store(tmp_path):
     assert as_json.exit_code == 1
     payload = json.loads(as_json.stdout)
     assert payload["ok"] is False and payload["results"][0]["message"] == "the file is empty"
+
+
+WORK_POINTS_MD = """**某区数据局2025年工作要点**
+
+2025年是“十四五”规划收官之年，区数据局将全面推进城市数字化转型。
+
+---
+
+### 一、夯实数据基础
+
+1. **完善公共数据目录**。加快编制全区公共数据资源目录，推进目录动态更新。
+
+2. **推进数据共享**。加强跨部门数据共享，提升共享时效。
+
+### 二、深化数字治理
+
+3. **建设城运平台**。完善区城运平台功能，强化事件闭环处置。
+
+| 指标 | 目标 |
+| --- | --- |
+| 开放数据集 | 100个 |
+"""
+
+
+def test_markdown_keeps_ordered_numbers_and_bold_item_titles(tmp_path):
+    # partition_md drops the "1." of an ordered list and the ** of a run-in item title; both must survive,
+    # since 工作要点 items are cited by number and titled in bold
+    path = tmp_path / "work_points.md"
+    path.write_text(WORK_POINTS_MD, encoding="utf-8")
+    doc = next(load_file(path))
+    from ingest.chunking import chunk_blocks
+    chunks = chunk_blocks(doc.blocks)
+    by_path = {tuple(ch.heading_path): ch.text for ch in chunks}
+    assert by_path[("一、夯实数据基础", "完善公共数据目录")].startswith("1. 完善公共数据目录。加快编制")
+    assert by_path[("一、夯实数据基础", "推进数据共享")].startswith("2. 推进数据共享。")
+    assert by_path[("二、深化数字治理", "建设城运平台")].startswith("3. 建设城运平台。")
+    assert "开放数据集" in doc.text and "100个" in doc.text          # the table is kept
+    assert all("**" not in ch.text and "---" not in ch.text for ch in chunks)
