@@ -74,3 +74,27 @@ def test_follow_up_is_condensed_into_a_standalone_question(e2e_container):
     assert answer.timings["condense_ms"] > 0
     assert not answer.refused
     assert answer.citations[0].metadata["source"] == NEWBORN
+
+
+def test_a_stream_closed_early_stops_llama_cpp_generating(e2e_container, monkeypatch):
+    # a client that disconnects must not keep a llama.cpp slot busy until max_tokens
+    from assistant.components.llm import local
+
+    pipes = []
+
+    class Recording(local._ChunkPipe):
+        def __init__(self):
+            super().__init__()
+            pipes.append(self)
+
+    monkeypatch.setattr(local, "_ChunkPipe", Recording)
+    llm = e2e_container.llm
+    stream = llm.stream("请逐条列出一百个中国城市的名字，每行一个。", max_tokens=400)
+    assert next(stream).content is not None
+    stream.close()
+    pipe = pipes[-1]
+    assert pipe.cancel.is_set()
+    # the generation thread ends soon after the cancel: it puts `done` once handle_chat_completions returns
+    while (item := pipe.queue.get(timeout=60)) is not pipe.done:
+        pass
+    assert pipe.after_cancel <= 2      # llama.cpp stopped at the next chunk instead of producing ~400 more

@@ -102,33 +102,54 @@ class ChatXLlamaCpp(BaseChatModel):
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         # handle_chat_completions blocks until generation ends and calls back per chunk: run it in a thread
         req = {**self._request(messages, stop, **kwargs), "stream": True, "stream_options": {"include_usage": True}}
-        chunks: queue.Queue = queue.Queue()
-        done = object()
+        pipe = _ChunkPipe()
 
         def work() -> None:
             try:
-                self.server.handle_chat_completions(req, chunks.put)
+                self.server.handle_chat_completions(req, pipe.put)
             except Exception as exc:  # noqa: BLE001 - surfaced to the consumer below
-                chunks.put({"error": str(exc)})
+                pipe.queue.put({"error": str(exc)})
             finally:
-                chunks.put(done)
+                pipe.queue.put(pipe.done)
 
         threading.Thread(target=work, daemon=True).start()
-        while (item := chunks.get()) is not done:
-            if isinstance(item, str):
-                item = json.loads(item)
-            if "error" in item:
-                raise LLMError(f"local model error: {item['error']}")
-            usage = item.get("usage")
-            text = "".join((c.get("delta") or {}).get("content") or "" for c in item.get("choices") or [])
-            meta = {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": usage.get("completion_tokens", 0),
-                    "total_tokens": usage.get("total_tokens", 0)} if usage else None
-            if text or meta:
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=text, usage_metadata=meta))
-                if run_manager and text:
-                    run_manager.on_llm_new_token(text, chunk=chunk)
-                yield chunk
+        try:
+            while (item := pipe.queue.get()) is not pipe.done:
+                if isinstance(item, str):
+                    item = json.loads(item)
+                if "error" in item:
+                    raise LLMError(f"local model error: {item['error']}")
+                usage = item.get("usage")
+                text = "".join((c.get("delta") or {}).get("content") or "" for c in item.get("choices") or [])
+                meta = {"input_tokens": usage.get("prompt_tokens", 0),
+                        "output_tokens": usage.get("completion_tokens", 0),
+                        "total_tokens": usage.get("total_tokens", 0)} if usage else None
+                if text or meta:
+                    chunk = ChatGenerationChunk(message=AIMessageChunk(content=text, usage_metadata=meta))
+                    if run_manager and text:
+                        run_manager.on_llm_new_token(text, chunk=chunk)
+                    yield chunk
+        finally:
+            # the consumer stopped early (a client disconnected, a caller broke off): free the llama.cpp slot
+            pipe.cancel.set()
 
+
+class _ChunkPipe:
+    """Chunks from llama.cpp's generation thread to the consumer. put() is llama.cpp's per-chunk callback:
+    returning True tells the server to stop generating, which it does once the consumer has cancelled."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue = queue.Queue()
+        self.done = object()
+        self.cancel = threading.Event()
+        self.after_cancel = 0           # chunks llama.cpp still produced after the cancel (tests read it)
+
+    def put(self, item: Any) -> bool:
+        if self.cancel.is_set():
+            self.after_cancel += 1
+            return True
+        self.queue.put(item)
+        return False
 
 def build(settings: Settings) -> BaseChatModel:
     from assistant.models import ModelError, ensure_model
