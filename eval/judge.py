@@ -14,22 +14,7 @@ import re
 
 import httpx
 
-FAITHFULNESS = """你是严格的评审。判断【回答】中的每一项陈述是否都能由【参考资料】支持（不考虑回答是否完整）。
-按1-5打分：5=全部有依据；4=基本有依据，个别细节无法核实；3=约一半有依据；2=大部分无依据；1=与资料矛盾或全部无依据。
-只输出JSON：{{"score": 整数, "reason": "一句话理由"}}
-
-【参考资料】
-{context}
-
-【问题】{question}
-【回答】{answer}"""
-
-RELEVANCE = """你是严格的评审。判断【回答】是否直接、切题地回答了【问题】（不考虑事实是否正确）。
-按1-5打分：5=完全切题且直接回答；4=切题但有多余内容；3=部分回答；2=基本不切题；1=完全答非所问或拒答。
-只输出JSON：{{"score": 整数, "reason": "一句话理由"}}
-
-【问题】{question}
-【回答】{answer}"""
+from assistant.prompts import load_prompt
 
 _SCORE = re.compile(r'"score"\s*:\s*([1-5])|\b([1-5])\b')
 
@@ -76,8 +61,8 @@ class Judge:
 
     def evaluate(self, question: str, answer: str, contexts: list[str]) -> dict:
         context = "\n\n".join(f"[{i}] {c}" for i, c in enumerate(contexts, 1))[:6000]
-        f, f_why = self._ask(FAITHFULNESS.format(context=context, question=question, answer=answer))
-        r, r_why = self._ask(RELEVANCE.format(question=question, answer=answer))
+        f, f_why = self._ask(load_prompt("judge_faithfulness").format(context=context, question=question, answer=answer))
+        r, r_why = self._ask(load_prompt("judge_relevance").format(question=question, answer=answer))
         norm = lambda s: None if s is None else (s - 1) / 4  # noqa: E731
         return {"faithfulness": norm(f), "relevance": norm(r), "faithfulness_reason": f_why,
                 "relevance_reason": r_why}
