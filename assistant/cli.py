@@ -240,6 +240,17 @@ def kb_info(name: str):
     print(json.dumps(info, ensure_ascii=False, indent=1))
 
 
+@kb_app.command("check")
+def kb_check(name: str, repair: bool = typer.Option(False, "--repair", help="Delete orphan vectors and "
+                                                      "re-embed documents whose vectors are missing.")):
+    """Compare the catalog with the vector store (after a crash, or a Chroma server restored from backup)."""
+    with friendly_errors():
+        report = container().knowledge_bases.check(name, repair=repair)
+    print(json.dumps(report, ensure_ascii=False, indent=1))
+    if not report["consistent"] and not repair:
+        raise typer.Exit(1)
+
+
 @kb_app.command("delete")
 def kb_delete(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")):
     with friendly_errors():

@@ -46,6 +46,32 @@ class KnowledgeBaseService:
         info["by_status"] = by_status
         return info
 
+    def check(self, kb: str, repair: bool = False, principal: Principal = LOCAL_ADMIN) -> dict:
+        """Catalog vs vector store. Orphan vectors (written before a crash, never committed) are invisible to
+        search but take space and count in `info`; a committed chunk without a vector cannot be found by dense
+        retrieval. repair deletes the orphans and re-embeds the documents with missing vectors."""
+        if repair:
+            require_write(principal, kb)
+        else:
+            readable_kbs(principal, [kb])
+        self.catalog.require_kb(kb)
+        with self.write_lock:
+            chunks = self.catalog.chunk_ids(kb)
+            vectors = self.store.vectors.ids(kb)
+            orphans = sorted(vectors - chunks.keys())
+            missing = sorted({doc for cid, doc in chunks.items() if cid not in vectors})
+            pending = [d["doc_id"] for d in self.catalog.list_documents(kb) if d["state"] != "complete"]
+            report = {"kb": kb, "chunks": len(chunks), "vectors": len(vectors), "orphan_vectors": len(orphans),
+                      "documents_missing_vectors": missing, "pending_documents": pending,
+                      "consistent": not orphans and not missing}
+            if repair:
+                if orphans:
+                    self.store.vectors.delete_ids(kb, orphans)
+                failed = [doc for doc in missing if not self.reindex_document(kb, doc, principal).ok]
+                report["repaired"] = {"orphan_vectors_deleted": len(orphans),
+                                      "documents_reembedded": len(missing) - len(failed), "failed": failed}
+        return report
+
     def delete(self, kb: str, principal: Principal = LOCAL_ADMIN) -> None:
         self.catalog.require_kb(kb)
         if principal.role != "admin":

@@ -215,3 +215,40 @@ def test_document_delete_removes_chunks_vectors_and_bm25_entries(container, docs
 def test_empty_document_fails(container):
     result = container.pipeline.ingest_document(KB, SourceDocument("blank", "空白", "b.txt", "\n  \n"))
     assert result.status == "failed" and result.message == "no text to index"
+
+
+def test_kb_check_finds_and_repairs_orphan_and_missing_vectors(container, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from assistant import cli
+
+    kbs, store = container.knowledge_bases, container.store
+    assert kbs.ingest_documents(KB, _docs()).ok
+    assert kbs.check(KB) == {"kb": KB, "chunks": chunk_count(container), "vectors": chunk_count(container),
+                             "orphan_vectors": 0, "documents_missing_vectors": [], "pending_documents": [],
+                             "consistent": True}
+    # a crash after the vectors of doc2's new version were written, before the catalog commit: orphans
+    _crash_on(monkeypatch, store.catalog, "commit_document", lambda *a, **k: True)
+    assert kbs.ingest_documents(KB, [SourceDocument("doc2", "e.txt", "e.txt", "第一条 高龄津贴按季度发放。")]
+                                ).results[0].status == "failed"
+    monkeypatch.undo()
+    # and doc3's vectors lost (a Chroma server restored from an older backup)
+    lost = [ch["chunk_id"] for ch in store.catalog.document_chunks(KB, "doc3")]
+    store.vectors.delete_ids(KB, lost)
+    report = kbs.check(KB)
+    assert report["orphan_vectors"] >= 1 and report["documents_missing_vectors"] == ["doc3"]
+    assert report["pending_documents"] == ["doc2"] and not report["consistent"]
+
+    fixed = kbs.check(KB, repair=True)
+    assert fixed["repaired"] == {"orphan_vectors_deleted": report["orphan_vectors"], "documents_reembedded": 1,
+                                 "failed": []}
+    assert kbs.check(KB)["consistent"] and vector_ids(container) == catalog_chunk_ids(container)
+    assert container.search.search(FILES["fund.txt"].split("\n")[1], [KB], mode="dense").hits[0].doc_id == "doc3"
+
+    # the CLI: exit 1 while inconsistent, JSON report either way
+    monkeypatch.setattr(cli, "container", lambda: container)
+    store.vectors.delete_ids(KB, [ch["chunk_id"] for ch in store.catalog.document_chunks(KB, "doc3")])
+    res = CliRunner().invoke(cli.app, ["kb", "check", KB])
+    assert res.exit_code == 1 and '"documents_missing_vectors": [\n  "doc3"\n ]' in res.output
+    res = CliRunner().invoke(cli.app, ["kb", "check", KB, "--repair"])
+    assert res.exit_code == 0 and '"documents_reembedded": 1' in res.output

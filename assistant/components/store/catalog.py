@@ -182,6 +182,10 @@ class Catalog:
                                     "ORDER BY doc_id, position", (kb,)).fetchall()
         yield from rows
 
+    def chunk_ids(self, kb: str) -> dict[str, str]:
+        """chunk_id → doc_id for every committed chunk of the knowledge base."""
+        return {r["chunk_id"]: r["doc_id"] for r in self._query("SELECT chunk_id, doc_id FROM chunks WHERE kb=?", (kb,))}
+
     def get_chunks(self, kb: str, chunk_ids: list[str]) -> dict[str, dict]:
         out: dict[str, dict] = {}
         for start in range(0, len(chunk_ids), 500):

@@ -59,6 +59,20 @@ class VectorStore:
                         include=["distances"])
         return [(cid, 1.0 - float(dist)) for cid, dist in zip(res["ids"][0], res["distances"][0])]
 
+    def ids(self, kb: str, page: int = 5000) -> set[str]:
+        col, out, offset = self.collection(kb), set(), 0
+        while True:
+            got = col.get(include=[], limit=page, offset=offset)["ids"]
+            out.update(got)
+            if len(got) < page:
+                return out
+            offset += page
+
+    def delete_ids(self, kb: str, ids: list[str]) -> None:
+        col = self.collection(kb)
+        for i in range(0, len(ids), 1000):
+            col.delete(ids=ids[i:i + 1000])
+
     def count(self, kb: str) -> int:
         return self.collection(kb).count()
 
