@@ -146,6 +146,20 @@ def test_kb_lifecycle(api):
     assert api.client.delete("/api/v1/kbs/drafts", headers=api.h("admin")).status_code == 404
 
 
+def test_kb_check_and_repair(api):
+    c = api.container
+    check = api.client.get("/api/v1/kbs/samples/check", headers=api.h("reader")).json()
+    assert check["consistent"] and check["chunks"] == check["vectors"] > 0
+    doc = c.knowledge_bases.documents("samples")[0]["doc_id"]
+    c.store.vectors.delete_ids("samples", [ch["chunk_id"] for ch in c.store.catalog.document_chunks("samples", doc)])
+    check = api.client.get("/api/v1/kbs/samples/check", headers=api.h("reader")).json()
+    assert check["documents_missing_vectors"] == [doc] and not check["consistent"]
+    assert api.client.post("/api/v1/kbs/samples/repair", headers=api.h("editor")).status_code == 403
+    fixed = api.client.post("/api/v1/kbs/samples/repair", headers=api.h("admin")).json()
+    assert fixed["repaired"]["documents_reembedded"] == 1
+    assert api.client.get("/api/v1/kbs/samples/check", headers=api.h("reader")).json()["consistent"]
+
+
 # ---------------------------------------------------------------- documents and jobs
 
 def _files(*items: tuple[str, bytes]) -> list:

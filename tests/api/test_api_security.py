@@ -53,6 +53,8 @@ def test_reader_of_a_gets_nothing_of_b_through_any_route(api):
         c.get("/api/v1/kbs/secret/documents/xinghe?chunks=true", headers=h),
         c.post("/api/v1/kbs/secret/documents/xinghe/reindex", headers=h),
         c.post("/api/v1/kbs/secret/reindex", headers=h),
+        c.get("/api/v1/kbs/secret/check", headers=h),
+        c.post("/api/v1/kbs/secret/repair", headers=h),
         c.delete("/api/v1/kbs/secret/documents/xinghe", headers=h),
         c.delete("/api/v1/kbs/secret", headers=h),
         c.post("/api/v1/service/guide", json={"request": q, "kb": "secret"}, headers=h),

@@ -35,3 +35,15 @@ def delete_kb(kb: KbPath, request: Request, principal: Principal = Admin) -> dic
     note(request, kb=kb)
     get_container(request).knowledge_bases.delete(kb, principal)
     return {"deleted": kb}
+
+
+@router.get("/kbs/{kb}/check", summary="Catalog against the vector store: orphan and missing vectors")
+def check_kb(kb: KbPath, request: Request, principal: Principal = Reader) -> dict[str, Any]:
+    note(request, kb=kb)
+    return get_container(request).knowledge_bases.check(kb, repair=False, principal=principal)
+
+
+@router.post("/kbs/{kb}/repair", summary="Delete orphan vectors and re-embed documents missing theirs (admin; runs in the request)")
+def repair_kb(kb: KbPath, request: Request, principal: Principal = Admin) -> dict[str, Any]:
+    note(request, kb=kb)
+    return get_container(request).knowledge_bases.check(kb, repair=True, principal=principal)
