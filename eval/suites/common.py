@@ -80,3 +80,18 @@ def retrieval_complete(ctx: RunContext, record: dict) -> bool:
 
 def answer_complete(ctx: RunContext, record: dict) -> bool:
     return ctx.options.retrieval_only or "answer" in record
+
+
+class QuestionSuite:
+    """Questions over a knowledge base: retrieval in every mode, then (unless --retrieval-only) the product's
+    answer through QAService. Subclasses prepare the items and build each record."""
+
+    def is_complete(self, ctx: RunContext, record: dict) -> bool:
+        return retrieval_complete(ctx, record) and answer_complete(ctx, record)
+
+    def evaluate(self, ctx: RunContext, question: str, record: dict, gold_answer: str | None,
+                 gold_ids: list[str] | None) -> dict:
+        retrieve_all_modes(ctx, question, ctx.options.kb, gold_ids, record)
+        if not ctx.options.retrieval_only:
+            ask(ctx, question, ctx.options.kb, record, gold_answer, gold_ids)
+        return record

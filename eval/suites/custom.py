@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from eval.data import load_custom, resolve_gold_files
 from eval.runner import EvalError, RunContext, WorkItem
-from eval.suites.common import answer_complete, ask, retrieval_complete, retrieve_all_modes, warm_up
+from eval.suites.common import QuestionSuite, warm_up
 
 
-class CustomSuite:
+class CustomSuite(QuestionSuite):
     name = "custom"
 
     def prepare(self, ctx: RunContext) -> list[WorkItem]:
@@ -37,18 +37,12 @@ class CustomSuite:
                      "answers and refusals only)")
         return items
 
-    def is_complete(self, ctx: RunContext, record: dict) -> bool:
-        return retrieval_complete(ctx, record) and answer_complete(ctx, record)
-
     def run_item(self, ctx: RunContext, item: WorkItem) -> dict:
         q = item.payload
-        kb = ctx.options.kb
-        record = {"id": q["id"], "question": q["question"], "kb": kb, "must_refuse": q["must_refuse"],
+        record = {"id": q["id"], "question": q["question"], "kb": ctx.options.kb, "must_refuse": q["must_refuse"],
                   "gold": {"answer": q["answer"], "doc_ids": q["gold_ids"]}}
-        gold = q["gold_ids"] if not q["must_refuse"] else None
-        retrieve_all_modes(ctx, q["question"], kb, gold, record)
+        refuse = q["must_refuse"]
+        self.evaluate(ctx, q["question"], record, None if refuse else q["answer"], None if refuse else q["gold_ids"])
         if not ctx.options.retrieval_only:
-            ask(ctx, q["question"], kb, record, None if q["must_refuse"] else q["answer"], gold)
-            refused = record["refused"]
-            record["metrics"]["answer"]["refusal_correct"] = float(refused == q["must_refuse"])
+            record["metrics"]["answer"]["refusal_correct"] = float(record["refused"] == refuse)
         return record

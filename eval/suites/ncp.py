@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from eval.data import load_ncp
 from eval.runner import DEFAULT_NCP_KB, RunContext, WorkItem
-from eval.suites.common import answer_complete, ask, retrieval_complete, retrieve_all_modes, warm_up
+from eval.suites.common import QuestionSuite, warm_up
 
 DEFAULT_KB = DEFAULT_NCP_KB
 # BM25 (jieba cut_for_search + rank-bm25 Okapi), document level, on the same questions and corpus
@@ -38,7 +38,7 @@ def ingest_corpus(ctx: RunContext, kb: str, corpus) -> None:
                  "dense results are not meaningful")
 
 
-class NCPSuite:
+class NCPSuite(QuestionSuite):
     name = "ncp"
 
     def prepare(self, ctx: RunContext) -> list[WorkItem]:
@@ -62,15 +62,8 @@ class NCPSuite:
             ctx.note(f"warning: {unreachable} question(s) have no gold document in {kb}")
         return items
 
-    def is_complete(self, ctx: RunContext, record: dict) -> bool:
-        return retrieval_complete(ctx, record) and answer_complete(ctx, record)
-
     def run_item(self, ctx: RunContext, item: WorkItem) -> dict:
         q = item.payload
-        kb = ctx.options.kb
-        record = {"id": q["id"], "question": q["question"], "kb": kb,
+        record = {"id": q["id"], "question": q["question"], "kb": ctx.options.kb,
                   "gold": {"answer": q["answer"], "doc_ids": q["gold_ids"]}}
-        retrieve_all_modes(ctx, q["question"], kb, q["gold_ids"], record)
-        if not ctx.options.retrieval_only:
-            ask(ctx, q["question"], kb, record, q["answer"], q["gold_ids"])
-        return record
+        return self.evaluate(ctx, q["question"], record, q["answer"], q["gold_ids"])
