@@ -23,6 +23,8 @@ class Container:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._lock = threading.RLock()
+        from assistant.prompts import use_prompts_dir
+        use_prompts_dir(settings.prompts_dir)
 
     @cached_property
     def store(self):

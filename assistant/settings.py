@@ -138,6 +138,7 @@ class DemoSettings(_Section):
 class Settings(_Section):
     data_dir: Path = Path("./data")
     models_dir: Path | None = None
+    prompts_dir: Path | None = None
     llm: LLMSettings = LLMSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     vectorstore: VectorStoreSettings = VectorStoreSettings()

@@ -142,8 +142,8 @@ class ItemLog:
 
 
 # the settings that can change evaluation results or timings (not the API, server or demo sections)
-EVAL_SETTINGS = ("data_dir", "models_dir", "llm", "embedding", "vectorstore", "chunking", "retrieval", "rerank",
-                 "answer", "profiles")
+EVAL_SETTINGS = ("data_dir", "models_dir", "prompts_dir", "llm", "embedding", "vectorstore", "chunking", "retrieval",
+                 "rerank", "answer", "profiles")
 
 
 def settings_snapshot(container) -> dict:
@@ -155,12 +155,8 @@ def settings_snapshot(container) -> dict:
 
 
 def prompts_fingerprint() -> str:
-    """The prompt files change answers as much as the settings do: a run folder records their digest."""
-    from assistant.settings import PROMPTS_DIR
-    h = hashlib.sha256()
-    for path in sorted(PROMPTS_DIR.glob("*.md")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()[:12]
+    from assistant.prompts import prompts_digest
+    return prompts_digest()
 
 
 def config_fingerprint(container) -> str:
