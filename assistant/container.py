@@ -128,7 +128,7 @@ class Container:
     @cached_property
     def jobs(self):
         from assistant.services.jobs import JobManager
-        return JobManager(self.settings.api.jobs_kept)
+        return JobManager(self.settings.api.jobs_kept, Path(self.settings.data_dir) / "jobs.sqlite3")
 
     @cached_property
     def rate_limiter(self):

@@ -1,18 +1,27 @@
-"""Background ingestion jobs: one worker thread runs them in order (the embedded Chroma has one writer), each
-job keeps the pipeline's progress callback state and, when done, the per-file results. Jobs live in memory:
-a restart forgets them (the documents they ingested stay, the catalog is the source of truth)."""
+"""Background jobs (uploads, re-indexing, batch summaries): one worker thread runs them in order (the embedded
+Chroma has one writer), each job keeps the pipeline's progress callback state and, when done, the per-file
+results. Job records persist in <data_dir>/jobs.sqlite3, so GET /api/v1/jobs/{id} answers after a restart; a job
+that was queued or running when the server stopped is reported as interrupted (what it stored stays: the
+catalog is the source of truth, ingestion is atomic per document, and a re-submitted upload skips what is done)."""
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from assistant.components.store.catalog import now_iso
 from assistant.progress import Progress
+from assistant.sqlite import open_db
+
+SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at TEXT NOT NULL,
+                                            data TEXT NOT NULL);"""
+INTERRUPTED = "interrupted: the server stopped before this job finished; submit it again"
 
 
 @dataclass
@@ -40,11 +49,35 @@ class Job:
 
 
 class JobManager:
-    def __init__(self, keep: int = 200):
+    def __init__(self, keep: int = 200, path: Path | None = None):
         self.keep = keep
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-job")
+        self._finished: dict[str, threading.Event] = {}   # set once a job's record and cleanup are done
+        self._db = open_db(path, SCHEMA) if path else None
+        if self._db is not None:
+            self._load()
+
+    def _load(self) -> None:
+        rows = self._db.execute("SELECT data FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                                (self.keep,)).fetchall()
+        for row in reversed(rows):
+            data = json.loads(row["data"])
+            data.pop("ok", None)
+            job = Job(**{k: v for k, v in data.items() if k in Job.__dataclass_fields__})
+            if job.state in ("queued", "running"):   # the process that ran it is gone
+                job.state, job.error, job.finished_at = "failed", INTERRUPTED, now_iso()
+                self._save(job)
+            self._jobs[job.id] = job
+        self._db.execute("DELETE FROM jobs WHERE id NOT IN (SELECT id FROM jobs ORDER BY created_at DESC, rowid DESC "
+                         "LIMIT ?)", (self.keep,))
+
+    def _save(self, job: Job) -> None:
+        if self._db is not None:
+            with self._lock:
+                self._db.execute("INSERT OR REPLACE INTO jobs(id, owner, created_at, data) VALUES (?,?,?,?)",
+                                 (job.id, job.owner, job.created_at, json.dumps(job.to_dict(), ensure_ascii=False)))
 
     def submit(self, kind: str, kb: str, owner: str, work: Callable[[Progress], object],
                files: list[str] | None = None, cleanup: Callable[[], None] | None = None) -> Job:
@@ -52,7 +85,9 @@ class JobManager:
         job = Job("job_" + secrets.token_hex(8), kind, kb, owner, files=list(files or []))
         with self._lock:
             self._jobs[job.id] = job
+            self._finished[job.id] = threading.Event()
             self._forget_old()
+        self._save(job)
         self._worker.submit(self._run, job, work, cleanup)
         return job
 
@@ -62,6 +97,7 @@ class JobManager:
 
         t0 = time.perf_counter()
         job.state = "running"
+        self._save(job)
         try:
             out = work(progress)
             for report in out if isinstance(out, list) else [out]:
@@ -74,8 +110,10 @@ class JobManager:
         finally:
             job.seconds = round(time.perf_counter() - t0, 2)
             job.finished_at = now_iso()
+            self._save(job)
             if cleanup:
                 cleanup()
+            self._finished[job.id].set()
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
@@ -86,17 +124,19 @@ class JobManager:
             return [j for j in self._jobs.values() if owner is None or j.owner == owner]
 
     def wait(self, job_id: str, timeout_s: float = 60) -> Job:
-        """For tests and scripts: block until the job has finished."""
-        deadline = time.monotonic() + timeout_s
-        while (job := self.get(job_id)) is not None and job.state in ("queued", "running"):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job.state} after {timeout_s} s")
-            time.sleep(0.05)
+        """For tests and scripts: block until the job has finished (its record saved, its files cleaned up)."""
+        with self._lock:
+            job, finished = self._jobs.get(job_id), self._finished.get(job_id)
         if job is None:
             raise KeyError(job_id)
+        if finished is not None and not finished.wait(timeout_s):
+            raise TimeoutError(f"job {job_id} still {job.state} after {timeout_s} s")
         return job
 
     def _forget_old(self) -> None:
         finished = [j.id for j in self._jobs.values() if j.state in ("done", "failed")]
         for job_id in finished[:max(len(self._jobs) - self.keep, 0)]:
             del self._jobs[job_id]
+            self._finished.pop(job_id, None)
+            if self._db is not None:
+                self._db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
