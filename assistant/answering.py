@@ -68,6 +68,25 @@ def attach_citations(text: str, citations: list["Citation"], min_overlap: float 
     return "".join(out)
 
 
+def finalize_answer(raw: str, citations: list["Citation"]) -> tuple[str, bool, list["Citation"]]:
+    """The model's text → (answer, refused, citations): a refusal keeps no citations; markers outside 1..n are
+    dropped, missing ones attached; an answer that is only markers ("[1]", seen from small models) becomes the
+    cited passage quoted verbatim (prompts/answer_fallback.md), never an empty reply."""
+    text = raw.strip()
+    if is_refusal(text):
+        return text, True, []
+    text = _CITE.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= len(citations) else "", text)
+    if citations and len(_CITE.sub("", text).strip("。，,. \n")) < 2:
+        n = next((int(m) for m in _CITE.findall(text)), 1)
+        text = load_prompt("answer_fallback").format(text=citations[n - 1].text.strip()) + f"[{n}]"
+    elif not _CITE.search(text):
+        text = attach_citations(text, citations)
+    cited = {int(n) for n in _CITE.findall(text)}
+    for c in citations:
+        c.cited = c.n in cited
+    return text, False, citations
+
+
 @dataclass
 class Citation:
     n: int
@@ -196,17 +215,7 @@ class Answerer:
                 yield {"type": "token", "text": text}
         timings["llm_ms"] = (time.perf_counter() - t0) * 1000
         timings["total_ms"] = (time.perf_counter() - t_start) * 1000
-        text = "".join(pieces).strip()
-        refused = is_refusal(text)
-        if refused:
-            citations = []
-        else:
-            text = _CITE.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= len(citations) else "", text)
-            if not _CITE.search(text):
-                text = attach_citations(text, citations)
-            cited = {int(n) for n in _CITE.findall(text)}
-            for c in citations:
-                c.cited = c.n in cited
+        text, refused, citations = finalize_answer("".join(pieces), citations)
         yield {"type": "answer", "answer": Answer(question, text, refused, citations, standalone, timings, usage,
                                                   self.model_name)}
 
@@ -220,15 +229,7 @@ class Answerer:
         context, citations = self.build_context(hits)
         out = (self.prompt | self.llm).invoke({"context": context, "question": question})
         usage = {k: int(v) for k, v in (getattr(out, "usage_metadata", None) or {}).items() if isinstance(v, int)}
-        text = str(out.content).strip()
-        refused = is_refusal(text)
-        if refused:
-            citations = []
-        else:
-            text = _CITE.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= len(citations) else "", text)
-            cited = {int(n) for n in _CITE.findall(text)}
-            for c in citations:
-                c.cited = c.n in cited
+        text, refused, citations = finalize_answer(str(out.content), citations)
         timings = {"llm_ms": (time.perf_counter() - t_start) * 1000, "total_ms": (time.perf_counter() - t_start) * 1000}
         return Answer(question, text, refused, citations, question, timings, usage, self.model_name)
 

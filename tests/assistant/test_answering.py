@@ -95,6 +95,18 @@ def test_reply_without_markers_gets_citations_from_the_quoted_passage(qa):
     assert sum(c.cited for c in answer.citations) == 1
 
 
+@pytest.mark.parametrize("reply", ["[2]", "[1]。", " [2] "])
+def test_a_reply_of_markers_only_becomes_the_cited_passage_quoted(qa, reply):
+    # seen from the 0.5B: the whole answer was "[1]"; the user gets the evidence verbatim instead
+    qa.llm.replies.append(reply)
+    answer = qa.qa.ask("路内停车每小时收费多少？", ["kb"])
+    n = 2 if "2" in reply else 1
+    assert not answer.refused
+    assert answer.answer.startswith(load_prompt("answer_fallback").split("{text}")[0].strip())
+    assert answer.answer.endswith(f"{answer.citations[n - 1].text.strip()}[{n}]")
+    assert [c.n for c in answer.citations if c.cited] == [n]
+
+
 def test_attach_citations_marks_runs_once_and_leaves_unsupported_text():
     cites = [Citation(1, "a", "a#1", "kb", "甲", "《甲》", "新生儿的《出生医学证明》（原件）；落户地户口簿（原件）。", {}),
              Citation(2, "b", "b#1", "kb", "乙", "《乙》", "材料齐全、符合条件的，窗口当场办结。", {})]
