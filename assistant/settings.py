@@ -27,6 +27,9 @@ class LocalLLM(_Section):
     n_ctx: int = 4096
     n_parallel: int = 2
     n_threads: int = 2
+    # n-gram speculative decoding (no draft model): llama.cpp drafts tokens by matching the text so far against
+    # the prompt and verifies them in one batch; RAG answers copy from their passages
+    speculative: Literal["none", "ngram_simple", "ngram_map_k", "ngram_mod"] = "none"
 
 
 class OpenAILLM(_Section):

@@ -159,10 +159,19 @@ def prompts_fingerprint() -> str:
     return prompts_digest()
 
 
+def _without_unset(node):
+    """Options that are off (null, "none") leave the fingerprint: a release that adds an option, off by default,
+    keeps earlier run folders resumable."""
+    if isinstance(node, dict):
+        return {k: _without_unset(v) for k, v in node.items() if v is not None and v != "none"}
+    return node
+
+
 def config_fingerprint(container) -> str:
     snap = settings_snapshot(container)
     snap.pop("profiles", None)
-    return hashlib.sha256(json.dumps(snap, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(_without_unset(snap), sort_keys=True, ensure_ascii=False).encode()
+                          ).hexdigest()[:16]
 
 
 def get_suite(name: str) -> Suite:

@@ -120,6 +120,14 @@ def test_a_run_folder_refuses_another_configuration(tmp_path, ncp_data):
     assert fresh["suites"]["ncp"]["run"]["ran"] == 1
 
 
+def test_an_option_left_off_does_not_change_the_fingerprint(tmp_path):
+    from eval.runner import config_fingerprint
+    base = config_fingerprint(make_container(tmp_path / "data"))
+    assert config_fingerprint(make_container(tmp_path / "data", GOV_ASSISTANT_LLM__LOCAL__SPECULATIVE="none")) == base
+    assert config_fingerprint(make_container(tmp_path / "data",
+                                             GOV_ASSISTANT_LLM__LOCAL__SPECULATIVE="ngram_mod")) != base
+
+
 def test_an_edited_prompt_file_is_another_configuration(tmp_path, ncp_data, monkeypatch):
     import eval.runner as runner
     out = tmp_path / "run"

@@ -41,6 +41,7 @@ class ChatXLlamaCpp(BaseChatModel):
     temperature: float = 0.0
     max_tokens: int = 512
     seed: int = 42
+    speculative: str = "none"
     _server: Any = PrivateAttr(default=None)
     _api_key: str = PrivateAttr(default_factory=lambda: secrets.token_urlsafe(24))
 
@@ -68,6 +69,9 @@ class ChatXLlamaCpp(BaseChatModel):
             params.n_parallel = self.n_parallel
             params.cpuparams.n_threads = self.n_threads
             params.cpuparams_batch.n_threads = self.n_threads
+            if self.speculative != "none":
+                kind = getattr(xllamacpp.common_speculative_type, f"COMMON_SPECULATIVE_TYPE_{self.speculative.upper()}")
+                params.speculative.types = [kind]
             params.cache_prompt = True
             params.api_keys = [self._api_key]
             params.verbosity = -1
@@ -165,4 +169,4 @@ def build(settings: Settings) -> BaseChatModel:
     lc = settings.llm.local
     return ChatXLlamaCpp(model_path=str(path), model_name=lc.model, n_ctx=lc.n_ctx, n_parallel=lc.n_parallel,
                          n_threads=lc.n_threads, temperature=settings.llm.temperature,
-                         max_tokens=settings.llm.max_tokens, seed=settings.llm.seed)
+                         max_tokens=settings.llm.max_tokens, seed=settings.llm.seed, speculative=lc.speculative)
