@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_LINK_MODE ?= copy
 
-.PHONY: install install-test demo serve test test-fast eval-ncp clean
+.PHONY: install install-test demo serve test test-fast eval-ncp eval-ncp-answers eval-rgb clean
 
 $(UV):
 	$(PY) -m venv .uv && .uv/bin/pip install -q uv==0.13.8
@@ -38,6 +38,13 @@ serve: install
 # the NCP retrieval benchmark (BM25 vs dense vs hybrid); the first run embeds the corpus (~10 min on 2 idle cores)
 eval-ncp: install
 	$(BIN)/gov-assistant eval run --suite ncp --retrieval-only --out eval-runs/ncp-retrieval
+
+# the full suites on the default local model: hours of CPU generation on 2 cores; resumable (re-run to go on)
+eval-ncp-answers: install
+	$(BIN)/gov-assistant eval run --suite ncp --concurrency 2 --out eval-runs/ncp
+
+eval-rgb: install
+	$(BIN)/gov-assistant eval run --suite rgb --concurrency 2 --out eval-runs/rgb
 
 test: install-test
 	$(BIN)/python -m pytest -q
