@@ -17,7 +17,7 @@ install: $(UV)
 	$(BIN)/gov-assistant models prepare
 
 install-test: $(UV)
-	$(UV) sync --inexact --frozen --extra model-small --extra test
+	$(UV) sync --inexact --frozen --extra model-small --extra test --extra use
 	@# browser tests: Debian's chromium (driven by Playwright's Python package; never `playwright install`) and
 	@# CJK + emoji fonts so the UI screenshots render Chinese text
 	@missing=$$(for p in chromium fonts-wqy-microhei fonts-noto-color-emoji; do \
