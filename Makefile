@@ -41,10 +41,10 @@ eval-ncp: install
 
 # the full suites on the default local model: hours of CPU generation on 2 cores; resumable (re-run to go on)
 eval-ncp-answers: install
-	$(BIN)/gov-assistant eval run --suite ncp --concurrency 2 --out eval-runs/ncp
+	$(BIN)/gov-assistant eval run --suite ncp --out eval-runs/ncp
 
 eval-rgb: install
-	$(BIN)/gov-assistant eval run --suite rgb --concurrency 2 --out eval-runs/rgb
+	$(BIN)/gov-assistant eval run --suite rgb --out eval-runs/rgb
 
 test: install-test
 	$(BIN)/python -m pytest -q
