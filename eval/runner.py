@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -300,26 +299,19 @@ def _run_items(suite: Suite, ctx: RunContext, todo: list[WorkItem], concurrency:
             yield item, _run_one(suite, ctx, item)
         return
     pending = iter(todo)
-    stop = threading.Event()
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="eval") as pool:
-        running = {}
-        for item in pending:
-            running[pool.submit(_run_one, suite, ctx, item)] = item
-            if len(running) >= concurrency:
-                break
+        running = {pool.submit(_run_one, suite, ctx, item): item
+                   for item in (next(pending, None) for _ in range(concurrency)) if item is not None}
         try:
             while running:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     item = running.pop(fut)
-                    if not stop.is_set():
-                        nxt = next(pending, None)
-                        if nxt is not None:
-                            running[pool.submit(_run_one, suite, ctx, nxt)] = nxt
+                    if (nxt := next(pending, None)) is not None:
+                        running[pool.submit(_run_one, suite, ctx, nxt)] = nxt
                     yield item, fut.result()
         finally:
             # a consumer that stops early (too many failures, Ctrl-C) waits only for the items in flight
-            stop.set()
             for fut in running:
                 fut.cancel()
 
