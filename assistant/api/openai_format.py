@@ -1,7 +1,10 @@
 """The OpenAI chat-completions wire format: request model, completion and stream-chunk builders, SSE framing.
 
 Extensions (ignored by clients that do not know them): `sources` (the passages behind the answer, in the
-response and in the final stream chunk), `ai_generated` (人工智能生成合成内容标识), `refused`, `answer_id`;
+response and in the final stream chunk), `ai_generated` (人工智能生成合成内容标识), `refused`, `answer_id`; in the final
+stream chunk of a knowledge-base answer, `answer`: the finished text, which can differ from the streamed deltas (citation
+markers attached or dropped, a markers-only reply replaced by the quoted passage) and is what the non-streaming
+response returns;
 and in the request, `filters` (the same metadata filters as /api/v1/ask, via the client's extra_body).
 """
 from __future__ import annotations

@@ -327,7 +327,19 @@ def test_openai_chat_rag_streaming_chunks(api):
     assert len(final) == 1 and final[0]["sources"] and final[0]["ai_generated"] is True and final[0]["answer_id"]
     assert chunks[-1]["choices"] == [] and "total_tokens" in chunks[-1]["usage"]
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
-    assert "[1]" in text
+    assert "[1]" in text and final[0]["answer"] == text.strip()
+
+
+def test_openai_stream_final_chunk_carries_the_finished_answer(api):
+    # a markers-only reply streams as "[1]"; the finished answer quotes the cited passage (finalize_answer)
+    api.container.llm.replies.append("[1]")
+    r = api.client.post("/v1/chat/completions", headers=api.h("reader"), json={
+        "model": "samples", "stream": True, "messages": [{"role": "user", "content": QUESTION}]})
+    chunks = _sse(r.text)
+    streamed = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    final = next(c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"] == "stop")
+    assert streamed == "[1]"
+    assert final["answer"] != streamed and final["answer"].endswith("[1]") and final["sources"][0]["text"][:10] in final["answer"]
 
 
 def test_openai_plain_llm(api):

@@ -111,7 +111,7 @@ def _rag_stream(request: Request, w: ChunkWriter, events: Iterator[dict], includ
                 answer = event["answer"]
                 _note_answer(request, answer)
                 yield w.chunk({}, "stop", sources=source_dicts(answer.citations), ai_generated=True,
-                              refused=answer.refused, answer_id=answer.answer_id)
+                              refused=answer.refused, answer_id=answer.answer_id, answer=answer.answer)
                 if include_usage:
                     yield w.usage(answer.usage)
     except Exception as exc:  # noqa: BLE001 - headers are sent: report in-stream, as OpenAI does
