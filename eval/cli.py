@@ -141,6 +141,18 @@ def run(suite: str = typer.Option(..., "--suite", help="ncp | rgb | summaries | 
     _print_summary(summary, suite, out)
 
 
+@eval_app.command("report")
+def report_cmd(out: Path = typer.Argument(..., help="Run folder (of a run finished, still going or cut off).")):
+    """Rebuild summary.json, report.md/.html and charts from the run folder's items, without running anything."""
+    from assistant import cli as main
+    from eval.runner import report_run
+
+    with main.friendly_errors():
+        summary = report_run(main.container(), out)
+    for suite in summary["suites"]:
+        _print_summary(summary, suite, out)
+
+
 @eval_app.command("compare")
 def compare_cmd(dir1: Path = typer.Argument(..., help="Baseline run folder (A)."),
                 dir2: Path = typer.Argument(..., help="Run folder to compare (B)."),

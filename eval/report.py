@@ -333,7 +333,13 @@ def build_document(summary: dict, by_suite: dict[str, list[dict]], charts: dict[
             bits.append(f"knowledge base `{opts['kb']}`")
         if opts.get("data"):
             bits.append(f"data `{opts['data']}`")
-        doc.append(("p", "Last run: " + ", ".join(bits) + "."))
+        done = len(by_suite.get(suite, []))
+        if run.get("status") == "running" or (isinstance(run.get("items"), int) and done < run["items"]):
+            doc.append(("p", f"**Partial run: {done} of {run.get('items', '?')} items done** (started "
+                             f"{run.get('started', '?')}; resume with the command above). Not a final result: "
+                             "the items are in file order, not a random sample."))
+        else:
+            doc.append(("p", "Last run: " + ", ".join(bits) + "."))
         for note in run.get("notes", []):
             doc.append(("p", f"Note: {note}"))
         if agg.get("errors"):

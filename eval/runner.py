@@ -241,7 +241,7 @@ def run_suite(container, options: RunOptions, progress: Progress = no_progress,
     # deterministic answers: greedy decoding with the configured seed, whatever the profile says
     container.settings.llm.temperature = 0.0
     run = _check_run_folder(out, container, options)
-    (out / "run.json").write_text(json.dumps(run, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
+    _write_run(out, run)
 
     ctx = RunContext(container, options, progress)
     if options.judge_url:
@@ -256,6 +256,12 @@ def run_suite(container, options: RunOptions, progress: Progress = no_progress,
     todo = [it for it in items if not (it.key in done and "error" not in done[it.key]
                                        and suite.is_complete(ctx, done[it.key]))]
     skipped = len(items) - len(todo)
+    # recorded before the first item: `eval report` on a run still going (or cut off) can say how far it got
+    meta = {"suite": options.suite, "items": len(items), "status": "running", "command": options.command,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}}
+    run.setdefault("runs", {})[options.suite] = meta
+    _write_run(out, run)
     progress(f"{options.suite}", skipped, len(items), f"{skipped} done before" if skipped else "")
     failed_in_a_row = 0
     for i, (item, record) in enumerate(_run_items(suite, ctx, todo, options.concurrency), 1):
@@ -272,13 +278,35 @@ def run_suite(container, options: RunOptions, progress: Progress = no_progress,
         if on_item:
             on_item(record)
         progress(f"{options.suite}", skipped + i, len(items), str(record.get("question", ""))[:40])
-    meta = {"suite": options.suite, "items": len(items), "ran": len(todo), "skipped": skipped,
-            "seconds": round(time.perf_counter() - t0, 1), "notes": ctx.notes, "command": options.command,
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
-            "judge": ctx.judge.describe() if ctx.judge is not None else None}
-    run.setdefault("runs", {})[options.suite] = meta
+    meta.update({"status": "finished", "ran": len(todo), "skipped": skipped,
+                 "seconds": round(time.perf_counter() - t0, 1), "notes": ctx.notes,
+                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                 "judge": ctx.judge.describe() if ctx.judge is not None else None})
+    _write_run(out, run)
+    return write_report(out, container)
+
+
+def _write_run(out: Path, run: dict) -> None:
     (out / "run.json").write_text(json.dumps(run, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
+
+
+def report_run(container, out: Path) -> dict:
+    """Rebuild a run folder's report from what items.jsonl holds, e.g. of a run still going or cut off (the
+    report then says how many of its items are done). The configuration must be the one the run used: the report
+    describes the model and settings from it."""
+    from eval.report import write_report
+
+    out = Path(out)
+    run_file = out / "run.json"
+    if not run_file.is_file():
+        raise EvalError(f"{out} is not a run folder (no run.json)")
+    try:
+        run = json.loads(run_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise EvalError(f"{run_file} is not valid JSON") from None
+    if run.get("config_fingerprint") != config_fingerprint(container):
+        raise EvalError(f"{out} was run with another configuration: report it with the same profile and --config "
+                        "as the run (the report describes the model and settings)")
     return write_report(out, container)
 
 

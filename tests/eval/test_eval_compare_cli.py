@@ -94,3 +94,32 @@ def test_cli_errors_are_one_line(tmp_path):
                               "--data", str(tmp_path / "nothing")], env=_env(tmp_path))
     assert res.exit_code in (0, 2)          # skipped (no summarizer yet) or a clear data error
     assert "Traceback" not in res.output
+
+
+def test_cli_report_rebuilds_a_cut_off_run_and_says_it_is_partial(tmp_path):
+    runner = CliRunner()
+    data = write_ncp(tmp_path / "ncp")
+    out = tmp_path / "r"
+    args = ["-p", "unit", "eval", "run", "--suite", "ncp", "--data", str(data), "--kb", "evalcli", "--limit", "3",
+            "--retrieval-only", "--out", str(out)]
+    assert runner.invoke(app, args, env=_env(tmp_path)).exit_code == 0
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert run["runs"]["ncp"]["status"] == "finished" and run["runs"]["ncp"]["items"] == 3
+    assert "Partial run" not in (out / "report.md").read_text(encoding="utf-8")
+
+    # as if the run had been cut off after its first item: run.json says "running", items.jsonl holds one line
+    run["runs"]["ncp"]["status"] = "running"
+    (out / "run.json").write_text(json.dumps(run), encoding="utf-8")
+    lines = (out / "items.jsonl").read_text(encoding="utf-8").splitlines()
+    (out / "items.jsonl").write_text(lines[0] + "\n", encoding="utf-8")
+    res = runner.invoke(app, ["-p", "unit", "eval", "report", str(out)], env=_env(tmp_path))
+    assert res.exit_code == 0, res.output
+    assert "Partial run: 1 of 3 items done" in (out / "report.md").read_text(encoding="utf-8")
+    assert json.loads((out / "summary.json").read_text())["suites"]["ncp"]["retrieval"]["hybrid"]["n"] == 1
+
+    # another configuration, or no run folder: one-line errors
+    res = runner.invoke(app, ["-p", "unit", "eval", "report", str(out)],
+                        env={**_env(tmp_path), "GOV_ASSISTANT_RETRIEVAL__RRF_K": "7"})
+    assert res.exit_code == 2 and "another configuration" in res.output
+    res = runner.invoke(app, ["-p", "unit", "eval", "report", str(tmp_path / "nothing")], env=_env(tmp_path))
+    assert res.exit_code == 2 and "not a run folder" in res.output
