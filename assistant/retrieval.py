@@ -143,6 +143,7 @@ class HybridSearcher:
             by_kb.setdefault(h.kb, []).append(h.chunk_id)
         rows = {kb: self.store.catalog.get_chunks(kb, ids) for kb, ids in by_kb.items()}
         terms = query_terms(query)
+        weights = {kb: self._term_weights(kb, terms) for kb in by_kb} if terms else {}
         out = []
         for h in pool:
             row = rows[h.kb].get(h.chunk_id)
@@ -151,9 +152,15 @@ class HybridSearcher:
             h.doc_id, h.text, h.metadata = row["doc_id"], row["text"], row["metadata"]
             if terms:
                 have = set(tokenize(h.metadata.get("heading", "") + h.text))
-                h.coverage = len(terms & have) / len(terms)
+                w = weights[h.kb]
+                h.coverage = sum(w[t] for t in terms & have) / sum(w.values())
             out.append(h)
         return out
+
+    def _term_weights(self, kb: str, terms: set[str]) -> dict[str, float]:
+        if self.settings.coverage_weighting == "idf":
+            return self.store.bm25.index(kb).term_weights(terms)
+        return dict.fromkeys(terms, 1.0)
 
     def has_evidence(self, hits: list[Hit]) -> bool:
         """The evidence gate: refuse without asking the LLM when even the best passage is weak on both signals."""

@@ -87,6 +87,9 @@ class RetrievalSettings(_Section):
     default_status: list[str] = ["现行有效"]
     min_dense_similarity: float = 0.90
     min_term_coverage: float = 0.6
+    # how query terms count toward coverage: null = equally; idf = by their rarity in the knowledge base, so a
+    # passage that shares the common words (2025, 标准) but not the key one (最低工资) scores low
+    coverage_weighting: Literal["idf"] | None = None
 
 
 class CrossEncoderSettings(_Section):

@@ -177,3 +177,25 @@ def test_search_service_rejects_bad_requests(container):
         container.search.search("停车", ["kb"], mode="fuzzy")
     with pytest.raises(CatalogError, match="nope"):
         container.search.search("停车", ["nope"])
+
+
+def test_term_weights_rank_rare_and_unseen_terms_highest():
+    idx = BM25Index()
+    for d in CORPUS:
+        idx.add(d, tokenize(CORPUS[d][1]), {"doc_id": d})
+    w = idx.term_weights(["登记", "津贴", "最低工资"])
+    assert w["最低工资"] > w["津贴"] > w["登记"] > 0        # unseen > in one document > in three
+
+
+def test_idf_coverage_discounts_passages_that_share_only_common_terms(container):
+    assert container.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS]).ok
+    searcher, s = container.searcher, container.settings.retrieval
+
+    def best_coverage(query: str) -> float:
+        return max(h.coverage for h in searcher.search(query, ["kb"]).hits)
+
+    uniform = {q: best_coverage(q) for q in ("登记的最低工资", "高龄津贴")}
+    s.coverage_weighting = "idf"
+    idf = {q: best_coverage(q) for q in ("登记的最低工资", "高龄津贴")}
+    assert 0 < idf["登记的最低工资"] < uniform["登记的最低工资"]   # 登记 matched, the key term nowhere
+    assert idf["高龄津贴"] == uniform["高龄津贴"] == 1.0              # every term present: full coverage either way

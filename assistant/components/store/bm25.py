@@ -81,6 +81,13 @@ class BM25Index:
         idf = math.log(n - df + 0.5) - math.log(df + 0.5)
         return idf if idf > 0 else self.epsilon * avg_idf
 
+    def term_weights(self, tokens: Iterable[str]) -> dict[str, float]:
+        """Each token's rarity in this index: the always-positive BM25 idf log(1 + (N - df + 0.5) / (df + 0.5));
+        a token the index has never seen gets the largest weight."""
+        n = len(self.row_of)
+        return {t: math.log(1 + (n - len(self.postings.get(t, ())) + 0.5) / (len(self.postings.get(t, ())) + 0.5))
+                for t in tokens}
+
     def search(self, query_tokens: list[str], n: int,
                keep: Callable[[dict], bool] | None = None) -> list[tuple[str, float]]:
         size = len(self.row_of)
