@@ -59,8 +59,11 @@ def ask(ctx: RunContext, question: str, kb: str, record: dict, gold_answer: str 
     record.setdefault("timings", {}).update({f"answer_{k}": round(v, 1) for k, v in answer.timings.items()})
     am: dict = {"refused": float(answer.refused)}
     if gold_answer:
-        am.update({"f1": M.char_f1(text, gold_answer), "em": M.exact_match(text, gold_answer),
-                   "rouge_l": M.rouge_l(text, gold_answer), "contains": float(M.contains_answer(text, gold_answer))})
+        # a refusal of an answerable question scores 0 (as a no-answer in SQuAD 2.0), not the overlap of the
+        # refusal wording with the gold span
+        said = "" if answer.refused else text
+        am.update({"f1": M.char_f1(said, gold_answer), "em": M.exact_match(said, gold_answer),
+                   "rouge_l": M.rouge_l(said, gold_answer), "contains": float(M.contains_answer(said, gold_answer))})
     if gold_ids:
         gold = set(gold_ids)
         cited = [c for c in answer.citations if c.cited]

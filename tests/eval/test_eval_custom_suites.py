@@ -64,14 +64,20 @@ def test_custom_refusal_handling(samples_container, tmp_path):
         {"id": "in", "question": "申请餐饮服务食品经营许可是否收费？", "answer": "不收费",
          "gold_file": "示范市餐饮服务经营许可办事指南.md"},
         {"id": "ghost", "question": "示范市数据条例何时施行？", "gold_file": "missing.md"},
+        {"id": "refused", "question": "火星基地的氧气配额由谁核实？", "answer": "由相关部门核实。"},
     ]) + "\n", encoding="utf-8")
     summary = run_suite(samples_container, RunOptions("custom", tmp_path / "run", data=qs, kb="samples"))
     items = {r["id"]: r for r in map(json.loads, (tmp_path / "run" / "items.jsonl").read_text().splitlines())}
     assert items["out"]["refused"] is True                   # the evidence gate refuses without the LLM
     assert items["out"]["metrics"]["answer"]["refusal_correct"] == 1.0
     assert items["in"]["refused"] is False and items["in"]["metrics"]["answer"]["refusal_correct"] == 1.0
+    # a refusal scores 0 on an answerable question, although its wording shares characters with the gold span
+    assert items["refused"]["refused"] is True
+    assert {k: items["refused"]["metrics"]["answer"][k] for k in ("f1", "em", "rouge_l", "contains")} == \
+        dict.fromkeys(("f1", "em", "rouge_l", "contains"), 0.0)
     mr = summary["suites"]["custom"]["answer"]["must_refuse"]
-    assert mr == {"n": 1, "correct_refusal_rate": 1.0, "false_refusal_rate": 0.0}
+    assert (mr["n"], mr["correct_refusal_rate"]) == (1, 1.0)
+    assert mr["false_refusal_rate"] == pytest.approx(1 / 3, abs=1e-3)   # "refused" of the 3 not must_refuse
     assert any("missing.md" in n for n in summary["suites"]["custom"]["run"]["notes"])
 
 
