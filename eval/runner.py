@@ -195,10 +195,7 @@ def _check_run_folder(out: Path, container, options: RunOptions) -> dict:
     fp = config_fingerprint(container)
     run = {"config_fingerprint": fp, "suites": {}}
     if run_file.exists():
-        try:
-            run = json.loads(run_file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            raise EvalError(f"{run_file} is not valid JSON; use --fresh to start this run folder over") from None
+        run = _read_run(run_file, "; use --fresh to start this run folder over")
         if run.get("config_fingerprint") != fp:
             raise EvalError(f"{out} holds a run with another configuration (model, embedding, retrieval or answer "
                             "settings); use another --out, or --fresh to start over")
@@ -286,6 +283,13 @@ def run_suite(container, options: RunOptions, progress: Progress = no_progress,
     return write_report(out, container)
 
 
+def _read_run(run_file: Path, hint: str = "") -> dict:
+    try:
+        return json.loads(run_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise EvalError(f"{run_file} is not valid JSON{hint}") from None
+
+
 def _write_run(out: Path, run: dict) -> None:
     (out / "run.json").write_text(json.dumps(run, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
 
@@ -300,11 +304,7 @@ def report_run(container, out: Path) -> dict:
     run_file = out / "run.json"
     if not run_file.is_file():
         raise EvalError(f"{out} is not a run folder (no run.json)")
-    try:
-        run = json.loads(run_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        raise EvalError(f"{run_file} is not valid JSON") from None
-    if run.get("config_fingerprint") != config_fingerprint(container):
+    if _read_run(run_file).get("config_fingerprint") != config_fingerprint(container):
         raise EvalError(f"{out} was run with another configuration: report it with the same profile and --config "
                         "as the run (the report describes the model and settings)")
     return write_report(out, container)

@@ -85,8 +85,8 @@ class BM25Index:
         """Each token's rarity in this index: the always-positive BM25 idf log(1 + (N - df + 0.5) / (df + 0.5));
         a token the index has never seen gets the largest weight."""
         n = len(self.row_of)
-        return {t: math.log(1 + (n - len(self.postings.get(t, ())) + 0.5) / (len(self.postings.get(t, ())) + 0.5))
-                for t in tokens}
+        dfs = {t: len(self.postings.get(t, ())) for t in tokens}
+        return {t: math.log(1 + (n - df + 0.5) / (df + 0.5)) for t, df in dfs.items()}
 
     def search(self, query_tokens: list[str], n: int,
                keep: Callable[[dict], bool] | None = None) -> list[tuple[str, float]]:
