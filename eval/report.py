@@ -340,6 +340,10 @@ def build_document(summary: dict, by_suite: dict[str, list[dict]], charts: dict[
                              "the items are in file order, not a random sample."))
         else:
             doc.append(("p", "Last run: " + ", ".join(bits) + "."))
+        sessions = run.get("sessions", [])
+        if len(sessions) > 1:
+            resumed = ", ".join(f"{s['started']} ({s.get('done_before', '?')} done)" for s in sessions[1:])
+            doc.append(("p", f"Ran in {len(sessions)} sessions: started {sessions[0]['started']}, resumed {resumed}."))
         for note in run.get("notes", []):
             doc.append(("p", f"Note: {note}"))
         if agg.get("errors"):

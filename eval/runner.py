@@ -254,8 +254,9 @@ def run_suite(container, options: RunOptions, progress: Progress = no_progress,
                                        and suite.is_complete(ctx, done[it.key]))]
     skipped = len(items) - len(todo)
     # recorded before the first item: `eval report` on a run still going (or cut off) can say how far it got
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     meta = {"suite": options.suite, "items": len(items), "status": "running", "command": options.command,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **_sessions(run.get("runs", {}).get(options.suite, {}), now, skipped),
             "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}}
     run.setdefault("runs", {})[options.suite] = meta
     _write_run(out, run)
@@ -281,6 +282,15 @@ def run_suite(container, options: RunOptions, progress: Progress = no_progress,
                  "judge": ctx.judge.describe() if ctx.judge is not None else None})
     _write_run(out, run)
     return write_report(out, container)
+
+
+def _sessions(previous: dict, now: str, done_before: int) -> dict:
+    """A resumed run keeps its first start and lists every session, so a report can say the run was cut and
+    resumed (its timings then span several processes)."""
+    if not done_before or not previous.get("started"):
+        return {"started": now, "sessions": [{"started": now}]}
+    earlier = previous.get("sessions") or [{"started": previous["started"]}]
+    return {"started": previous["started"], "sessions": [*earlier, {"started": now, "done_before": done_before}]}
 
 
 def _read_run(run_file: Path, hint: str = "") -> dict:

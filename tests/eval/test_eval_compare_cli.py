@@ -117,6 +117,14 @@ def test_cli_report_rebuilds_a_cut_off_run_and_says_it_is_partial(tmp_path):
     assert "Partial run: 1 of 3 items done" in (out / "report.md").read_text(encoding="utf-8")
     assert json.loads((out / "summary.json").read_text())["suites"]["ncp"]["retrieval"]["hybrid"]["n"] == 1
 
+    # resumed: the run keeps its first start and lists both sessions
+    first = run["runs"]["ncp"]["started"]
+    assert runner.invoke(app, args, env=_env(tmp_path)).exit_code == 0
+    meta = json.loads((out / "run.json").read_text(encoding="utf-8"))["runs"]["ncp"]
+    assert meta["started"] == first and meta["status"] == "finished"
+    assert [s.get("done_before") for s in meta["sessions"]] == [None, 1]
+    assert "Ran in 2 sessions" in (out / "report.md").read_text(encoding="utf-8")
+
     # another configuration, or no run folder: one-line errors
     res = runner.invoke(app, ["-p", "unit", "eval", "report", str(out)],
                         env={**_env(tmp_path), "GOV_ASSISTANT_RETRIEVAL__RRF_K": "7"})
