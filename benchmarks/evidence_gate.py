@@ -1,11 +1,13 @@
 """Calibrate the evidence gate: how often it answers in-scope questions and refuses out-of-scope ones, with query
 terms counted equally (uniform) and weighted by rarity (idf, `retrieval.coverage_weighting`), side by side.
 
-    GOV_ASSISTANT_DATA_DIR=... python benchmarks/evidence_gate.py --kb ncp [-n 120] [--custom-kb demo]
+    GOV_ASSISTANT_DATA_DIR=... python benchmarks/evidence_gate.py --kb ncp [-n 120] [--offset 0] [--custom-kb demo]
 
 In scope: NCP dev questions over a KB built from ncp/corpus.jsonl (`gov-assistant ingest ../shared/data/ncp/corpus.jsonl
 --kb ncp`). Out of scope: RGB news questions over the same KB. Prints the best dense similarity and query-term
 coverage among the top passages for both sets, and the answer/refusal rates over a grid of thresholds.
+`--offset K` takes the questions after the first K of each set: thresholds read off the default first 120 are
+checked out of sample with `--offset 120`.
 `--custom-kb KB` adds the gate's decision on each question of samples/questions.jsonl (must_refuse marks the
 near-scope questions the KB has no answer for) against that KB (the demo KB: `gov-assistant demo --no-serve`).
 """
@@ -46,14 +48,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kb", default="ncp")
     ap.add_argument("-n", type=int, default=120)
+    ap.add_argument("--offset", type=int, default=0, help="skip the first K questions of each set (held-out check)")
     ap.add_argument("--data", type=str, default=str(DATA))
     ap.add_argument("--custom-kb", default=None, help="also decide samples/questions.jsonl against this KB")
     args = ap.parse_args()
     c = Container(load_settings())
     s = c.settings.retrieval
     configured = (s.min_dense_similarity, s.min_term_coverage)
-    inside = [json.loads(line)["question"] for line in open(f"{args.data}/ncp/dev_qa.jsonl", encoding="utf-8")][:args.n]
-    outside = [json.loads(line)["query"] for line in open(f"{args.data}/rgb/zh_refine.json", encoding="utf-8")][:args.n]
+    part = slice(args.offset, args.offset + args.n)
+    inside = [json.loads(line)["question"] for line in open(f"{args.data}/ncp/dev_qa.jsonl", encoding="utf-8")][part]
+    outside = [json.loads(line)["query"] for line in open(f"{args.data}/rgb/zh_refine.json", encoding="utf-8")][part]
+    print(f"{len(inside)} in-scope (NCP) and {len(outside)} out-of-scope (RGB) questions from #{args.offset}")
     samples = [json.loads(line) for line in open(PROJECT_ROOT / "samples" / "questions.jsonl", encoding="utf-8")]
     for name, weighting in WEIGHTINGS.items():
         s.coverage_weighting = weighting
