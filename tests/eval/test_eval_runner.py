@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from eval.runner import EvalError, ItemLog, RunOptions, run_suite
+from eval.runner import EvalError, ItemLog, RunOptions, _sessions, run_suite
 from eval_fixtures import write_ncp
 
 from conftest import make_container
@@ -218,3 +218,13 @@ def test_a_broken_run_stops_under_concurrency_too(tmp_path, ncp_data, monkeypatc
     monkeypatch.setattr(c.qa, "ask", broken)
     with pytest.raises(EvalError, match="in a row failed.*model file missing"):
         run_suite(c, RunOptions("ncp", tmp_path / "run", data=ncp_data, kb="evalncp", concurrency=2))
+
+
+def test_sessions_keep_the_first_start_also_for_run_folders_written_before_sessions_were_recorded():
+    assert _sessions({}, "T1", 0) == {"started": "T1", "sessions": [{"started": "T1"}]}
+    older = {"started": "T0"}                                  # run.json of an earlier release: no "sessions"
+    assert _sessions(older, "T1", 5) == {"started": "T0", "sessions": [{"started": "T0"},
+                                                                       {"started": "T1", "done_before": 5}]}
+    again = _sessions(older, "T1", 5)
+    assert _sessions(again, "T2", 9)["sessions"][-1] == {"started": "T2", "done_before": 9}
+    assert _sessions(again, "T2", 0) == {"started": "T2", "sessions": [{"started": "T2"}]}   # nothing done: a new run
