@@ -55,9 +55,11 @@ def main() -> None:
     c = Container(load_settings())
     s = c.settings.retrieval
     configured = (s.min_dense_similarity, s.min_term_coverage)
-    part = slice(args.offset, args.offset + args.n)
-    inside = [json.loads(line)["question"] for line in open(f"{args.data}/ncp/dev_qa.jsonl", encoding="utf-8")][part]
-    outside = [json.loads(line)["query"] for line in open(f"{args.data}/rgb/zh_refine.json", encoding="utf-8")][part]
+    ncp = [json.loads(line)["question"] for line in open(f"{args.data}/ncp/dev_qa.jsonl", encoding="utf-8")]
+    rgb = [json.loads(line)["query"] for line in open(f"{args.data}/rgb/zh_refine.json", encoding="utf-8")]
+    if not (0 <= args.offset < min(len(ncp), len(rgb))) or args.n < 1:
+        ap.error(f"--offset {args.offset} -n {args.n} selects no questions: NCP has {len(ncp)}, RGB {len(rgb)}")
+    inside, outside = ncp[args.offset:args.offset + args.n], rgb[args.offset:args.offset + args.n]
     print(f"{len(inside)} in-scope (NCP) and {len(outside)} out-of-scope (RGB) questions from #{args.offset}")
     samples = [json.loads(line) for line in open(PROJECT_ROOT / "samples" / "questions.jsonl", encoding="utf-8")]
     for name, weighting in WEIGHTINGS.items():
