@@ -254,9 +254,8 @@ def run_suite(container, options: RunOptions, progress: Progress = no_progress,
                                        and suite.is_complete(ctx, done[it.key]))]
     skipped = len(items) - len(todo)
     # recorded before the first item: `eval report` on a run still going (or cut off) can say how far it got
-    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     meta = {"suite": options.suite, "items": len(items), "status": "running", "command": options.command,
-            **_sessions(run.get("runs", {}).get(options.suite, {}), now, skipped),
+            **_sessions(run.get("runs", {}).get(options.suite, {}), time.strftime("%Y-%m-%dT%H:%M:%S%z"), skipped),
             "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}}
     run.setdefault("runs", {})[options.suite] = meta
     _write_run(out, run)
