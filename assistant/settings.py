@@ -85,11 +85,11 @@ class RetrievalSettings(_Section):
     rrf_k: int = 30
     weights: dict[str, float] = {"bm25": 1.0, "dense": 0.5, "doc_bm25": 2.0}
     default_status: list[str] = ["现行有效"]
-    min_dense_similarity: float = 0.90
+    min_dense_similarity: float = 0.88
     min_term_coverage: float = 0.6
-    # how query terms count toward coverage: null = equally; idf = by their rarity in the knowledge base, so a
-    # passage that shares the common words (2025, 标准) but not the key one (最低工资) scores low
-    coverage_weighting: Literal["idf"] | None = None
+    # how query terms count toward coverage: idf = by their rarity in the knowledge base, so a passage that shares
+    # the common words (2025, 标准) but not the key one (最低工资) scores low; null = equally
+    coverage_weighting: Literal["idf"] | None = "idf"
 
 
 class CrossEncoderSettings(_Section):

@@ -194,6 +194,7 @@ def test_idf_coverage_discounts_passages_that_share_only_common_terms(container)
     def best_coverage(query: str) -> float:
         return max(h.coverage for h in searcher.search(query, ["kb"]).hits)
 
+    s.coverage_weighting = None
     uniform = {q: best_coverage(q) for q in ("登记的最低工资", "高龄津贴")}
     s.coverage_weighting = "idf"
     idf = {q: best_coverage(q) for q in ("登记的最低工资", "高龄津贴")}
