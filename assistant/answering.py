@@ -12,8 +12,14 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.prompts import ChatPromptTemplate
 
 from assistant.filters import Filters
+from assistant.grounding.answerability import answerability
+from assistant.grounding.atoms import Evidence
+from assistant.grounding.constraints import (describe_missing, missing_constraints, passage_evidence,
+                                             question_constraints, satisfies)
+from assistant.grounding.focus import focus_text
+from assistant.grounding.verify import SentenceCheck, Verification, check_sentence, has_content
 from assistant.prompts import load_prompt
-from assistant.retrieval import Hit, HybridSearcher
+from assistant.retrieval import Hit, HybridSearcher, query_terms
 from assistant.settings import Settings
 
 REFUSAL_MARKERS = ("知识库中未找到", "未找到相关依据", "资料中没有", "参考资料中没有", "无法根据参考资料")
@@ -104,13 +110,15 @@ class Citation:
         return cls(n, hit.doc_id, hit.chunk_id, hit.kb, hit.title, citation_label(hit.metadata), hit.text, hit.metadata)
 
 
-def build_context(hits: list[Hit], budget: int,
-                  header: Callable[[int, dict], str] = passage_header) -> tuple[str, list[Citation]]:
-    """Numbered passages within a character budget (prefill is the slow part on CPU) and their citations."""
+def build_context(hits: list[Hit], budget: int, header: Callable[[int, dict], str] = passage_header,
+                  focus: Callable[[str], str] | None = None) -> tuple[str, list[Citation]]:
+    """Numbered passages within a character budget (prefill is the slow part on CPU) and their citations; `focus`
+    cuts each passage to its relevant sentences first (the citation keeps the whole passage)."""
     parts, citations, used = [], [], 0
     for hit in hits:
-        truncated = used + len(hit.text) > budget
-        text = hit.text[:max(budget - used, 0)] if truncated else hit.text
+        shown = focus(hit.text) if focus else hit.text
+        truncated = used + len(shown) > budget
+        text = shown[:max(budget - used, 0)] if truncated else shown
         if citations and truncated and len(text) < 40:  # short passages (law articles) are kept whole
             break
         n = len(citations) + 1
@@ -132,6 +140,10 @@ class Answer:
     model: str = ""
     answer_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     ai_generated: bool = True   # 人工智能生成合成内容标识
+    # per sentence: supported or not and the atoms its citations lack; answerability; missing constraints
+    verification: dict = field(default_factory=dict)
+    # closest passages of a refusal ("相关但未直接回答"): shown, never cited as the answer
+    related: list[Citation] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -178,13 +190,28 @@ class Answerer:
         rewritten = re.sub(r"^【?改写后的问题】?[:：]?", "", rewritten).strip()  # the model may repeat the label
         return rewritten if 2 <= len(rewritten) <= 200 else question
 
-    def build_context(self, hits: list[Hit]) -> tuple[str, list[Citation]]:
-        return build_context(hits, self.settings.answer.max_context_chars)
+    def build_context(self, hits: list[Hit], question: str = "") -> tuple[str, list[Citation]]:
+        a = self.settings.answer
+        focus = None
+        if a.focus_chars and question:
+            terms = query_terms(question)
+            weights = self._term_weights(hits, terms)
+            focus = lambda text: focus_text(text, terms, weights, a.focus_chars)  # noqa: E731
+        return build_context(hits, a.max_context_chars, focus=focus)
+
+    def _term_weights(self, hits: list[Hit], terms: set[str]) -> dict[str, float]:
+        kbs = {h.kb for h in hits if h.kb}
+        if not kbs or not terms:
+            return {}
+        try:
+            return self.searcher.store.bm25.index(sorted(kbs)[0]).term_weights(terms)
+        except Exception:  # noqa: BLE001 - given passages (benchmarks) have no index: all terms count the same
+            return {}
 
     def stream(self, question: str, kbs: list[str], filters: Filters | None = None,
                history: list[dict] | None = None) -> Iterator[dict]:
-        """Events: {"type": "sources", "citations", "standalone_question"}, {"type": "token", "text"},
-        then {"type": "answer", "answer": Answer}."""
+        """Events: {"type": "sources", "citations", "standalone_question", "status"}, {"type": "token", "text"}
+        (only sentences that passed verification), then {"type": "answer", "answer": Answer}."""
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
         standalone = self.condense(question, history)
@@ -193,45 +220,116 @@ class Answerer:
         result = self.searcher.search(standalone, kbs, filters)
         timings["retrieval_ms"] = (time.perf_counter() - t0) * 1000
         if not self.searcher.has_evidence(result.hits):
-            timings["total_ms"] = (time.perf_counter() - t_start) * 1000
-            answer = Answer(question, load_prompt("refusal"), True, [], standalone, timings, {}, self.model_name)
-            yield {"type": "sources", "citations": [], "standalone_question": standalone}
-            yield {"type": "token", "text": answer.answer}
-            yield {"type": "answer", "answer": answer}
+            related = [Citation.from_hit(n, h) for n, h in enumerate(result.hits[:3], 1)]
+            yield from self._refuse(question, standalone, load_prompt("refusal"), Verification(reason="no_evidence"),
+                                    related, timings, t_start)
             return
-        context, citations = self.build_context(result.hits)
-        yield {"type": "sources", "citations": citations, "standalone_question": standalone}
+        yield from self._generate(question, standalone, result.hits, timings, t_start)
+
+    def _refuse(self, question: str, standalone: str, text: str, verification: Verification,
+                related: list[Citation], timings: dict, t_start: float, usage: dict | None = None,
+                sources_sent: bool = False) -> Iterator[dict]:
+        timings["total_ms"] = (time.perf_counter() - t_start) * 1000
+        for c in related:
+            c.cited = False
+        answer = Answer(question, text, True, [], standalone, timings, usage or {}, self.model_name,
+                        verification=verification.to_dict(), related=related)
+        if not sources_sent:
+            yield {"type": "sources", "citations": [], "standalone_question": standalone,
+                   "status": f"检索到 {len(related)} 条相关资料"}
+        yield {"type": "token", "text": text}
+        yield {"type": "answer", "answer": answer}
+
+    def _generate(self, question: str, standalone: str, hits: list[Hit], timings: dict,
+                  t_start: float) -> Iterator[dict]:
+        """Constraints → focused context → answerability judgement → generation, streamed sentence by sentence,
+        each sentence verified against the passages it cites before it is emitted."""
+        a = self.settings.answer
+        verification = Verification()
+        evidences = [passage_evidence(h.text, h.metadata) for h in hits]
+        if a.constraints:
+            constraints = question_constraints(standalone)
+            missing = missing_constraints(constraints, evidences)
+            if missing:
+                verification.missing_constraints = [c.text for c in missing]
+                verification.reason = "missing_constraint"
+                related = [Citation.from_hit(n, h) for n, h in enumerate(hits[:3], 1)]
+                yield from self._refuse(question, standalone,
+                                        load_prompt("refusal_constraint").format(missing=describe_missing(missing)),
+                                        verification, related, timings, t_start)
+                return
+            # only passages that mention everything the question names may answer it
+            keep = [i for i, ev in enumerate(evidences) if satisfies(constraints, ev)]
+            hits, evidences = [hits[i] for i in keep], [evidences[i] for i in keep]
+        context, citations = self.build_context(hits, standalone)
+        yield {"type": "sources", "citations": citations, "standalone_question": standalone,
+               "status": f"检索到 {len(citations)} 条依据"}
+        messages = self.prompt.format_messages(context=context, question=standalone)
+        if a.answerability == "logprob":
+            t0 = time.perf_counter()
+            p = answerability(self.llm, messages)
+            timings["judge_ms"] = (time.perf_counter() - t0) * 1000
+            verification.answerability = round(p, 4)
+            if p < a.min_answerability:
+                verification.reason = "unanswerable"
+                yield from self._refuse(question, standalone, load_prompt("refusal_unanswerable"), verification,
+                                        citations, timings, t_start, sources_sent=True)
+                return
+        by_n = {c.n: evidences[i] for i, c in enumerate(citations)} if a.verify else {}
         pieces: list[str] = []
         usage: dict[str, int] = {}
         t0 = time.perf_counter()
-        for chunk in (self.prompt | self.llm).stream({"context": context, "question": standalone}):
+        gate = _SentenceGate(by_n) if a.verify else None
+        for chunk in self.llm.stream(messages):
             if isinstance(chunk, AIMessageChunk) and chunk.usage_metadata:
                 usage = {k: int(v) for k, v in chunk.usage_metadata.items() if isinstance(v, int)}
             text = str(chunk.content)
-            if text:
-                if not pieces:
-                    timings["first_token_ms"] = (time.perf_counter() - t_start) * 1000
-                pieces.append(text)
-                yield {"type": "token", "text": text}
+            if not text:
+                continue
+            pieces.append(text)
+            out = gate.feed(text) if gate else text
+            if out and not is_refusal("".join(pieces)):
+                timings.setdefault("first_token_ms", (time.perf_counter() - t_start) * 1000)
+                yield {"type": "token", "text": out}
+        raw = "".join(pieces)
+        if gate:
+            tail = gate.close()
+            if tail and not is_refusal(raw):
+                timings.setdefault("first_token_ms", (time.perf_counter() - t_start) * 1000)
+                yield {"type": "token", "text": tail}
+            verification.sentences = gate.checks
         timings["llm_ms"] = (time.perf_counter() - t0) * 1000
         timings["total_ms"] = (time.perf_counter() - t_start) * 1000
-        text, refused, citations = finalize_answer("".join(pieces), citations)
+        kept = gate.kept if gate else raw
+        if gate and gate.removed and not is_refusal(raw) and not has_content(kept):
+            verification.reason = "unsupported"
+            atoms = "、".join(f"「{x}」" for x in dict.fromkeys(verification.unsupported_atoms)) or "无法核对的内容"
+            yield from self._refuse(question, standalone, load_prompt("refusal_unsupported").format(atoms=atoms),
+                                    verification, citations, timings, t_start, usage, sources_sent=True)
+            return
+        text, refused, citations = finalize_answer(kept, citations)
+        related = []
+        if refused:
+            verification.reason = verification.reason or "model_refused"
+            related = citations_of(context_hits=hits, n=3)
+            if "first_token_ms" not in timings:     # nothing was streamed: the refusal is the whole reply
+                yield {"type": "token", "text": text}
         yield {"type": "answer", "answer": Answer(question, text, refused, citations, standalone, timings, usage,
-                                                  self.model_name)}
+                                                  self.model_name, verification=verification.to_dict(),
+                                                  related=related)}
 
     def answer_from_passages(self, question: str, passages: list[dict]) -> Answer:
         """Answer from given passages instead of retrieval (benchmarks such as RGB fix the passages): the same
-        context building, prompt, LLM and citation handling as `stream`, without retrieval or the evidence gate.
-        Each passage: {"text", "doc_id"?, "title"?, "metadata"?}."""
+        constraints, context building, judgement, prompt, LLM, verification and citation handling as `stream`,
+        without retrieval or the topical evidence gate. Each passage: {"text", "doc_id"?, "title"?, "metadata"?}."""
         t_start = time.perf_counter()
         hits = [Hit(p.get("chunk_id") or f"p{i}", p.get("doc_id") or f"p{i}", "", p["text"],
                     {"title": p.get("title", ""), **(p.get("metadata") or {})}) for i, p in enumerate(passages, 1)]
-        context, citations = self.build_context(hits)
-        out = (self.prompt | self.llm).invoke({"context": context, "question": question})
-        usage = {k: int(v) for k, v in (getattr(out, "usage_metadata", None) or {}).items() if isinstance(v, int)}
-        text, refused, citations = finalize_answer(str(out.content), citations)
-        timings = {"llm_ms": (time.perf_counter() - t_start) * 1000, "total_ms": (time.perf_counter() - t_start) * 1000}
-        return Answer(question, text, refused, citations, question, timings, usage, self.model_name)
+        timings: dict[str, float] = {}
+        for event in self._generate(question, question, hits, timings, t_start):
+            if event["type"] == "answer":
+                return event["answer"]
+        raise RuntimeError("answer stream ended without an answer")
 
     def ask(self, question: str, kbs: list[str], filters: Filters | None = None,
             history: list[dict] | None = None) -> Answer:
@@ -239,3 +337,48 @@ class Answerer:
             if event["type"] == "answer":
                 return event["answer"]
         raise RuntimeError("answer stream ended without an answer")
+
+
+def citations_of(context_hits: list[Hit], n: int) -> list[Citation]:
+    return [Citation.from_hit(i, h) for i, h in enumerate(context_hits[:n], 1)]
+
+
+class _SentenceGate:
+    """Holds streamed text until a sentence (and the [n] markers that follow it) is complete, then lets it through
+    only when its atoms are in the passages it cites. `checks` lists every sentence's result."""
+
+    def __init__(self, evidences: dict[int, Evidence]):
+        self.evidences = evidences
+        self.all = Evidence("\n".join(e.text for e in evidences.values()),
+                            frozenset().union(*(e.keys for e in evidences.values())) if evidences else frozenset())
+        self.buffer = ""
+        self.kept = ""
+        self.checks: list[SentenceCheck] = []
+
+    def feed(self, text: str) -> str:
+        self.buffer += text
+        out = ""
+        while (m := _SENTENCE_END.search(self.buffer)) and m.end() < len(self.buffer):
+            sentence, self.buffer = self.buffer[:m.end()], self.buffer[m.end():]
+            out += self._check(sentence)
+        return out
+
+    @property
+    def removed(self) -> int:
+        return sum(not c.supported for c in self.checks)
+
+    def close(self) -> str:
+        sentence, self.buffer = self.buffer, ""
+        return self._check(sentence) if sentence.strip() else ""
+
+    def _check(self, sentence: str) -> str:
+        check = check_sentence(sentence, self.evidences, self.all)
+        self.checks.append(check)
+        if check.supported:
+            self.kept += sentence
+            return sentence
+        return ""
+
+
+# a sentence end, then any [n] markers; complete once something other than a marker follows
+_SENTENCE_END = re.compile(r"[。！？!?\n]+(?:\s*\[\d{1,2}\])*(?!\s*\[)")

@@ -105,6 +105,13 @@ class RerankSettings(_Section):
 class AnswerSettings(_Section):
     max_context_chars: int = 1500
     history_turns: int = 3
+    # issue #13: passages cut to the question's sentences; a yes/no answerability judgement from logprobs;
+    # question constraints (place, agency, year, document); every sentence's atoms checked against its citations
+    focus_chars: int = 0                  # per passage; 0 = whole passages (the old behaviour)
+    answerability: Literal["none", "logprob"] = "none"
+    min_answerability: float = 0.5
+    constraints: bool = False
+    verify: bool = False
 
 
 class ServerSettings(_Section):

@@ -86,6 +86,10 @@ class ChatXLlamaCpp(BaseChatModel):
                "seed": self.seed, "cache_prompt": True}
         if stop:
             req["stop"] = stop
+        # passed through as the OpenAI API has them (vLLM takes the same): constrained output and token logprobs
+        for key in ("response_format", "logprobs", "top_logprobs"):
+            if kwargs.get(key) is not None:
+                req[key] = kwargs[key]
         return req
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
@@ -99,7 +103,8 @@ class ChatXLlamaCpp(BaseChatModel):
                                         "output_tokens": usage.get("completion_tokens", 0),
                                         "total_tokens": usage.get("total_tokens", 0)},
                         response_metadata={"timings": res.get("timings", {}), "model_name": self.model_name,
-                                           "finish_reason": res["choices"][0].get("finish_reason")})
+                                           "finish_reason": res["choices"][0].get("finish_reason"),
+                                           "logprobs": res["choices"][0].get("logprobs")})
         return ChatResult(generations=[ChatGeneration(message=msg)])
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,

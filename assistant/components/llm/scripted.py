@@ -5,6 +5,8 @@ refusal line when the prompt holds no references. Tests can also queue exact rep
 """
 from __future__ import annotations
 
+import json
+import math
 import re
 from typing import Any, Iterator
 
@@ -17,8 +19,22 @@ from assistant.settings import Settings
 _PASSAGE = re.compile(r"^\[1\][^\n]*\n(.+?)(?:\n\[2\]|\n\n|$)", re.S | re.M)
 
 
+def _instance(schema: dict) -> Any:
+    """The smallest value of a JSON schema (the reply to a structured request when a test queued none)."""
+    kind = schema.get("type")
+    if kind == "object":
+        return {k: _instance(v) for k, v in schema.get("properties", {}).items()}
+    if kind == "array":
+        return []
+    if "enum" in schema:
+        return schema["enum"][0]
+    return {"string": "", "integer": 0, "number": 0, "boolean": False}.get(kind, None)
+
+
 class ScriptedChatModel(BaseChatModel):
     replies: list[str] = []
+    judgements: list = []      # "是" / "否" / P(是) for logprob judgements, in order
+    judged: list[list[dict]] = []
     calls: list[list[dict]] = []
 
     @property
@@ -37,9 +53,26 @@ class ScriptedChatModel(BaseChatModel):
         return f"根据资料，{first}[1]"
 
     def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kw: Any) -> ChatResult:
-        text = self._reply(messages)
+        if kw.get("logprobs"):
+            return self._judgement(messages)
+        if kw.get("response_format") and not self.replies:
+            self.calls.append([{"role": m.type, "content": m.content} for m in messages])
+            text = json.dumps(_instance(kw["response_format"]["json_schema"]["schema"]), ensure_ascii=False)
+        else:
+            text = self._reply(messages)
         return ChatResult(generations=[ChatGeneration(message=AIMessage(
             content=text, usage_metadata={"input_tokens": 0, "output_tokens": len(text), "total_tokens": len(text)}))])
+
+    def _judgement(self, messages: list[BaseMessage]) -> ChatResult:
+        """A yes/no judgement read from logprobs: a queued "是"/"否" (or a float P(是)) decides, else "是".
+        Recorded in `judged`, apart from `calls` (the generations)."""
+        self.judged.append([{"role": m.type, "content": m.content} for m in messages])
+        reply = self.judgements.pop(0) if self.judgements else "是"
+        p_yes = reply if isinstance(reply, float) else (0.95 if reply == "是" else 0.05)
+        top = [{"token": "是", "logprob": math.log(p_yes)}, {"token": "否", "logprob": math.log(1 - p_yes)}]
+        msg = AIMessage(content="是" if p_yes >= 0.5 else "否",
+                        response_metadata={"logprobs": {"content": [{"token": top[0]["token"], "top_logprobs": top}]}})
+        return ChatResult(generations=[ChatGeneration(message=msg)])
 
     def _stream(self, messages: list[BaseMessage], stop=None, run_manager=None, **kw: Any
                 ) -> Iterator[ChatGenerationChunk]:
@@ -49,4 +82,4 @@ class ScriptedChatModel(BaseChatModel):
 
 
 def build(settings: Settings) -> BaseChatModel:
-    return ScriptedChatModel(replies=[], calls=[])
+    return ScriptedChatModel(replies=[], judgements=[], judged=[], calls=[])

@@ -1,0 +1,73 @@
+"""Answer verification: every sentence's factual atoms must occur in the passages it cites. A sentence with an
+unsupported atom is removed; the report says which atoms were missing, per sentence, machine-readably."""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+from assistant.grounding.atoms import Evidence, unsupported_atoms
+
+CITE = re.compile(r"\[(\d{1,2})\]")
+# a sentence ends at 。！？ or a line break; the [n] markers right after the end belong to it
+_SENTENCE = re.compile(r"[^。！？!?\n]*(?:[。！？!?]+|\n|$)(?:\s*\[\d{1,2}\])*[ \t]*\n?")
+
+
+@dataclass
+class SentenceCheck:
+    text: str
+    cites: list[int]
+    supported: bool
+    unsupported: list[str] = field(default_factory=list)     # the atoms as written
+    kinds: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Verification:
+    sentences: list[SentenceCheck] = field(default_factory=list)
+    answerability: float | None = None       # P(the passages answer the question), when judged
+    missing_constraints: list[str] = field(default_factory=list)
+    reason: str = ""                         # why the answer was refused, when it was
+
+    @property
+    def removed(self) -> int:
+        return sum(not s.supported for s in self.sentences)
+
+    @property
+    def unsupported_atoms(self) -> list[str]:
+        return [a for s in self.sentences for a in s.unsupported]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["removed"] = self.removed
+        return d
+
+
+def split_sentences(text: str) -> list[str]:
+    return [m.group(0) for m in _SENTENCE.finditer(text) if m.group(0).strip()]
+
+
+def check_sentence(sentence: str, evidences: dict[int, Evidence], all_evidence: Evidence) -> SentenceCheck:
+    """Atoms of the sentence against the passages it cites (all passages when it cites none)."""
+    cites = [int(n) for n in CITE.findall(sentence) if int(n) in evidences]
+    if cites:
+        ev = evidences[cites[0]] if len(cites) == 1 else Evidence(
+            "\n".join(evidences[n].text for n in cites), frozenset().union(*(evidences[n].keys for n in cites)))
+    else:
+        ev = all_evidence
+    missing = unsupported_atoms(CITE.sub("", sentence), ev)
+    return SentenceCheck(sentence, cites, not missing, [a.text for a in missing], [a.kind for a in missing])
+
+
+def verify_text(text: str, evidences: dict[int, Evidence]) -> tuple[str, list[SentenceCheck]]:
+    """(the text with unsupported sentences removed, the check of every sentence)."""
+    all_ev = Evidence("\n".join(e.text for e in evidences.values()),
+                      frozenset().union(*(e.keys for e in evidences.values())) if evidences else frozenset())
+    checks = [check_sentence(s, evidences, all_ev) for s in split_sentences(text)]
+    kept = "".join(c.text for c in checks if c.supported)
+    return kept.strip(), checks
+
+
+def has_content(text: str) -> bool:
+    """Something besides markers, punctuation and an opening phrase ("根据资料，") is left."""
+    body = re.sub(r"\[\d{1,2}\]|[\s。，,.：:；;！？]", "", CITE.sub("", text))
+    return len(body) >= 4

@@ -1,0 +1,73 @@
+"""Atom extraction and normalization on hand-checked Chinese cases."""
+from __future__ import annotations
+
+import pytest
+
+from assistant.grounding.atoms import Evidence, cn_to_int, extract_atoms, has_figure, normalize, unsupported_atoms
+
+
+def keys(text: str) -> set[str]:
+    return {a.key for a in extract_atoms(text)}
+
+
+@pytest.mark.parametrize("cn, n", [("二〇二五", 2025), ("二十三", 23), ("十", 10), ("十五", 15), ("一百零五", 105),
+                                   ("一千二百万", 12_000_000), ("三亿五千万", 350_000_000), ("两", 2), ("2025", 2025)])
+def test_chinese_numerals(cn, n):
+    assert cn_to_int(cn) == n
+
+
+def test_amounts_compare_by_value_across_units():
+    assert keys("预算10亿元") & keys("共计100000万元") == {"amount:1000000000"}
+    assert "amount:1500" in keys("每人每月１５００元")                       # full-width digits
+    assert "amount:35000" in keys("补助三万五千元")
+    assert unsupported_atoms("总额是10亿元。", "共投入100000万元。") == []
+    assert [a.text for a in unsupported_atoms("总额是10亿元。", "共投入1000万元。")] == ["10亿元"]
+
+
+def test_percentages():
+    assert keys("增长30%") == keys("增长３０％") == keys("增长百分之三十") == {"percent:30"}
+    assert "percent:2.5" in keys("下降百分之二点五")
+
+
+def test_dates_in_both_numeral_systems_and_coarser_dates_are_supported():
+    assert "date:2025-3-10" in keys("2025年3月10日印")
+    assert "date:2025-3-10" in keys("二〇二五年三月十日")
+    assert "date:2025-3-10" in keys("2025-03-10")
+    ev = Evidence.of("上海市数据局办公室 2025年3月10日印")
+    assert unsupported_atoms("于2025年3月印发", ev) == []
+    assert unsupported_atoms("2025年", ev) == []
+    assert [a.text for a in unsupported_atoms("2024年3月印发", ev)] == ["2024年3月"]
+
+
+@pytest.mark.parametrize("variant", ["沪数据〔2025〕3号", "沪数据[2025]3号", "沪数据【2025】3号", "沪数据（2025）3号",
+                                     "沪数据(2025)03号"])
+def test_doc_number_variants_match(variant):
+    assert unsupported_atoms(f"依据{variant}文件", "根据沪数据〔2025〕3号") == []
+    assert unsupported_atoms(f"依据{variant}文件", "根据沪数据〔2024〕3号") != []
+
+
+def test_articles_and_document_names():
+    assert "article:23条" in keys("第二十三条") and "article:23条" in keys("第23条")
+    assert unsupported_atoms("《数据安全法》第二十一条规定", "中华人民共和国数据安全法 第二十一条 国家建立数据分类分级保护制度") == []
+    assert [a.text for a in unsupported_atoms("《网络安全法》第21条", "中华人民共和国数据安全法 第二十一条")] == ["《网络安全法》"]
+    assert [a.text for a in unsupported_atoms("《数据安全法》第22条", "中华人民共和国数据安全法 第二十一条")] == ["第22条"]
+
+
+def test_places_and_agencies():
+    atoms = {(a.kind, a.text) for a in extract_atoms("深圳市政务服务数据管理局和河南省人民政府办公厅，北京市")}
+    assert ("agency", "深圳市政务服务数据管理局") in atoms and ("agency", "河南省人民政府办公厅") in atoms
+    assert ("place", "北京市") in atoms
+    assert unsupported_atoms("上海市的要求", "本市推进数据要素市场建设（上海）") == []   # 上海市 ↔ 上海
+    assert [a.kind for a in unsupported_atoms("河南省的平台", "河北省政务服务平台")] == ["place"]
+    assert not extract_atoms("本市各区、全市和社区")                                      # not places
+
+
+def test_what_is_not_an_atom():
+    assert extract_atoms("1. 深化一网通办改革，推进一体化平台建设。[1]") == []          # list number, marker, 一网
+    assert not has_figure("加强数据安全管理，一是健全制度，二是强化监管")
+    assert has_figure("新增10家") and has_figure("三个工作日内办结") and has_figure("2025年底前")
+    assert [a.key for a in extract_atoms("3个工作日内办结")] == ["number:3"]
+
+
+def test_normalize_full_width_and_brackets():
+    assert normalize("ＡＢＣ　１２３〔２０２５〕") == "ABC123[2025]"

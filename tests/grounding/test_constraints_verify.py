@@ -1,0 +1,62 @@
+"""Question constraints and sentence verification."""
+from __future__ import annotations
+
+from assistant.answering import _SentenceGate
+from assistant.grounding.atoms import Evidence
+from assistant.grounding.constraints import (describe_missing, missing_constraints, passage_evidence,
+                                             question_constraints)
+from assistant.grounding.verify import split_sentences, verify_text
+
+SEED_META = {"title": "上海市数据局2025年工作要点", "agency": "上海市数据局办公室", "date": "2025-03-10"}
+
+
+def constraint_texts(q: str) -> list[tuple[str, str]]:
+    return [(c.kind, c.text) for c in question_constraints(q)]
+
+
+def test_constraints_named_by_a_question():
+    assert constraint_texts("深圳市政务服务数据管理局2024年的工作重点有哪些？") == \
+        [("agency", "深圳市政务服务数据管理局"), ("date", "2024年")]
+    assert constraint_texts("河南省网上政务服务有哪些措施？") == [("place", "河南省")]
+    assert constraint_texts("《数据安全法》第二十一条规定了什么？") == [("document", "《数据安全法》"), ("article", "第二十一条")]
+    assert constraint_texts("关于数据出境，文件提出要持续完善什么？") == []
+    assert constraint_texts("全国范围内对小微企业有哪些减税政策？") == []          # national scope constrains nothing
+
+
+def test_another_citys_question_is_missing_its_agency_and_year():
+    ev = [passage_evidence("持续完善数据出境“负面清单”。", SEED_META)]
+    missing = missing_constraints(question_constraints("深圳市政务服务数据管理局2024年的工作重点有哪些？"), ev)
+    assert describe_missing(missing) == "「深圳市政务服务数据管理局」「2024年」"
+    assert missing_constraints(question_constraints("上海市数据局2025年的工作重点有哪些？"), ev) == []
+
+
+def test_year_from_the_documents_date_satisfies_the_constraint():
+    ev = [passage_evidence("推进公共数据开放。", {"title": "工作要点", "date": "2025-03-10"})]
+    assert missing_constraints(question_constraints("2025年有哪些工作？"), ev) == []
+
+
+def test_unsupported_sentences_are_removed_with_their_atoms():
+    evidences = {1: Evidence.of("上海市数据局2025年工作要点 持续完善数据出境“负面清单”。"),
+                 2: Evidence.of("全年安排资金5000万元。")}
+    kept, checks = verify_text("上海市数据局2025年的部门预算是10亿元[1]。文件提出持续完善数据出境负面清单[1]。"
+                               "安排资金5000万元[2]。", evidences)
+    assert kept == "文件提出持续完善数据出境负面清单[1]。安排资金5000万元[2]。"
+    assert [(c.supported, c.unsupported) for c in checks] == [(False, ["10亿元"]), (True, []), (True, [])]
+
+
+def test_a_figure_from_another_passage_is_not_supported_by_the_one_cited():
+    evidences = {1: Evidence.of("办理时限为3个工作日。"), 2: Evidence.of("收费标准为每件200元。")}
+    kept, checks = verify_text("办理时限为200元[1]。", evidences)
+    assert kept == "" and checks[0].unsupported == ["200元"]
+
+
+def test_sentence_gate_streams_only_verified_sentences_with_their_markers():
+    gate = _SentenceGate({1: Evidence.of("需要提交身份证和户口簿。办理时限5个工作日。")})
+    out = "".join(gate.feed(t) for t in ["需要提交身", "份证。[", "1]办理时限", "为10个工作日。[1", "]另外", "需要户口簿[1]。"])
+    out += gate.close()
+    assert out == "需要提交身份证。[1]另外需要户口簿[1]。"
+    assert [c.supported for c in gate.checks] == [True, False, True]
+
+
+def test_split_sentences_keeps_markers_with_their_sentence():
+    assert split_sentences("甲。[1][2]乙[1]。\n丙") == ["甲。[1][2]", "乙[1]。\n", "丙"]
