@@ -22,6 +22,8 @@ from assistant.prompts import load_prompt
 from assistant.retrieval import Hit, HybridSearcher, query_terms
 from assistant.settings import Settings
 
+ATOM_KIND_NAMES = {"amount": "金额", "percent": "比例", "date": "日期", "number": "数字", "doc_number": "文号",
+                   "article": "条款", "document": "文件名称", "place": "地名", "agency": "机关名称"}
 REFUSAL_MARKERS = ("知识库中未找到", "未找到相关依据", "资料中没有", "参考资料中没有", "无法根据参考资料")
 _CITE = re.compile(r"\[(\d{1,2})\]")
 
@@ -197,7 +199,7 @@ class Answerer:
             terms = query_terms(question)
             weights = self._term_weights(hits, terms)
             focus = lambda text: focus_text(text, terms, weights, a.focus_chars)  # noqa: E731
-        return build_context(hits, a.max_context_chars, focus=focus)
+        return build_context(hits[:a.max_passages] if a.max_passages else hits, a.max_context_chars, focus=focus)
 
     def _term_weights(self, hits: list[Hit], terms: set[str]) -> dict[str, float]:
         kbs = {h.kb for h in hits if h.kb}
@@ -303,8 +305,10 @@ class Answerer:
         kept = gate.kept if gate else raw
         if gate and gate.removed and not is_refusal(raw) and not has_content(kept):
             verification.reason = "unsupported"
-            atoms = "、".join(f"「{x}」" for x in dict.fromkeys(verification.unsupported_atoms)) or "无法核对的内容"
-            yield from self._refuse(question, standalone, load_prompt("refusal_unsupported").format(atoms=atoms),
+            # the invented atoms stay out of the reply (they are in `verification`); their kinds are named
+            kinds = "、".join(dict.fromkeys(ATOM_KIND_NAMES.get(k, "内容") for c in verification.sentences
+                                           for k in c.kinds)) or "内容"
+            yield from self._refuse(question, standalone, load_prompt("refusal_unsupported").format(kinds=kinds),
                                     verification, citations, timings, t_start, usage, sources_sent=True)
             return
         text, refused, citations = finalize_answer(kept, citations)

@@ -1,45 +1,90 @@
-"""Time to first token and total time of `ask` on the configured model, over the sample questions.
+"""Time to first token and total time of `ask`, the configuration in effect against the pre-#13 one (whole
+1,500-character passages, no answerability judgement, no constraints, no verification, gate 0.88/0.6), side by side
+in one run on the same questions: each question is asked both ways, in alternating order, so machine noise hits
+both alike.
 
     GOV_ASSISTANT_DATA_DIR=./data python benchmarks/ask_latency.py [--profile fast] [--kb demo] [-n 6]
+        [--questions samples/questions.jsonl]
 
-Builds the demo knowledge base first if it is missing (idempotent). Prints per-question timings, the medians,
-and prompt/completion token counts; the first question also pays for loading the model.
+Builds the demo knowledge base first if --kb is the demo KB and it is missing. The time to first token of the new
+configuration is the time to the first *verified* sentence (nothing unverified is streamed). Prints per-question
+timings, the medians and the ratio new/old; the first question of each also pays for loading the model, so it is
+left out of the medians.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
+from pathlib import Path
 
+from assistant.answering import Answerer
 from assistant.container import Container
 from assistant.demo import build_demo
+from assistant.retrieval import HybridSearcher
 from assistant.settings import PROJECT_ROOT, load_settings
+
+OLD = {"answer": {"max_context_chars": 1500, "focus_chars": 0, "max_passages": 0, "answerability": "none", "constraints": False,
+                  "verify": False},
+       "retrieval": {"min_dense_similarity": 0.88, "min_term_coverage": 0.6}}
+
+
+def old_answerer(c: Container) -> Answerer:
+    settings = c.settings.model_copy(deep=True)
+    settings.answer = settings.answer.model_copy(update=OLD["answer"])
+    settings.retrieval = settings.retrieval.model_copy(update=OLD["retrieval"])
+    s = c.searcher
+    searcher = HybridSearcher(s.store, s.embeddings, s.reranker, settings.retrieval, c.settings.rerank)
+    return Answerer(lambda: c.llm, searcher, settings, c.model_name)
+
+
+def flush_prompt_cache(c: Container) -> None:
+    """Overwrite every llama.cpp slot, so neither configuration reuses the other's cached prompt."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    slots = c.settings.llm.local.n_parallel if c.settings.llm.mode == "local" else 0
+    with ThreadPoolExecutor(max(slots, 1)) as pool:
+        list(pool.map(lambda i: c.llm.bind(max_tokens=1).invoke(f"你好{i}" * 8), range(slots)))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default=None)
     ap.add_argument("--kb", default=None)
+    ap.add_argument("--questions", default=str(PROJECT_ROOT / "samples" / "questions.jsonl"))
     ap.add_argument("-n", type=int, default=6)
     args = ap.parse_args()
     c = Container(load_settings(args.profile))
     kb = args.kb or c.settings.demo.kb
     if c.store.catalog.get_kb(kb) is None:
+        if kb != c.settings.demo.kb:
+            raise SystemExit(f"knowledge base {kb!r} does not exist")
         build_demo(c)
-    questions = [json.loads(line) for line in (PROJECT_ROOT / "samples" / "questions.jsonl").read_text().splitlines()
+    questions = [json.loads(line) for line in Path(args.questions).read_text(encoding="utf-8").splitlines()
                  if line.strip()][:args.n]
-    rows = []
+    answerers = {"old": old_answerer(c), "new": c.answerer}
+    rows: dict[str, list[dict]] = {"old": [], "new": []}
     for i, q in enumerate(questions):
-        a = c.qa.ask(q["question"], [kb])
-        t = a.timings
-        rows.append(t)
-        print(f"{i + 1}. ttft {t.get('first_token_ms', 0) / 1000:5.1f}s total {t['total_ms'] / 1000:5.1f}s "
-              f"prompt {a.usage.get('input_tokens', 0):4d} tok, completion {a.usage.get('output_tokens', 0):3d} tok "
-              f"refused={a.refused} | {q['question']}", flush=True)
-    warm = [r for r in rows[1:] if "first_token_ms" in r] or rows
-    print(f"model {c.model_name}: median (excluding the first, model-loading call) "
-          f"ttft {statistics.median(r.get('first_token_ms', 0) for r in warm) / 1000:.1f}s, "
-          f"total {statistics.median(r['total_ms'] for r in warm) / 1000:.1f}s over {len(warm)} questions")
+        for name in (("old", "new") if i % 2 == 0 else ("new", "old")):
+            flush_prompt_cache(c)
+            a = answerers[name].ask(q["question"], [kb])
+            t = a.timings
+            rows[name].append({**t, "refused": a.refused, "i": i})
+            print(f"{i + 1:2d} {name} ttft {t.get('first_token_ms', 0) / 1000:5.1f}s total {t['total_ms'] / 1000:5.1f}s "
+                  f"prompt {a.usage.get('input_tokens', 0):4d} tok refused={a.refused} | {q['question'][:40]}",
+                  flush=True)
+    medians = {}
+    for name, rs in rows.items():
+        warm = [r for r in rs if r["i"] > 0] or rs
+        answered = [r for r in warm if "first_token_ms" in r and not r["refused"]]
+        medians[name] = {"ttft": statistics.median(r["first_token_ms"] for r in answered) / 1000 if answered else 0,
+                         "total": statistics.median(r["total_ms"] for r in warm) / 1000,
+                         "answered": len(answered), "n": len(warm)}
+        print(f"{name}: median ttft (answered) {medians[name]['ttft']:.1f}s, total {medians[name]['total']:.1f}s, "
+              f"answered {medians[name]['answered']}/{medians[name]['n']}")
+    if medians["old"]["ttft"]:
+        print(f"model {c.model_name}: new/old ttft ratio {medians['new']['ttft'] / medians['old']['ttft']:.2f}, "
+              f"total ratio {medians['new']['total'] / medians['old']['total']:.2f}")
 
 
 if __name__ == "__main__":
