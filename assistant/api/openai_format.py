@@ -1,7 +1,10 @@
 """The OpenAI chat-completions wire format: request model, completion and stream-chunk builders, SSE framing.
 
 Extensions (ignored by clients that do not know them): `sources` (the passages behind the answer, in the
-response and in the final stream chunk), `ai_generated` (人工智能生成合成内容标识), `refused`, `answer_id`; in the final
+response and in the final stream chunk), `related` (a refusal's closest passages, 相关但未直接回答, each marked
+`related: true`: never the answer's evidence), `verification` (each sentence checked against the passages it cites,
+the answerability judgement, missing question constraints, the refusal reason, sentences removed — the same object
+as /api/v1/ask), `ai_generated` (人工智能生成合成内容标识), `refused`, `answer_id`; in the final
 stream chunk of a knowledge-base answer, `answer`: the finished text, which can differ from the streamed deltas (citation
 markers attached or dropped, a markers-only reply replaced by the quoted passage) and is what the non-streaming
 response returns;
@@ -14,6 +17,8 @@ import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from assistant.api.schemas import VerificationOut
 
 PLAIN_MODEL = "llm"
 
@@ -77,9 +82,49 @@ def openai_usage(usage: dict | None) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def source_dicts(citations: list) -> list[dict]:
+def source_dicts(citations: list, related: bool = False) -> list[dict]:
     return [{"n": c.n, "kb": c.kb, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "title": c.title, "label": c.label,
-             "cited": c.cited, "text": c.text, "metadata": c.metadata} for c in citations]
+             "cited": c.cited and not related, "related": related, "text": c.text, "metadata": c.metadata}
+            for c in citations]
+
+
+def answer_extensions(answer: Any) -> dict:
+    """The extension fields of a knowledge-base answer (non-streaming response and final stream chunk)."""
+    return {"sources": source_dicts(answer.citations), "related": source_dicts(answer.related, related=True),
+            "verification": answer.verification, "ai_generated": True, "refused": answer.refused,
+            "answer_id": answer.answer_id}
+
+
+class SourceOut(BaseModel):
+    n: int
+    kb: str
+    doc_id: str
+    chunk_id: str
+    title: str
+    label: str
+    cited: bool
+    related: bool = Field(False, description="A refusal's closest passage (in `related`), not the answer's evidence.")
+    text: str
+    metadata: dict[str, Any]
+
+
+class ChatCompletionOut(BaseModel):
+    """The non-streaming response (documentation: /docs). The final stream chunk carries the same extensions."""
+    model_config = ConfigDict(extra="allow")
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[dict[str, Any]]
+    usage: dict[str, int]
+    sources: list[SourceOut] = Field(default_factory=list, description="Extension: the passages behind the answer.")
+    related: list[SourceOut] = Field(default_factory=list, description=(
+        "Extension: a refusal's closest passages (相关但未直接回答), never cited as the answer."))
+    verification: VerificationOut | None = Field(None, description=(
+        "Extension: how the answer was checked (as in /api/v1/ask); absent for the plain model."))
+    ai_generated: bool = Field(True, description="人工智能生成合成内容标识")
+    refused: bool = False
+    answer_id: str | None = None
 
 
 def completion(completion_id: str, model: str, text: str, usage: dict, extra: dict) -> dict:

@@ -61,13 +61,45 @@ class CitationOut(BaseModel):
     text: str
     metadata: dict[str, Any]
     cited: bool = Field(description="The answer cites it as [n].")
+    related: bool = Field(False, description="A refusal's closest passage (相关但未直接回答): shown for reference, "
+                                             "never the answer's evidence. Items of `related` are true, of "
+                                             "`citations` false.")
+
+
+class SentenceCheckOut(BaseModel):
+    text: str = Field(description="The sentence as the model wrote it, [n] markers included.")
+    cites: list[int] = Field(description="The passages it cites (checked against those; all passages when none).")
+    supported: bool = Field(description="Every figure, date, 文号, 条款 and name in it is in the cited passages; "
+                                        "an unsupported sentence is removed from the answer.")
+    unsupported: list[str] = Field(default_factory=list, description="The atoms the passages lack, as written, "
+                                                                     "e.g. [\"10亿元\"].")
+    kinds: list[str] = Field(default_factory=list, description="Their kinds: amount, percent, date, number, "
+                                                               "doc_number, article, document, place, agency.")
+
+
+class VerificationOut(BaseModel):
+    sentences: list[SentenceCheckOut] = Field(default_factory=list, description="Every generated sentence's check.")
+    answerability: float | None = Field(None, description="P(the passages answer the question), when judged.")
+    missing_constraints: list[str] = Field(
+        default_factory=list, description="What the question names (place, agency, year, document) that no passage "
+                                          "mentions, e.g. [\"深圳市政务服务数据管理局\", \"2024年\"].")
+    reason: str = Field("", description="Why the answer was refused: '' (answered), no_evidence, missing_constraint, "
+                                        "unanswerable, unsupported (every sentence failed verification) or "
+                                        "model_refused.")
+    removed: int = Field(0, description="Sentences removed because the passages do not support them.")
 
 
 class AskResponse(BaseModel):
     question: str
     answer: str
-    refused: bool = Field(description="No evidence in the knowledge base: the answer is the refusal line.")
-    citations: list[CitationOut]
+    refused: bool = Field(description="No (supporting) evidence in the knowledge base: the answer is the refusal "
+                                      "line; verification.reason says why.")
+    citations: list[CitationOut] = Field(description="The passages the answer rests on; [] when refused.")
+    related: list[CitationOut] = Field(default_factory=list, description=(
+        "A refusal's closest passages (相关但未直接回答, each marked related: true): for reference only, never "
+        "cited as the answer."))
+    verification: VerificationOut = Field(default_factory=VerificationOut,
+                                          description="How the answer was checked against the passages.")
     standalone_question: str
     timings: dict[str, float]
     usage: dict[str, int]
@@ -132,3 +164,14 @@ class FeedbackRequest(Strict):
     answer_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     rating: Literal["up", "down"]
     comment: str = Field("", max_length=2000)
+
+
+def answer_payload(answer: Any) -> dict:
+    """An Answer as the response body: its dict with each related passage marked `related: true`."""
+    d = answer.to_dict()
+    for c in d.get("citations") or []:
+        c["related"] = False
+    for c in d.get("related") or []:
+        c["related"] = True
+        c["cited"] = False
+    return d

@@ -70,6 +70,63 @@ def test_ask_refuses_without_evidence(api):
     assert r.json()["refused"] is True and r.json()["citations"] == [] and r.json()["ai_generated"] is True
 
 
+INVENTED = "预算总额是10亿元[1]。"   # no passage of the samples KB holds 10亿元
+
+
+def _refused_with_related(body: dict) -> None:
+    assert body["refused"] is True and body["citations"] == []
+    assert body["related"] and all(c["related"] is True and c["cited"] is False for c in body["related"])
+    assert {"n", "doc_id", "chunk_id", "kb", "title", "label", "text", "metadata"} <= set(body["related"][0])
+
+
+def test_ask_answer_carries_its_verification(api):
+    body = api.client.post("/api/v1/ask", json={"question": QUESTION, "kb": "samples"}, headers=api.h("reader")).json()
+    v = body["verification"]
+    assert set(v) == {"sentences", "answerability", "missing_constraints", "reason", "removed"}
+    assert v["reason"] == "" and v["removed"] == 0 and v["missing_constraints"] == []
+    assert v["sentences"] and all(s["supported"] for s in v["sentences"]) and v["sentences"][0]["cites"] == [1]
+    assert isinstance(v["answerability"], float) and v["answerability"] >= 0.5
+    assert body["related"] == [] and all(c["related"] is False for c in body["citations"])
+
+
+def test_ask_invented_figure_is_removed_and_refused(api):
+    api.container.llm.replies.append(INVENTED)
+    r = api.client.post("/api/v1/ask", json={"question": QUESTION, "kb": "samples"}, headers=api.h("reader"))
+    assert r.status_code == 200
+    body = r.json()
+    _refused_with_related(body)
+    v = body["verification"]
+    assert v["reason"] == "unsupported" and v["removed"] == 1
+    assert v["sentences"][0]["unsupported"] == ["10亿元"] and v["sentences"][0]["supported"] is False
+    assert v["sentences"][0]["kinds"] == ["amount"] and "10亿元" not in body["answer"]
+
+
+def test_ask_judged_unanswerable_is_refused(api):
+    api.container.llm.judgements.append("否")
+    body = api.client.post("/api/v1/ask", json={"question": QUESTION, "kb": "samples"}, headers=api.h("reader")).json()
+    _refused_with_related(body)
+    assert body["verification"]["reason"] == "unanswerable" and body["verification"]["answerability"] < 0.5
+    assert body["verification"]["sentences"] == []
+
+
+def test_ask_without_evidence_lists_related_passages(api):
+    body = api.client.post("/api/v1/ask", json={"question": "火星基地的氧气配额怎么申请？", "kb": "samples"},
+                           headers=api.h("reader")).json()
+    assert body["refused"] is True and body["verification"]["reason"] == "no_evidence"
+    assert all(c["related"] is True for c in body["related"])
+
+
+def test_ask_schema_documents_verification_and_related(api):
+    schemas = api.client.get("/openapi.json").json()["components"]["schemas"]
+    ask = schemas["AskResponse"]["properties"]
+    assert {"verification", "related", "citations"} <= set(ask)
+    assert {"sentences", "answerability", "missing_constraints", "reason", "removed"} <= set(
+        schemas["VerificationOut"]["properties"])
+    assert {"unsupported", "supported", "cites"} <= set(schemas["SentenceCheckOut"]["properties"])
+    assert "related" in schemas["CitationOut"]["properties"]
+    assert {"verification", "related", "sources"} <= set(schemas["ChatCompletionOut"]["properties"])
+
+
 def test_ask_with_filters_and_history(api):
     llm = api.container.llm
     llm.replies.append(QUESTION)   # the scripted model's rewrite of the follow-up
@@ -340,6 +397,42 @@ def test_openai_stream_final_chunk_carries_the_finished_answer(api):
     final = next(c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"] == "stop")
     assert streamed == "[1]"
     assert final["answer"] != streamed and final["answer"].endswith("[1]") and final["sources"][0]["text"][:10] in final["answer"]
+
+
+def test_openai_chat_carries_verification_and_related(api):
+    api.container.llm.replies.append(INVENTED)
+    r = api.client.post("/v1/chat/completions", headers=api.h("reader"), json={
+        "model": "samples", "messages": [{"role": "user", "content": QUESTION}]})
+    body = r.json()
+    assert body["refused"] is True and body["sources"] == []
+    assert body["related"] and all(c["related"] is True and c["cited"] is False for c in body["related"])
+    assert body["verification"]["reason"] == "unsupported"
+    assert body["verification"]["sentences"][0]["unsupported"] == ["10亿元"]
+    assert "10亿元" not in body["choices"][0]["message"]["content"]
+    answered = api.client.post("/v1/chat/completions", headers=api.h("reader"), json={
+        "model": "samples", "messages": [{"role": "user", "content": QUESTION}]}).json()
+    assert answered["verification"]["reason"] == "" and answered["related"] == []
+    assert all(c["related"] is False for c in answered["sources"])
+
+
+def test_openai_stream_final_chunk_carries_verification(api):
+    # a supported sentence streams; the invented one never reaches the client, the final chunk says why
+    api.container.llm.replies.append("根据资料，需要出生医学证明[1]。" + INVENTED)
+    r = api.client.post("/v1/chat/completions", headers=api.h("reader"), json={
+        "model": "samples", "stream": True, "messages": [{"role": "user", "content": QUESTION}]})
+    chunks = _sse(r.text)
+    streamed = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    final = next(c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"] == "stop")
+    assert "10亿元" not in streamed and "10亿元" not in final["answer"]
+    v = final["verification"]
+    assert v["removed"] == 1 and [s["unsupported"] for s in v["sentences"] if not s["supported"]] == [["10亿元"]]
+    assert final["refused"] is False and final["related"] == []
+    api.container.llm.judgements.append("否")
+    chunks = _sse(api.client.post("/v1/chat/completions", headers=api.h("reader"), json={
+        "model": "samples", "stream": True, "messages": [{"role": "user", "content": QUESTION}]}).text)
+    final = next(c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"] == "stop")
+    assert final["refused"] is True and final["verification"]["reason"] == "unanswerable"
+    assert final["sources"] == [] and final["related"] and final["related"][0]["related"] is True
 
 
 def test_openai_plain_llm(api):

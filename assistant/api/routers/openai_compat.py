@@ -16,10 +16,11 @@ from fastapi.responses import StreamingResponse
 from assistant.api.deps import Reader, get_container, note
 from assistant.api.openai_format import (
     PLAIN_MODEL,
+    ChatCompletionOut,
     ChatCompletionRequest,
     ChunkWriter,
+    answer_extensions,
     completion,
-    source_dicts,
     split_question,
 )
 from assistant.filters import Filters
@@ -54,7 +55,10 @@ def get_model(model_id: str, request: Request, principal: Principal = Reader) ->
     raise HTTPException(404, f"model {model_id!r} not found (or not readable with this key)")
 
 
-@router.post("/chat/completions", summary="OpenAI-compatible chat completion (stream or not)")
+@router.post("/chat/completions", summary="OpenAI-compatible chat completion (stream or not)",
+             responses={200: {"model": ChatCompletionOut, "description": (
+                 "A chat.completion (or, with stream: true, text/event-stream chunks whose last one carries the "
+                 "same extensions: sources, related, verification, refused, answer_id, answer).")}})
 def chat_completions(body: ChatCompletionRequest, request: Request, response: Response,
                      principal: Principal = Reader):
     c = get_container(request)
@@ -75,7 +79,7 @@ def chat_completions(body: ChatCompletionRequest, request: Request, response: Re
         note(request, outcome="answered")
         response.headers.update(AI_HEADER)
         return completion(writer.id, body.model, out["text"], out["usage"],
-                          {"sources": [], "ai_generated": True, "refused": False})
+                          {"sources": [], "related": [], "ai_generated": True, "refused": False})
 
     question, history = split_question(messages)
     note(request, kb=body.model, question=question)
@@ -89,9 +93,7 @@ def chat_completions(body: ChatCompletionRequest, request: Request, response: Re
     answer = c.qa.ask(question, [body.model], flt, history, principal=principal)
     _note_answer(request, answer)
     response.headers.update(AI_HEADER)
-    return completion(writer.id, body.model, answer.answer, answer.usage,
-                      {"sources": source_dicts(answer.citations), "ai_generated": True, "refused": answer.refused,
-                       "answer_id": answer.answer_id})
+    return completion(writer.id, body.model, answer.answer, answer.usage, answer_extensions(answer))
 
 
 def _note_answer(request: Request, answer) -> None:
@@ -110,8 +112,7 @@ def _rag_stream(request: Request, w: ChunkWriter, events: Iterator[dict], includ
             elif event["type"] == "answer":
                 answer = event["answer"]
                 _note_answer(request, answer)
-                yield w.chunk({}, "stop", sources=source_dicts(answer.citations), ai_generated=True,
-                              refused=answer.refused, answer_id=answer.answer_id, answer=answer.answer)
+                yield w.chunk({}, "stop", **answer_extensions(answer), answer=answer.answer)
                 if include_usage:
                     yield w.usage(answer.usage)
     except Exception as exc:  # noqa: BLE001 - headers are sent: report in-stream, as OpenAI does
@@ -130,7 +131,7 @@ def _plain_stream(request: Request, w: ChunkWriter, events: Iterator[dict], incl
             else:
                 request.app.state.metrics.add_usage(event["usage"])
                 note(request, outcome="answered")
-                yield w.chunk({}, "stop", sources=[], ai_generated=True, refused=False)
+                yield w.chunk({}, "stop", sources=[], related=[], ai_generated=True, refused=False)
                 if include_usage:
                     yield w.usage(event["usage"])
     except Exception as exc:  # noqa: BLE001 - see _rag_stream

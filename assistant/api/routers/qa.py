@@ -4,14 +4,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from assistant.api.deps import Reader, get_container, note
-from assistant.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse
+from assistant.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse, answer_payload
 from assistant.filters import Filters
 from assistant.services.access import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["qa"])
 
 
-@router.post("/ask", response_model=AskResponse, summary="A cited answer, or a refusal without evidence")
+@router.post("/ask", response_model=AskResponse, summary="A cited, verified answer, or a refusal without evidence",
+             description="Each sentence of the answer is checked against the passages it cites (`verification`); "
+                         "an unsupported sentence is removed. A refusal has no `citations` and lists the closest "
+                         "passages in `related` (相关但未直接回答).")
 def ask(body: AskRequest, request: Request, principal: Principal = Reader) -> dict:
     kbs = body.selected_kbs()
     note(request, kb=kbs, question=body.question)
@@ -22,7 +25,7 @@ def ask(body: AskRequest, request: Request, principal: Principal = Reader) -> di
          outcome="refused" if answer.refused else "answered")
     request.app.state.metrics.add_usage(answer.usage)
     request.app.state.metrics.count_answer("refused" if answer.refused else "answered")
-    return answer.to_dict()
+    return answer_payload(answer)
 
 
 @router.post("/search", response_model=SearchResponse, summary="Retrieval only: the passages an answer would use")
