@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 
-__all__ = ["extract_metadata", "parse_cn_date", "find_doc_number"]
+__all__ = ["extract_metadata", "parse_cn_date", "find_doc_number", "metadata_passage", "META_HEADING", "META_PASSAGE"]
 
 _CJK = r"\u4e00-\u9fff"
 _FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
@@ -160,3 +160,50 @@ def extract_metadata(text: str, title_hint: str | None = None) -> dict[str, str]
     if title and (doc_type := _doc_type(title)):
         meta["doc_type"] = doc_type
     return meta
+
+
+# -- the metadata passage: one chunk per document stating its 文件信息, so "哪个单位哪天印发的" is answerable -----
+META_HEADING = "文件信息"
+META_PASSAGE = "metadata"          # chunk metadata["passage"] of that chunk
+
+
+def _cn_date(iso: str) -> str:
+    try:
+        d = _dt.date.fromisoformat(str(iso)[:10])
+    except ValueError:
+        return str(iso)
+    return f"{d.year}年{d.month}月{d.day}日"
+
+
+def metadata_passage_prefix(title: str) -> str:
+    return f"《{title.strip('《》')}》{META_HEADING}。"
+
+
+def metadata_passage(meta: dict) -> str | None:
+    """The document's 标题, 文号, 发文机关, 成文日期 (施行日期), 文种 and 效力状态 as one Chinese passage, known fields only;
+    None when none of 文号 / 发文机关 / 日期 is known (a title and a status alone answer nothing new)."""
+    title = str(meta.get("title") or "").strip()
+    number, agency, date = (str(meta.get(k) or "").strip() for k in ("doc_number", "agency", "date"))
+    if not title or not (number or agency or date):
+        return None
+    is_law = bool(meta.get("law"))
+    fields = []
+    if number:
+        fields.append(f"文号（发文字号）：{number}")
+    if agency:
+        fields.append(f"{'制定机关' if is_law else '发文机关'}（{'发布' if is_law else '印发'}单位）：{agency}")
+    if date:
+        fields.append(f"公布日期：{_cn_date(date)}" if is_law else f"成文日期（印发日期）：{_cn_date(date)}")
+    if meta.get("effective_date"):
+        fields.append(f"施行日期：{_cn_date(str(meta['effective_date']))}")
+    if meta.get("doc_type"):
+        fields.append(f"文种：{meta['doc_type']}")
+    if meta.get("status"):
+        fields.append(f"效力状态：{meta['status']}")
+    text = metadata_passage_prefix(title) + "；".join(fields) + "。"
+    if agency or date:
+        verb = "公布" if is_law else "印发"
+        who = f"由{agency}" if agency else ""
+        when = f"于{_cn_date(date)}" if date else ""
+        text += f"本{'法' if is_law and str(meta.get('doc_type', '')) == '法律' else '文件'}{who}{when}{verb}。"
+    return text

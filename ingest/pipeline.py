@@ -7,6 +7,7 @@ leaves the old version or the new one visible, never half a document; a re-run c
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,11 +21,15 @@ from assistant.components.store.catalog import ChunkRecord
 from assistant.filters import STATUSES, FilterError, date_to_int
 from assistant.progress import Progress, no_progress
 from assistant.settings import ChunkingSettings
-from ingest.chunking import Block, chunk_blocks, format_heading_path
+from ingest.chunking import Block, Chunk, chunk_blocks, format_heading_path
 from ingest.loaders import LoadError, SourceDocument, discover, load_file
-from ingest.metadata import extract_metadata, parse_cn_date
+from ingest.metadata import (META_HEADING, META_PASSAGE, extract_metadata, metadata_passage,
+                             metadata_passage_prefix, parse_cn_date)
 
 DEFAULT_STATUS = "现行有效"
+# what a stored document's hash covers besides its content: bumped when the chunks made from the same content
+# change shape (v1: the 文件信息 passage), so a re-ingest after an upgrade replaces each document once
+INDEX_FORMAT = "meta-passage-v1"
 
 
 @dataclass
@@ -90,6 +95,11 @@ def normalise_metadata(doc: SourceDocument) -> dict:
     return {k: (v if isinstance(v, (str, int, float, bool)) else str(v)) for k, v in meta.items()}
 
 
+def index_hash(doc: SourceDocument) -> str:
+    """The stored version's hash: the document's content (title, text, stated metadata) and INDEX_FORMAT."""
+    return hashlib.sha256(f"{doc.content_hash}|{INDEX_FORMAT}".encode()).hexdigest()
+
+
 class IngestPipeline:
     def __init__(self, store: KnowledgeStore, embeddings: Embeddings, chunking: ChunkingSettings, embedding_name: str):
         self.store = store
@@ -107,7 +117,7 @@ class IngestPipeline:
             meta = normalise_metadata(doc)
         except DocumentError as exc:
             return DocResult(doc.source, doc.doc_id, "failed", message=str(exc))
-        content_hash = doc.content_hash
+        content_hash = index_hash(doc)
         existing = catalog.get_document(kb, doc.doc_id)
         if existing and existing["state"] == "complete" and existing["content_hash"] == content_hash:
             return DocResult(doc.source, doc.doc_id, "unchanged", existing["n_chunks"], title=meta["title"])
@@ -116,12 +126,19 @@ class IngestPipeline:
             return DocResult(doc.source, doc.doc_id, "duplicate", 0, f"same content as {twin['doc_id']}",
                              title=meta["title"])
 
+        # a stored 文件信息 passage comes back in the text a document is re-indexed from: it is not body text
+        prefix = metadata_passage_prefix(meta["title"])
+        blocks = [b for b in (doc.blocks or [Block(line) for line in doc.text.splitlines()])
+                  if not b.text.strip().startswith(prefix)]
         chunks = doc.chunks if doc.chunks is not None else chunk_blocks(
-            doc.blocks or [Block(line) for line in doc.text.splitlines()],
-            max_chars=self.chunking.max_chars, min_chars=self.chunking.min_chars)
+            blocks, max_chars=self.chunking.max_chars, min_chars=self.chunking.min_chars)
         chunks = [c for c in chunks if c.text.strip()]
         if not chunks:
             return DocResult(doc.source, doc.doc_id, "failed", message="no text to index")
+        # one metadata passage per document (标题, 文号, 发文机关, 成文日期, 文种, 效力), retrieved and cited like any chunk
+        passage = metadata_passage(meta)
+        if passage:
+            chunks = chunks + [Chunk(text=passage, heading_path=[META_HEADING], position=len(chunks))]
         records, search_texts = [], []
         for pos, ch in enumerate(chunks):
             heading = format_heading_path(meta["title"], ch.heading_path)
@@ -130,6 +147,8 @@ class IngestPipeline:
                      "source": doc.source}
             if ch.article:
                 cmeta["article"] = ch.article
+            if passage and pos == len(chunks) - 1:
+                cmeta["passage"] = META_PASSAGE
             records.append(ChunkRecord(f"{doc.doc_id}#{content_hash[:8]}#{pos:04d}", doc.doc_id, pos, ch.text,
                                        tokenize(search_text), cmeta))
             search_texts.append(search_text)

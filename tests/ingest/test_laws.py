@@ -54,10 +54,13 @@ def test_one_chunk_per_article_with_law_metadata(laws):
     for law in select_laws(names=[ENV, ARB]):
         doc = docs[f"law-{law['law_id']}"]
         n_articles = count_articles([law["law_id"]])
-        assert doc["n_chunks"] == n_articles > 50
+        # one chunk per article, plus the law's 文件信息 passage (one per law version, not per article)
+        assert doc["n_chunks"] == n_articles + 1 and n_articles > 50
         assert doc["title"] == law["law_name"] and doc["metadata"]["status"] == law["status"]
         chunks = c.knowledge_bases.document(KB, doc["doc_id"], with_chunks=True)["chunks"]
-        assert len(chunks) == n_articles
+        info = chunks.pop()
+        assert info["metadata"]["passage"] == "metadata" and "article" not in info["metadata"]
+        assert len(chunks) == n_articles and not any("passage" in ch["metadata"] for ch in chunks)
         articles = [ch["metadata"]["article"] for ch in chunks]
         assert all(ARTICLE.match(a) for a in articles), articles[:5]
         assert len(set(articles)) == len(articles)
@@ -105,11 +108,32 @@ def test_status_any_returns_every_version(laws):
     assert {h.metadata["law"] for h in c.search.search("仲裁", [KB], law_filter, top_k=20).hits} <= {ENV}
 
 
+def test_law_metadata_passage_states_its_issuer_dates_and_validity(laws):
+    c, _ = laws
+    for law in select_laws(names=[ENV, ARB]):
+        info = c.knowledge_bases.document(KB, f"law-{law['law_id']}", with_chunks=True)["chunks"][-1]
+        text, meta = info["text"], info["metadata"]
+        assert text.startswith(f"《{law['law_name']}》文件信息。") and meta["heading"] == f"《{law['law_name']}》文件信息"
+        assert law["issuing_body"] in text and f"效力状态：{law['status']}" in text and "文种：法律" in text
+        y, m, d = (int(x) for x in law["publish_date"].split("-"))
+        assert f"公布日期：{y}年{m}月{d}日" in text
+        assert meta["status"] == law["status"] and meta["law"] == law["law_name"]
+        assert citation_label(meta) == f"《{law['law_name']}》"
+    # the validity filter applies to it like to the articles: the repealed law's passage only when asked for
+    query = f"{ENV} 制定机关 公布日期"
+    assert ENV not in {h.metadata["law"] for h in c.search.search(query, [KB], top_k=20).hits}
+    repealed = c.search.search(query, [KB], Filters.parse(["status=已废止"]), top_k=3, mode="bm25").hits
+    assert repealed[0].metadata.get("passage") == "metadata" and repealed[0].metadata["law"] == ENV
+    hybrid = c.search.search(query, [KB], Filters.parse(["status=已废止"]), top_k=3).hits
+    assert repealed[0].chunk_id in {h.chunk_id for h in hybrid}
+
+
 def test_citation_label_names_law_and_article(laws):
     c, _ = laws
     hits = c.search.search("保护和改善环境", [KB], Filters.parse(["status=已废止"]), top_k=5).hits
     for h in hits:
-        assert citation_label(h.metadata) == f"《{ENV}》{h.metadata['article']}"
+        if h.metadata.get("passage") != "metadata":
+            assert citation_label(h.metadata) == f"《{ENV}》{h.metadata['article']}"
     first = db_rows("SELECT article_no FROM articles WHERE law_name=? ORDER BY article_no_arabic LIMIT 1", (ENV,))[0][0]
     assert first == "第一条"
     answer = c.qa.ask("为保护和改善环境，防治污染和其他公害制定的是哪部法律？", [KB], Filters.parse(["status=已废止"]))

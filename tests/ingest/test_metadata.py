@@ -143,3 +143,26 @@ def test_real_work_points_document():
         "date": "2025-03-10",
         "doc_type": "工作要点",
     }
+
+
+def test_metadata_passage_states_only_the_known_fields():
+    from ingest.metadata import metadata_passage
+    full = {"title": "示范市人民政府办公厅关于推进公共数据开放的通知", "doc_number": "示政办发〔2025〕12号",
+            "agency": "示范市人民政府办公厅", "date": "2025-03-18", "doc_type": "通知", "status": "已废止",
+            "date_int": 20250318}
+    assert metadata_passage(full) == (
+        "《示范市人民政府办公厅关于推进公共数据开放的通知》文件信息。文号（发文字号）：示政办发〔2025〕12号；"
+        "发文机关（印发单位）：示范市人民政府办公厅；成文日期（印发日期）：2025年3月18日；文种：通知；效力状态：已废止。"
+        "本文件由示范市人民政府办公厅于2025年3月18日印发。")
+    assert metadata_passage({"title": "某通知", "doc_number": "示发〔2024〕1号", "status": "现行有效"}) == (
+        "《某通知》文件信息。文号（发文字号）：示发〔2024〕1号；效力状态：现行有效。")
+    assert metadata_passage({"title": "某办法", "date": "2024-12-01"}) == (
+        "《某办法》文件信息。成文日期（印发日期）：2024年12月1日。本文件于2024年12月1日印发。")
+    law = {"title": "中华人民共和国仲裁法", "law": "中华人民共和国仲裁法", "agency": "全国人民代表大会常务委员会",
+           "date": "2025-09-12", "effective_date": "2026-03-01", "doc_type": "法律", "status": "现行有效"}
+    assert metadata_passage(law) == (
+        "《中华人民共和国仲裁法》文件信息。制定机关（发布单位）：全国人民代表大会常务委员会；公布日期：2025年9月12日；"
+        "施行日期：2026年3月1日；文种：法律；效力状态：现行有效。本法由全国人民代表大会常务委员会于2025年9月12日公布。")
+    # a title and a validity alone say nothing new: no passage
+    assert metadata_passage({"title": "婚姻登记须知", "status": "现行有效", "doc_type": "须知"}) is None
+    assert metadata_passage({"agency": "示范市交通局"}) is None

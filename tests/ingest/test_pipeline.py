@@ -6,6 +6,7 @@ import pytest
 
 from assistant.filters import Filters
 from ingest.loaders import SourceDocument
+from conftest import SHARED_DATA
 from ingest.pipeline import normalise_metadata
 
 KB = "pipe"
@@ -252,3 +253,89 @@ def test_kb_check_finds_and_repairs_orphan_and_missing_vectors(container, monkey
     assert res.exit_code == 1 and '"documents_missing_vectors": [\n  "doc3"\n ]' in res.output
     res = CliRunner().invoke(cli.app, ["kb", "check", KB, "--repair"])
     assert res.exit_code == 0 and '"documents_reembedded": 1' in res.output
+
+
+# -- the 文件信息 passage: one metadata chunk per document (issue #13 item 4) -----------------------------------
+SEED = SHARED_DATA / "seed" / "shanghai_data_bureau_2025_work_points.md"
+
+
+def meta_chunks(c, doc_id, kb=KB):
+    return [ch for ch in c.store.catalog.document_chunks(kb, doc_id) if ch["metadata"].get("passage") == "metadata"]
+
+
+@pytest.mark.skipif(not SEED.exists(), reason="needs ../shared/data/seed")
+def test_seed_document_gets_a_metadata_passage_that_answers_who_and_when(container):
+    kbs = container.knowledge_bases
+    first = kbs.ingest_paths(KB, [SEED]).results[0]
+    assert first.status == "added"
+    chunks = container.store.catalog.document_chunks(KB, first.doc_id)
+    assert first.chunks == len(chunks)
+    (info,) = meta_chunks(container, first.doc_id)
+    assert info == chunks[-1] and info["position"] == len(chunks) - 1     # after the body: its numbering stays
+    assert info["text"] == ("《市数据局2025年工作要点》文件信息。发文机关（印发单位）：上海市数据局办公室；"
+                            "成文日期（印发日期）：2025年3月10日；文种：工作要点；效力状态：现行有效。"
+                            "本文件由上海市数据局办公室于2025年3月10日印发。")
+    meta = info["metadata"]
+    assert meta["heading"] == "《市数据局2025年工作要点》文件信息" and "article" not in meta
+    # it carries the document's metadata like every chunk (filters, citation labels)
+    assert {k: meta[k] for k in ("title", "agency", "date", "doc_type", "status", "doc_id")} == {
+        "title": "市数据局2025年工作要点", "agency": "上海市数据局办公室", "date": "2025-03-10",
+        "doc_type": "工作要点", "status": "现行有效", "doc_id": first.doc_id}
+    assert info["chunk_id"].startswith(f"{first.doc_id}#")
+    assert sum("上海市数据局办公室" in ch["text"] and "文件信息" in ch["text"] for ch in chunks) == 1
+
+    for mode in ("bm25", "dense", "hybrid"):
+        hits = container.search.search("哪个单位印发 哪天", [KB], top_k=5, mode=mode).hits
+        assert hits[0].chunk_id == info["chunk_id"], mode
+    answer = container.qa.ask("这份工作要点是哪个单位在哪天印发的？", [KB])
+    assert not answer.refused
+    cited = [c for c in answer.citations if c.metadata.get("passage") == "metadata"]
+    assert cited and cited[0].label == "《市数据局2025年工作要点》" and "2025年3月10日" in cited[0].text
+
+    # unchanged re-ingest: nothing added or rewritten
+    version, ids = container.store.catalog.kb_version(KB), catalog_chunk_ids(container)
+    again = kbs.ingest_paths(KB, [SEED])
+    assert again.counts == {"unchanged": 1} and again.chunks == 0 and again.results[0].chunks == len(chunks)
+    assert container.store.catalog.kb_version(KB) == version and catalog_chunk_ids(container) == ids
+    assert vector_ids(container) == ids
+
+    # re-indexing from the stored chunks' text keeps exactly one passage (it is not taken for body text)
+    kbs.reindex_document(KB, first.doc_id)
+    after = container.store.catalog.document_chunks(KB, first.doc_id)
+    assert [ch["text"] for ch in meta_chunks(container, first.doc_id)] == [info["text"]]
+    assert sum("文件信息" in ch["text"] for ch in after) == 1
+    assert vector_ids(container) == catalog_chunk_ids(container)
+
+
+def test_changed_metadata_replaces_the_passage_and_validity_filters_it(container):
+    kbs = container.knowledge_bases
+    text = "第一条 路内停车每小时收费五元。\n第二条 夜间停车免费。"
+    stated = {"agency": "示范市交通局", "doc_number": "示交发〔2025〕1号", "date": "2025-01-02"}
+    doc = SourceDocument("parking", "示范市停车收费办法", "p.txt", text, metadata=stated)
+    assert kbs.ingest_documents(KB, [doc]).results[0].chunks == 3          # 2 articles + 文件信息
+    (old,) = meta_chunks(container, "parking")
+    assert old["text"] == ("《示范市停车收费办法》文件信息。文号（发文字号）：示交发〔2025〕1号；发文机关（印发单位）：示范市交通局；"
+                           "成文日期（印发日期）：2025年1月2日；文种：办法；效力状态：现行有效。"
+                           "本文件由示范市交通局于2025年1月2日印发。")
+    query = "示范市停车收费办法 文号 发文机关 成文日期"
+    for mode in ("bm25", "hybrid"):
+        assert hit_texts(container, query, mode)[0] == old["text"], mode
+    assert old["text"] in hit_texts(container, query, "dense")         # the hashing embedder ranks loosely
+
+    repealed = SourceDocument("parking", "示范市停车收费办法", "p.txt", text, metadata={**stated, "status": "已废止"})
+    result = kbs.ingest_documents(KB, [repealed]).results[0]
+    assert (result.status, result.chunks) == ("replaced", 3)
+    (new,) = meta_chunks(container, "parking")
+    assert new["chunk_id"] != old["chunk_id"] and "效力状态：已废止" in new["text"]
+    assert new["metadata"]["status"] == "已废止"
+    assert old["chunk_id"] not in vector_ids(container) and vector_ids(container) == catalog_chunk_ids(container)
+    for mode in ("bm25", "dense", "hybrid"):   # validity applies to the passage like to every chunk
+        assert container.search.search(query, [KB], top_k=10, mode=mode).hits == [], mode
+        hits = container.search.search(query, [KB], Filters.parse(["status=已废止"]), top_k=10, mode=mode).hits
+        assert new["chunk_id"] in [h.chunk_id for h in hits] and {h.metadata["status"] for h in hits} == {"已废止"}
+
+
+def test_no_metadata_passage_without_number_agency_or_date(container, docs_dir):
+    report = container.knowledge_bases.ingest_paths(KB, [docs_dir])
+    assert report.ok and all(meta_chunks(container, r.doc_id) == [] for r in report.results)
+    assert report.chunks == chunk_count(container)
