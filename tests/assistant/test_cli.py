@@ -88,6 +88,44 @@ def test_ask_json(cli):
     assert refused["refused"] is True and refused["citations"] == []
 
 
+def _queue_reply(monkeypatch, reply: str) -> None:
+    """The next command's scripted model answers with `reply` (each invocation builds its own container)."""
+    import assistant.cli as cli_module
+    build = getattr(cli_module.container, "unpatched", cli_module.container)
+
+    def with_reply():
+        c = build()
+        c.llm.replies.append(reply)
+        return c
+    with_reply.unpatched = build
+    monkeypatch.setattr(cli_module, "container", with_reply)
+
+
+def test_ask_json_carries_verification_and_related(cli, monkeypatch):
+    answered = json.loads(cli("ask", "路内停车每小时收费多少？", "--kb", KB, "--json").stdout)
+    assert answered["verification"]["reason"] == "" and answered["verification"]["removed"] == 0
+    assert answered["verification"]["sentences"][0]["supported"] is True and answered["related"] == []
+    _queue_reply(monkeypatch, "路内停车每小时收费十元[1]。")   # the passage says 五元
+    result = cli("ask", "路内停车每小时收费多少？", "--kb", KB, "--json")
+    assert result.exit_code == 0, result.output
+    refused = json.loads(result.stdout)
+    v = refused["verification"]
+    assert refused["refused"] is True and refused["citations"] == [] and v["reason"] == "unsupported"
+    assert v["removed"] == 1 and v["sentences"][0]["unsupported"] and "十元" not in refused["answer"]
+    assert refused["related"] and all(c["related"] is True and c["cited"] is False for c in refused["related"])
+
+
+def test_ask_plain_prints_removal_note_and_related(cli, monkeypatch):
+    _queue_reply(monkeypatch, "路内停车每小时收费五元[1]。停车收费标准自2030年1月1日起施行[1]。")
+    result = cli("ask", "路内停车每小时收费多少？", "--kb", KB)
+    assert result.exit_code == 0, result.output
+    assert "五元" in result.stdout and "2030" not in result.stdout.split("已删除")[0]
+    assert "已删除 1 句：依据中未找到「2030年1月1日」" in result.stdout
+    _queue_reply(monkeypatch, "路内停车每小时收费十元[1]。")
+    result = cli("ask", "路内停车每小时收费多少？", "--kb", KB)
+    assert "相关但未直接回答" in result.stdout and "《示范市停车收费办法》" in result.stdout
+
+
 def test_ask_plain_marks_cited_sources(cli):
     result = cli("ask", "路内停车每小时收费多少？", "--kb", KB)
     assert result.exit_code == 0
