@@ -64,6 +64,15 @@ footer { display: none !important; }
 .badge-bad { background: #fee2e2; color: #991b1b; }
 .badge-warn { background: #fef3c7; color: #92400e; }
 .badge-cited { background: #b91c1c; color: #fff; }
+.badge-related { background: #e2e8f0; color: #475569; }
+.src-card.related { border-left-color: #94a3b8; border-style: dashed; background: #f8fafc; }
+.related-head { font-size: 13px; font-weight: 600; color: #475569; margin: 10px 0 6px; }
+.verify-note { border: 1px solid #fcd34d; background: #fffbeb; border-radius: 6px; padding: 6px 10px; margin: 6px 0;
+  font-size: 13px; color: #92400e; }
+.verify-head { font-weight: 600; }
+.removed-list { margin: 4px 0 0 0; padding-left: 18px; }
+.removed-sentence { color: #94a3b8; text-decoration: line-through; }
+.removed-why { margin-left: 6px; font-size: 12px; color: #b45309; }
 .src-foot { font-size: 12px; color: #64748b; margin-top: 6px; }
 .hit-table { width: 100%; border-collapse: collapse; font-size: 13px; }
 .hit-table th { background: #f1f5f9; text-align: left; padding: 6px; position: sticky; top: 0; }

@@ -15,7 +15,7 @@ from assistant.filters import FilterError
 from assistant.services.access import Principal
 from ui.auth import Login, LoginError, Throttle
 from ui.common import friendly, guard, highlight
-from ui.pages.chat import build_filters, render_sources, section_of, source_label
+from ui.pages.chat import build_filters, render_sources, section_of, source_label, verification_note
 from ui.pages.evaluation import charts_html, find_reports, resolve_report
 from ui.pages.knowledge import message_zh, render_hits, safe_name
 from ui.pages.summarize import to_markdown
@@ -135,6 +135,61 @@ def test_sources_panel_empty_and_refusal_states():
     assert "提问后" in render_sources([])
     refusal = Answer("q", "知识库中未找到相关依据", True, [])
     assert "没有找到可以作为依据的内容" in render_sources([], answer=refusal)
+
+
+def _check(text, cites, unsupported=(), kinds=()):
+    return {"text": text, "cites": cites, "supported": not unsupported, "unsupported": list(unsupported),
+            "kinds": list(kinds)}
+
+
+DOC = {"title": "示范市财政预算报告", "agency": "示范市财政局", "date": "2025-01-10", "status": "现行有效"}
+
+
+def test_sources_panel_shows_the_streaming_status():
+    html = render_sources([_citation(1, DOC)], query="预算", status="检索到 1 条依据")
+    assert "检索到 1 条依据" in html and "共 1 条" not in html and 'data-n="1"' in html
+    assert "检索到 3 条相关资料" in render_sources([], status="检索到 3 条相关资料")
+
+
+def test_sources_panel_notes_removed_sentences_and_their_missing_atoms():
+    v = {"sentences": [_check("预算由财政局编制[1]。", [1]),
+                       _check("预算总额是10亿元[1]。", [1], ["10亿元"], ["amount"])],
+         "answerability": 0.95, "missing_constraints": [], "reason": "", "removed": 1}
+    answer = Answer("q", "预算由财政局编制[1]。", False, [_citation(1, DOC, "预算由财政局编制。", cited=True)],
+                    timings={"total_ms": 10}, verification=v)
+    assert verification_note(v) == "已删除 1 句：依据中未找到「10亿元」"
+    html = render_sources(answer.citations, "预算", answer=answer)
+    assert "已删除 1 句：依据中未找到「10亿元」" in html and "总计" in html
+    assert '<del class="removed-sentence">预算总额是10亿元。</del>' in html      # struck through, markers dropped
+    assert "已引用" in html and 'data-removed="1"' in html
+    clean = Answer("q", "a[1]", False, answer.citations, verification={**v, "sentences": v["sentences"][:1],
+                                                                        "removed": 0})
+    assert "已删除" not in render_sources(clean.citations, answer=clean) and verification_note({}) == ""
+
+
+def test_refusal_lists_related_passages_never_as_cited():
+    related = [_citation(1, DOC, "预算由财政局编制。", cited=True), _citation(2, {"title": "<b>另一份</b>"})]
+    v = {"sentences": [_check("预算总额是10亿元[1]。", [1], ["10亿元"], ["amount"])], "answerability": 0.9,
+         "missing_constraints": [], "reason": "unsupported", "removed": 1}
+    answer = Answer("q", "知识库中未找到能够支持回答的依据", True, [], timings={"total_ms": 5}, verification=v,
+                    related=related)
+    html = render_sources([], "预算", answer=answer)
+    assert "相关但未直接回答" in html and html.count('data-related="true"') == 2
+    assert "已引用" not in html and "相关·未作为依据" in html and "&lt;b&gt;另一份" in html
+    assert "已删除 1 句：依据中未找到「10亿元」" in html and "含有依据中没有的内容" in html
+    assert "[1]" not in html.split("related-head")[1]                     # related cards carry no citation number
+
+
+def test_refusal_names_the_missing_constraint_and_reason():
+    v = {"sentences": [], "answerability": None, "reason": "missing_constraint", "removed": 0,
+         "missing_constraints": ["深圳市政务服务数据管理局", "2024年"]}
+    answer = Answer("q", "未找到", True, [], verification=v, related=[_citation(1, DOC)])
+    html = render_sources([], answer=answer)
+    assert "「深圳市政务服务数据管理局」、「2024年」在知识库资料中没有出现" in html and "相关但未直接回答" in html
+    unanswerable = Answer("q", "未找到", True, [], verification={**v, "reason": "unanswerable",
+                                                                "missing_constraints": []})
+    html = render_sources([], answer=unanswerable)
+    assert "没有直接给出所问的内容" in html and "相关但未直接回答" not in html
 
 
 def test_source_label_and_section():

@@ -2,6 +2,7 @@
 and copy/export. Calls container.qa.stream with the logged-in principal (ACL is enforced in the service)."""
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -16,42 +17,125 @@ from ui.common import (Refresher, UIContext, audit, bind, can_read, download_fil
 EMPTY_SOURCES = ('<div class="src-empty">提问后，这里列出回答所依据的文件和条文：<br>'
                  '标题、文号或条款、发文机关、日期、效力状态和引用原文（命中的词语高亮显示）。</div>')
 CITED_BADGE = '<span class="badge badge-cited">已引用</span>'
+RELATED_BADGE = '<span class="badge badge-related">相关·未作为依据</span>'
 EXAMPLES = ["开办餐饮店申请食品经营许可需要哪些材料？", "新生儿入户需要准备什么材料？",
             "公共数据开放共享的主要任务有哪些？"]
+NO_EVIDENCE = ("知识库中没有找到可以作为依据的内容，因此没有生成回答。可以换一种问法，"
+               "调整筛选条件（如效力状态、发文机关、日期），或选择其他知识库。")
+# why a refusal was given (answer.verification["reason"]), in the words the panel shows
+REFUSAL_REASONS = {
+    "no_evidence": NO_EVIDENCE,
+    "missing_constraint": "问题中提到的{missing}在知识库资料中没有出现，因此没有生成回答"
+                          "（不用其他地区、机关、年份或文件的资料代替作答）。",
+    "unanswerable": "检索到的资料与问题相关，但没有直接给出所问的内容，因此没有生成回答。",
+    "unsupported": "生成的回答含有依据中没有的内容，已全部删除，因此没有给出回答。",
+    "model_refused": "模型判断检索到的资料不足以回答该问题。",
+}
+RELATED_HEAD = "相关但未直接回答（仅供参考，未作为回答依据）"
+_MARKERS = re.compile(r"\[\d{1,2}\]")
 
 
-def render_sources(citations: list, query: str = "", standalone: str = "", answer: Answer | None = None) -> str:
-    if not citations:
-        if answer is not None and answer.refused:
-            return notice("知识库中没有找到可以作为依据的内容，因此没有生成回答。可以换一种问法，"
-                          "调整筛选条件（如效力状态、发文机关、日期），或选择其他知识库。", "warn")
-        return EMPTY_SOURCES
-    terms = query_terms(standalone or query)
-    any_cited = any(c.cited for c in citations)
-    parts = []
-    head = [f"共 {len(citations)} 条" + (f"，已引用 {sum(c.cited for c in citations)} 条" if any_cited else "")]
-    if answer is not None:
-        t = answer.timings
-        head.append(f"首字 {t.get('first_token_ms', 0) / 1000:.1f} 秒 · 总计 {t.get('total_ms', 0) / 1000:.1f} 秒 · "
-                    f"模型 {esc(answer.model)}")
-    parts.append(f'<div class="src-query">{" · ".join(head)}</div>')
-    if standalone and standalone != query:
-        parts.append(f'<div class="src-query">检索问题（结合上文改写）：{esc(standalone)}</div>')
-    # cited passages first (numbers kept), so what the answer rests on is visible without scrolling
-    for c in sorted(citations, key=lambda x: (any_cited and not x.cited, x.n)):
-        m = c.metadata or {}
-        cited = c.cited or not any_cited
-        title = m.get("title") or c.title or "（无标题）"
-        meta_bits = [esc(b) for b in (m.get("agency"), m.get("date")) if b]
-        meta_bits.append(f"知识库 {esc(c.kb)}")
-        parts.append(
-            f'<div class="src-card{"" if cited else " uncited"}" data-n="{c.n}">'
-            f'<div class="src-title"><span class="src-n">[{c.n}]</span>{esc(title)}'
-            f'{status_badge(m.get("status", ""))}{CITED_BADGE if c.cited else ""}</div>'
+def _quoted(items) -> str:
+    return "、".join(f"「{esc(x)}」" for x in dict.fromkeys(items))
+
+
+def removed_sentences(verification: dict | None) -> list[dict]:
+    return [s for s in (verification or {}).get("sentences") or [] if not s.get("supported", True)]
+
+
+def verification_note(verification: dict | None) -> str:
+    """"已删除 1 句：依据中未找到「10亿元」" (HTML-escaped), or "" when nothing was removed."""
+    removed = removed_sentences(verification)
+    if not removed:
+        return ""
+    atoms = [a for s in removed for a in s.get("unsupported") or []]
+    return f"已删除 {len(removed)} 句" + (f"：依据中未找到{_quoted(atoms)}" if atoms else "")
+
+
+def refusal_reason(verification: dict | None) -> str:
+    """Why the answer was refused, the missing constraint named (HTML-escaped)."""
+    v = verification or {}
+    text = REFUSAL_REASONS.get(v.get("reason") or "no_evidence", NO_EVIDENCE)
+    missing = v.get("missing_constraints") or []
+    return text.format(missing=_quoted(missing) if missing else "内容")
+
+
+def render_verification(answer: Answer) -> str:
+    """The removal note with the removed sentences struck through (muted), so the reader sees what was dropped."""
+    v = answer.verification or {}
+    note = verification_note(v)
+    if not note:
+        return ""
+    rows = "".join(f'<li><del class="removed-sentence">{esc(_MARKERS.sub("", s.get("text", "")).strip())}</del>'
+                   + (f'<span class="removed-why">未找到：{_quoted(s.get("unsupported") or [])}</span>'
+                      if s.get("unsupported") else "") + "</li>"
+                   for s in removed_sentences(v))
+    return (f'<div class="verify-note" data-removed="{len(removed_sentences(v))}">'
+            f'<div class="verify-head">⚠️ {note}</div><ul class="removed-list">{rows}</ul></div>')
+
+
+def _card(c, terms: set[str], cited: bool, related: bool = False) -> str:
+    m = c.metadata or {}
+    title = m.get("title") or c.title or "（无标题）"
+    meta_bits = [esc(b) for b in (m.get("agency"), m.get("date")) if b]
+    meta_bits.append(f"知识库 {esc(c.kb)}")
+    badge = RELATED_BADGE if related else (CITED_BADGE if c.cited else "")
+    klass = "src-card related" if related else ("src-card" if cited else "src-card uncited")
+    flag = ' data-related="true"' if related else ""
+    number = "·" if related else f"[{c.n}]"
+    return (f'<div class="{klass}" data-n="{c.n}"{flag}>'
+            f'<div class="src-title"><span class="src-n">{number}</span>{esc(title)}'
+            f'{status_badge(m.get("status", ""))}{badge}</div>'
             + (f'<div class="src-label">{esc(source_label(m))}</div>' if source_label(m) else "")
             + f'<div class="src-meta">{" · ".join(meta_bits)}</div>'
             + (f'<div class="src-heading">{esc(section_of(m))}</div>' if section_of(m) else "")
             + f'<div class="src-text">{highlight(c.text, terms)}</div></div>')
+
+
+def _timing_line(answer: Answer) -> str:
+    t = answer.timings
+    return (f"首字 {t.get('first_token_ms', 0) / 1000:.1f} 秒 · 总计 {t.get('total_ms', 0) / 1000:.1f} 秒 · "
+            f"模型 {esc(answer.model)}")
+
+
+def render_refusal(answer: Answer, query: str = "", standalone: str = "") -> str:
+    """A refusal: why (the missing constraint named), what was removed, and the closest passages as
+    "相关但未直接回答" cards — marked as such, never with the 已引用 badge."""
+    parts = [notice(refusal_reason(answer.verification), "warn"), render_verification(answer)]
+    if answer.related:
+        terms = query_terms(standalone or query)
+        parts.append(f'<div class="related-head">{RELATED_HEAD}</div>')
+        parts += [_card(c, terms, cited=False, related=True) for c in answer.related]
+    if answer.timings or answer.model:
+        parts.append(f'<div class="src-query">{_timing_line(answer)}</div>')
+    return '<div class="src-panel refusal">' + "".join(parts) + "</div>"
+
+
+def render_sources(citations: list, query: str = "", standalone: str = "", answer: Answer | None = None,
+                   status: str = "") -> str:
+    """The sources panel (pure: HTML from its arguments). While streaming `status` ("检索到 n 条依据") heads it;
+    with the finished `answer`, its timings, the verification note and, for a refusal, the related passages."""
+    if answer is not None and answer.refused:
+        return render_refusal(answer, query, standalone)
+    if not citations:
+        if status:
+            return f'<div class="src-empty">{esc(status)}</div>'
+        return EMPTY_SOURCES
+    terms = query_terms(standalone or query)
+    any_cited = any(c.cited for c in citations)
+    parts = []
+    head = [esc(status) if status and answer is None else
+            f"共 {len(citations)} 条" + (f"，已引用 {sum(c.cited for c in citations)} 条" if any_cited else "")]
+    if answer is not None:
+        head.append(_timing_line(answer))
+    parts.append(f'<div class="src-query">{" · ".join(head)}</div>')
+    if standalone and standalone != query:
+        parts.append(f'<div class="src-query">检索问题（结合上文改写）：{esc(standalone)}</div>')
+    if answer is not None:
+        parts.append(render_verification(answer))
+    # cited passages first (numbers kept), so what the answer rests on is visible without scrolling
+    for c in sorted(citations, key=lambda x: (any_cited and not x.cited, x.n)):
+        parts.append(_card(c, terms, cited=c.cited or not any_cited))
     return '<div class="src-panel">' + "".join(parts) + "</div>"
 
 
@@ -185,9 +269,10 @@ def build(ctx: UIContext) -> None:
             for event in events:
                 if event["type"] == "sources":
                     citations, standalone = event["citations"], event["standalone_question"]
-                    history[-1]["content"] = "⏳ 正在生成回答…" if citations else ""
-                    yield (history, "", render_sources(citations, message, standalone), gr.skip(), gr.skip(),
-                           gr.skip(), gr.skip())
+                    status = event.get("status") or f"检索到 {len(citations)} 条依据"
+                    history[-1]["content"] = f"⏳ {status}" + ("，正在生成回答…" if citations else "")
+                    yield (history, "", render_sources(citations, message, standalone, status=status), gr.skip(),
+                           gr.skip(), gr.skip(), gr.skip())
                 elif event["type"] == "token":
                     text += event["text"]
                     history[-1]["content"] = text
