@@ -274,6 +274,29 @@ def test_chat_follow_up_feedback_and_filters(admin, app_server):
     page.click("#chat-new")
 
 
+def test_chat_removes_an_invented_figure_and_says_so(admin, app_server):
+    page = admin.page
+    admin.tab("tab-chat")
+    page.click("#chat-new")                                      # no history: the queued reply is the answer
+    llm = app_server.container.llm
+    llm.replies.append("根据资料，需要提交申请材料[1]。许可费用为10亿元[1]。")
+    ask(page, QUESTION)
+    page.wait_for_selector("#chat-sources .verify-note")
+    assert "10亿元" not in page.inner_text("#chat-box") and "需要提交申请材料" in page.inner_text("#chat-box")
+    sources = page.inner_text("#chat-sources")
+    assert "已删除 1 句：依据中未找到「10亿元」" in sources and "已引用" in sources
+    assert page.locator("#chat-sources del.removed-sentence").count() == 1
+    page.click("#chat-new")
+    llm.replies.append("许可费用为10亿元[1]。")                    # nothing supported is left: a refusal
+    ask(page, QUESTION)
+    page.wait_for_selector("#chat-sources .related-head")
+    sources = page.inner_text("#chat-sources")
+    assert "相关但未直接回答" in sources and "已删除 1 句" in sources and "已引用" not in sources
+    assert page.locator("#chat-sources .src-card.related").count() >= 1
+    assert "10亿元" not in page.inner_text("#chat-box")
+    page.click("#chat-new")
+
+
 def test_upload_files_and_see_them_listed(admin, app_server, tmp_path):
     page = admin.page
     admin.tab("tab-kb")
