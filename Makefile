@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_LINK_MODE ?= copy
 
-.PHONY: install install-test demo serve test test-fast eval-ncp eval-ncp-answers eval-rgb clean
+.PHONY: install install-test demo serve test test-fast eval-ncp eval-ncp-answers eval-rgb eval-rejection clean
 
 $(UV):
 	$(PY) -m venv .uv && .uv/bin/pip install -q uv==0.13.8
@@ -45,6 +45,10 @@ eval-ncp-answers: install
 
 eval-rgb: install
 	$(BIN)/gov-assistant eval run --suite rgb --out eval-runs/rgb
+
+# refusal of questions whose evidence was removed from the KB vs answers to those still covered (NCP, 25 + 25)
+eval-rejection: install
+	$(BIN)/gov-assistant eval run --suite rejection --out eval-runs/rejection
 
 test: install-test
 	$(BIN)/python -m pytest -q

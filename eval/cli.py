@@ -82,6 +82,17 @@ def _print_summary(summary: dict, suite: str, out: Path) -> None:
         for s, v in agg.get("sets", {}).items():
             t.add_row(s, str(v["n"]), f"{v['rouge_l_char']:.2f}", f"{v['rouge_l_jieba']:.2f}")
         console.print(t)
+    if suite == "rejection" and agg.get("n"):
+        tg = agg["targets"]
+        pct = lambda v: "–" if v is None else f"{100 * v:.1f}"  # noqa: E731
+        t = Table("half", "absent n", "refused %", "present n", "answered %", "F1 (answered)", "cites gold %",
+                  "meets target", title=f"rejection (target: refuse ≥ {100 * tg['refusal_rate_absent']:.0f}% absent, "
+                                        f"answer ≥ {100 * tg['answer_rate_present']:.0f}% present)")
+        for name, g in [*agg["halves"].items(), ("all", agg["all"])]:
+            t.add_row(name, str(g["absent"]), pct(g["refusal_rate_absent"]), str(g["present"]),
+                      pct(g["answer_rate_present"]), "–" if g["f1_answered"] is None else f"{g['f1_answered']:.3f}",
+                      pct(g["cites_gold_answered"]), {True: "yes", False: "no", None: "–"}[g["meets_targets"]])
+        console.print(t)
     for note in agg.get("run", {}).get("notes", []):
         console.print(f"[dim]note: {note}[/]", highlight=False)
     console.print(f"report: {out / 'report.md'} · {out / 'report.html'} · {out / 'summary.json'} · "
@@ -89,11 +100,11 @@ def _print_summary(summary: dict, suite: str, out: Path) -> None:
 
 
 @eval_app.command("run")
-def run(suite: str = typer.Option(..., "--suite", help="ncp | rgb | summaries | custom"),
+def run(suite: str = typer.Option(..., "--suite", help="ncp | rgb | summaries | custom | rejection"),
         out: Path = typer.Option(..., "--out", help="Run folder (created; a re-run resumes)."),
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML file merged over the profile."),
         data: Optional[Path] = typer.Option(None, "--data", help="Data folder or file (default ../shared/data/...)."),
-        kb: Optional[str] = typer.Option(None, "--kb", help="Knowledge base (ncp: default eval-ncp; custom: required)."),
+        kb: Optional[str] = typer.Option(None, "--kb", help="Knowledge base (ncp: default eval-ncp; rejection: eval-rejection; custom: required)."),
         limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N questions (per set for summaries)."),
         retrieval_only: bool = typer.Option(False, "--retrieval-only", help="ncp/custom: skip the answer stage."),
         modes: str = typer.Option("bm25,dense,hybrid", "--modes", help="Retrieval modes, comma-separated."),
@@ -104,10 +115,12 @@ def run(suite: str = typer.Option(..., "--suite", help="ncp | rgb | summaries | 
                                                 "LLM judge (faithfulness, relevance); off by default."),
         judge_model: Optional[str] = typer.Option(None, "--judge-model", help="Judge model (default: the first "
                                                   "the endpoint lists)."),
-        no_ingest: bool = typer.Option(False, "--no-ingest", help="ncp: use --kb as it is, without ingesting."),
+        no_ingest: bool = typer.Option(False, "--no-ingest", help="ncp, rejection: use --kb as it is, without ingesting."),
         concurrency: int = typer.Option(1, "--concurrency", help="Items in flight at once; up to the local LLM's "
                                         "llm.local.n_parallel slots helps on CPU (answers may differ in the last "
                                         "digits of batched arithmetic)."),
+        n: int = typer.Option(25, "--n", help="rejection: absent questions (gold documents removed from the KB), and "
+                              "as many present ones."),
         fresh: bool = typer.Option(False, "--fresh", help="Discard what the run folder holds and start over.")):
     """Run a suite through the product's services; writes summary.json, items.jsonl, report.md/.html and charts."""
     from assistant import cli as main
@@ -122,11 +135,12 @@ def run(suite: str = typer.Option(..., "--suite", help="ncp | rgb | summaries | 
         ("--retrieval-k", None if retrieval_k == 50 else retrieval_k),
         ("--crud-sample", None if crud_sample == 100 or suite != "summaries" else crud_sample),
         ("--seed", None if seed == 2333 else seed), ("--judge-url", judge_url), ("--judge-model", judge_model),
-        ("--no-ingest", no_ingest), ("--concurrency", None if concurrency == 1 else concurrency), ("--out", out)])
+        ("--no-ingest", no_ingest), ("--concurrency", None if concurrency == 1 else concurrency),
+        ("--n", None if n == 25 or suite != "rejection" else n), ("--out", out)])
     options = RunOptions(suite=suite, out=out, data=data, kb=kb, limit=limit, retrieval_only=retrieval_only,
                          modes=tuple(m.strip() for m in modes.split(",") if m.strip()), retrieval_k=retrieval_k,
                          crud_sample=crud_sample, seed=seed, judge_url=judge_url, judge_model=judge_model,
-                         fresh=fresh, no_ingest=no_ingest, concurrency=concurrency, command=command)
+                         fresh=fresh, no_ingest=no_ingest, concurrency=concurrency, n=n, command=command)
     with main.friendly_errors():
         try:
             c = main.container()

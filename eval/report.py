@@ -12,7 +12,7 @@ from eval import metrics as M
 from eval.runner import MODES, load_items, settings_snapshot
 from eval.suites.common import CUTOFFS
 
-SUITE_ORDER = ("ncp", "rgb", "summaries", "custom")
+SUITE_ORDER = ("ncp", "rgb", "summaries", "custom", "rejection")
 CURVE_K = tuple(range(1, 11))
 
 
@@ -113,9 +113,45 @@ def aggregate_summaries(records: list[dict]) -> dict:
     return out
 
 
+def aggregate_rejection(records: list[dict]) -> dict:
+    """Refusal rate on absent questions, answer rate on present ones, per half (tuned / held-out) and overall;
+    for the present questions answered: character F1 against the gold span and the share citing the gold
+    document."""
+    from eval.suites.rejection import HALVES, TARGETS, declined
+
+    def part(rows: list[dict]) -> dict:
+        absent = [r for r in rows if r.get("kind") == "absent"]
+        present = [r for r in rows if r.get("kind") == "present"]
+        answered = [r for r in present if not declined(r)]
+        am = [r["metrics"]["answer"] for r in answered]
+        out = {"absent": len(absent), "present": len(present), "answered_present": len(answered),
+               "refusal_rate_absent": _r(M.mean(float(declined(r)) for r in absent)) if absent else None,
+               "answer_rate_present": _r(len(answered) / len(present)) if present else None,
+               "f1_answered": _r(M.mean(a.get("f1", 0.0) for a in am)) if am else None,
+               "cites_gold_answered": _r(M.mean(a.get("cites_gold", 0.0) for a in am)) if am else None}
+        out["meets_targets"] = None if None in (out["refusal_rate_absent"], out["answer_rate_present"]) else (
+            out["refusal_rate_absent"] >= TARGETS["refusal_rate_absent"]
+            and out["answer_rate_present"] >= TARGETS["answer_rate_present"])
+        return out
+
+    halves = {h: part([r for r in records if r.get("half") == h]) for h in HALVES}
+    reasons: dict[str, dict[str, int]] = {}
+    for r in records:   # why present questions were refused / absent ones answered (verification.reason)
+        wrong = declined(r) == (r.get("kind") == "present")
+        if wrong:
+            reason = str((r.get("verification") or {}).get("reason") or "–")
+            reasons.setdefault(r.get("kind", "?"), {}).setdefault(reason, 0)
+            reasons[r.get("kind", "?")][reason] += 1
+    return {"n": len(records), "halves": halves, "all": part(records), "targets": TARGETS,
+            "wrong_by_reason": reasons,
+            "latency": _latency([r.get("timings", {}).get("answer_total_ms") for r in records])}
+
+
 def aggregate(suite: str, records: list[dict]) -> dict:
     if suite == "rgb":
         return aggregate_rgb(records)
+    if suite == "rejection":
+        return aggregate_rejection(records)
     if suite == "summaries":
         return aggregate_summaries(records)
     out: dict = {"n": len(records), "retrieval": aggregate_retrieval(records), "answer": aggregate_answers(records)}
@@ -273,6 +309,38 @@ def chart_summaries(summary: dict, path: Path) -> Path | None:
     return path
 
 
+def chart_rejection(summary: dict, path: Path) -> Path | None:
+    agg = summary["suites"].get("rejection")
+    if not agg or not agg.get("n"):
+        return None
+    plt = _plt()
+    groups = [(name, agg["halves"][name]) for name in agg["halves"]] + [("all", agg["all"])]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    xs = range(len(groups))
+    series = (("refusal_rate_absent", "absent refused", "absent", "C3"),
+              ("answer_rate_present", "present answered", "present", "C0"))
+    for i, (key, label, count, color) in enumerate(series):
+        vals = [100 * (g[key] or 0.0) for _, g in groups]
+        bars = ax.bar([x + (i - .5) * .38 for x in xs], vals, .38, label=label, color=color)
+        for bar, (_, g) in zip(bars, groups):
+            if g[key] is not None:
+                ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 1, f"{100 * g[key]:.0f}%\n"
+                        f"n={g[count]}", ha="center", va="bottom", fontsize=7)
+        ax.axhline(100 * agg["targets"][key], ls="--", lw=1, color=color, alpha=.8)
+    ax.set_xticks(list(xs), [name for name, _ in groups])
+    ax.set_ylim(0, 118)
+    ax.set_ylabel("%")
+    t = agg["targets"]
+    ax.set_title(f"rejection: refuse ≥ {100 * t['refusal_rate_absent']:.0f}% absent, answer ≥ "
+                 f"{100 * t['answer_rate_present']:.0f}% present (dashed)", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 # --- documents (one model, rendered to Markdown and HTML) ---------------------------------------------------
 
 def _fmt(v, pct: bool = False) -> str:
@@ -355,6 +423,8 @@ def build_document(summary: dict, by_suite: dict[str, list[dict]], charts: dict[
             _rgb_section(doc, agg, by_suite[suite], charts)
         elif suite == "summaries":
             _summaries_section(doc, agg, by_suite[suite], charts)
+        elif suite == "rejection":
+            _rejection_section(doc, agg, by_suite[suite], charts)
     if "latency" in charts:
         doc.append(("h", 2, "Latency"))
         doc.append(("img", charts["latency"], "latency histograms"))
@@ -376,6 +446,10 @@ def build_document(summary: dict, by_suite: dict[str, list[dict]], charts: dict[
         "on all-noise passages (RGB's published 5.33 counts exact '信息不足' answers).",
         "Summaries: ROUGE-L F1 x100 at character level (headline) and over jieba words (LawBench's scorer uses jieba "
         "words with rouge_chinese, so its published figures compare with the word-level column).",
+        "Rejection: NCP questions whose gold document and every document containing the gold span were removed "
+        "from the knowledge base (absent: must be refused) and questions whose gold document is there (present: "
+        "must be answered); refused = the product's refusal flag or a refusal text; halves by question-id parity "
+        "(even: tuned, odd: held-out).",
         "Latency: p50 / p95 over the items of the run on this machine.",
     ]))
     return doc
@@ -461,6 +535,42 @@ def _rgb_section(doc, agg, records, charts):
         doc.append(("table", ["id", "noise", "query", "gold", "answer"], rows))
 
 
+def _rejection_section(doc, agg, records, charts):
+    t = agg["targets"]
+    target = (f"target: refuse ≥ {100 * t['refusal_rate_absent']:.0f}% of absent while answering ≥ "
+              f"{100 * t['answer_rate_present']:.0f}% of present")
+    doc.append(("h", 3, "Refusal of absent questions, answers to present ones"))
+    rows = []
+    for name, g in [*agg["halves"].items(), ("all", agg["all"])]:
+        pct = lambda v: "–" if v is None else f"{100 * v:.1f}"  # noqa: E731
+        rows.append([name, g["absent"], pct(g["refusal_rate_absent"]), g["present"], pct(g["answer_rate_present"]),
+                     _fmt(g["f1_answered"]), pct(g["cites_gold_answered"]),
+                     {True: "yes", False: "no", None: "–"}[g["meets_targets"]]])
+    rows.append([target, "", f"≥ {100 * t['refusal_rate_absent']:.0f}", "",
+                 f"≥ {100 * t['answer_rate_present']:.0f}", "", "", ""])
+    doc.append(("table", ["half", "absent n", "absent refused %", "present n", "present answered %",
+                          "F1 (answered present)", "answered present citing gold %", "meets target"], rows))
+    if "rejection" in charts:
+        doc.append(("img", charts["rejection"], "refusal and answer rates per half"))
+    if agg.get("wrong_by_reason"):
+        bits = [f"{kind}: " + ", ".join(f"{reason} {n}" for reason, n in sorted(v.items()))
+                for kind, v in sorted(agg["wrong_by_reason"].items())]
+        doc.append(("p", "Wrong outcomes by verification reason (absent answered, present refused) — "
+                         + "; ".join(bits) + "."))
+    from eval.suites.rejection import declined
+    wrong = [r for r in records if declined(r) == (r.get("kind") == "present")]
+    rest = [r for r in records if r not in wrong]
+    rows = []
+    for r in (wrong + rest)[:30]:
+        am = r.get("metrics", {}).get("answer", {})
+        rows.append([r["id"][:12], r.get("half", ""), r.get("kind", ""), _short(r["question"], 36),
+                     "refused" if declined(r) else "answered", _short(r.get("answer", ""), 50),
+                     _fmt(am.get("f1")) if r.get("kind") == "present" and not declined(r) else "–",
+                     str((r.get("verification") or {}).get("reason") or "–")])
+    doc.append(("h", 3, "Items (wrong outcomes first; all items in items.jsonl)"))
+    doc.append(("table", ["id", "half", "kind", "question", "outcome", "answer", "F1", "verification reason"], rows))
+
+
 def _summaries_section(doc, agg, records, charts):
     rows = []
     for s, v in agg["sets"].items():
@@ -543,9 +653,10 @@ def write_report(out: Path, container) -> dict:
     charts: dict[str, Path] = {}
     for name, fn in (("recall", lambda p: chart_recall(summary, p)), ("noise", lambda p: chart_noise(summary, p)),
                      ("summaries", lambda p: chart_summaries(summary, p)),
+                     ("rejection", lambda p: chart_rejection(summary, p)),
                      ("latency", lambda p: chart_latency(by_suite, p))):
         path = fn(out / {"recall": "recall_at_k.png", "noise": "rgb_noise.png", "summaries": "summaries_rouge.png",
-                         "latency": "latency.png"}[name])
+                         "rejection": "rejection.png", "latency": "latency.png"}[name])
         if path:
             charts[name] = path
     summary["charts"] = {k: v.name for k, v in charts.items()}

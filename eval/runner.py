@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Protocol
 
 from assistant.progress import Progress, no_progress
 
-SUITES = ("ncp", "rgb", "summaries", "custom")
+SUITES = ("ncp", "rgb", "summaries", "custom", "rejection")
 MAX_FAILURES_IN_A_ROW = 5
 DEFAULT_NCP_KB = "eval-ncp"      # the ncp suite's scratch knowledge base (ingest is idempotent: reused)
 MODES = ("bm25", "dense", "hybrid")
@@ -49,15 +49,19 @@ class RunOptions:
     fresh: bool = False
     no_ingest: bool = False              # use --kb as it is (ncp, custom)
     concurrency: int = 1                 # items in flight at once (the local LLM serves llm.local.n_parallel slots)
+    n: int = 25                          # rejection: absent questions, and as many present ones
     command: str = ""
 
     def suite_fingerprint(self) -> dict:
         """What makes two runs of a suite comparable item by item (not --limit, not --retrieval-only)."""
-        return {"suite": self.suite, "data": str(self.data or ""), "kb": self.kb or "",
+        fp = {"suite": self.suite, "data": str(self.data or ""), "kb": self.kb or "",
                 "modes": list(self.modes), "retrieval_k": self.retrieval_k,
                 "noise_ratios": list(self.noise_ratios), "passages": self.passages,
                 "crud_sample": self.crud_sample, "seed": self.seed,
                 "judge": [self.judge_url or "", self.judge_model or ""]}
+        if self.suite == "rejection":     # only there, so run folders of the other suites stay resumable
+            fp["n"] = self.n
+        return fp
 
 
 @dataclass
@@ -186,6 +190,9 @@ def get_suite(name: str) -> Suite:
     if name == "custom":
         from eval.suites.custom import CustomSuite
         return CustomSuite()
+    if name == "rejection":
+        from eval.suites.rejection import RejectionSuite
+        return RejectionSuite()
     raise EvalError(f"unknown suite {name!r}: use one of {', '.join(SUITES)}")
 
 
@@ -224,7 +231,9 @@ def run_suite(container, options: RunOptions, progress: Progress = no_progress,
     if options.concurrency < 1:
         raise EvalError("--concurrency must be at least 1")
     from eval.data import DEFAULT_PATHS
-    options.data = Path(options.data or DEFAULT_PATHS[options.suite]).resolve()
+    # the rejection suite is built from the NCP data
+    options.data = Path(options.data or DEFAULT_PATHS["ncp" if options.suite == "rejection" else options.suite]
+                        ).resolve()
     if options.suite == "ncp" and not options.kb:
         options.kb = DEFAULT_NCP_KB
     out = Path(options.out)
