@@ -135,12 +135,12 @@ def test_ask_plain_marks_cited_sources(cli):
 def test_kb_commands(cli):
     listed = json.loads(cli("kb", "list", "--json").stdout)
     assert [(k["name"], k["documents"]) for k in listed] == [(KB, len(DOCS))]
-    assert listed[0]["chunks"] == 7 and listed[0]["embedding"] == "hash"
+    assert listed[0]["chunks"] == 8 and listed[0]["embedding"] == "hash"   # 7 + parking's 文件信息 passage
     assert cli("kb", "create", "second", "-d", "第二个知识库").exit_code == 0
     assert {k["name"] for k in json.loads(cli("kb", "list", "--json").stdout)} == {KB, "second"}
     assert "second" in cli("kb", "list").stdout
     info = json.loads(cli("kb", "info", KB).stdout)
-    assert info["documents"] == len(DOCS) and info["chunks"] == info["vectors"] == 7
+    assert info["documents"] == len(DOCS) and info["chunks"] == info["vectors"] == 8
     assert info["by_status"] == {"现行有效": len(DOCS) - 1, "已废止": 1} and info["pending_documents"] == 0
     assert_one_line_error(cli("kb", "create", KB), "already exists")
     assert_one_line_error(cli("kb", "create", "中文名"), "invalid knowledge base name")
@@ -161,7 +161,7 @@ def test_doc_commands(cli):
     table = cli("doc", "list", "--kb", KB)
     assert table.exit_code == 0 and "parking" in table.stdout
     shown = json.loads(cli("doc", "show", "parking", "--kb", KB, "--chunks").stdout)
-    assert shown["title"] == "示范市停车收费办法" and len(shown["chunks"]) == 2
+    assert shown["title"] == "示范市停车收费办法" and len(shown["chunks"]) == 3   # 2 articles + 文件信息
     deleted = cli("doc", "delete", "parking", "--kb", KB)
     assert deleted.exit_code == 0 and "deleted parking" in deleted.stdout
     assert "parking" not in {d["doc_id"] for d in json.loads(cli("doc", "list", "--kb", KB, "--json").stdout)}
@@ -200,7 +200,7 @@ def test_ingest_laws_command(cli):
     result = cli("ingest-laws", "--kb", "laws", "--law", "户口登记条例", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["ok"] and report["counts"] == {"added": 1} and report["chunks"] == 24
+    assert report["ok"] and report["counts"] == {"added": 1} and report["chunks"] == 25   # 24 articles + 文件信息
     hits = json.loads(cli("search", "户口登记", "--kb", "laws", "--json", "-k", "3").stdout)
     assert hits[0]["metadata"]["law"] == "中华人民共和国户口登记条例"
     assert_one_line_error(cli("ingest-laws", "--kb", "laws", "--law", "不存在的法"), "no law", progress=True)
