@@ -17,6 +17,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.prompts import ChatPromptTemplate
 
 from assistant.answering import Citation, build_context, citation_label, is_refusal
+from assistant.components.llm import StructuredOutputError, invoke_json
 from assistant.components.store.catalog import Catalog
 from assistant.filters import Filters
 from assistant.prompts import load_prompt
@@ -104,7 +105,7 @@ def _split_pieces(text: str, limit: int) -> list[tuple[str, str]]:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# action items: rules for the explicit patterns 公文 use, plus a parser for the model's rows
+# action items: rules for the explicit patterns 公文 use, plus the model's rows (JSON schema)
 
 _LABELS = {"责任单位": "unit", "责任部门": "unit", "牵头单位": "lead", "牵头部门": "lead", "配合单位": "help",
            "配合部门": "help", "完成时限": "due", "完成时间": "due", "时间节点": "due", "时限要求": "due",
@@ -248,29 +249,28 @@ def rule_actions(text: str) -> list[dict]:
     return rows
 
 
-_ROW_KV = re.compile(r"(事项|任务|责任单位|牵头单位|完成时限|时间节点)\s*[：:]\s*([^；;｜|\n]+)")
+EXTRACT_SCHEMA_ROWS = 12
 
 
-def parse_action_rows(reply: str) -> list[dict]:
-    """The model's rows, read leniently: `事项｜责任单位｜完成时限` (｜ | or tab), markdown tables, numbered lines,
-    or `事项：…；责任单位：…；完成时限：…`. Header and separator lines are skipped."""
+def extract_schema(section_ids: list[str]) -> dict:
+    """The model's rows for extract-actions: [{section, 事项, 责任单位, 完成时限}], section from the segment's ids."""
+    row = {"type": "object", "additionalProperties": False, "required": ["section", "事项", "责任单位", "完成时限"],
+           "properties": {"section": {"type": "string", "enum": list(section_ids)},
+                          "事项": {"type": "string", "minLength": 2, "maxLength": 30},
+                          "责任单位": {"type": "string", "minLength": 2, "maxLength": 60},
+                          "完成时限": {"type": "string", "maxLength": 30}}}
+    return {"type": "object", "additionalProperties": False, "required": ["rows"],
+            "properties": {"rows": {"type": "array", "items": row, "maxItems": EXTRACT_SCHEMA_ROWS}}}
+
+
+def read_action_rows(data: dict, lines: dict[str, str]) -> list[dict]:
+    """The model's JSON rows → {事项, 责任单位, 完成时限, _where: the text of the line its section names}."""
     rows = []
-    for raw in _strip_markdown(reply).split("\n"):
-        line = _NUMBERING.sub("", raw.strip()).strip()
-        if not line:
+    for r in data.get("rows") or [] if isinstance(data, dict) else []:
+        if not isinstance(r, dict):
             continue
-        kv = dict((("topic" if k in ("事项", "任务") else "unit" if k in ("责任单位", "牵头单位") else "due"), v.strip())
-                  for k, v in _ROW_KV.findall(line))
-        if {"topic", "unit"} <= kv.keys():
-            rows.append({"事项": kv["topic"], "责任单位": kv["unit"], "完成时限": kv.get("due", "")})
-            continue
-        cells = [c.strip() for c in re.split(r"[｜|\t]", line.strip("|｜ "))]
-        cells = [c for c in cells if c != ""]
-        if len(cells) < 2 or all(re.fullmatch(r":?-{2,}:?", c) for c in cells):
-            continue
-        if cells[0] in ("事项", "任务") or "责任单位" in cells[1]:
-            continue
-        rows.append({"事项": cells[0], "责任单位": cells[1], "完成时限": cells[2] if len(cells) > 2 else ""})
+        cells = {k: r.get(k) if isinstance(r.get(k), str) else "" for k in ("事项", "责任单位", "完成时限")}
+        rows.append({**{k: " ".join(v.split()) for k, v in cells.items()}, "_where": lines.get(r.get("section"), "")})
     return rows
 
 
@@ -296,11 +296,13 @@ def merge_actions(rule_rows: list[dict], model_rows: list[dict], source: str) ->
             if twin["完成时限"] == UNSPECIFIED and due != UNSPECIFIED:
                 twin["完成时限"] = due
             continue
-        # placed where the text says it: the item most like the 事项 that names one of its units
+        # placed where the text says it: the line the model named, else the sentence most like the 事项 that
+        # names one of its units
+        where = source.find(row["_where"]) if row.get("_where") else -1
         scored = [(_containment(topic, sent), pos) for pos, sent in sentences if any(u in sent for u in units)]
         best = max(scored, default=(0.0, len(source)))
-        merged.append({"事项": topic, "责任单位": "、".join(units), "完成时限": due,
-                       "_pos": best[1] if best[0] > 0 else len(source), "_span": topic})
+        pos = where if where >= 0 else best[1] if best[0] > 0 else len(source)
+        merged.append({"事项": topic, "责任单位": "、".join(units), "完成时限": due, "_pos": pos, "_span": topic})
     merged.sort(key=lambda r: r["_pos"])
     out, seen = [], set()
     for r in merged:
@@ -574,7 +576,8 @@ class DraftingService:
     # -- action items -----------------------------------------------------------------------------------------
     def extract_actions(self, text: str) -> dict:
         """事项 / 责任单位 / 完成时限 rows: rules read the explicit patterns; the model reads the paragraphs the
-        rules did not cover; a model row's 责任单位 must occur in the text."""
+        rules did not cover, its rows generated under a JSON schema (a backend that ignores response_format
+        leaves the rule rows, with a warning); a model row's 责任单位 must occur in the text."""
         text = (text or "").replace("\r\n", "\n").strip()
         if not text:
             raise ValueError("text is empty")
@@ -599,8 +602,16 @@ class DraftingService:
         if len(segments) > EXTRACT_MAX_SEGMENTS:
             warnings.append(f"文本较长，仅对前{EXTRACT_MAX_SEGMENTS}段做了模型提取，其余按规则提取。")
         for seg in segments[:EXTRACT_MAX_SEGMENTS]:
-            raw = self._generate(self._chat("extract_actions"), {"text": seg})
-            model_rows += parse_action_rows(raw)
+            lines = {f"S{i}": ln for i, ln in enumerate((ln for ln in seg.split("\n") if ln.strip()), 1)}
+            numbered = "\n".join(f"[{sid}] {ln}" for sid, ln in lines.items())
+            messages = ChatPromptTemplate.from_messages(self._chat("extract_actions")).format_messages(text=numbered)
+            try:
+                data, _ = invoke_json(self.llm, messages, "action_rows", extract_schema(list(lines)),
+                                      max_tokens=EXTRACT_SCHEMA_ROWS * 48)
+            except StructuredOutputError as exc:
+                warnings.append(f"模型未按JSON格式输出（{exc}），已仅按规则提取。")
+                break
+            model_rows += read_action_rows(data, lines)
         rows = merge_actions(rules, model_rows, text)
         return {"rows": rows, "ai_generated": True, "warnings": warnings}
 

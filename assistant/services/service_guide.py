@@ -4,11 +4,13 @@ the structured form people expect — 办理条件, 申请材料, 办理流程, 
 
 Structure first: retrieval finds the guide that matches the request, and its sections (chunk heading paths such as
 "四、申请材料", or inline labels such as "办理时限：…") fill the fields verbatim. No field is ever written by the model;
-the model is called at most once, only to condense sections longer than `condense_over` characters, and its
-condensation is kept only when every number and 《名称》 in it occurs in the section it condenses.
+the model is called at most once, only to condense sections longer than `condense_over` characters, under a JSON
+schema (one string per field), and its condensation is kept only when every number and 《名称》 in it occurs in the
+section it condenses.
 """
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import asdict
@@ -18,6 +20,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.prompts import ChatPromptTemplate
 
 from assistant.answering import Citation
+from assistant.components.llm import StructuredOutputError, invoke_json
 from assistant.components.store.catalog import Catalog
 from assistant.prompts import load_prompt
 from assistant.retrieval import Hit, HybridSearcher
@@ -44,6 +47,7 @@ _NUMBERING = re.compile(r"^\s*(?:第[一二三四五六七八九十百零〇\d]+
                         r"[（(][一二三四五六七八九十\d]+[）)]|\d+\s*[.．、])\s*")
 _NUMBERS = re.compile(r"\d+(?:[.:：]\d+)?")
 _NAMES = re.compile(r"《[^》]+》")
+log = logging.getLogger(__name__)
 
 
 def field_of(heading: str) -> str | None:
@@ -123,17 +127,30 @@ class ServiceGuideService:
 
     # -- condensing (at most one model call) ----------------------------------------------------------------
     def _condense(self, texts: dict[str, str]) -> dict[str, str]:
+        """The long sections condensed in one request under a JSON schema (one string per field, shorter than its
+        section); a condensation is kept only when every number and 《名称》 in it occurs in its section. A backend
+        that ignores response_format (not JSON) leaves every field verbatim."""
         long = {k: v for k, v in texts.items() if len(v) > self.condense_over}
         if not long:
             return {}
         sections = "\n\n".join(f"【{k}】\n{v}" for k, v in long.items())
-        prompt = ChatPromptTemplate.from_messages([("human", load_prompt("service_guide"))])
-        reply = str((prompt | self.llm).invoke({"sections": sections}).content or "")
+        messages = ChatPromptTemplate.from_messages([("human", load_prompt("service_guide"))]).format_messages(
+            sections=sections)
+        schema = {"type": "object", "additionalProperties": False, "required": list(long),
+                  "properties": {k: {"type": "string", "minLength": 20, "maxLength": max(20, len(v) * 3 // 4)}
+                                 for k, v in long.items()}}
+        budget = sum(schema["properties"][k]["maxLength"] for k in long)
+        try:
+            reply, _ = invoke_json(self.llm, messages, "service_guide", schema,
+                                   max_tokens=min(2048, int(budget / 1.2) + 24 * len(long)))
+        except StructuredOutputError as exc:
+            log.warning("service guide: condensation skipped, the sections stay verbatim: %s", exc)
+            return {}
         out = {}
-        for m in re.finditer(rf"【({'|'.join(FIELDS)})】\s*(.+?)(?=【(?:{'|'.join(FIELDS)})】|\Z)", reply, re.S):
-            name, short = m.group(1), m.group(2).strip()
-            source = long.get(name)
-            if not source or not (20 <= len(short) < len(source)):
+        for name, source in long.items():
+            short = reply.get(name)
+            short = short.strip() if isinstance(short, str) else ""
+            if not (20 <= len(short) < len(source)):
                 continue
             if set(_NUMBERS.findall(short)) <= set(_NUMBERS.findall(source)) \
                     and set(_NAMES.findall(short)) <= set(_NAMES.findall(source)):

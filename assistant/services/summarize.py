@@ -8,10 +8,14 @@ the output budget, in characters at a conservative characters-per-token rate. Ev
 (map); a part the backend still finds too long is split in two and retried, so nothing is silently dropped. Then:
   brief         the part summaries are merged by the model (reduce, hierarchical when they do not fit one request);
   structured    要点/责任单位/时间节点/涉及金额/指标 of every part are merged in document order (no second model pass,
-                so each point keeps the section id it came from);
-  action-items  table rows of every part merged in document order; 责任单位/完成时限 stated outright in a section
+                so each point keeps the section id it came from); a document with ≥ 3 sections gets ≥ 3 要点;
+  action-items  rows of every part merged in document order; 责任单位/完成时限 stated outright in a section
                 fill empty cells and rows the model missed.
-A one-part document is a single request with the final prompt.
+A one-part document is a single request with the final prompt. The structured and action-items styles are
+generated under a JSON schema (response_format json_schema: a grammar on llama.cpp, guided decoding on vLLM), so
+their structure is valid by construction; every item names a section from an enum of its part's section ids. A
+backend that ignores response_format (its reply is not JSON) fails the document with a clear error; a part whose
+JSON is unreadable for another reason (cut off by the output budget) is retried once as two halves.
 
 Batch output, in DIR: summaries.jsonl (one record per document, appended and flushed as each finishes) and digest.md
 (rewritten at the end of every run, also an interrupted one). A document is skipped when a record with the same
@@ -36,10 +40,12 @@ from langchain_core.prompts import ChatPromptTemplate
 
 from assistant.progress import Progress, no_progress
 from assistant.prompts import load_prompt
+from assistant.components.llm import StructuredOutputError, invoke_json
+from assistant.grounding.atoms import Evidence
 from assistant.services.summary_format import (
-    FORMAT_VERSION, STYLES, Part, Section, complete_action_items, explicit_tasks, grounded, make_sections,
-    merge_rows, order_items, pack_parts, parse_action_items, parse_brief, parse_structured, render_markdown,
-    summary_plain_text, trim_cut,
+    FORMAT_VERSION, STYLES, Part, Section, action_items_schema, complete_action_items, explicit_tasks, fill_points,
+    grounded, make_sections, merge_rows, min_points, order_items, pack_parts, parse_brief, read_action_items,
+    read_structured, render_markdown, structured_schema, summary_plain_text, trim_cut,
 )
 from assistant.settings import PROMPTS_DIR, Settings
 from ingest.chunking import Block, split_sentences
@@ -171,10 +177,11 @@ class SummarizeService:
         parts = pack_parts(sections, budget)
         header = _header(meta)
         calls = _Calls()
-        outputs = list(pool.map(lambda p: self._map(p, style, header, calls, stop), parts))
-        outputs = [o for group in outputs for o in group]  # a part split after a context error gives several
-        raw_outputs = [{"sections": p.span, "text": raw, "cut": cut} for p, raw, cut in outputs]
+        raw_outputs: list[dict] = []
         if style == "brief":
+            outputs = list(pool.map(lambda p: self._map(p, style, header, calls, stop), parts))
+            outputs = [o for group in outputs for o in group]  # a part split after a context error gives several
+            raw_outputs = [{"sections": p.span, "text": raw, "cut": cut} for p, raw, cut in outputs]
             t_map = time.perf_counter()
             texts = [(p, _brief_text(raw, cut)) for p, raw, cut in outputs]
             if len(texts) == 1:
@@ -185,23 +192,18 @@ class SummarizeService:
             if not summary["text"]:
                 raise SummarizeError("the model returned an empty summary")
         else:
-            parse = parse_structured if style == "structured" else parse_action_items
+            evidence = Evidence.of(doc.text)
             parsed = []
-            for p, raw, cut in outputs:
-                parsed.append(parse(raw, p.sections, p.render()))
-                if cut:  # the answer hit the output budget: the sections it never reached are asked again, once
-                    covered = {x for it in parsed[-1].get("points", parsed[-1].get("items", []))
-                               for x in it["sections"]}
-                    missing = [x for x in p.sections if x.id not in covered and len(x.text) >= 20]
-                    if missing and len(missing) < len(p.sections):
-                        for p2, raw2, cut2 in self._map(Part(missing, p.index, p.of), style, header, calls, stop):
-                            parsed.append(parse(raw2, p2.sections, p2.render()))
-                            raw_outputs.append({"sections": p2.span, "text": raw2, "cut": cut2})
+            for group in pool.map(lambda p: self._map_json(p, style, header, len(sections), calls, stop), parts):
+                for p, data in group:
+                    source = "\n".join(f"{s.heading}\n{s.text}" for s in p.sections)
+                    parsed.append(read_structured(data, p.sections, source, evidence) if style == "structured"
+                                  else read_action_items(data, p.sections, source))
+                    raw_outputs.append({"sections": p.span, "text": json.dumps(data, ensure_ascii=False),
+                                        "cut": False})
             t_map = time.perf_counter()
             if style == "structured":
                 summary = _merge_structured(parsed, sections)
-                if not (summary["points"] or summary["units"] or summary["deadlines"] or summary["figures"]):
-                    raise SummarizeError("the model returned no usable 要点")
             else:
                 rows = merge_rows([r for d in parsed for r in d["items"]])
                 summary = {"items": complete_action_items(rows, sections)}
@@ -260,6 +262,51 @@ class SummarizeService:
                 raise
             return [o for h in halves for o in self._map(h, style, header, calls, stop)]
         return [(part, raw, cut)]
+
+    def _map_json(self, part: Part, style: str, header: str, doc_sections: int, calls: "_Calls",
+                  stop: threading.Event | None, retry: bool = True) -> list[tuple[Part, dict]]:
+        """One part under the style's JSON schema → [(part, the model's object)]. A part the backend finds too
+        long is split in two (as often as needed); unreadable JSON is retried once as two halves (an answer cut
+        off by the output budget), then fails the document with the reason."""
+        if stop is not None and stop.is_set():
+            raise SummarizeCancelled("stopped")
+        ids = [s.id for s in part.sections]
+        if style == "structured":
+            schema = structured_schema(ids, min_points(len(ids), doc_sections))
+        else:
+            schema = action_items_schema(ids)
+        scope = "这份文档" if part.of == 1 else f"这份文档的第{part.index}部分（共{part.of}部分，{part.span}段）"
+        template = ChatPromptTemplate.from_messages([("system", load_prompt("summarize_system")),
+                                                     ("human", load_prompt(_STYLE_PROMPT[style]))])
+        messages = template.format_messages(scope=scope, header=header, text=part.render(),
+                                            ids="、".join(ids), min_points=max(min_points(len(ids), doc_sections), 1))
+        max_tokens = self._json_tokens(part, style)
+        llm = self.llm
+        if self.settings.llm.mode == "openai":
+            llm = llm.bind(extra_body={"max_tokens": max_tokens})  # llama.cpp-style servers ignore max_completion_tokens
+        try:
+            data, usage = invoke_json(llm, messages, style.replace("-", "_"), schema, max_tokens)
+        except StructuredOutputError as exc:
+            calls.add(None)
+            halves = _split_part(part) if retry else None
+            if not halves:
+                raise SummarizeError(f"structured output for sections {part.span} failed: {exc}") from None
+            return [o for h in halves for o in self._map_json(h, style, header, doc_sections, calls, stop, False)]
+        except Exception as exc:
+            halves = _split_part(part) if _is_context_error(exc) else None
+            if not halves:
+                raise
+            return [o for h in halves for o in self._map_json(h, style, header, doc_sections, calls, stop, retry)]
+        calls.add(usage)
+        return [(part, data)]
+
+    def _json_tokens(self, part: Part, style: str) -> int:
+        """Output budget of a JSON request: what the window leaves after the prompt (estimated at the
+        conservative characters-per-token rate), at least map_max_tokens, at most twice that."""
+        prompt_chars = len(load_prompt("summarize_system")) + len(load_prompt(_STYLE_PROMPT[style])) + 100
+        used = int((prompt_chars + part.chars) / self.cfg.chars_per_token) + 48
+        left = self.context_tokens - used
+        return max(self.cfg.map_max_tokens, min(left, 2 * self.cfg.map_max_tokens))
 
     def _brief_target(self, chars: int) -> int:
         """Characters a brief summary asks for: about a quarter of the text, 60..brief_max_chars."""
@@ -617,9 +664,8 @@ def _merge_structured(parsed: list[dict], sections: list[Section]) -> dict:
             sec = by_id[sid]
             what = sec.heading
             deadlines.append({"text": f"{when}：{what}" if what else when, "sections": [sid], "from_source": True})
-    return {"points": _dedupe_texts(points), "units": units, "deadlines": order_items(_dedupe_texts(deadlines),
-                                                                                      sections),
-            "figures": _dedupe_texts(figures)}
+    return {"points": fill_points(_dedupe_texts(points), sections), "units": units,
+            "deadlines": order_items(_dedupe_texts(deadlines), sections), "figures": _dedupe_texts(figures)}
 
 
 def _dedupe_texts(items: list[dict]) -> list[dict]:

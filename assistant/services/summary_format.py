@@ -1,20 +1,22 @@
-"""Summaries: sections, parsing of small-model output into fields, section attribution, Markdown rendering.
+"""Summaries: sections, the JSON schemas of the structured styles and the checks on what the model put in them,
+section attribution, Markdown rendering.
 
-Everything here is pure (no model, no I/O), so it is unit-tested on its own. Parsing is deliberately lenient:
-a 0.5B/1.5B model writes markdown headings, bold labels, numbered or bulleted lists, tables with or without
-separator rows, section ids in any bracket (〔S3〕 [S3] (S3) S3) or none at all. A point with no valid section
-id is attributed to the section whose text it overlaps most, so every point stays traceable.
+Everything here is pure (no model, no I/O), so it is unit-tested on its own. The structured and action-items
+styles are generated under a JSON schema (see `structured_schema`), so their shape is valid by construction and
+every item names a section of its part; a small model still numbers sections its own way, so a claimed section
+whose text shares far less with the item than another section is replaced by that one (`resolve_ids`). The brief
+style stays free text (`parse_brief`).
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ingest.chunking import Block, chunk_blocks
+from ingest.chunking import Block, chunk_blocks, split_sentences
 
 STYLES = ("brief", "structured", "action-items")
 # per style: bump when parsing/merging changes what a record holds (part of the settings fingerprint)
-FORMAT_VERSION = {"brief": "1", "structured": "4", "action-items": "4"}
+FORMAT_VERSION = {"brief": "1", "structured": "5-json", "action-items": "5-json"}
 POINT_MAX_CHARS = 90
 
 
@@ -80,27 +82,70 @@ def pack_parts(sections: list[Section], budget_chars: int) -> list[Part]:
     return [Part(p, i, len(parts)) for i, p in enumerate(parts, 1)]
 
 
-# --- parsing -------------------------------------------------------------------------------------------
+# --- structured output: JSON schemas and reading the model's JSON -----------------------------------------
+#
+# The structured and action-items styles are generated under a JSON schema (llama.cpp: a grammar, vLLM: guided
+# decoding), so the structure is valid by construction: every 要点 / row names its section from an enum of the
+# part's section ids, 要点 has minItems when the document has ≥ 3 sections. What a schema cannot express is
+# checked here: no "无" items, 责任单位 and 时间节点 that occur in the source, 涉及金额/指标 items that hold a figure
+# stated by the source, and, after merging, at least 3 要点 (extracted from uncovered sections when the model gave
+# fewer).
+
+MIN_POINTS = 3               # a document with ≥ 3 sections gets ≥ 3 要点
+POINT_SCHEMA_CHARS = 60      # maxLength of a 要点 in the schema (a small model copies paragraphs otherwise)
+FIELD_POINTS, FIELD_UNITS, FIELD_DEADLINES, FIELD_FIGURES = "要点", "责任单位", "时间节点", "涉及金额/指标"
+ROW_TASK, ROW_UNITS, ROW_DEADLINE, ROW_SECTION = "事项", "责任单位", "完成时限", "section"
 
 _SID_RE = re.compile(r"[〔\[［【(（<《{]?\s*(?:出处|来源|段落?)?\s*[:：]?\s*[Ss]\s*(\d{1,4})\s*[〕\]］】)）>》}]?")
-_SID_ANY_RE = re.compile(r"[Ss]\s*(\d{1,4})")
 _BULLET_RE = re.compile(r"^\s*(?:[-*•·●◦▪‣]|\d{1,3}\s*[.)．、](?!\d)|[（(]\d{1,3}[)）])\s*")
 _NONE_RE = re.compile(r"^(?:无|暂无|没有|未明确|未提及|未涉及|不涉及|无相关内容|未写明|文档未提及|/|-|—+|n/?a|none)[。.；;]*$",
                       re.I)
-_FIELD_LABELS = {
-    "points": ("要点", "主要要点", "核心要点", "主要内容", "内容要点", "摘要要点", "工作要点"),
-    "units": ("责任单位", "负责单位", "牵头单位", "责任部门", "责任主体", "相关单位", "涉及单位"),
-    "deadlines": ("时间节点", "时间安排", "完成时限", "时间要求", "关键时间", "时限"),
-    "figures": ("涉及金额/指标", "涉及金额和指标", "涉及金额、指标", "金额/指标", "金额和指标", "涉及金额", "涉及指标",
-                "金额", "指标", "数据指标", "量化指标"),
-    "ignore": ("标题", "文件标题", "文号", "发文字号", "发文机关", "成文日期", "发文日期", "日期", "文种"),
-}
-_LABEL_RE = re.compile(
-    r"^\s*(?:#{1,6}\s*)?(?:\*\*|__)?\s*(?:[一二三四五六七八九十]+[、.．]|\d+[.、．]\s*)?\s*("
-    + "|".join(sorted((re.escape(x) for xs in _FIELD_LABELS.values() for x in xs), key=len, reverse=True))
-    + r")\s*(?:\*\*|__)?\s*(?:[:：]\s*(?:\*\*|__)?|$|\s)(.*)$")
-_LABEL_KIND = {label: kind for kind, labels in _FIELD_LABELS.items() for label in labels}
 _MD_NOISE_RE = re.compile(r"\*\*|__|`")
+
+
+def _obj(properties: dict, required: list[str] | None = None) -> dict:
+    return {"type": "object", "properties": properties, "required": required or list(properties),
+            "additionalProperties": False}
+
+
+def _str(max_length: int, min_length: int = 0) -> dict:
+    out: dict = {"type": "string", "maxLength": max_length}
+    if min_length:
+        out["minLength"] = min_length
+    return out
+
+
+def _array(items: dict, max_items: int, min_items: int = 0) -> dict:
+    out: dict = {"type": "array", "items": items, "maxItems": max_items}
+    if min_items:
+        out["minItems"] = min_items
+    return out
+
+
+def min_points(part_sections: int, doc_sections: int) -> int:
+    """minItems of 要点 for one part: 3 (or the part's section count, if smaller) once the document has ≥ 3
+    sections, else 1 (no summary without a 要点)."""
+    return min(MIN_POINTS if doc_sections >= MIN_POINTS else 1, part_sections)
+
+
+def structured_schema(section_ids: list[str], min_items: int = 0) -> dict:
+    """要点 [{section, text}] · 责任单位 [str] · 时间节点 [{section, 时间, 事项}] · 涉及金额/指标 [{section, text}]."""
+    sid = {"type": "string", "enum": list(section_ids)}
+    n = len(section_ids)
+    return _obj({
+        FIELD_POINTS: _array(_obj({"section": sid, "text": _str(POINT_SCHEMA_CHARS, 4)}),
+                             max(min(n + 1, 12), min_items, 1), min_items),
+        FIELD_UNITS: _array(_str(20, 2), 10),
+        FIELD_DEADLINES: _array(_obj({"section": sid, "时间": _str(20, 2), "事项": _str(30, 2)}), min(max(n, 2), 6)),
+        FIELD_FIGURES: _array(_obj({"section": sid, "text": _str(50, 2)}), min(max(n, 2), 6)),
+    })
+
+
+def action_items_schema(section_ids: list[str]) -> dict:
+    """行 [{section, 事项, 责任单位, 完成时限}]."""
+    row = _obj({ROW_SECTION: {"type": "string", "enum": list(section_ids)}, ROW_TASK: _str(30, 2),
+                ROW_UNITS: _str(60), ROW_DEADLINE: _str(30)})
+    return _obj({"items": _array(row, min(max(len(section_ids) + 2, 4), 12))})
 
 
 def _clean_line(line: str) -> str:
@@ -116,11 +161,6 @@ def _strip_bullet(line: str) -> str:
 def strip_section_ids(text: str) -> str:
     text = _SID_RE.sub("", text)
     return re.sub(r"[ \t]{2,}", " ", text).strip(" \t,，;；、")
-
-
-def section_ids(text: str, valid: set[str]) -> list[str]:
-    found = [f"S{int(n)}" for n in _SID_ANY_RE.findall(text)]
-    return list(dict.fromkeys(s for s in found if s in valid))
 
 
 def _bigrams(s: str) -> set[str]:
@@ -193,11 +233,21 @@ def grounded(text: str, source: str) -> bool:
     return all(n in src for n in re.findall(r"\d+(?:\.\d+)?", text))
 
 
-def _item(text: str, sections: list[Section], source: str) -> dict | None:
+def _text(value) -> str:
+    """A string field of the model's JSON, one line, without copied section ids and markdown."""
+    text = value if isinstance(value, str) else ""
+    text = _strip_bullet(_clean_line(" ".join(text.split()))).replace("\ufffd", "")
+    return strip_section_ids(text)
+
+
+def _section_of(value, sections: list[Section]) -> list[str]:
     valid = {s.id for s in sections}
-    ids = section_ids(text, valid)
-    body = strip_section_ids(text).replace("\ufffd", "")
-    body = re.sub(r"[（(]\s*[)）]$", "", body).strip()
+    return [value] if isinstance(value, str) and value in valid else []
+
+
+def _item(text: str, sid: list[str], sections: list[Section], source: str) -> dict | None:
+    """A 要点/时间节点/涉及金额/指标 item: None for "无", a lone group label or an echoed section header."""
+    body = re.sub(r"[（(]\s*[)）]$", "", text).strip()
     if not body or _NONE_RE.match(body) or len(re.sub(r"\W", "", body)) < 2:
         return None
     if body.endswith(("：", ":")) and len(body) <= 30:
@@ -206,7 +256,7 @@ def _item(text: str, sections: list[Section], source: str) -> dict | None:
     if len(key) <= 60 and any(key in (_norm(s.heading), _norm(s.heading_path[-1] if s.heading_path else ""))
                               or key in _label_lines(s.text) for s in sections):
         return None   # an echoed "[S3] 一、… > （二）…" header or label line (文号, 主送机关), not a point
-    ids = resolve_ids(body, ids, sections)
+    ids = resolve_ids(body, sid, sections)
     body = condense(body)
     out = {"text": body, "sections": ids}
     if not grounded(body, source):
@@ -214,51 +264,58 @@ def _item(text: str, sections: list[Section], source: str) -> dict | None:
     return out
 
 
-def _split_inline(value: str, kind: str) -> list[str]:
-    """Items given on the label's own line: '责任单位：市数据局、市司法局' -> two units."""
-    seps = r"[；;]|(?<=[〕\]）)])\s*[、，,]" if kind != "units" else r"[；;、，,]"
-    return [v for v in (x.strip() for x in re.split(seps, value)) if v]
+def _list(data: dict, key: str) -> list:
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, list) else []
 
 
-def parse_structured(output: str, sections: list[Section], source: str) -> dict:
-    """{'points': [{text, sections}], 'units': [..], 'deadlines': [{text, sections}], 'figures': [{text, sections}]}"""
-    fields: dict[str, list[str]] = {"points": [], "units": [], "deadlines": [], "figures": []}
-    current: str | None = None
-    fields["ignore"] = []
-    for raw in output.splitlines():
-        line = _clean_line(raw)
-        if not line or re.fullmatch(r"[-=|:：\s]+", line):
+def figure_supported(text: str, evidence) -> bool:
+    """An 涉及金额/指标 item: it states a figure, and every figure it states is in the source."""
+    from assistant.grounding.atoms import has_figure, unsupported_atoms
+
+    return has_figure(text) and not [a for a in unsupported_atoms(text, evidence) if a.is_figure]
+
+
+def read_structured(data: dict, sections: list[Section], source: str, evidence=None) -> dict:
+    """The model's JSON (structured_schema) → {'points': [{text, sections}], 'units': [..],
+    'deadlines': [{text, sections}], 'figures': [{text, sections}]}, checked against the source."""
+    from assistant.grounding.atoms import Evidence
+
+    evidence = evidence if evidence is not None else Evidence.of(source)
+    points = []
+    for p in _list(data, FIELD_POINTS):
+        if isinstance(p, dict) and (it := _item(_text(p.get("text")), _section_of(p.get("section"), sections),
+                                                sections, source)):
+            points.append(it)
+    deadlines = []
+    for d in _list(data, FIELD_DEADLINES):
+        if not isinstance(d, dict):
             continue
-        # a label may come as a top-level bullet ("- **责任单位**：…"); an indented bullet is always an item
-        if re.match(r"^[-*•·●]\s", raw):
-            m = _LABEL_RE.match(_strip_bullet(line))
-        else:
-            m = None if re.match(r"^\s+[-*•·●]\s", raw) else _LABEL_RE.match(line)
-        if m:
-            current = _LABEL_KIND[m.group(1)]
-            rest = m.group(2).strip()
-            if rest:
-                fields[current] += _split_inline(rest, current) if current != "points" else [rest]
+        when, what = _text(d.get("时间")), _text(d.get("事项"))
+        if not when or _NONE_RE.match(when) or not grounded(when + what, source):
+            continue   # a 时间节点 whose numbers the document does not state is dropped
+        if not re.search(r"\d", when) and _norm(when) not in _norm(source):
+            continue   # "持续推进" and the like only when the document says so
+        it = _item(f"{when}：{what}" if what and not _NONE_RE.match(what) else when,
+                   _section_of(d.get("section"), sections), sections, source)
+        if it and it.get("grounded", True):
+            deadlines.append(it)
+    figures = []
+    for f in _list(data, FIELD_FIGURES):
+        if not isinstance(f, dict):
             continue
-        if current is None:
-            current = "points"  # text before any label: the model skipped the 要点 label
-        item = _strip_bullet(line)
-        if current == "units":
-            fields[current] += _split_inline(item, "units")
-        elif item:
-            fields[current].append(item)
-    result: dict = {}
-    for kind in ("points", "deadlines", "figures"):
-        items = [it for it in (_item(t, sections, source) for t in fields[kind]) if it]
-        result[kind] = _dedupe(items)
+        text = _text(f.get("text"))
+        if not figure_supported(text, evidence):
+            continue   # an ordinary sentence, or a figure the document does not state
+        if it := _item(text, _section_of(f.get("section"), sections), sections, source):
+            figures.append(it)
     units = []
-    for u in fields["units"]:
-        u = strip_section_ids(u).strip("。.")
+    for u in _list(data, FIELD_UNITS):
+        u = _text(u).strip("。.")
         if u and not _NONE_RE.match(u) and 1 < len(u) <= 30 and u.endswith(_ORG_END) and u not in units \
                 and (not source or _norm(u) in _norm(source)):   # named by the document, not invented
             units.append(u)
-    result["units"] = units
-    return result
+    return {"points": _dedupe(points), "units": units, "deadlines": _dedupe(deadlines), "figures": _dedupe(figures)}
 
 
 def _dedupe(items: list[dict], key: str = "text") -> list[dict]:
@@ -274,43 +331,39 @@ def _dedupe(items: list[dict], key: str = "text") -> list[dict]:
     return list(seen.values())
 
 
-_HEADER_WORDS = ("事项", "任务", "责任单位", "完成时限", "出处")
-_ROW_FIELD_RE = re.compile(r"(事项|任务|工作任务|责任单位|牵头单位|负责单位|完成时限|时限|完成时间|出处|来源)\s*[:：]\s*")
+def fill_points(points: list[dict], sections: list[Section]) -> list[dict]:
+    """At least 3 要点 for a document with ≥ 3 sections (else at least 1): when the model gave fewer, the first
+    sentence of each uncovered section (in document order, label lines skipped) is added, marked extracted."""
+    minimum = min(MIN_POINTS if len(sections) >= MIN_POINTS else 1, len(sections))
+    if len(points) >= minimum:
+        return points
+    covered = {sid for p in points for sid in p["sections"]}
+    out = list(points)
+    for s in sections:
+        if len(out) >= minimum:
+            break
+        if s.id in covered:
+            continue
+        labels = _label_lines(s.text)
+        lines = [ln for ln in s.text.splitlines() if ln.strip() and _norm(ln) not in labels]
+        first = next((x.strip() for x in split_sentences("\n".join(lines)) if len(_norm(x)) >= 8), "")
+        if first:
+            out.append({"text": condense(first), "sections": [s.id], "extracted": True})
+    return order_items(out, sections)
 
 
-def parse_action_items(output: str, sections: list[Section], source: str) -> dict:
-    """{'items': [{task, units, deadline, sections}]} from a Markdown table, or 'key：value' lines as a fallback."""
-    valid = {s.id for s in sections}
+def read_action_items(data: dict, sections: list[Section], source: str) -> dict:
+    """The model's JSON (action_items_schema) → {'items': [{task, units, deadline, sections}]}."""
     rows: list[dict] = []
-    for raw in output.splitlines():
-        line = _clean_line(raw)
-        if "|" in line:
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if all(re.fullmatch(r":?-{2,}:?|", c) for c in cells):
-                continue
-            if sum(any(w in c for w in _HEADER_WORDS) and len(c) <= 6 for c in cells) >= 2:
-                continue  # the header row
-            cells += [""] * (4 - len(cells))
-            task, units, deadline, where = cells[0], cells[1], cells[2], " ".join(cells[3:])
-        elif _ROW_FIELD_RE.search(line):
-            parts = dict.fromkeys(("task", "units", "deadline", "where"), "")
-            names = {"事项": "task", "任务": "task", "工作任务": "task", "责任单位": "units", "牵头单位": "units",
-                     "负责单位": "units", "完成时限": "deadline", "时限": "deadline", "完成时间": "deadline",
-                     "出处": "where", "来源": "where"}
-            pieces = _ROW_FIELD_RE.split(line)
-            for name, value in zip(pieces[1::2], pieces[2::2]):
-                parts[names[name]] = value.strip(" ，,；;。")
-            task, units, deadline, where = parts["task"], parts["units"], parts["deadline"], parts["where"]
-            if not task:
-                continue
-        else:
+    for r in _list(data, "items"):
+        if not isinstance(r, dict):
             continue
-        task_clean = strip_section_ids(_strip_bullet(task)).replace("\ufffd", "").strip()
-        if not task_clean or _NONE_RE.match(task_clean) or len(re.sub(r"\W", "", task_clean)) < 2:
+        task = _text(r.get(ROW_TASK))
+        if not task or _NONE_RE.match(task) or len(re.sub(r"\W", "", task)) < 2:
             continue
-        ids = resolve_ids(task_clean, section_ids(where + " " + task, valid), sections)
-        row = {"task": task_clean, "units": clean_units(_none_to_empty(strip_section_ids(units)), source),
-               "deadline": _none_to_empty(strip_section_ids(deadline))[:60], "sections": ids}
+        ids = resolve_ids(task, _section_of(r.get(ROW_SECTION), sections), sections)
+        row = {"task": task, "units": clean_units(_none_to_empty(_text(r.get(ROW_UNITS))), source),
+               "deadline": _none_to_empty(_text(r.get(ROW_DEADLINE)))[:60], "sections": ids}
         unverified = [f for f in ("task", "deadline") if not grounded(row[f], source)]
         if unverified:
             row["unverified"] = unverified
@@ -445,6 +498,7 @@ def order_items(items: list[dict], sections: list[Section]) -> list[dict]:
 
 def _refs(item: dict) -> str:
     mark = "（待核实）" if item.get("grounded") is False else ""
+    mark += "（原文摘录）" if item.get("extracted") else ""
     return mark + (f" 〔{'、'.join(item['sections'])}〕" if item.get("sections") else "")
 
 
@@ -492,10 +546,3 @@ def summary_plain_text(style: str, summary: dict) -> str:
         return "\n".join(f"{r['task']} {r['units']} {r['deadline']}".strip() for r in summary.get("items", []))
     return "\n".join(p["text"] for p in summary.get("points", []))
 
-
-@dataclass
-class MapOutput:
-    """One model response over one part, parsed."""
-    part: Part
-    raw: str
-    fields: dict = field(default_factory=dict)

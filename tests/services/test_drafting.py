@@ -3,6 +3,7 @@ Unit profile: the scripted LLM (replies queued per test) and the hashing embedde
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import pytest
@@ -10,7 +11,8 @@ import pytest
 from assistant.demo import sample_documents
 from assistant.prompts import load_prompt
 from assistant.services.access import AccessDenied, Principal
-from assistant.services.drafting import (DOC_TYPES, chinese_date, merge_actions, parse_action_rows, rule_actions)
+from assistant.services.drafting import (DOC_TYPES, chinese_date, extract_schema, merge_actions, read_action_rows,
+                                        rule_actions)
 from assistant.settings import PROJECT_ROOT
 from conftest import make_container
 
@@ -162,15 +164,19 @@ def test_polish_long_text_goes_piece_by_piece(svc, kb_container):
 
 # -- action items ---------------------------------------------------------------------------------------------
 
+def _rows(*rows: tuple[str, str, str, str]) -> str:
+    return json.dumps({"rows": [{"section": sid, "事项": a, "责任单位": b, "完成时限": c} for sid, a, b, c in rows]},
+                      ensure_ascii=False)
+
+
 def test_extract_actions_on_sample_notice(svc, kb_container):
-    kb_container.llm.replies = [
-        "事项｜责任单位｜完成时限\n"
-        "开展督促检查并定期通报｜市数据局、市政府督查室｜定期\n"
-        "建设外星数据中心｜市外星局｜2025年12月底前\n"
-        "统一编制数据目录｜市数据局｜2025年6月30日前"]
+    kb_container.llm.replies = [_rows(
+        ("S2", "开展督促检查并定期通报", "市数据局、市政府督查室", "定期"),
+        ("S1", "建设外星数据中心", "市外星局", "2025年12月底前"),
+        ("S1", "统一编制数据目录", "市数据局", "2025年6月30日前"))]
     out = svc.extract_actions(NOTICE)
     rows = out["rows"]
-    assert out["ai_generated"] is True
+    assert out["ai_generated"] is True and out["warnings"] == []
     assert all(set(r) == {"事项", "责任单位", "完成时限"} for r in rows)
     catalog_row = next(r for r in rows if r["事项"] == "统一编制数据目录")
     assert catalog_row["责任单位"] == "市数据局、各区人民政府、市政府各部门" and catalog_row["完成时限"] == "2025年6月底前"
@@ -179,28 +185,41 @@ def test_extract_actions_on_sample_notice(svc, kb_container):
     assert all("外星" not in r["责任单位"] for r in rows)                  # invented unit dropped
     assert any(r["事项"] == "开展督促检查并定期通报" for r in rows)         # the model's row the rules missed
     assert sum(r["事项"] == "统一编制数据目录" for r in rows) == 1           # restated row merged, not duplicated
-    # the model only saw what the rules did not already cover
-    assert len(kb_container.llm.calls) == 1 and "责任单位：" not in kb_container.llm.calls[0][-1]["content"]
+    # the model only saw what the rules did not already cover, as numbered lines, under a JSON schema
+    assert len(kb_container.llm.calls) == 1
+    prompt = kb_container.llm.calls[0][-1]["content"]
+    assert "责任单位：" not in prompt and prompt.startswith("[S1] ")
+
+
+def test_extract_actions_schema_and_a_backend_without_json(svc, kb_container):
+    schema = extract_schema(["S1", "S2"])
+    row = schema["properties"]["rows"]["items"]
+    assert row["properties"]["section"]["enum"] == ["S1", "S2"]
+    assert row["required"] == ["section", "事项", "责任单位", "完成时限"]
+    kb_container.llm.replies = ["加强督促检查｜市数据局｜定期"]        # free text: the backend ignored the schema
+    out = svc.extract_actions(NOTICE)
+    assert out["rows"] and any(r["完成时限"] == "2025年6月底前" for r in out["rows"])   # the rule rows stand
+    assert len(out["warnings"]) == 1 and "JSON" in out["warnings"][0]
 
 
 def test_model_rows_are_bounded_by_the_source():
     source = "一、完成平台升级。由市数据局牵头，于2026年3月底前完成平台升级改造。"
-    rows = merge_actions([], parse_action_rows(
-        "平台升级｜市数据局、市财政局｜2026年3月底前\n宣传推广｜市宣传部｜2026年5月\n"
-        "推进平台改造｜市数据局｜2027年1月\n编制年度工作计划｜市数据局｜2026年3月底前"), source)
+    rows = merge_actions([], read_action_rows(json.loads(_rows(
+        ("S1", "平台升级", "市数据局、市财政局", "2026年3月底前"), ("S1", "宣传推广", "市宣传部", "2026年5月"),
+        ("S1", "推进平台改造", "市数据局", "2027年1月"), ("S1", "编制年度工作计划", "市数据局", "2026年3月底前"))),
+        {"S1": source}), source)
     # unknown unit cut (市财政局) or the whole row dropped (市宣传部); a 时限 not in the text becomes 未明确;
     # a 事项 the text does not talk about (the kind a model copies from its prompt) is dropped
     assert rows == [{"事项": "平台升级", "责任单位": "市数据局", "完成时限": "2026年3月底前"},
                     {"事项": "推进平台改造", "责任单位": "市数据局", "完成时限": "未明确"}]
 
 
-def test_parse_action_rows_is_lenient():
-    reply = ("| 事项 | 责任单位 | 完成时限 |\n|---|---|---|\n| 报送联系人 | 各区、各部门 | 2025年4月30日前 |\n"
-             "1. 开展大赛｜市科技局\n事项：督促检查；责任单位：市数据局；完成时限：定期\n好的，以上是提取结果。")
-    assert parse_action_rows(reply) == [
-        {"事项": "报送联系人", "责任单位": "各区、各部门", "完成时限": "2025年4月30日前"},
-        {"事项": "开展大赛", "责任单位": "市科技局", "完成时限": ""},
-        {"事项": "督促检查", "责任单位": "市数据局", "完成时限": "定期"}]
+def test_read_action_rows_places_rows_on_the_line_they_name():
+    data = {"rows": [{"section": "S2", "事项": "报送联系人", "责任单位": "各区、各部门", "完成时限": "2025年4月30日前"},
+                     {"section": "S9", "事项": "开展大赛", "责任单位": "市科技局", "完成时限": ""}, "not a row"]}
+    rows = read_action_rows(data, {"S1": "第一行", "S2": "第二行"})
+    assert rows == [{"事项": "报送联系人", "责任单位": "各区、各部门", "完成时限": "2025年4月30日前", "_where": "第二行"},
+                    {"事项": "开展大赛", "责任单位": "市科技局", "完成时限": "", "_where": ""}]
 
 
 def test_rule_actions_read_label_lines_and_tables():
@@ -270,7 +289,7 @@ def test_draft_reads_an_unlabelled_title_and_addressee(svc, kb_container):
 def test_extract_actions_sends_the_model_only_unread_sentences(svc, kb_container):
     text = ("会议议定：一、市数据局牵头，会同市财政局在2026年3月底前完成政务云迁移方案。二、各区政府要抓紧梳理本区数据资源目录，"
             "6月底前报送市数据局。三、市公安局负责做好数据安全保障工作。")
-    kb_container.llm.replies = ["做好数据安全保障工作｜市公安局｜未明确"]
+    kb_container.llm.replies = [_rows(("S1", "做好数据安全保障工作", "市公安局", "未明确"))]
     rows = svc.extract_actions(text)["rows"]
     prompt = kb_container.llm.calls[-1][-1]["content"]
     assert "市公安局负责做好数据安全保障工作" in prompt and "政务云迁移" not in prompt

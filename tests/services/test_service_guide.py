@@ -2,6 +2,8 @@
 Unit profile: the scripted LLM and the hashing embedder."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from assistant.demo import sample_documents
@@ -103,17 +105,44 @@ def test_unrelated_request_finds_nothing(svc):
 def test_long_sections_condensed_in_one_guarded_call(svc, kb_container):
     svc.condense_over = 200
     try:
-        kb_container.llm.replies = [
-            "【办理条件】\n取得营业执照；具有相适应的场所、设备设施、食品安全管理人员和规章制度；从业人员持有有效健康证明。\n"
-            "【申请材料】\n许可申请书原件1份、营业执照复印件等，共99项材料。"]     # 99 is not in the source: rejected
+        kb_container.llm.replies = [json.dumps({
+            "办理条件": "取得营业执照；具有相适应的场所、设备设施、食品安全管理人员和规章制度；从业人员持有有效健康证明。",
+            "申请材料": "许可申请书原件1份、营业执照复印件等，共99项材料。"},     # 99 is not in the source: rejected
+            ensure_ascii=False)]
         out = svc.guide("我要开办餐饮店", ["guides"])
     finally:
         svc.condense_over = 800
     assert len(kb_container.llm.calls) == 1
+    prompt = kb_container.llm.calls[0][-1]["content"]
+    assert "只输出一个JSON对象" in prompt and "【办理条件】" in prompt
     assert out["fields"]["办理条件"]["text"].startswith("取得营业执照；")
     assert "《食品经营许可申请书》" in out["fields"]["申请材料"]["text"]      # kept verbatim
     assert out["document"]["condensed"] == ["办理条件"]
     assert out["fields"]["收费标准"]["text"] == "不收费。"
+
+
+def test_condensing_asks_one_json_string_per_field_and_survives_a_backend_without_json(svc, kb_container):
+    seen = {}
+    real = type(kb_container.llm)._generate
+
+    def spy(self, messages, stop=None, run_manager=None, **kw):
+        seen.update(kw.get("response_format") or {})
+        return real(self, messages, stop, run_manager, **kw)
+
+    svc.condense_over = 200
+    try:
+        type(kb_container.llm)._generate = spy
+        out = svc.guide("我要开办餐饮店", ["guides"])        # nothing queued: the schema's minimal instance
+        schema = seen["json_schema"]["schema"]
+        assert schema["type"] == "object" and set(schema["required"]) == set(schema["properties"])
+        assert "办理条件" in schema["properties"] and schema["properties"]["办理条件"]["type"] == "string"
+        assert out["document"]["condensed"] == []      # empty strings are no condensation: verbatim
+        kb_container.llm.replies = ["【办理条件】\n取得营业执照。"]  # a backend that ignores response_format
+        out = svc.guide("我要开办餐饮店", ["guides"])
+    finally:
+        type(kb_container.llm)._generate = real
+        svc.condense_over = 800
+    assert out["document"]["condensed"] == [] and out["fields"]["办理条件"]["text"].startswith("申请人")   # verbatim
 
 
 def test_guide_enforces_read_access_and_validates(svc):

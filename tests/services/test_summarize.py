@@ -1,5 +1,6 @@
 """Batch summaries (issue #5) on the unit profile: resume after an interruption, failure isolation, the output
-schema, map-reduce of a document longer than the model's window, and the lenient parsing of small-model output."""
+schema, map-reduce of a document longer than the model's window, and the checks on the model's JSON (structured
+outputs: schema enums, ≥ 3 要点, figures in 涉及金额/指标, a backend that ignores response_format)."""
 from __future__ import annotations
 
 import json
@@ -14,10 +15,12 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from typer.testing import CliRunner
 
 from assistant.prompts import load_prompt
-from assistant.services.summarize import DIGEST_FILE, SUMMARIES_FILE, SummarizeService, score_summaries
+from assistant.services.summarize import (
+    DIGEST_FILE, SUMMARIES_FILE, SummarizeError, SummarizeService, score_summaries,
+)
 from assistant.services.summary_format import (
-    Section, complete_action_items, make_sections, pack_parts, parse_action_items, parse_brief, parse_structured,
-    render_markdown,
+    Section, action_items_schema, complete_action_items, fill_points, make_sections, min_points, pack_parts,
+    parse_brief, read_action_items, read_structured, render_markdown, structured_schema,
 )
 from ingest.chunking import Block
 from tests.conftest import SAMPLES, make_container
@@ -56,12 +59,18 @@ class FakeLLM(BaseChatModel):
                                "available context size (2048 tokens), try increasing it'}")
         ids = _SID.findall(prompt)
         firsts = dict(_FIRST.findall(prompt))   # section id -> the start of its text
-        if "工作任务整理成表格" in prompt:
-            text = "| 事项 | 责任单位 | 完成时限 | 出处 |\n|---|---|---|---|\n" + "\n".join(
-                f"| {firsts[sid][:16]} | 单位{sid[1:]} | 未明确 | {sid} |" for sid in ids)
-        elif "结构化摘要" in prompt:
-            text = "要点：\n" + "\n".join(f"- {firsts[sid][:16]}〔{sid}〕" for sid in ids) + \
-                "\n责任单位：\n- 市数据局\n时间节点：无\n涉及金额/指标：无"
+        fmt = kw.get("response_format")
+        if fmt:   # a structured style: JSON of the requested schema, naming only the ids its enum allows
+            schema = fmt["json_schema"]["schema"]
+            if "items" in schema["properties"]:
+                assert schema["properties"]["items"]["items"]["properties"]["section"]["enum"] == ids
+                data = {"items": [{"section": sid, "事项": firsts[sid][:16], "责任单位": f"单位{sid[1:]}",
+                                   "完成时限": "未明确"} for sid in ids]}
+            else:
+                assert schema["properties"]["要点"]["items"]["properties"]["section"]["enum"] == ids
+                data = {"要点": [{"section": sid, "text": firsts[sid][:16]} for sid in ids],
+                        "责任单位": ["市数据局"], "时间节点": [], "涉及金额/指标": []}
+            text = json.dumps(data, ensure_ascii=False)
         elif "各部分摘要" in prompt:
             text = "合并摘要：" + "；".join(re.findall(r"）(部分\S+?)(?=\n|$)", prompt))
         else:
@@ -318,63 +327,95 @@ def test_sections_and_parts_follow_the_document_structure():
     assert parts[1].render().startswith("[S2] 二、主要任务 > （一）任务一\n乙") and parts[1].span == "S2–S3"
 
 
-# --- parsing small-model output -------------------------------------------------------------------------
+# --- reading the model's JSON (structured outputs) ------------------------------------------------------
 
 _SECTIONS = [Section("S1", ["一、目录管理"], "各机构于每年3月底前完成目录更新。责任单位：市数据局。"),
              Section("S2", ["二、开放"], "2025年新增开放数据集不少于200个。责任单位：市交通运输局。")]
+_SOURCE = "\n".join(s.text for s in _SECTIONS)
 
 
-def test_structured_parsing_is_lenient():
-    out = ("### **要点**\n1. 一、目录管理：每年3月底前完成目录更新 [S1]\n* 新增开放数据集不少于200个（S2）\n"
-           "- 无\n**责任单位**：市数据局、市交通运输局〔S2〕\n## 时间节点\n- 2025年：新增开放数据集 S2\n"
-           "- 2031年底前：虚构的时间\n涉及金额/指标：不少于200个数据集；无\n")
-    r = parse_structured(out, _SECTIONS, "\n".join(s.text for s in _SECTIONS))
+def test_structured_json_is_checked_against_the_source():
+    data = {"要点": [{"section": "S1", "text": "一、目录管理：每年3月底前完成目录更新〔S1〕"},
+                   {"section": "S1", "text": "新增开放数据集不少于200个"},      # the wrong section: corrected
+                   {"section": "S2", "text": "无"}],
+            "责任单位": ["市数据局", "市交通运输局", "市外星局", "做好工作"],
+            "时间节点": [{"section": "S1", "时间": "每年3月底前", "事项": "完成目录更新"},
+                     {"section": "S2", "时间": "2031年底前", "事项": "虚构的时间"}],
+            "涉及金额/指标": [{"section": "S2", "text": "新增开放数据集不少于200个"},
+                        {"section": "S1", "text": "各单位要加强组织领导"},          # no figure: not an indicator
+                        {"section": "S2", "text": "投入资金5000万元"}]}             # a figure the source lacks
+    r = read_structured(data, _SECTIONS, _SOURCE)
     assert [(p["text"], p["sections"]) for p in r["points"]] == [
         ("一、目录管理：每年3月底前完成目录更新", ["S1"]), ("新增开放数据集不少于200个", ["S2"])]
-    assert r["units"] == ["市数据局", "市交通运输局"]
-    assert r["deadlines"][0] == {"text": "2025年：新增开放数据集", "sections": ["S2"]}
-    assert r["deadlines"][1]["grounded"] is False          # a number the document does not contain
-    assert r["figures"] == [{"text": "不少于200个数据集", "sections": ["S2"]}]   # attributed by overlap
-    # no labels at all: every line is a point
-    assert parse_structured("目录每年更新。\n开放数据集。", _SECTIONS, "")["points"][0]["sections"] == ["S1"]
+    assert r["units"] == ["市数据局", "市交通运输局"]                  # invented and non-unit entries dropped
+    assert r["deadlines"] == [{"text": "每年3月底前：完成目录更新", "sections": ["S1"]}]
+    assert r["figures"] == [{"text": "新增开放数据集不少于200个", "sections": ["S2"]}]
 
 
-def test_structured_parsing_drops_echoed_headers_and_condenses_copied_paragraphs():
+def test_structured_reading_drops_echoed_headers_and_condenses_copied_paragraphs():
     sections = [Section("S1", [], "示政办发〔2025〕12号\n各区人民政府：\n现就有关事项通知如下。"),
                 Section("S2", ["一、目录管理", "（一）统一编制数据目录"],
                         "（一）统一编制数据目录。各机构应当按照全市统一的目录编制规范，全面梳理本单位公共数据资源，于每年3月底前"
                         "完成目录更新，并在市公共数据平台发布。目录应当明确数据的共享属性、开放属性、更新频率和数据来源。"
                         "责任单位：市数据局。")]
-    out = "要点：\n- 示政办发〔2025〕12号〔S1〕\n- 一、目录管理 > （一）统一编制数据目录〔S2〕\n- " + sections[1].text
-    points = parse_structured(out, sections, "")["points"]
+    data = {"要点": [{"section": "S1", "text": "示政办发〔2025〕12号"},
+                   {"section": "S2", "text": "一、目录管理 > （一）统一编制数据目录"},
+                   {"section": "S2", "text": sections[1].text}]}
+    points = read_structured(data, sections, "")["points"]
     assert [p["sections"] for p in points] == [["S2"]]
     assert points[0]["text"].startswith("（一）统一编制数据目录。各机构") and points[0]["text"].endswith("发布。")
 
 
-def test_action_item_parsing_reads_tables_and_key_value_lines():
-    table = ("下面是表格：\n| 事项 | 责任单位 | 完成时限 | 出处 |\n| --- | --- | --- | --- |\n"
-             "| 完成目录更新 | 市数据局 | 每年3月底前 | S1 |\n| 开放数据集 | 市交通运输局 | 未明确 | [S2] |\n| 无 | 无 | 无 | 无 |")
-    rows = parse_action_items(table, _SECTIONS, "")["items"]
+def test_structured_schema_enumerates_the_part_sections_and_asks_three_points():
+    schema = structured_schema(["S4", "S5", "S6"], min_points(3, 12))
+    points = schema["properties"]["要点"]
+    assert points["minItems"] == 3 and points["items"]["properties"]["section"]["enum"] == ["S4", "S5", "S6"]
+    assert points["items"]["required"] == ["section", "text"]
+    for name in ("时间节点", "涉及金额/指标"):
+        assert schema["properties"][name]["items"]["properties"]["section"]["enum"] == ["S4", "S5", "S6"]
+    assert set(schema["required"]) == {"要点", "责任单位", "时间节点", "涉及金额/指标"}
+    assert min_points(2, 12) == 2 and min_points(1, 2) == 1 and min_points(5, 2) == 1
+    rows = action_items_schema(["S1", "S2"])["properties"]["items"]["items"]
+    assert rows["properties"]["section"]["enum"] == ["S1", "S2"]
+    assert rows["required"] == ["section", "事项", "责任单位", "完成时限"]
+
+
+def test_fewer_than_three_points_are_completed_from_uncovered_sections():
+    sections = [Section("S1", [], "示政办发〔2025〕12号\n各区人民政府：\n为加快数据开放，现就有关事项通知如下。"),
+                Section("S2", ["一、目录管理"], "各机构于每年3月底前完成目录更新。目录每年发布。"),
+                Section("S3", ["二、开放"], "2025年新增开放数据集不少于200个。"),
+                Section("S4", ["三、安全"], "落实安全管理责任。")]
+    points = fill_points([{"text": "开放数据集", "sections": ["S3"]}], sections)
+    assert [(p["sections"], p.get("extracted", False)) for p in points] == [
+        (["S1"], True), (["S2"], True), (["S3"], False)]
+    assert points[0]["text"] == "为加快数据开放，现就有关事项通知如下。"          # label lines skipped
+    assert points[1]["text"] == "各机构于每年3月底前完成目录更新。"                # the first sentence
+    assert "（原文摘录）" in render_markdown("structured", {"points": points}, sections)
+    assert len(fill_points([], sections[:2])) == 1                                 # < 3 sections: at least one
+
+
+def test_action_item_json_rows():
+    data = {"items": [{"section": "S2", "事项": "完成目录更新", "责任单位": "市数据局", "完成时限": "每年3月底前"},
+                      {"section": "S2", "事项": "开放数据集", "责任单位": "市交通运输局", "完成时限": "未明确"},
+                      {"section": "S1", "事项": "无", "责任单位": "无", "完成时限": "无"}]}
+    rows = read_action_items(data, _SECTIONS, _SOURCE)["items"]
     assert [(r["task"], r["units"], r["deadline"], r["sections"]) for r in rows] == [
         ("完成目录更新", "市数据局", "每年3月底前", ["S1"]), ("开放数据集", "市交通运输局", "", ["S2"])]
-    kv = "1. 事项：完成目录更新；责任单位：市数据局；完成时限：每年3月底前\n2. 事项：开放数据集，责任单位：市交通运输局"
-    rows = parse_action_items(kv, _SECTIONS, "")["items"]
-    assert [(r["task"], r["units"], r["sections"]) for r in rows] == [
-        ("完成目录更新", "市数据局", ["S1"]), ("开放数据集", "市交通运输局", ["S2"])]
 
 
 def test_action_rows_survive_small_model_failure_modes():
     sections = [Section("S1", ["一、目录管理", "（一）统一编制数据目录"], "各机构每年3月底前完成目录更新。"),
                 Section("S2", ["一、目录管理", "（二）实行分级分类管理"], "公共数据分为三类，市数据局会同市财政局落实。")]
     loop = "、".join(["市数据局", "市财政局"] * 30)
-    out = ("| 事项 | 责任单位 | 完成时限 | 出处 |\n|---|---|---|---|\n"
-           "| 一、目录管理 > （一）统一编制数据目录 | 市数据局 | 每年3月底前 | S2 |\n"   # off-by-one id
-           "| 一、目录管理 > （二）实行分级分类管理 | 市数据局 | 2025年12月 | S2 |\n"
-           "| （二）实行分级分类管理 | " + loop + "、推进平台迭代升级 | 未明确 | S2 |")
-    rows = complete_action_items(parse_action_items(out, sections, sections[0].text + sections[1].text)["items"],
+    data = {"items": [
+        {"section": "S2", "事项": "一、目录管理 > （一）统一编制数据目录", "责任单位": "市数据局", "完成时限": "每年3月底前"},
+        {"section": "S2", "事项": "一、目录管理 > （二）实行分级分类管理", "责任单位": "市数据局", "完成时限": "2025年12月"},
+        {"section": "S2", "事项": "（二）实行分级分类管理", "责任单位": loop + "、推进平台迭代升级", "完成时限": "未明确"}]}
+    rows = complete_action_items(read_action_items(data, sections, sections[0].text + sections[1].text)["items"],
                                  sections)
     assert [(r["sections"], r["units"]) for r in rows] == [(["S1"], "市数据局"), (["S2"], "市数据局、市财政局")]
-    invented = parse_action_items("| 开展评估 | 市审计局、市数据局 | 未明确 | S1 |", sections, "市数据局负责。")
+    invented = read_action_items({"items": [{"section": "S1", "事项": "开展评估", "责任单位": "市审计局、市数据局",
+                                             "完成时限": "未明确"}]}, sections, "市数据局负责。")
     assert invented["items"][0]["units"] == "市数据局"          # a unit the document never names is dropped
     assert rows[1]["unverified"] == ["deadline"]                 # 2025年12月 is not in the document
     assert "2025年12月（待核实）" in render_markdown("action-items", {"items": rows})
@@ -410,3 +451,69 @@ def test_summarize_command(tmp_path, monkeypatch):
     assert again.exit_code == 0 and json.loads(again.stdout[again.stdout.index("{"):])["counts"]["skipped"] == 2
     bad = CliRunner().invoke(app, ["-p", "unit", "summarize", str(NOTICE), "--out", str(out), "--style", "long"])
     assert bad.exit_code == 2 and "invalid style" in bad.output
+
+
+# --- structured outputs through the service -------------------------------------------------------------
+
+class TextOnlyLLM(FakeLLM):
+    """A backend that ignores response_format: free text where JSON was asked for."""
+
+    def _generate(self, messages, stop=None, run_manager=None, **kw) -> ChatResult:
+        kw.pop("response_format", None)
+        return super()._generate(messages, stop, run_manager, **kw)
+
+
+@pytest.mark.parametrize("style", ["structured", "action-items"])
+def test_a_backend_that_ignores_the_schema_is_a_clear_per_document_error(tmp_path, style):
+    folder = _docs(tmp_path, 2)
+    svc = _service(tmp_path, TextOnlyLLM())
+    report = svc.summarize_paths([folder], tmp_path / "out", style)
+    assert report["counts"]["failed"] == 2 and report["counts"]["summarized"] == 0
+    for failure in report["failures"]:
+        assert failure["error"].startswith("SummarizeError: structured output for sections S")
+        assert "not valid JSON" in failure["error"] and "response_format" in failure["error"]
+        assert "Traceback" not in failure["error"]
+    assert "not valid JSON" in (tmp_path / "out" / DIGEST_FILE).read_text(encoding="utf-8")
+    with pytest.raises(SummarizeError, match="response_format"):
+        svc.summarize_text(NOTICE.read_text(encoding="utf-8"), style=style)
+
+
+def test_scripted_json_replies_are_checked_and_completed(tmp_path):
+    c = make_container(tmp_path / "data")
+    svc, llm = c.summarize, c.llm
+    text = NOTICE.read_text(encoding="utf-8")
+    llm.replies = [json.dumps({
+        "要点": [{"section": "S2", "text": "无"}, {"section": "S7", "text": "（二）重点开放高价值数据，2025年新增数据集不少于200个"}],
+        "责任单位": ["市数据局", "市外星局"],
+        "时间节点": [{"section": "S2", "时间": "2025年6月底前", "事项": "完成目录编制"}],
+        "涉及金额/指标": [{"section": "S7", "text": "2025年新增开放数据集不少于200个"},
+                    {"section": "S6", "text": "审核时限为15个工作日"},
+                    {"section": "S9", "text": "依法进行脱敏处理"},            # an ordinary sentence
+                    {"section": "S10", "text": "每年不少于7次安全风险评估"}]}, ensure_ascii=False)]
+    r = svc.summarize_text(text, style="structured", concurrency=1)   # the reply goes to the first part
+    prompt = llm.calls[0][-1]["content"]
+    assert "本次可用的段落编号为：S1、S2、S3" in prompt and "至少3条" in prompt
+    points, ids = r["summary"]["points"], {s["id"] for s in r["sections"]}
+    assert len(points) >= 3 and all(len(p["sections"]) == 1 and p["sections"][0] in ids for p in points)
+    assert [p for p in points if not p.get("extracted")] == [
+        {"text": "（二）重点开放高价值数据，2025年新增数据集不少于200个", "sections": ["S7"]}]
+    assert all(p["text"] != "无" for p in points) and "（原文摘录）" in r["markdown"]
+    figures = [f["text"] for f in r["summary"]["figures"]]
+    assert figures == ["审核时限为15个工作日", "2025年新增开放数据集不少于200个"]   # document order; 7次 is not stated
+    assert "市外星局" not in r["summary"]["units"] and "市数据局" in r["summary"]["units"]
+    assert any(d["text"] == "2025年6月底前：完成目录编制" for d in r["summary"]["deadlines"])
+    assert json.loads(r["model_outputs"][0]["text"])["责任单位"] == ["市数据局", "市外星局"]   # audit: as generated
+
+    # nothing queued: the scripted model gives the schema's minimal instance (empty arrays), still ≥ 3 要点
+    r = svc.summarize_text(text, style="structured")
+    assert len(r["summary"]["points"]) == 3 and all(p["extracted"] for p in r["summary"]["points"])
+    r = svc.summarize_text(text, style="action-items")
+    assert r["summary"]["items"] and all(set(x["sections"]) <= ids for x in r["summary"]["items"])
+
+
+def test_format_version_is_in_the_fingerprint(tmp_path, monkeypatch):
+    from assistant.services import summarize as mod
+    svc = _service(tmp_path, FakeLLM())
+    before = svc.fingerprint("structured")
+    monkeypatch.setitem(mod.FORMAT_VERSION, "structured", "old")
+    assert svc.fingerprint("structured") != before
