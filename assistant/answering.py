@@ -223,10 +223,20 @@ class Answerer:
         timings["retrieval_ms"] = (time.perf_counter() - t0) * 1000
         if not self.searcher.has_evidence(result.hits):
             related = [Citation.from_hit(n, h) for n, h in enumerate(result.hits[:3], 1)]
-            yield from self._refuse(question, standalone, load_prompt("refusal"), Verification(reason="no_evidence"),
-                                    related, timings, t_start)
+            # naming what the question asks about and the KB lacks says more than "nothing found"
+            missing = self._missing(standalone, result.hits)
+            text = load_prompt("refusal_constraint").format(missing=describe_missing(missing)) if missing \
+                else load_prompt("refusal")
+            yield from self._refuse(question, standalone, text, Verification(
+                missing_constraints=[c.text for c in missing], reason="no_evidence"), related, timings, t_start)
             return
         yield from self._generate(question, standalone, result.hits, timings, t_start)
+
+    def _missing(self, question: str, hits: list[Hit]):
+        if not self.settings.answer.constraints:
+            return []
+        return missing_constraints(question_constraints(question),
+                                   [passage_evidence(h.text, h.metadata) for h in hits])
 
     def _refuse(self, question: str, standalone: str, text: str, verification: Verification,
                 related: list[Citation], timings: dict, t_start: float, usage: dict | None = None,

@@ -1,0 +1,95 @@
+"""Issue #13 on the answering path with the scripted LLM: constraints, sentence verification (streamed), the
+logprob answerability judgement, refusals that say why and list related passages, focused context."""
+from __future__ import annotations
+
+import pytest
+
+from assistant.answering import build_context
+from assistant.grounding.focus import focus_text
+from assistant.retrieval import Hit
+from conftest import make_container
+from ingest.loaders import SourceDocument
+
+DOCS = [
+    SourceDocument("guide", "示范市新生儿入户办事指南", "g.txt",
+                   "一、申请材料\n出生医学证明原件；父母双方户口簿和居民身份证。\n二、办理时限\n材料齐全的，3个工作日内办结。"
+                   "\n三、收费标准\n不收费。", metadata={"agency": "示范市公安局", "date": "2025-02-01"}),
+    SourceDocument("plan", "示范市数据局2025年工作要点", "p.txt",
+                   "一、促进公共数据开放\n优化公共数据开放平台，持续提升公共数据开放范围和质量。全年新增开放数据集200个。",
+                   metadata={"agency": "示范市数据局", "date": "2025-03-10"}),
+]
+
+
+@pytest.fixture
+def qa(tmp_path):
+    c = make_container(tmp_path / "data")
+    assert c.knowledge_bases.ingest_documents("kb", DOCS).ok
+    return c
+
+
+def test_an_invented_figure_is_removed_and_the_rest_kept(qa):
+    qa.llm.replies.append("材料齐全的，3个工作日内办结[1]。办理费用为200元[1]。")
+    a = qa.qa.ask("新生儿入户的办理时限是多久？", ["kb"])
+    assert not a.refused
+    assert "200元" not in a.answer and "3个工作日" in a.answer
+    sentences = a.verification["sentences"]
+    assert [(s["supported"], s["unsupported"]) for s in sentences] == [(True, []), (False, ["200元"])]
+    assert a.verification["removed"] == 1
+
+
+def test_an_answer_with_nothing_supported_is_a_refusal_that_says_why(qa):
+    qa.llm.replies.append("示范市数据局2025年公共数据开放的预算是10亿元[1]。")
+    a = qa.qa.ask("示范市数据局2025年公共数据开放平台的预算是多少亿元？", ["kb"])
+    assert a.refused and a.citations == []
+    assert "10亿元" not in a.answer and "金额" in a.answer and "知识库中未找到" in a.answer
+    assert a.verification["reason"] == "unsupported"
+    assert a.verification["sentences"][0]["unsupported"] == ["10亿元"]
+    assert a.related and not any(c.cited for c in a.related)
+
+
+def test_the_stream_never_emits_an_unsupported_sentence(qa):
+    qa.llm.replies.append("需要出生医学证明原件[1]。另需缴纳工本费50元[1]。")
+    events = list(qa.qa.stream("新生儿入户需要哪些材料？", ["kb"]))
+    assert events[0]["type"] == "sources" and events[0]["status"].startswith("检索到")
+    streamed = "".join(e["text"] for e in events if e["type"] == "token")
+    assert "50元" not in streamed and "出生医学证明" in streamed
+    assert events[-1]["answer"].answer == streamed.strip()
+
+
+def test_a_question_about_another_city_is_refused_naming_it_without_calling_the_model(qa):
+    a = qa.qa.ask("深圳市新生儿入户需要哪些材料？", ["kb"])
+    assert a.refused and "「深圳市」" in a.answer
+    assert a.verification["missing_constraints"] == ["深圳市"]
+    assert qa.llm.calls == [] and a.related
+
+
+def test_a_year_the_kb_lacks_is_a_missing_constraint(qa):
+    a = qa.qa.ask("示范市数据局2023年在公共数据开放方面做了什么？", ["kb"])
+    assert a.refused and a.verification["missing_constraints"] == ["2023年"]
+    qa.llm.replies.append("优化公共数据开放平台[1]。")
+    assert not qa.qa.ask("示范市数据局2025年在公共数据开放方面要做什么？", ["kb"]).refused
+
+
+def test_the_logprob_judgement_refuses_before_generating(tmp_path):
+    c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__ANSWERABILITY="logprob")
+    assert c.knowledge_bases.ingest_documents("kb", DOCS).ok
+    c.llm.judgements.append(0.2)
+    a = c.qa.ask("新生儿入户需要哪些材料？", ["kb"])
+    assert a.refused and a.verification["reason"] == "unanswerable" and a.verification["answerability"] == 0.2
+    assert c.llm.calls == [] and len(c.llm.judged) == 1
+    # the judgement is the answer prompt plus an assistant prefill: the answer prompt is its strict prefix
+    judged = c.llm.judged[0]
+    assert judged[-1]["role"] == "ai" and judged[-2]["role"] == "human"
+    c.llm.judgements.append(0.9)
+    b = c.qa.ask("新生儿入户需要哪些材料？", ["kb"])
+    assert not b.refused and b.verification["answerability"] == 0.9
+    assert c.llm.calls[-1] == judged[:-1]
+
+
+def test_passages_are_focused_on_the_question():
+    text = "第一句讲天气很好。第二句说办理时限为3个工作日。第三句说收费标准为不收费。第四句无关内容很长很长。"
+    out = focus_text(text, {"办理", "时限"}, {}, 30)
+    assert out == "第二句说办理时限为3个工作日。"
+    hits = [Hit("c1", "d1", "kb", text, {"title": "指南"})]
+    ctx, cites = build_context(hits, 600, focus=lambda t: focus_text(t, {"收费"}, {}, 20))
+    assert "收费标准为不收费" in ctx and "天气" not in ctx and cites[0].text == text   # the citation keeps it all
