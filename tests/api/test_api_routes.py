@@ -73,13 +73,22 @@ def test_ask_refuses_without_evidence(api):
 INVENTED = "预算总额是10亿元[1]。"   # no passage of the samples KB holds 10亿元
 
 
+@pytest.fixture
+def judged(api, monkeypatch):
+    """The answerability judgement on (the scripted model answers 是 unless a test queues 否), whatever the
+    profile's default."""
+    monkeypatch.setattr(api.container.settings.answer, "answerability", "logprob")
+    return api
+
+
 def _refused_with_related(body: dict) -> None:
     assert body["refused"] is True and body["citations"] == []
     assert body["related"] and all(c["related"] is True and c["cited"] is False for c in body["related"])
     assert {"n", "doc_id", "chunk_id", "kb", "title", "label", "text", "metadata"} <= set(body["related"][0])
 
 
-def test_ask_answer_carries_its_verification(api):
+def test_ask_answer_carries_its_verification(judged):
+    api = judged
     body = api.client.post("/api/v1/ask", json={"question": QUESTION, "kb": "samples"}, headers=api.h("reader")).json()
     v = body["verification"]
     assert set(v) == {"sentences", "answerability", "missing_constraints", "reason", "removed"}
@@ -101,7 +110,8 @@ def test_ask_invented_figure_is_removed_and_refused(api):
     assert v["sentences"][0]["kinds"] == ["amount"] and "10亿元" not in body["answer"]
 
 
-def test_ask_judged_unanswerable_is_refused(api):
+def test_ask_judged_unanswerable_is_refused(judged):
+    api = judged
     api.container.llm.judgements.append("否")
     body = api.client.post("/api/v1/ask", json={"question": QUESTION, "kb": "samples"}, headers=api.h("reader")).json()
     _refused_with_related(body)
@@ -415,7 +425,8 @@ def test_openai_chat_carries_verification_and_related(api):
     assert all(c["related"] is False for c in answered["sources"])
 
 
-def test_openai_stream_final_chunk_carries_verification(api):
+def test_openai_stream_final_chunk_carries_verification(judged):
+    api = judged
     # a supported sentence streams; the invented one never reaches the client, the final chunk says why
     api.container.llm.replies.append("根据资料，需要出生医学证明[1]。" + INVENTED)
     r = api.client.post("/v1/chat/completions", headers=api.h("reader"), json={
