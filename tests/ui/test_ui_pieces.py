@@ -186,6 +186,8 @@ def test_refusal_names_the_missing_constraint_and_reason():
     answer = Answer("q", "未找到", True, [], verification=v, related=[_citation(1, DOC)])
     html = render_sources([], answer=answer)
     assert "「深圳市政务服务数据管理局」、「2024年」在知识库资料中没有出现" in html and "相关但未直接回答" in html
+    off_topic = Answer("q", "未找到", True, [], verification={**v, "reason": "no_evidence"})
+    assert "「2024年」在知识库资料中没有出现" in render_sources([], answer=off_topic)
     unanswerable = Answer("q", "未找到", True, [], verification={**v, "reason": "unanswerable",
                                                                 "missing_constraints": []})
     html = render_sources([], answer=unanswerable)

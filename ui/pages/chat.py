@@ -55,8 +55,9 @@ def verification_note(verification: dict | None) -> str:
 def refusal_reason(verification: dict | None) -> str:
     """Why the answer was refused, the missing constraint named (HTML-escaped)."""
     v = verification or {}
-    text = REFUSAL_REASONS.get(v.get("reason") or "no_evidence", NO_EVIDENCE)
     missing = v.get("missing_constraints") or []
+    reason = "missing_constraint" if missing else (v.get("reason") or "no_evidence")   # no_evidence may name them
+    text = REFUSAL_REASONS.get(reason, NO_EVIDENCE)
     return text.format(missing=_quoted(missing) if missing else "内容")
 
 
