@@ -25,6 +25,7 @@ import json
 import random
 import re
 from dataclasses import replace
+from itertools import zip_longest
 from pathlib import Path
 
 from eval import metrics as M
@@ -149,9 +150,10 @@ class RejectionSuite:
         if picked["skipped"]:
             ctx.note(f"{picked['skipped']} absent candidate(s) skipped: their answer span occurs in more than "
                      f"{MAX_REMOVED} documents")
-        items = [WorkItem(f"rejection:{kind}:{q['id']}", {**q, "kind": kind})
-                 for kind in ("absent", "present") for q in picked[kind]]
-        return items
+        # absent and present interleaved, so --limit N keeps both kinds
+        pairs = zip_longest(picked["absent"], picked["present"])
+        return [WorkItem(f"rejection:{kind}:{q['id']}", {**q, "kind": kind})
+                for pair in pairs for kind, q in zip(("absent", "present"), pair) if q is not None]
 
     def _sync_kb(self, ctx: RunContext, kb: str, corpus: dict[str, str], removed: set[str]) -> None:
         """The knowledge base holds the corpus minus the removed documents (ingest is idempotent; documents of

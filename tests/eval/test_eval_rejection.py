@@ -179,3 +179,11 @@ def test_cli_option_and_command_line(tmp_path, monkeypatch):
     run = json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))
     assert "--n 2" in run["runs"]["rejection"]["command"] and run["suites"]["rejection"]["n"] == 2
     assert "n" not in RunOptions("ncp", tmp_path).suite_fingerprint()      # other suites' run folders unchanged
+
+
+def test_limit_keeps_both_kinds(tmp_path):
+    c = make_container(tmp_path / "data")
+    summary = run_suite(c, RunOptions("rejection", tmp_path / "run", data=write_corpus(tmp_path / "ncp"), n=2,
+                                      limit=2))
+    agg = summary["suites"]["rejection"]["all"]
+    assert (agg["absent"], agg["present"]) == (1, 1)
