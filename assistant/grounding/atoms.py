@@ -38,16 +38,12 @@ _BARE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)(?![\d.])")
 _PLACE_SUFFIX = "省|市|自治区|自治州|特别行政区|县|区|州|盟|旗"
 _AGENCY = re.compile(rf"((?:[\u4e00-\u9fa5]{{2,7}}?(?:{_PLACE_SUFFIX}))[\u4e00-\u9fa5]{{1,14}}?"
                      r"(?:委员会|办公厅|办公室|人民政府|政府|管理局|局|厅|委|署|中心|法院|检察院)(?:办公厅|办公室)?)")
-_PROVINCES = ("北京 天津 上海 重庆 河北 山西 辽宁 吉林 黑龙江 江苏 浙江 安徽 福建 江西 山东 河南 湖北 湖南 广东 海南 四川 贵州 "
-              "云南 陕西 甘肃 青海 台湾 内蒙古 广西 西藏 宁夏 新疆 香港 澳门").split()
+_PROVINCES = tuple("北京 天津 上海 重庆 河北 山西 辽宁 吉林 黑龙江 江苏 浙江 安徽 福建 江西 山东 河南 湖北 湖南 广东 海南 四川 贵州 "
+              "云南 陕西 甘肃 青海 台湾 内蒙古 广西 西藏 宁夏 新疆 香港 澳门".split())
 # words that end like a place but are not one (本市, 全省 …): never a constraint, never an atom
 _NOT_PLACES = frozenset("本市 全市 该市 各市 城市 超市 上市 本省 全省 各省 外省 该省 本区 全区 辖区 社区 园区 景区 小区 城区 "
                         "郊区 地区 片区 街区 市区 营区 新区 本县 全县 各县 各区 各地区 全国 本地 外地 港澳台 省市 省区 地市 "
                         "县区 区县 市县 县市 开发区 示范区 自贸区 试验区 保税区 功能区 行政区 自治区 特别行政区".split())
-
-
-# words a regex match of "place + organ" may start with that belong to the sentence, not the name
-_CONNECTOR = re.compile(r"^(?:和|与|及|或|的|在|对|由|向|是|为|经|会同|联合|按照|根据|依据|关于|以及|请|将|从|自)+")
 
 
 @dataclass(frozen=True)
@@ -212,12 +208,17 @@ def _places(text: str) -> tuple[tuple[str, int], ...]:
 def _names(t: str) -> list[tuple[str, tuple[int, int], str]]:
     out: list[tuple[str, tuple[int, int], str]] = []
     taken: list[tuple[int, int]] = []
+    place_starts = {start for _, start in _places(t)}
     for m in _AGENCY.finditer(t):
-        lead = _CONNECTOR.match(m.group(1))
-        cut = lead.end() if lead else 0
+        # the regex's place part may begin inside the sentence ("工作要点是上海市…"): start the name where a place
+        # name (jieba ns, or a province) starts, and skip the match when none does
+        cut = next((i for i in range(len(m.group(1)) - 2)
+                    if m.start() + i in place_starts or m.group(1)[i:].startswith(_PROVINCES)), None)
+        if cut is None:
+            continue
         name, span = m.group(1)[cut:], (m.start() + cut, m.end())
         place = re.match(rf"[\u4e00-\u9fa5]{{2,7}}?(?:{_PLACE_SUFFIX})", name)
-        if place is None or place.group(0) in _NOT_PLACES or place.group(0)[-2:] in _NOT_PLACES:
+        if place is None or place.group(0) in _NOT_PLACES:
             continue
         out.append(("agency", span, name))
         taken.append(span)

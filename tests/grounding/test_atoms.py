@@ -57,6 +57,9 @@ def test_places_and_agencies():
     atoms = {(a.kind, a.text) for a in extract_atoms("深圳市政务服务数据管理局和河南省人民政府办公厅，北京市")}
     assert ("agency", "深圳市政务服务数据管理局") in atoms and ("agency", "河南省人民政府办公厅") in atoms
     assert ("place", "北京市") in atoms
+    # the name starts at the place, not where the regex could start ("工作要点是上海市…")
+    assert [(a.kind, a.text) for a in extract_atoms("这份工作要点是上海市数据局印发的")] == [("agency", "上海市数据局")]
+    assert unsupported_atoms("上海市数据局印发", "发文机关：上海市数据局办公室") == []
     assert unsupported_atoms("上海市的要求", "本市推进数据要素市场建设（上海）") == []   # 上海市 ↔ 上海
     assert [a.kind for a in unsupported_atoms("河南省的平台", "河北省政务服务平台")] == ["place"]
     assert not extract_atoms("本市各区、全市和社区")                                      # not places
