@@ -64,6 +64,9 @@ def aggregate_answers(records: list[dict]) -> dict:
            "f1_answered": avg("f1", answered), "refusal_rate": avg("refused"),
            "citation_acc": avg("citation_acc"), "citation_precision": avg("citation_precision"),
            "context_hit": avg("context_hit"),
+           # answers stating a figure (amount, percentage, quantity, date) that none of their passages states
+           "unsupported_figure_answers": sum(int(a.get("unsupported_figures", 0) > 0) for a in ams),
+           "removed_sentences": sum(int(a.get("removed_sentences", 0)) for a in ams),
            "latency": _latency([r.get("timings", {}).get("answer_total_ms") for r in rows]),
            "first_token": _latency([r.get("timings", {}).get("answer_first_token_ms") for r in rows])}
     judged = [a["judge"] for a in ams if isinstance(a.get("judge"), dict)]
@@ -479,6 +482,9 @@ def _retrieval_answer_sections(doc, suite, agg, records, charts):
                                      _fmt(a.get("citation_precision")), _fmt(a.get("context_hit")),
                                      _fmt(a.get("refusal_rate")), _ms(a.get("latency"), "s"),
                                      f"{ft['p50_ms'] / 1000:.1f}" if ft else "–"]]))
+        doc.append(("p", f"Answers stating a figure none of their passages states: "
+                         f"{a.get('unsupported_figure_answers', 0)} (target 0); sentences removed by verification: "
+                         f"{a.get('removed_sentences', 0)}."))
         if a.get("must_refuse"):
             mr = a["must_refuse"]
             doc.append(("p", f"Must-refuse questions: {mr['n']}; correctly refused "

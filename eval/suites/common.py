@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from assistant.grounding.atoms import Evidence, unsupported_atoms
 from eval import metrics as M
 from eval.runner import RunContext, distinct, timed
 
@@ -58,6 +59,11 @@ def ask(ctx: RunContext, question: str, kb: str, record: dict, gold_answer: str 
                             "label": c.label} for c in answer.citations]
     record.setdefault("timings", {}).update({f"answer_{k}": round(v, 1) for k, v in answer.timings.items()})
     am: dict = {"refused": float(answer.refused)}
+    if not answer.refused:
+        # checked independently of the product's own verification: the final text against its passages
+        evidence = Evidence.of(*(f"{c.label} {c.text}" for c in answer.citations))
+        am["unsupported_figures"] = sum(a.is_figure for a in unsupported_atoms(answer.answer, evidence))
+    am["removed_sentences"] = int((getattr(answer, "verification", None) or {}).get("removed", 0))
     if gold_answer:
         # a refusal of an answerable question scores 0 (as a no-answer in SQuAD 2.0), not the overlap of the
         # refusal wording with the gold span
