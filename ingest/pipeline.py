@@ -95,6 +95,14 @@ def normalise_metadata(doc: SourceDocument) -> dict:
     return {k: (v if isinstance(v, (str, int, float, bool)) else str(v)) for k, v in meta.items()}
 
 
+def _titled(doc: SourceDocument, meta: dict) -> bool:
+    """False when the title is only the name of a multi-document file (a .jsonl line with no title of its own):
+    a 文件信息 passage would then name every line of that file after it."""
+    if doc.title or doc.metadata.get("title") or ":" not in doc.source:
+        return True
+    return meta["title"] != Path(doc.source.split(":")[0]).stem
+
+
 def index_hash(doc: SourceDocument) -> str:
     """The stored version's hash: the document's content (title, text, stated metadata) and INDEX_FORMAT."""
     return hashlib.sha256(f"{doc.content_hash}|{INDEX_FORMAT}".encode()).hexdigest()
@@ -136,7 +144,7 @@ class IngestPipeline:
         if not chunks:
             return DocResult(doc.source, doc.doc_id, "failed", message="no text to index")
         # one metadata passage per document (标题, 文号, 发文机关, 成文日期, 文种, 效力), retrieved and cited like any chunk
-        passage = metadata_passage(meta)
+        passage = metadata_passage(meta) if _titled(doc, meta) else None
         if passage:
             chunks = chunks + [Chunk(text=passage, heading_path=[META_HEADING], position=len(chunks))]
         records, search_texts = [], []

@@ -2,6 +2,8 @@
 atomicity per document under a crash, and metadata validation naming the field."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from assistant.filters import Filters
@@ -339,3 +341,16 @@ def test_no_metadata_passage_without_number_agency_or_date(container, docs_dir):
     report = container.knowledge_bases.ingest_paths(KB, [docs_dir])
     assert report.ok and all(meta_chunks(container, r.doc_id) == [] for r in report.results)
     assert report.chunks == chunk_count(container)
+
+
+def test_jsonl_lines_without_a_title_get_no_passage_named_after_the_file(container, tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    rows = [{"docid": "untitled", "text": "各地要抓好春耕备耕，保障农资供应，确保粮食生产稳定，"
+                                          "做好种子、化肥、农药等农资的调运和供应，不误农时，为全年粮食丰收打好基础。"
+                                          "\n2020年2月3日"},
+            {"docid": "titled", "title": "春耕通知", "text": "各地要抓好春耕备耕。\n示范市农业局\n2020年2月3日"}]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    assert container.knowledge_bases.ingest_paths(KB, [path]).ok
+    assert meta_chunks(container, "untitled") == []                 # its title would be "corpus"
+    (info,) = meta_chunks(container, "titled")
+    assert info["text"].startswith("《春耕通知》文件信息。") and "2020年2月3日" in info["text"]
