@@ -38,7 +38,9 @@ DEFAULT_N = 25
 MAX_REMOVED = 5
 HALVES = ("tuned", "held-out")
 TARGETS = {"refusal_rate_absent": 0.85, "answer_rate_present": 0.95}
-KB_CORPUS = "kb_corpus.jsonl"      # the documents ingested into the run's knowledge base (in the run folder)
+# the documents ingested into the run's knowledge base, in the run folder; named as NCP's file, so the documents get
+# the same fallback title (corpus) and search texts as in the ncp suite, and its embedding cache entries are reused
+KB_CORPUS = Path("kb") / "corpus.jsonl"
 
 
 def id_number(qid: str) -> int:
@@ -164,6 +166,7 @@ class RejectionSuite:
             ctx.note(f"{kb}: used as it is (--no-ingest)")
         else:
             path = Path(ctx.options.out) / KB_CORPUS
+            path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "w", encoding="utf-8") as f:
                 for docid, text in corpus.items():
                     if docid not in removed:
@@ -173,7 +176,7 @@ class RejectionSuite:
                                                                                     detail),
                 description="evaluation corpus (rejection suite)")
             counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
-            ctx.note(f"ingest {path.name} → {kb}: {counts} ({report.seconds:.1f}s)")
+            ctx.note(f"ingest {KB_CORPUS} → {kb}: {counts} ({report.seconds:.1f}s)")
             failed = [r for r in report.results if r.status == "failed"]
             if failed:
                 ctx.note(f"{len(failed)} document(s) failed to ingest, e.g. {failed[0].source}: {failed[0].message}")

@@ -149,7 +149,7 @@ def test_rejection_suite_end_to_end_on_the_unit_profile(tmp_path):
     assert (out / "rejection.png").stat().st_size > 1000
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "Suite `rejection`" in report and "held-out" in report and "tuned" in report and "≥ 85" in report
-    assert "rejection.png" in report and (out / "kb_corpus.jsonl").is_file()
+    assert "rejection.png" in report and (out / "kb" / "corpus.jsonl").is_file()
 
     # resumable: a second run does nothing new; another --n is refused in the same folder
     again = run_suite(c, RunOptions("rejection", out, data=data, n=2))
