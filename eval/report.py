@@ -131,7 +131,10 @@ def aggregate_rejection(records: list[dict]) -> dict:
                "refusal_rate_absent": _r(M.mean(float(declined(r)) for r in absent)) if absent else None,
                "answer_rate_present": _r(len(answered) / len(present)) if present else None,
                "f1_answered": _r(M.mean(a.get("f1", 0.0) for a in am)) if am else None,
-               "cites_gold_answered": _r(M.mean(a.get("cites_gold", 0.0) for a in am)) if am else None}
+               "cites_gold_answered": _r(M.mean(a.get("cites_gold", 0.0) for a in am)) if am else None,
+               # answered items (either kind) stating a figure none of their passages states (common.ask)
+               "unsupported_figure_answers": sum(int(r["metrics"]["answer"].get("unsupported_figures", 0) > 0)
+                                                 for r in rows if not declined(r))}
         out["meets_targets"] = None if None in (out["refusal_rate_absent"], out["answer_rate_present"]) else (
             out["refusal_rate_absent"] >= TARGETS["refusal_rate_absent"]
             and out["answer_rate_present"] >= TARGETS["answer_rate_present"])
