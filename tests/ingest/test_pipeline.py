@@ -8,7 +8,7 @@ import pytest
 
 from assistant.filters import Filters
 from ingest.loaders import SourceDocument
-from conftest import SHARED_DATA
+from assistant.settings import PROJECT_ROOT
 from ingest.pipeline import normalise_metadata
 
 KB = "pipe"
@@ -258,7 +258,7 @@ def test_kb_check_finds_and_repairs_orphan_and_missing_vectors(container, monkey
 
 
 # -- the 文件信息 passage: one metadata chunk per document (issue #13 item 4) -----------------------------------
-SEED = SHARED_DATA / "seed" / "shanghai_data_bureau_2025_work_points.md"
+SEED = PROJECT_ROOT.parent / "shared" / "data" / "seed" / "shanghai_data_bureau_2025_work_points.md"
 
 
 def meta_chunks(c, doc_id, kb=KB):
