@@ -92,7 +92,7 @@ def pack_parts(sections: list[Section], budget_chars: int) -> list[Part]:
 # fewer).
 
 MIN_POINTS = 3               # a document with ≥ 3 sections gets ≥ 3 要点
-POINT_SCHEMA_CHARS = 60      # maxLength of a 要点 in the schema (a small model copies paragraphs otherwise)
+POINT_SCHEMA_CHARS = 50      # maxLength of a 要点 in the schema (a small model copies paragraphs otherwise)
 FIELD_POINTS, FIELD_UNITS, FIELD_DEADLINES, FIELD_FIGURES = "要点", "责任单位", "时间节点", "涉及金额/指标"
 ROW_TASK, ROW_UNITS, ROW_DEADLINE, ROW_SECTION = "事项", "责任单位", "完成时限", "section"
 
@@ -134,18 +134,18 @@ def structured_schema(section_ids: list[str], min_items: int = 0) -> dict:
     n = len(section_ids)
     return _obj({
         FIELD_POINTS: _array(_obj({"section": sid, "text": _str(POINT_SCHEMA_CHARS, 4)}),
-                             max(min(n + 1, 12), min_items, 1), min_items),
-        FIELD_UNITS: _array(_str(20, 2), 10),
-        FIELD_DEADLINES: _array(_obj({"section": sid, "时间": _str(20, 2), "事项": _str(30, 2)}), min(max(n, 2), 6)),
-        FIELD_FIGURES: _array(_obj({"section": sid, "text": _str(50, 2)}), min(max(n, 2), 6)),
+                             max(min(n, 8), min_items, 1), min_items),
+        FIELD_UNITS: _array(_str(20, 2), 6),
+        FIELD_DEADLINES: _array(_obj({"section": sid, "时间": _str(16, 2), "事项": _str(24, 2)}), min(max(n, 2), 4)),
+        FIELD_FIGURES: _array(_obj({"section": sid, "text": _str(40, 2)}), min(max(n, 2), 4)),
     })
 
 
 def action_items_schema(section_ids: list[str]) -> dict:
     """行 [{section, 事项, 责任单位, 完成时限}]."""
     row = _obj({ROW_SECTION: {"type": "string", "enum": list(section_ids)}, ROW_TASK: _str(30, 2),
-                ROW_UNITS: _str(60), ROW_DEADLINE: _str(30)})
-    return _obj({"items": _array(row, min(max(len(section_ids) + 2, 4), 12))})
+                ROW_UNITS: _str(40), ROW_DEADLINE: _str(16)})
+    return _obj({"items": _array(row, min(max(len(section_ids), 4), 8))})
 
 
 def _clean_line(line: str) -> str:
@@ -245,6 +245,26 @@ def _section_of(value, sections: list[Section]) -> list[str]:
     return [value] if isinstance(value, str) and value in valid else []
 
 
+def _echoed(body: str, sections: list[Section]) -> Section | None:
+    """The section whose "[S3] 一、… > （二）…" header or label line (文号, 主送机关) `body` merely repeats."""
+    key = _norm(body)
+    if len(key) > 60:
+        return None
+    return next((s for s in sections if key in (_norm(s.heading), _norm(s.heading_path[-1] if s.heading_path else ""))
+                 or key in _label_lines(s.text)), None)
+
+
+def lead_sentence(section: Section) -> str:
+    """The first sentence of a section that says something: label lines and the run-in heading skipped."""
+    labels = _label_lines(section.text)
+    heads = {_norm(h) for h in section.heading_path}
+    lines = [ln for ln in section.text.splitlines() if ln.strip() and _norm(ln) not in labels]
+    for x in split_sentences("\n".join(lines)):
+        if len(_norm(x)) >= 8 and _norm(x) not in heads:
+            return condense(x.strip())
+    return ""
+
+
 def _item(text: str, sid: list[str], sections: list[Section], source: str) -> dict | None:
     """A 要点/时间节点/涉及金额/指标 item: None for "无", a lone group label or an echoed section header."""
     body = re.sub(r"[（(]\s*[)）]$", "", text).strip()
@@ -252,9 +272,7 @@ def _item(text: str, sid: list[str], sections: list[Section], source: str) -> di
         return None
     if body.endswith(("：", ":")) and len(body) <= 30:
         return None   # a group label the model put over its sub-items ("1. 健全公共数据目录管理：")
-    key = _norm(body)
-    if len(key) <= 60 and any(key in (_norm(s.heading), _norm(s.heading_path[-1] if s.heading_path else ""))
-                              or key in _label_lines(s.text) for s in sections):
+    if _echoed(body, sections):
         return None   # an echoed "[S3] 一、… > （二）…" header or label line (文号, 主送机关), not a point
     ids = resolve_ids(body, sid, sections)
     body = condense(body)
@@ -284,8 +302,13 @@ def read_structured(data: dict, sections: list[Section], source: str, evidence=N
     evidence = evidence if evidence is not None else Evidence.of(source)
     points = []
     for p in _list(data, FIELD_POINTS):
-        if isinstance(p, dict) and (it := _item(_text(p.get("text")), _section_of(p.get("section"), sections),
-                                                sections, source)):
+        if not isinstance(p, dict):
+            continue
+        text = _text(p.get("text"))
+        if (sec := _echoed(text, sections)) and sec.heading_path and (lead := lead_sentence(sec)):
+            # a small model echoes the section's heading as its 要点: the point is that section's lead sentence
+            points.append({"text": lead, "sections": [sec.id], "extracted": True})
+        elif it := _item(text, _section_of(p.get("section"), sections), sections, source):
             points.append(it)
     deadlines = []
     for d in _list(data, FIELD_DEADLINES):
@@ -315,6 +338,8 @@ def read_structured(data: dict, sections: list[Section], source: str, evidence=N
         if u and not _NONE_RE.match(u) and 1 < len(u) <= 30 and u.endswith(_ORG_END) and u not in units \
                 and (not source or _norm(u) in _norm(source)):   # named by the document, not invented
             units.append(u)
+    said = [_norm(p["text"]) for p in points if not p.get("extracted")]
+    points = [p for p in points if not p.get("extracted") or not any(_norm(p["text"]) in k for k in said)]
     return {"points": _dedupe(points), "units": units, "deadlines": _dedupe(deadlines), "figures": _dedupe(figures)}
 
 
@@ -332,8 +357,8 @@ def _dedupe(items: list[dict], key: str = "text") -> list[dict]:
 
 
 def fill_points(points: list[dict], sections: list[Section]) -> list[dict]:
-    """At least 3 要点 for a document with ≥ 3 sections (else at least 1): when the model gave fewer, the first
-    sentence of each uncovered section (in document order, label lines skipped) is added, marked extracted."""
+    """At least 3 要点 for a document with ≥ 3 sections (else at least 1): when the model gave fewer, the lead
+    sentence of each uncovered section (in document order) is added, marked extracted."""
     minimum = min(MIN_POINTS if len(sections) >= MIN_POINTS else 1, len(sections))
     if len(points) >= minimum:
         return points
@@ -344,11 +369,8 @@ def fill_points(points: list[dict], sections: list[Section]) -> list[dict]:
             break
         if s.id in covered:
             continue
-        labels = _label_lines(s.text)
-        lines = [ln for ln in s.text.splitlines() if ln.strip() and _norm(ln) not in labels]
-        first = next((x.strip() for x in split_sentences("\n".join(lines)) if len(_norm(x)) >= 8), "")
-        if first:
-            out.append({"text": condense(first), "sections": [s.id], "extracted": True})
+        if first := lead_sentence(s):
+            out.append({"text": first, "sections": [s.id], "extracted": True})
     return order_items(out, sections)
 
 

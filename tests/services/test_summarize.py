@@ -364,6 +364,10 @@ def test_structured_reading_drops_echoed_headers_and_condenses_copied_paragraphs
     points = read_structured(data, sections, "")["points"]
     assert [p["sections"] for p in points] == [["S2"]]
     assert points[0]["text"].startswith("（一）统一编制数据目录。各机构") and points[0]["text"].endswith("发布。")
+    # an echoed heading alone: that section's lead sentence, marked extracted
+    points = read_structured({"要点": data["要点"][:2]}, sections, "")["points"]
+    assert points == [{"text": "各机构应当按照全市统一的目录编制规范，全面梳理本单位公共数据资源，于每年3月底前完成目录更新，"
+                               "并在市公共数据平台发布。", "sections": ["S2"], "extracted": True}]
 
 
 def test_structured_schema_enumerates_the_part_sections_and_asks_three_points():
