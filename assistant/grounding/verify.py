@@ -71,3 +71,26 @@ def has_content(text: str) -> bool:
     """Something besides markers, punctuation and an opening phrase ("根据资料，") is left."""
     body = re.sub(r"\[\d{1,2}\]|[\s。，,.：:；;！？]", "", CITE.sub("", text))
     return len(body) >= 4
+
+
+PLACEHOLDER = "〔待补充〕"
+_DRAFT_KINDS = frozenset({"amount", "percent", "number", "date", "doc_number", "article"})
+
+
+def mark_unsupported(text: str, evidences: dict[int, Evidence], given: Evidence) -> tuple[str, list[SentenceCheck]]:
+    """For drafts: a figure, date, 文号 or 条款 that neither the cited passages nor what the user gave (topic,
+    requirements, issuer) state becomes 〔待补充〕 — the draft keeps its structure and says what to fill in."""
+    all_ev = Evidence("\n".join([given.text, *(e.text for e in evidences.values())]),
+                      given.keys.union(*(e.keys for e in evidences.values())))
+    out, checks = [], []
+    for sentence in split_sentences(text):
+        cites = [int(n) for n in CITE.findall(sentence) if int(n) in evidences]
+        ev = all_ev if not cites else Evidence(
+            "\n".join([given.text, *(evidences[n].text for n in cites)]),
+            given.keys.union(*(evidences[n].keys for n in cites)))
+        missing = [a for a in unsupported_atoms(CITE.sub("", sentence), ev) if a.kind in _DRAFT_KINDS]
+        for a in missing:
+            sentence = sentence.replace(a.text, PLACEHOLDER)
+        checks.append(SentenceCheck(sentence, cites, not missing, [a.text for a in missing], [a.kind for a in missing]))
+        out.append(sentence)
+    return "".join(out), checks

@@ -20,6 +20,8 @@ from assistant.answering import Citation, build_context, citation_label, is_refu
 from assistant.components.llm import StructuredOutputError, invoke_json
 from assistant.components.store.catalog import Catalog
 from assistant.filters import Filters
+from assistant.grounding.atoms import Evidence
+from assistant.grounding.verify import mark_unsupported
 from assistant.prompts import load_prompt
 from assistant.retrieval import HybridSearcher
 from assistant.services.access import LOCAL_ADMIN, Principal, readable_kbs
@@ -527,6 +529,9 @@ class DraftingService:
         if truncated:
             body = drop_unfinished_sentence(body)
         body = attribute_citations(body, citations)
+        # figures, dates, 文号 and 条款 that neither the passages nor the request state become 〔待补充〕
+        body, checks = mark_unsupported(body, {c.n: Evidence.of(c.label, c.text) for c in citations},
+                                        Evidence.of(topic, requirements or "", issuer, recipients, date_text))
         if not body or (is_refusal(body) and len(body) < 40):
             body = BODY_MISSING
         cited = {int(n) for n in _CITE.findall(body)}
@@ -536,6 +541,8 @@ class DraftingService:
         timings["total_ms"] = (time.perf_counter() - t_start) * 1000
         return {"doc_type": doc_type, "title": title, "recipients": recipients, "body": body, "issuer": issuer,
                 "date": date_text, "citations": [asdict(c) for c in citations], "ai_generated": True, "text": text,
+                "verification": {"sentences": [asdict(c) for c in checks],
+                                 "replaced": [a for c in checks for a in c.unsupported]},
                 "timings": {k: round(v, 1) for k, v in timings.items()}}
 
     # -- polishing --------------------------------------------------------------------------------------------

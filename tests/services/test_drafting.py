@@ -295,3 +295,17 @@ def test_extract_actions_sends_the_model_only_unread_sentences(svc, kb_container
     assert "市公安局负责做好数据安全保障工作" in prompt and "政务云迁移" not in prompt
     assert [r["责任单位"] for r in rows] == ["市数据局、市财政局", "各区政府", "市公安局"]
     assert rows[2] == {"事项": "做好数据安全保障工作", "责任单位": "市公安局", "完成时限": "未明确"}
+
+
+def test_draft_figures_the_passages_do_not_state_become_placeholders(svc, kb_container):
+    kb_container.llm.replies = [
+        "标题：关于推进公共数据开放共享的通知\n正文：\n"
+        "一、公共数据开放申请的审核时限为15个工作日[1]。\n"
+        "二、市财政安排专项资金3000万元，2026年6月30日前完成[1]。\n特此通知。"]
+    out = svc.draft("通知", "推进公共数据开放共享", ["samples"], issuer="示范市数据局", recipients="各区人民政府")
+    body = out["body"]
+    assert "3000万元" not in body and "2026年6月30日" not in body and "资金〔待补充〕，〔待补充〕前完成" in body
+    assert {"2026年6月30日", "3000万元"} <= set(out["verification"]["replaced"])
+    # 15个工作日 stays only if the passage the sentence cites states it
+    stated = "15个工作日" in next(c["text"] for c in out["citations"] if c["n"] == 1)
+    assert ("15个工作日" in body) == stated
