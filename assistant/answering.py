@@ -389,8 +389,8 @@ class _SentenceGate:
         check = check_sentence(sentence, self.evidences, self.all)
         self.checks.append(check)
         if check.supported:
-            self.kept += sentence
-            return sentence
+            self.kept += check.text          # with a corrected citation, when one was added
+            return check.text
         return ""
 
 

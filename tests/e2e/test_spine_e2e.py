@@ -58,7 +58,9 @@ def test_cited_answer_from_the_newborn_guide(e2e_container):
 def test_out_of_scope_question_is_refused(e2e_container):
     answer = e2e_container.qa.ask("示范市的出租车起步价是多少？", [KB])
     assert answer.refused and answer.citations == []
-    assert "llm_ms" not in answer.timings                  # the evidence gate refused; the model was not asked
+    # the gate refuses without the model, or (near the gate's bar) verification removes the fare it invented
+    assert "llm_ms" not in answer.timings or answer.verification["reason"] in ("unsupported", "model_refused")
+    assert "元" not in answer.answer
 
 
 def test_repealed_rule_is_never_cited(e2e_container):

@@ -60,3 +60,12 @@ def test_sentence_gate_streams_only_verified_sentences_with_their_markers():
 
 def test_split_sentences_keeps_markers_with_their_sentence():
     assert split_sentences("甲。[1][2]乙[1]。\n丙") == ["甲。[1][2]", "乙[1]。\n", "丙"]
+
+
+def test_a_figure_stated_by_another_passage_gets_that_passages_marker():
+    evidences = {1: Evidence.of("材料齐全的当场受理。"), 2: Evidence.of("线上申请的，自受理之日起3个工作日内办结。")}
+    kept, checks = verify_text("线上申请3个工作日内办结[1]。", evidences)
+    assert kept == "线上申请3个工作日内办结[1][2]。"
+    assert checks[0].supported and checks[0].added_cites == [2] and checks[0].cites == [1, 2]
+    kept, _ = verify_text("线上申请3个工作日内办结。", {1: evidences[1], 2: evidences[2]})
+    assert kept == "线上申请3个工作日内办结。"                      # no marker: checked against all passages
