@@ -17,7 +17,7 @@ from assistant.grounding.atoms import Evidence
 from assistant.grounding.constraints import (describe_missing, missing_constraints, passage_evidence,
                                              question_constraints, satisfies)
 from assistant.grounding.focus import focus_text
-from assistant.grounding.verify import SentenceCheck, Verification, check_sentence, has_content
+from assistant.grounding.verify import SentenceCheck, Verification, check_sentence, has_content, union
 from assistant.prompts import load_prompt
 from assistant.retrieval import Hit, HybridSearcher, query_terms
 from assistant.settings import Settings
@@ -222,7 +222,7 @@ class Answerer:
         result = self.searcher.search(standalone, kbs, filters)
         timings["retrieval_ms"] = (time.perf_counter() - t0) * 1000
         if not self.searcher.has_evidence(result.hits):
-            related = [Citation.from_hit(n, h) for n, h in enumerate(result.hits[:3], 1)]
+            related = citations_of(result.hits, 3)
             # naming what the question asks about and the KB lacks says more than "nothing found"
             missing = self._missing(standalone, result.hits)
             text = load_prompt("refusal_constraint").format(missing=describe_missing(missing)) if missing \
@@ -265,7 +265,7 @@ class Answerer:
             if missing:
                 verification.missing_constraints = [c.text for c in missing]
                 verification.reason = "missing_constraint"
-                related = [Citation.from_hit(n, h) for n, h in enumerate(hits[:3], 1)]
+                related = citations_of(hits, 3)
                 yield from self._refuse(question, standalone,
                                         load_prompt("refusal_constraint").format(missing=describe_missing(missing)),
                                         verification, related, timings, t_start)
@@ -325,7 +325,7 @@ class Answerer:
         related = []
         if refused:
             verification.reason = verification.reason or "model_refused"
-            related = citations_of(context_hits=hits, n=3)
+            related = citations_of(hits, 3)
             if "first_token_ms" not in timings:     # nothing was streamed: the refusal is the whole reply
                 yield {"type": "token", "text": text}
         yield {"type": "answer", "answer": Answer(question, text, refused, citations, standalone, timings, usage,
@@ -353,8 +353,9 @@ class Answerer:
         raise RuntimeError("answer stream ended without an answer")
 
 
-def citations_of(context_hits: list[Hit], n: int) -> list[Citation]:
-    return [Citation.from_hit(i, h) for i, h in enumerate(context_hits[:n], 1)]
+def citations_of(hits: list[Hit], n: int) -> list[Citation]:
+    """The first n hits as numbered citations (a refusal's related passages)."""
+    return [Citation.from_hit(i, h) for i, h in enumerate(hits[:n], 1)]
 
 
 class _SentenceGate:
@@ -363,8 +364,7 @@ class _SentenceGate:
 
     def __init__(self, evidences: dict[int, Evidence]):
         self.evidences = evidences
-        self.all = Evidence("\n".join(e.text for e in evidences.values()),
-                            frozenset().union(*(e.keys for e in evidences.values())) if evidences else frozenset())
+        self.all = union(list(evidences.values()))
         self.buffer = ""
         self.kept = ""
         self.checks: list[SentenceCheck] = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 import datetime as _dt
 import re
 
+from assistant.grounding.atoms import cn_to_int
+
 __all__ = ["extract_metadata", "parse_cn_date", "find_doc_number", "metadata_passage", "META_HEADING", "META_PASSAGE"]
 
 _CJK = r"\u4e00-\u9fff"
@@ -29,13 +31,6 @@ _ORG_RE = re.compile(rf"[{_CJK}（）()]{{1,38}}(?:局|厅|委员会|委|部|办
 _HR_RE = re.compile(r"^(?:-{3,}|\*{3,}|_{3,})$")
 
 
-def _cn_number(s: str) -> int:
-    if "十" in s:  # 十 / 十二 / 二十 / 二十一
-        tens, _, ones = s.partition("十")
-        return (_CN_DIGIT[tens] if tens else 1) * 10 + (_CN_DIGIT[ones] if ones else 0)
-    return _CN_DIGIT[s]
-
-
 def _dates(text: str) -> list[tuple[int, int, str]]:
     """(start, end, YYYY-MM-DD) of every valid date in text, in order."""
     text = text.translate(_FULLWIDTH_DIGITS)  # same length, so offsets stay valid
@@ -44,7 +39,7 @@ def _dates(text: str) -> list[tuple[int, int, str]]:
         for m in rx.finditer(text):
             y, mo, d = m.groups()
             if i == 1:
-                y, mo, d = "".join(str(_CN_DIGIT[c]) for c in y), _cn_number(mo), _cn_number(d)
+                y, mo, d = "".join(str(_CN_DIGIT[c]) for c in y), cn_to_int(mo), cn_to_int(d)
             try:
                 found.append((m.start(), m.end(), _dt.date(int(y), int(mo), int(d)).isoformat()))
             except ValueError:

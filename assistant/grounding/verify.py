@@ -52,7 +52,7 @@ def check_sentence(sentence: str, evidences: dict[int, Evidence], all_evidence: 
     cite the wrong neighbour: when one other passage states every atom the cited ones lack, its marker is added
     (`added_cites`) and the sentence stands on it."""
     cites = [int(n) for n in CITE.findall(sentence) if int(n) in evidences]
-    ev = _union([evidences[n] for n in cites]) if cites else all_evidence
+    ev = union([evidences[n] for n in cites]) if cites else all_evidence
     body = CITE.sub("", sentence)
     missing = unsupported_atoms(body, ev)
     if missing and cites:
@@ -79,8 +79,11 @@ def _overlap(body: str, atoms, passage: str) -> float:
     return sum(g in passage for g in grams) / len(grams) if grams else 0.0
 
 
-def _union(evs: list[Evidence]) -> Evidence:
-    return evs[0] if len(evs) == 1 else Evidence("\n".join(e.text for e in evs), frozenset().union(*(e.keys for e in evs)))
+def union(evs: list[Evidence]) -> Evidence:
+    """One Evidence of several passages."""
+    if len(evs) == 1:
+        return evs[0]
+    return Evidence("\n".join(e.text for e in evs), frozenset().union(*(e.keys for e in evs)))
 
 
 def _add_marker(sentence: str, n: int) -> str:
@@ -94,8 +97,7 @@ def _add_marker(sentence: str, n: int) -> str:
 
 def verify_text(text: str, evidences: dict[int, Evidence]) -> tuple[str, list[SentenceCheck]]:
     """(the text with unsupported sentences removed, the check of every sentence)."""
-    all_ev = Evidence("\n".join(e.text for e in evidences.values()),
-                      frozenset().union(*(e.keys for e in evidences.values())) if evidences else frozenset())
+    all_ev = union(list(evidences.values()))
     checks = [check_sentence(s, evidences, all_ev) for s in split_sentences(text)]
     kept = "".join(c.text for c in checks if c.supported)
     return kept.strip(), checks

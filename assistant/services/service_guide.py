@@ -22,6 +22,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from assistant.answering import Citation
 from assistant.components.llm import StructuredOutputError, invoke_json
 from assistant.components.store.catalog import Catalog
+from assistant.grounding.atoms import unsupported_atoms
 from assistant.prompts import load_prompt
 from assistant.retrieval import Hit, HybridSearcher
 from assistant.services.access import LOCAL_ADMIN, Principal, readable_kbs
@@ -45,8 +46,6 @@ _INLINE_LABEL = re.compile(r"^(?:\d+\s*[.．、]\s*)?(办理时限|承诺时限|
                            r"办理条件|申请条件|受理条件|办理流程|办理程序|设定依据|办理依据|法律依据|实施依据)\s*[：:]\s*(.+)$")
 _NUMBERING = re.compile(r"^\s*(?:第[一二三四五六七八九十百零〇\d]+[编章节条]|[一二三四五六七八九十]+、|"
                         r"[（(][一二三四五六七八九十\d]+[）)]|\d+\s*[.．、])\s*")
-_NUMBERS = re.compile(r"\d+(?:[.:：]\d+)?")
-_NAMES = re.compile(r"《[^》]+》")
 log = logging.getLogger(__name__)
 
 
@@ -152,8 +151,7 @@ class ServiceGuideService:
             short = short.strip() if isinstance(short, str) else ""
             if not (20 <= len(short) < len(source)):
                 continue
-            if set(_NUMBERS.findall(short)) <= set(_NUMBERS.findall(source)) \
-                    and set(_NAMES.findall(short)) <= set(_NAMES.findall(source)):
+            if not unsupported_atoms(short, source):
                 out[name] = short
         return out
 
