@@ -18,6 +18,13 @@ class Principal:
     role: str = "reader"                      # admin | editor | reader
     kbs: tuple[str, ...] = ()                 # readable knowledge bases; "*" = all
     departments: tuple[str, ...] = field(default_factory=tuple)
+    # stable identity (API key id, later the SSO subject): what jobs, rate limits, audit and feedback are keyed by;
+    # names are labels and may be reused after a revoke
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", self.name)
 
     def can_read(self, kb: str) -> bool:
         return self.role == "admin" or "*" in self.kbs or kb in self.kbs
@@ -27,7 +34,7 @@ class Principal:
 
 
 # The local operator (CLI on the machine that holds the data directory) is trusted like a database owner.
-LOCAL_ADMIN = Principal("local-cli", "admin", ("*",))
+LOCAL_ADMIN = Principal("local-cli", "admin", ("*",), id="local-cli")
 
 
 def readable_kbs(principal: Principal, requested: list[str]) -> list[str]:

@@ -91,7 +91,7 @@ class ApiKeyStore:
                 self._touched[row["id"]] = now
                 self._db.execute("UPDATE api_keys SET last_used_at=? WHERE id=?", (now_iso(), row["id"]))
         rec = _record(row)
-        return Principal(rec["name"], rec["role"], tuple(rec["kbs"]), tuple(rec["departments"]))
+        return Principal(rec["name"], rec["role"], tuple(rec["kbs"]), tuple(rec["departments"]), id=rec["id"])
 
     def seed_admin(self, secret: str | None) -> dict | None:
         """GOV_ASSISTANT_ADMIN_KEY (demo bootstrap): make that secret an admin key, replacing an older seeded one."""
