@@ -17,6 +17,7 @@ from assistant.grounding.atoms import Evidence
 from assistant.grounding.constraints import (describe_missing, missing_constraints, passage_evidence,
                                              question_constraints, satisfies)
 from assistant.grounding.focus import focus_text
+from assistant.grounding.injection import injection_attempt
 from assistant.grounding.verify import SentenceCheck, Verification, check_sentence, has_content, union
 from assistant.prompts import load_prompt
 from assistant.retrieval import Hit, HybridSearcher, query_terms
@@ -216,6 +217,11 @@ class Answerer:
         (only sentences that passed verification), then {"type": "answer", "answer": Answer}."""
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
+        if injection_attempt(question):
+            # never obey, never retrieve: the question is about the assistant's instructions, not the KB
+            yield from self._refuse(question, question, load_prompt("refusal_injection"),
+                                    Verification(reason="injection"), [], timings, t_start)
+            return
         standalone = self.condense(question, history)
         timings["condense_ms"] = (time.perf_counter() - t_start) * 1000
         t0 = time.perf_counter()
