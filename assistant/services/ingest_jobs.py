@@ -29,7 +29,7 @@ def submit_upload(kbs: KnowledgeBaseService, jobs: JobManager, kb: str, files: l
             r.source = names.get(r.source, Path(r.source).name if r.source.startswith(str(dest)) else r.source)
         return report
 
-    return jobs.submit("upload", kb, principal.name, work, files=[p.name for p in paths],
+    return jobs.submit("upload", kb, principal, work, files=[p.name for p in paths],
                        cleanup=lambda: shutil.rmtree(dest, ignore_errors=True))
 
 
@@ -50,4 +50,4 @@ def submit_reindex(kbs: KnowledgeBaseService, jobs: JobManager, kb: str, princip
         progress("reindex", len(doc_ids), len(doc_ids), "")
         return reports
 
-    return jobs.submit("reindex", kb, principal.name, work, files=doc_ids)
+    return jobs.submit("reindex", kb, principal, work, files=doc_ids)

@@ -2,7 +2,11 @@
 Chroma has one writer), each job keeps the pipeline's progress callback state and, when done, the per-file
 results. Job records persist in <data_dir>/jobs.sqlite3, so GET /api/v1/jobs/{id} answers after a restart; a job
 that was queued or running when the server stopped is reported as interrupted (what it stored stays: the
-catalog is the source of truth, ingestion is atomic per document, and a re-submitted upload skips what is done)."""
+catalog is the source of truth, ingestion is atomic per document, and a re-submitted upload skips what is done).
+
+A job is owned by its submitter's principal id (the API key's id), never by the key's name: names are labels that a
+new key may reuse after a revoke. Rows written before owners were ids hold a name; they load as "name:<name>",
+which no principal id equals, so only an admin sees them."""
 from __future__ import annotations
 
 import json
@@ -17,11 +21,14 @@ from typing import Callable
 
 from assistant.components.store.catalog import now_iso
 from assistant.progress import Progress
+from assistant.services.access import Principal
 from assistant.sqlite import open_db
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at TEXT NOT NULL,
                                             data TEXT NOT NULL);"""
 INTERRUPTED = "interrupted: the server stopped before this job finished; submit it again"
+OWNER_FORMAT = "id"           # stored with every row since owners are principal ids
+LEGACY_OWNER = "name:"        # prefix for an older row's owner (a key name): matches no principal id
 
 
 @dataclass
@@ -29,7 +36,7 @@ class Job:
     id: str
     kind: str                       # upload | reindex
     kb: str
-    owner: str
+    owner: str                      # the submitter's principal id
     state: str = "queued"           # queued | running | done | failed (the job itself crashed)
     created_at: str = field(default_factory=now_iso)
     finished_at: str | None = None
@@ -65,7 +72,10 @@ class JobManager:
         for row in reversed(rows):
             data = json.loads(row["data"])
             data.pop("ok", None)
+            legacy = data.pop("owner_format", None) != OWNER_FORMAT
             job = Job(**{k: v for k, v in data.items() if k in Job.__dataclass_fields__})
+            if legacy and not job.owner.startswith(LEGACY_OWNER):
+                job.owner = LEGACY_OWNER + job.owner   # fail closed: a new key with that name is someone else
             if job.state in ("queued", "running"):   # the process that ran it is gone
                 job.state, job.error, job.finished_at = "failed", INTERRUPTED, now_iso()
                 self._save(job)
@@ -77,12 +87,16 @@ class JobManager:
         if self._db is not None:
             with self._lock:
                 self._db.execute("INSERT OR REPLACE INTO jobs(id, owner, created_at, data) VALUES (?,?,?,?)",
-                                 (job.id, job.owner, job.created_at, json.dumps(job.to_dict(), ensure_ascii=False)))
+                                 (job.id, job.owner, job.created_at,
+                                  json.dumps({**job.to_dict(), "owner_format": OWNER_FORMAT}, ensure_ascii=False)))
 
-    def submit(self, kind: str, kb: str, owner: str, work: Callable[[Progress], object],
+    def submit(self, kind: str, kb: str, owner: Principal, work: Callable[[Progress], object],
                files: list[str] | None = None, cleanup: Callable[[], None] | None = None) -> Job:
-        """work(progress) returns an IngestReport (or a list of them); it runs on the worker thread."""
-        job = Job("job_" + secrets.token_hex(8), kind, kb, owner, files=list(files or []))
+        """work(progress) returns an IngestReport (or a list of them); it runs on the worker thread. The job
+        belongs to `owner.id` (a Principal, not a name string, so a caller cannot key it by the reusable name)."""
+        if not isinstance(owner, Principal):
+            raise TypeError("a job's owner is the submitting Principal (its id owns the job)")
+        job = Job("job_" + secrets.token_hex(8), kind, kb, owner.id, files=list(files or []))
         with self._lock:
             self._jobs[job.id] = job
             self._finished[job.id] = threading.Event()
@@ -120,6 +134,7 @@ class JobManager:
             return self._jobs.get(job_id)
 
     def list(self, owner: str | None = None) -> list[Job]:
+        """The jobs of one principal id (None: all)."""
         with self._lock:
             return [j for j in self._jobs.values() if owner is None or j.owner == owner]
 

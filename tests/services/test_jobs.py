@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
+from assistant.services.access import Principal
 from assistant.services.jobs import INTERRUPTED, JobManager
+
+EDITOR = Principal("editor", "editor", ("samples",), id="k_0000e1e1")
+ADMIN = Principal("admin", "admin", ("*",), id="k_0000a1a1")
 
 
 class Report:
@@ -17,21 +23,21 @@ class Report:
 def test_finished_jobs_are_remembered_across_a_restart(tmp_path):
     db = tmp_path / "jobs.sqlite3"
     jobs = JobManager(path=db)
-    job = jobs.submit("upload", "samples", "editor", lambda progress: Report("added", "failed"), files=["a", "b"])
+    job = jobs.submit("upload", "samples", EDITOR, lambda progress: Report("added", "failed"), files=["a", "b"])
     jobs.wait(job.id)
 
     again = JobManager(path=db).get(job.id)
     assert again is not None and again.state == "done" and not again.ok
-    assert again.counts == {"added": 1, "failed": 1} and again.files == ["a", "b"] and again.owner == "editor"
-    assert [j.id for j in JobManager(path=db).list("editor")] == [job.id]
-    assert JobManager(path=db).list("someone-else") == []
+    assert again.counts == {"added": 1, "failed": 1} and again.files == ["a", "b"] and again.owner == EDITOR.id
+    assert [j.id for j in JobManager(path=db).list(EDITOR.id)] == [job.id]
+    assert JobManager(path=db).list("editor") == []           # owned by the key's id, not its name
 
 
 def test_a_job_running_when_the_server_stopped_is_interrupted(tmp_path):
     db = tmp_path / "jobs.sqlite3"
     release = threading.Event()
     jobs = JobManager(path=db)
-    job = jobs.submit("reindex", "samples", "admin", lambda progress: release.wait(30) and Report("replaced"))
+    job = jobs.submit("reindex", "samples", ADMIN, lambda progress: release.wait(30) and Report("replaced"))
     while jobs.get(job.id).state != "running":
         threading.Event().wait(0.01)
     restarted = JobManager(path=db)           # a new process over the same data directory
@@ -46,7 +52,7 @@ def test_only_the_last_jobs_are_kept(tmp_path):
     jobs = JobManager(keep=2, path=db)
     ids = []
     for _ in range(4):
-        ids.append(jobs.submit("upload", "kb", "editor", lambda progress: Report("added")).id)
+        ids.append(jobs.submit("upload", "kb", EDITOR, lambda progress: Report("added")).id)
         jobs.wait(ids[-1])
     assert [j.id for j in jobs.list()] == ids[-2:]
     assert [j.id for j in JobManager(keep=2, path=db).list()] == ids[-2:]
@@ -54,5 +60,10 @@ def test_only_the_last_jobs_are_kept(tmp_path):
 
 def test_without_a_path_jobs_live_in_memory():
     jobs = JobManager()
-    job = jobs.submit("upload", "kb", "editor", lambda progress: Report("added"))
+    job = jobs.submit("upload", "kb", EDITOR, lambda progress: Report("added"))
     assert jobs.wait(job.id).ok
+
+
+def test_a_job_owner_is_a_principal_not_a_name():
+    with pytest.raises(TypeError):
+        JobManager().submit("upload", "kb", "editor", lambda progress: Report("added"))

@@ -1,5 +1,6 @@
 """Background jobs (uploads, re-indexing): progress from the pipeline's callback, per-file results when done.
-A key sees its own jobs; an admin sees all."""
+A key sees the jobs its id submitted (not those of an earlier key with the same name); an admin sees all. Someone
+else's job answers 404, as a missing one does, so job ids do not leak."""
 from __future__ import annotations
 
 from typing import Any
@@ -13,12 +14,12 @@ router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
 
 def _visible(job, principal: Principal) -> bool:
-    return job is not None and (principal.role == "admin" or job.owner == principal.name)
+    return job is not None and (principal.role == "admin" or job.owner == principal.id)
 
 
 @router.get("/jobs", summary="Recent jobs of this key (all jobs for an admin)")
 def list_jobs(request: Request, principal: Principal = Reader) -> list[dict[str, Any]]:
-    jobs = get_container(request).jobs.list(None if principal.role == "admin" else principal.name)
+    jobs = get_container(request).jobs.list(None if principal.role == "admin" else principal.id)
     return [j.to_dict() for j in reversed(jobs)]
 
 

@@ -65,6 +65,6 @@ def summarize_batch(request: Request, files: list[UploadFile] = File(...), style
                          "summary": rec.get("summary")})
         return _BatchResults(rows)
 
-    job = c.jobs.submit("summarize", "-", principal.name, work, files=[p.name for p in paths],
+    job = c.jobs.submit("summarize", "-", principal, work, files=[p.name for p in paths],
                         cleanup=lambda: shutil.rmtree(upload_dir, ignore_errors=True))
     return {"job_id": job.id, "status_url": f"/api/v1/jobs/{job.id}", "kb": "-", "files": job.files}
