@@ -20,7 +20,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gradio as gr  # noqa: E402
 
 from ui.auth import KeyAuthenticator, Login, LoginError, PrincipalResolver  # noqa: E402
-from ui.common import ROLE_NAMES, UIContext, audit, bind, esc, register_session_check  # noqa: E402
+from ui.common import ROLE_NAMES, UIContext, esc  # noqa: E402
+from ui.session import audit  # noqa: E402
 from ui.theme import CSS, build_theme  # noqa: E402
 
 UI_PATH = "/ui"
@@ -47,14 +48,14 @@ def _badge(principal) -> str:
 
 
 def build_ui(container: Any, principal_resolver: PrincipalResolver | None = None,
-             key_authenticator: KeyAuthenticator | None = None) -> gr.Blocks:
+             key_authenticator: KeyAuthenticator | None = None, login: Login | None = None) -> gr.Blocks:
+    """`login` replaces the default session policy (tests pass one with their own clock)."""
     from ui.pages import chat, drafting, evaluation, knowledge, summarize
 
-    login = Login(container, principal_resolver, key_authenticator)
-    register_session_check(container, login.still_valid)
+    login = login or Login(container, principal_resolver, key_authenticator)
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 86400), fill_width=True) as demo:
         principal = gr.State(None)
-        ctx = UIContext(container, principal)
+        ctx = UIContext(container, principal, login.still_valid)
         with gr.Row(equal_height=True, elem_id="top-bar"):
             gr.HTML(HEADER, elem_id="app-header-wrap")
             badge = gr.HTML("", elem_id="user-badge", min_width=300)
@@ -109,10 +110,13 @@ def build_ui(container: Any, principal_resolver: PrincipalResolver | None = None
         for trigger, fn, inputs in ((key_btn.click, do_key, [key]), (key.submit, do_key, [key]),
                                     (pw_btn.click, do_password, [username, password]),
                                     (password.submit, do_password, [username, password])):
-            ctx.logged_in(bind(trigger, fn, inputs, outputs, show_progress="minimal"))
+            ctx.logged_in(ctx.bind(trigger, fn, inputs, outputs, show_progress="minimal"))
         ctx.finish()
         # a fresh page is a fresh session: every page's state (chat history, last answer) goes with it
-        logout.click(lambda: None, None, [principal], api_visibility="private").then(
+        def logout_session(p):
+            return None
+
+        ctx.bind(logout.click, logout_session, [principal], [principal]).then(
             None, js="() => { window.location.reload(); }", api_visibility="private")
     return demo
 

@@ -5,7 +5,10 @@
   to mount_ui (an LDAP/SSO bridge, a fixed user table ...); the tab is hidden otherwise.
 
 The principal lives in a per-session gr.State (server side; the browser never holds it), so every page calls the
-services as that principal and the services enforce the ACL. Failed logins are throttled per client address.
+services as that principal and the services enforce the ACL. Every handler re-checks the session (`still_valid`,
+applied by UIContext.bind): a key session lasts while that key — by id, not by its reusable name — is active with
+the same role and knowledge bases, at most RECHECK_S behind a revocation. Failed logins are throttled per client
+address and, against many addresses, in total.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ PrincipalResolver = Callable[[str, str], "Principal | None"]
 KeyAuthenticator = Callable[[str], Principal]
 
 MAX_FAILURES = 5          # per client address within WINDOW_S, then locked for WINDOW_S
+MAX_FAILURES_TOTAL = 100  # all addresses together within WINDOW_S (one guesser with many addresses)
 WINDOW_S = 60.0
 RECHECK_S = 10.0          # how stale the list of active keys may be when a logged-in session acts
 
@@ -42,23 +46,34 @@ def find_key_authenticator(container: Any) -> KeyAuthenticator | None:
 
 
 class Throttle:
-    def __init__(self, max_failures: int = MAX_FAILURES, window_s: float = WINDOW_S):
-        self.max_failures, self.window_s = max_failures, window_s
+    def __init__(self, max_failures: int = MAX_FAILURES, window_s: float = WINDOW_S,
+                 max_total: int = MAX_FAILURES_TOTAL, clock: Callable[[], float] = time.monotonic):
+        self.max_failures, self.window_s, self.max_total, self._clock = max_failures, window_s, max_total, clock
         self._failures: dict[str, list[float]] = {}
+        self._all: list[float] = []           # every failure in the window, whatever the address
         self._lock = threading.Lock()
 
     def check(self, client: str) -> None:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
-            recent = [t for t in self._failures.get(client, []) if now - t < self.window_s]
-            self._failures[client] = recent
-            if len(recent) >= self.max_failures:
-                wait = int(self.window_s - (now - recent[0])) + 1
-                raise LoginError(f"登录失败次数过多，请 {wait} 秒后再试。")
+            self._all = [t for t in self._all if now - t < self.window_s]
+            recent = [t for t in self._failures.pop(client, []) if now - t < self.window_s]
+            if recent:
+                self._failures[client] = recent
+            over = [(times, limit) for times, limit in ((recent, self.max_failures), (self._all, self.max_total))
+                    if len(times) >= limit]
+        if over:
+            times, limit = over[0]
+            wait = int(self.window_s - (now - times[len(times) - limit])) + 1   # until one leaves the window
+            raise LoginError(f"登录失败次数过多，请 {wait} 秒后再试。")
 
     def failed(self, client: str) -> None:
+        now = self._clock()
         with self._lock:
-            self._failures.setdefault(client, []).append(time.monotonic())
+            self._failures.setdefault(client, []).append(now)
+            self._all.append(now)
+            if len(self._failures) > 4 * self.max_total:   # many addresses: drop the ones whose window is over
+                self._failures = {c: ts for c, ts in self._failures.items() if now - ts[-1] < self.window_s}
 
     def succeeded(self, client: str) -> None:
         with self._lock:
@@ -76,31 +91,46 @@ def find_key_store(container: Any) -> Any | None:
 
 class Login:
     def __init__(self, container: Any, principal_resolver: PrincipalResolver | None = None,
-                 key_authenticator: KeyAuthenticator | None = None, recheck_s: float = RECHECK_S):
+                 key_authenticator: KeyAuthenticator | None = None, recheck_s: float = RECHECK_S,
+                 clock: Callable[[], float] = time.monotonic):
         self.container = container
         self.principal_resolver = principal_resolver
         self._key_authenticator = key_authenticator
-        self.throttle = Throttle()
-        self.recheck_s = recheck_s
-        self._by_key: set[Principal] = set()              # principals that logged in with an API key
-        self._active: tuple[float, dict[str, dict]] = (0.0, {})
+        self.throttle = Throttle(clock=clock)
+        self.recheck_s, self._clock = recheck_s, clock
+        self._sessions: dict[Principal, str] = {}        # principals this process logged in → "key" | "password"
+        self._active: tuple[float, dict[str, dict]] = (float("-inf"), {})   # (as of, active key records by id)
         self._lock = threading.Lock()
 
     def still_valid(self, principal: Principal) -> bool:
-        """A key login lasts while its key is active with the same role and knowledge bases (checked at most every
-        `recheck_s` seconds); a password login is the resolver's business."""
-        if principal not in self._by_key:
-            return True
+        """A principal that this Login issued; for a key login, while that key id is active with the same role,
+        knowledge bases and departments (seen at most `recheck_s` late). A password login is the resolver's
+        business. A session that fails once stays ended."""
+        with self._lock:
+            kind = self._sessions.get(principal) if isinstance(principal, Principal) else None
+        if kind is None:                     # forged, or ended
+            return False
         store = find_key_store(self.container)
-        if store is None or self._key_authenticator is not None:
-            return True
+        if kind == "password" or store is None or self._key_authenticator is not None:
+            return True                      # nothing here can re-check it
+        rec = self._active_key(store, principal.id)
+        ok = (rec is not None and rec["role"] == principal.role and tuple(rec["kbs"]) == principal.kbs
+              and tuple(rec.get("departments") or ()) == principal.departments)
+        if not ok:
+            with self._lock:
+                self._sessions.pop(principal, None)
+        return ok
+
+    def _active_key(self, store: Any, key_id: str) -> dict | None:
+        """The active key record with this id, from a list at most `recheck_s` old; an id the list lacks is
+        looked up afresh (a key created after the list was read)."""
         with self._lock:
             at, active = self._active
-            if time.monotonic() - at > self.recheck_s:
-                active = {k["name"]: k for k in store.list()}
-                self._active = (time.monotonic(), active)
-        rec = active.get(principal.name)
-        return rec is not None and rec["role"] == principal.role and tuple(rec["kbs"]) == principal.kbs
+            now = self._clock()
+            if now - at >= self.recheck_s or key_id not in active:
+                active = {k["id"]: k for k in store.list()}
+                self._active = (now, active)
+            return active.get(key_id)
 
     @property
     def key_authenticator(self) -> KeyAuthenticator | None:
@@ -126,7 +156,8 @@ class Login:
             self.throttle.failed(client)
             raise LoginError("API 密钥无效或已被吊销。")
         self.throttle.succeeded(client)
-        self._by_key.add(principal)
+        with self._lock:
+            self._sessions[principal] = "key"
         return principal
 
     def with_password(self, username: str, password: str, client: str = "") -> Principal:
@@ -144,4 +175,6 @@ class Login:
             self.throttle.failed(client)
             raise LoginError("用户名或密码错误。")
         self.throttle.succeeded(client)
+        with self._lock:
+            self._sessions[principal] = "password"
         return principal

@@ -1,11 +1,11 @@
 """What every page shares: the container, the logged-in principal (a per-session gr.State held on the server,
-never sent to the browser), refresh hooks and Chinese error messages."""
+never sent to the browser), event registration (UIContext.bind: session check and audit, ui/session.py), refresh
+hooks and Chinese error messages."""
 from __future__ import annotations
 
 import functools
 import html
 import inspect
-import logging
 import re
 import shutil
 import tempfile
@@ -18,8 +18,8 @@ from typing import Any, Callable
 import gradio as gr
 
 from assistant.services.access import AccessDenied, Principal
+from ui.session import SessionCheck, note, session_handler
 
-_log = logging.getLogger("ui")
 ROLE_NAMES = {"admin": "管理员", "editor": "编辑", "reader": "只读用户"}
 STATUS_BADGE = {"现行有效": "badge-ok", "已废止": "badge-bad", "历史版本": "badge-warn", "已被修改": "badge-warn",
                 "尚未生效": "badge-warn"}
@@ -37,6 +37,7 @@ class Refresher:
 class UIContext:
     container: Any
     principal: gr.State
+    session_check: SessionCheck          # Login.still_valid: is this principal's session still live?
     # called (principal) after login and after a knowledge base changes, so every page shows what it may read
     on_login: list[Refresher] = field(default_factory=list)
     on_kbs_changed: list[Refresher] = field(default_factory=list)
@@ -50,6 +51,20 @@ class UIContext:
         llm = self.container.settings.llm
         slots = llm.local.n_parallel if llm.mode == "local" else 4
         return {"concurrency_id": "llm", "concurrency_limit": max(int(slots), 1)}
+
+    def bind(self, trigger: Callable, fn: Callable, inputs: list | None, outputs: list, **kwargs):
+        """trigger(handler, inputs, outputs): `ctx.bind(button.click, handler, [...], [...])` — the one way pages
+        register a handler. One that takes the session principal takes it first and then runs only while the
+        session is live, audited (ui/session.py). Handlers are not offered to Gradio's API clients: programs use
+        the HTTP API, with the same services."""
+        inputs = list(inputs or [])
+        positions = [i for i, x in enumerate(inputs) if x is self.principal]
+        if positions:
+            if positions != [0]:
+                raise ValueError(f"{fn.__name__}: the session principal must be the handler's first input")
+            fn = session_handler(fn, self.container, self.session_check)
+        kwargs.setdefault("api_visibility", "private")
+        return trigger(guard(fn, len(outputs)), inputs, outputs, **kwargs)
 
     def kbs_changed(self, event) -> None:
         """After `event` (an upload, a new knowledge base ...) every page refreshes its knowledge-base lists; chained
@@ -66,9 +81,11 @@ class UIContext:
         self._login_events.append(event)
 
     def chain(self, event, refreshers: list[Refresher]):
-        """Run the refreshers after `event`, each only when someone is logged in."""
+        """Run the refreshers after `event`, each only when someone is logged in (and still valid)."""
         for r in refreshers:
-            event = event.then(_when_logged_in(r.fn, len(r.outputs)), inputs=[self.principal, *r.inputs],
+            fn = _when_logged_in(guard(session_handler(r.fn, self.container, self.session_check), len(r.outputs)),
+                                 len(r.outputs))
+            event = event.then(fn, inputs=[self.principal, *r.inputs],
                                outputs=r.outputs, show_progress="hidden", api_visibility="private")
         return event
 
@@ -78,11 +95,12 @@ def _skips(n: int):
 
 
 def _when_logged_in(fn: Callable, n: int) -> Callable:
+    """A refresher chained after a login attempt: nothing to do (or report) when the login failed."""
     @functools.wraps(fn)
     def wrapper(principal, *args):
         if principal is None:
             return _skips(n)
-        return guard(fn, n)(principal, *args)
+        return fn(principal, *args)
     return wrapper
 
 
@@ -112,13 +130,6 @@ def guard(fn: Callable, n_outputs: int) -> Callable:
     return wrapper
 
 
-def bind(trigger: Callable, fn: Callable, inputs: list | None, outputs: list, **kwargs):
-    """trigger(guard(fn), inputs, outputs): `bind(button.click, handler, [...], [...])`. Handlers are not offered
-    to Gradio's API clients: programs use the HTTP API, with the same services."""
-    kwargs.setdefault("api_visibility", "private")
-    return trigger(guard(fn, len(outputs)), inputs, outputs, **kwargs)
-
-
 def service(container: Any, name: str) -> Any | None:
     """A container service that may not exist in this build (drafting, summarize, feedback ...): None if missing
     or if building it fails."""
@@ -128,23 +139,6 @@ def service(container: Any, name: str) -> Any | None:
         return None
     except Exception:  # noqa: BLE001 - a service that cannot be built is as good as missing for its page
         return None
-
-
-# per container: a check that a logged-in principal is still valid (its API key not revoked), set by build_ui
-_SESSION_CHECKS: dict[int, Callable[[Principal], bool]] = {}
-
-
-def register_session_check(container: Any, check: Callable[[Principal], bool]) -> None:
-    _SESSION_CHECKS[id(container)] = check
-
-
-def require_login(principal: Principal | None, container: Any = None) -> Principal:
-    if principal is None:
-        raise gr.Error("请先登录。", title="未登录")
-    check = _SESSION_CHECKS.get(id(container)) if container is not None else None
-    if check is not None and not check(principal):
-        raise gr.Error("登录已失效（密钥已被吊销或权限已变更），请刷新页面重新登录。", title="登录已失效")
-    return principal
 
 
 def can_read(principal: Principal | None, kb: str | None) -> bool:
@@ -192,7 +186,16 @@ def friendly(exc: BaseException) -> str:
 
 
 def fail(exc: BaseException, what: str = "操作失败") -> gr.Error:
+    """The service's exception as a toast; the handler's audit row says denied, rejected (input) or error."""
+    note(outcome="denied" if isinstance(exc, PermissionError)
+         else "rejected" if isinstance(exc, (ValueError, LookupError)) else "error")
     return gr.Error(f"{what}：{friendly(exc)}", title=what)
+
+
+def denied(message: str) -> gr.Error:
+    """A refusal the page itself decides (role, knowledge base): a toast, and the audit row says denied."""
+    note(outcome="denied")
+    return gr.Error(message, title="无权限")
 
 
 def esc(text: Any) -> str:
@@ -250,25 +253,3 @@ def download_file(name: str, text: str, encoding: str = "utf-8") -> str:
     path = folder / safe[:120]
     path.write_text(text, encoding=encoding, newline="")
     return str(path)
-
-
-def client_ip(request: Any) -> str | None:
-    try:
-        return request.client.host if request is not None and request.client else None
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def audit(container: Any, principal: Principal | str | None, operation: str, outcome: str, request: Any = None,
-          **fields: Any) -> None:
-    """An entry in the API's append-only audit log (container.audit) for a UI operation, where this build has one.
-    Auditing never breaks the page: a failure to write is logged."""
-    log = service(container, "audit")
-    if log is None or not callable(getattr(log, "record", None)):
-        return
-    name = principal.name if isinstance(principal, Principal) else str(principal or "-")
-    try:
-        log.record(principal=name, operation=operation, outcome=outcome, client_ip=client_ip(request),
-                   method="UI", path="/ui", **fields)
-    except Exception:  # noqa: BLE001 - a full disk must not break the page; it is logged
-        _log.exception("audit record failed for %s", operation)

@@ -73,3 +73,56 @@ def api(tmp_path_factory) -> Api:
 
 def principal_of(c: Container, secret: str) -> Principal:
     return c.api_keys.authenticate(secret)
+
+
+class Clock:
+    """time.monotonic for Login, moved by hand (no sleeping through the recheck interval)."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class UI:
+    """The UI's registered handlers, called as gradio would (the principal from the session state first)."""
+    blocks: object
+    login: object
+    clock: Clock
+
+    def handlers(self) -> dict[str, object]:
+        """Registered handlers that act as the session principal, by audit operation (ui.<page>.<handler>)."""
+        return {getattr(f.fn, "ui_operation"): f for f in self.blocks.fns.values()
+                if getattr(f.fn, "ui_session", False)}
+
+    def call(self, operation: str, principal, *args):
+        fn = self.handlers()[operation].fn
+        out = fn(principal, *args)
+        return list(out) if hasattr(out, "__next__") else out
+
+    def log_in(self, secret: str) -> Principal:
+        do_key = next(f for f in self.blocks.fns.values() if f.name == "do_key")
+        principal = do_key.fn(secret, None)[0]
+        assert isinstance(principal, Principal), principal
+        return principal
+
+
+def build(container: Container, recheck_s: float = 10.0) -> UI:
+    from ui.app import build_ui
+    from ui.auth import Login
+    clock = Clock()
+    login = Login(container, recheck_s=recheck_s, clock=clock)
+    return UI(build_ui(container, login=login), login, clock)
+
+
+def refused(out) -> bool:
+    """What a refused handler returns: every output skipped (gr.skip()), nothing rendered."""
+    import gradio as gr
+    steps = out if isinstance(out, list) else [out]
+    values = [v for step in steps for v in (step if isinstance(step, tuple) else (step,))]
+    return bool(values) and all(v == gr.skip() for v in values)

@@ -3,7 +3,6 @@ and copy/export. Calls container.qa.stream with the logged-in principal (ACL is 
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import gradio as gr
@@ -11,8 +10,9 @@ import gradio as gr
 from assistant.answering import Answer, citation_label
 from assistant.filters import STATUSES, FilterError, Filters
 from assistant.retrieval import query_terms
-from ui.common import (Refresher, UIContext, audit, bind, can_read, download_file, esc, fail, friendly, highlight,
-                       kb_names, notice, require_login, service, status_badge)
+from ui.common import (Refresher, UIContext, can_read, download_file, esc, fail, friendly, highlight, kb_names,
+                       notice, service, status_badge)
+from ui.session import note
 
 EMPTY_SOURCES = ('<div class="src-empty">提问后，这里列出回答所依据的文件和条文：<br>'
                  '标题、文号或条款、发文机关、日期、效力状态和引用原文（命中的词语高亮显示）。</div>')
@@ -242,9 +242,7 @@ def build(ctx: UIContext) -> None:
     def on_kbs_change(principal, kbs):
         return gr.update(choices=[""] + agencies(c, [k for k in kbs or [] if can_read(principal, k)]))
 
-    def respond(message, history, hist_turns, kbs, statuses, agency_v, dfrom, dto, principal,
-                request: gr.Request):
-        principal = require_login(principal, c)
+    def ask(principal, message, history, hist_turns, kbs, statuses, agency_v, dfrom, dto):
         message = (message or "").strip()
         history = list(history or [])
         if not message:
@@ -255,14 +253,12 @@ def build(ctx: UIContext) -> None:
             gr.Warning("请先选择至少一个知识库。")
             yield history, message, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
+        note(kb=list(kbs), question=message)
         try:
             filters = build_filters(statuses, agency_v, dfrom, dto)
             events = c.qa.stream(message, list(kbs), filters, list(hist_turns or []), principal=principal)
         except (FilterError, ValueError, PermissionError) as exc:
-            audit(c, principal, "ui.ask", "denied" if isinstance(exc, PermissionError) else "rejected", request,
-                  kb=list(kbs), question=message)
             raise fail(exc, "无法提问") from None
-        t0 = time.perf_counter()
         history += [{"role": "user", "content": message}, {"role": "assistant", "content": "⏳ 正在检索知识库…"}]
         yield history, "", '<div class="src-empty">正在检索…</div>', gr.skip(), gr.skip(), gr.skip(), gr.skip()
         text, citations, standalone, answer = "", [], message, None
@@ -281,17 +277,18 @@ def build(ctx: UIContext) -> None:
                 elif event["type"] == "answer":
                     answer = event["answer"]
         except Exception as exc:  # noqa: BLE001 - the LLM backend can fail mid-stream; say so in the chat
-            audit(c, principal, "ui.ask", "error", request, kb=list(kbs), question=message)
+            note(outcome="error")
             history[-1]["content"] = f"⚠️ 生成回答时出错：{friendly(exc)}"
             yield history, "", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
         if answer is None:
+            note(outcome="error")
             history[-1]["content"] = "⚠️ 没有得到回答，请重试。"
             yield history, "", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
-        audit(c, principal, "ui.ask", "refused" if answer.refused else "ok", request, kb=list(kbs), question=message,
-              sources=[x.chunk_id for x in answer.citations], model=answer.model, answer_id=answer.answer_id,
-              latency_ms=(time.perf_counter() - t0) * 1000)
+        # the audit row (written when this handler ends) records who asked: only they may rate the answer
+        note(outcome="refused" if answer.refused else "ok", sources=[x.chunk_id for x in answer.citations],
+             model=answer.model, answer_id=answer.answer_id)
         history[-1]["content"] = answer.answer
         new_turns = list(hist_turns or []) + [{"role": "user", "content": message},
                                               {"role": "assistant", "content": answer.answer}]
@@ -303,10 +300,10 @@ def build(ctx: UIContext) -> None:
     def clear():
         return [], [], None, EMPTY_SOURCES, "", gr.update(value=None, interactive=False), ""
 
-    def feedback(rating, last, text, principal):
-        principal = require_login(principal, c)
+    def rate(principal, rating, last, text):
         if not last:
             raise gr.Error("还没有可以评价的回答。", title="无法评价")
+        note(answer_id=last["answer"].answer_id, kb=last["kbs"])
         try:
             record_feedback(c, principal, last["answer"], rating, (text or "").strip(), last["kbs"])
         except gr.Error:
@@ -315,21 +312,25 @@ def build(ctx: UIContext) -> None:
             raise fail(exc, "反馈提交失败") from None
         return f"已记录您的评价：{'👍 有帮助' if rating == 'up' else '👎 没帮助'}，谢谢！", ""
 
-    inputs = [question, chatbot, turns, kb_select, status_select, agency, date_from, date_to, ctx.principal]
+    def rate_up(principal, last, text):
+        return rate(principal, "up", last, text)
+
+    def rate_down(principal, last, text):
+        return rate(principal, "down", last, text)
+
+    inputs = [ctx.principal, question, chatbot, turns, kb_select, status_select, agency, date_from, date_to]
     outputs = [chatbot, question, sources, turns, last_answer, export_text, download]
-    bind(send.click, respond, inputs, outputs, show_progress="hidden", **ctx.llm_queue)
-    bind(question.submit, respond, inputs, outputs, show_progress="hidden", **ctx.llm_queue)
+    ctx.bind(send.click, ask, inputs, outputs, show_progress="hidden", **ctx.llm_queue)
+    ctx.bind(question.submit, ask, inputs, outputs, show_progress="hidden", **ctx.llm_queue)
     new_chat.click(clear, None, [chatbot, turns, last_answer, sources, export_text, download, feedback_msg],
                    api_visibility="private")
-    bind(up.click, lambda a, t, p: feedback("up", a, t, p), [last_answer, comment, ctx.principal],
-         [feedback_msg, comment])
-    bind(down.click, lambda a, t, p: feedback("down", a, t, p), [last_answer, comment, ctx.principal],
-         [feedback_msg, comment])
+    ctx.bind(up.click, rate_up, [ctx.principal, last_answer, comment], [feedback_msg, comment])
+    ctx.bind(down.click, rate_down, [ctx.principal, last_answer, comment], [feedback_msg, comment])
     def pick_example(evt: gr.SelectData):
         return evt.value.get("text", "") if isinstance(evt.value, dict) else str(evt.value)
 
     chatbot.example_select(pick_example, None, [question], show_progress="hidden", api_visibility="private")
-    bind(kb_select.change, on_kbs_change, [ctx.principal, kb_select], [agency], show_progress="hidden")
+    ctx.bind(kb_select.change, on_kbs_change, [ctx.principal, kb_select], [agency], show_progress="hidden")
 
     ctx.on_login.append(Refresher(refresh_kbs, [kb_select]))
     ctx.on_kbs_changed.append(Refresher(refresh_kbs, [kb_select], [kb_select]))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import time
 
 import gradio as gr
 
-from ui.common import (Refresher, UIContext, audit, bind, can_read, disabled_notice, download_file, esc, fail,
-                       kb_names, notice, require_login, service)
+from ui.common import (Refresher, UIContext, can_read, disabled_notice, download_file, esc, fail, kb_names, notice,
+                       service)
+from ui.session import note
 
 DOC_TYPES = ["通知", "请示", "报告", "函", "会议纪要"]
 ACTION_HEADERS = ["事项", "责任单位", "完成时限"]
@@ -109,6 +109,7 @@ def build(ctx: UIContext) -> None:
         return gr.update(choices=names, value=[k for k in (current or []) if k in names])
 
     def on_kbs(principal, selected):
+        note(kb=list(selected or []))
         choices = []
         for kb in selected or []:
             if not can_read(principal, kb):
@@ -121,43 +122,36 @@ def build(ctx: UIContext) -> None:
                 continue
         return gr.update(choices=choices, value=[])
 
-    def do_draft(principal, dtype, topic_v, req, recip, iss, date_v, kbs_v, docs_v, request: gr.Request):
-        principal = require_login(principal, c)
+    def draft(principal, dtype, topic_v, req, recip, iss, date_v, kbs_v, docs_v):
+        note(kb=list(kbs_v or []), question=topic_v)
         if not (topic_v or "").strip():
             raise gr.Error("请填写事由 / 标题要点。", title="无法起草")
-        t0 = time.perf_counter()
         try:
             result = svc.draft(dtype, topic_v, list(kbs_v or []), principal=principal, requirements=req or "",
                                doc_ids=list(docs_v or []) or None, issuer=iss or "", recipients=recip or "",
                                date=(date_v or "").strip() or None)
         except Exception as exc:  # noqa: BLE001
-            audit(c, principal, "ui.draft", "error", request, kb=list(kbs_v or []), question=topic_v)
             raise fail(exc, "起草失败") from None
-        audit(c, principal, "ui.draft", "ok", request, kb=list(kbs_v or []), question=topic_v,
-              sources=[x.get("chunk_id") for x in result.get("citations", [])],
-              latency_ms=(time.perf_counter() - t0) * 1000)
+        note(sources=[x.get("chunk_id") for x in result.get("citations", [])])
         text = result.get("text", "")
         t = result.get("timings", {})
         info = f"{esc(result.get('doc_type', dtype))} · 用时 {t.get('total_ms', 0) / 1000:.1f} 秒 · 人工智能生成，请核改后使用"
         path = download_file(f"{result.get('title', '草稿')[:40]}.txt", text)
         return text, gr.update(value=path, interactive=True), info, render_draft_sources(result.get("citations", []))
 
-    def do_polish(principal, text, instr, request: gr.Request):
-        principal = require_login(principal, c)
+    def polish(principal, text, instr):
         if not (text or "").strip():
             raise gr.Error("请粘贴需要润色的文字。", title="无法润色")
         try:
             result = svc.polish(text, instr or "")
         except Exception as exc:  # noqa: BLE001
             raise fail(exc, "润色失败") from None
-        audit(c, principal, "ui.polish", "ok", request)
         warnings = result.get("warnings") or []
         msg = (notice("<br>".join(esc(w) for w in warnings), "warn") if warnings
                else notice("润色完成（人工智能生成，请核对后使用）。", "ok"))
         return result.get("text", ""), msg
 
-    def do_actions(principal, text, file, request: gr.Request):
-        principal = require_login(principal, c)
+    def extract_actions(principal, text, file):
         if file and not (text or "").strip():
             from ui.pages.summarize import read_upload
             try:
@@ -170,7 +164,6 @@ def build(ctx: UIContext) -> None:
             result = svc.extract_actions(text)
         except Exception as exc:  # noqa: BLE001
             raise fail(exc, "提取失败") from None
-        audit(c, principal, "ui.extract_actions", "ok", request)
         rows = [[r.get("事项", ""), r.get("责任单位", ""), r.get("完成时限", "")] for r in result.get("rows", [])]
         buf = io.StringIO()
         w = csv.writer(buf)
@@ -183,13 +176,13 @@ def build(ctx: UIContext) -> None:
             "没有找到明确的任务（需要有责任单位的事项）。", "warn")
         return rows, gr.update(value=path, interactive=bool(rows)), msg
 
-    bind(kbs.change, on_kbs, [ctx.principal, kbs], [docs], show_progress="hidden")
-    bind(run.click, do_draft, [ctx.principal, doc_type, topic, requirements, recipients, issuer, date, kbs, docs],
-         [output, draft_dl, draft_info, draft_sources], **ctx.llm_queue)
-    bind(polish_btn.click, do_polish, [ctx.principal, polish_in, instruction], [polish_out, polish_msg],
-         **ctx.llm_queue)
-    bind(actions_btn.click, do_actions, [ctx.principal, actions_in, actions_file],
-         [actions_table, actions_dl, actions_msg], **ctx.llm_queue)
+    ctx.bind(kbs.change, on_kbs, [ctx.principal, kbs], [docs], show_progress="hidden")
+    ctx.bind(run.click, draft, [ctx.principal, doc_type, topic, requirements, recipients, issuer, date, kbs, docs],
+             [output, draft_dl, draft_info, draft_sources], **ctx.llm_queue)
+    ctx.bind(polish_btn.click, polish, [ctx.principal, polish_in, instruction], [polish_out, polish_msg],
+             **ctx.llm_queue)
+    ctx.bind(actions_btn.click, extract_actions, [ctx.principal, actions_in, actions_file],
+             [actions_table, actions_dl, actions_msg], **ctx.llm_queue)
 
     ctx.on_login.append(Refresher(refresh_kbs, [kbs]))
     ctx.on_kbs_changed.append(Refresher(refresh_kbs, [kbs], [kbs]))

@@ -13,7 +13,8 @@ from pathlib import Path
 import gradio as gr
 
 from assistant.settings import PROJECT_ROOT
-from ui.common import UIContext, Refresher, bind, esc, notice, require_login
+from ui.common import UIContext, Refresher, esc, notice
+from ui.session import note
 
 ENV_DIR = "GOV_ASSISTANT_EVAL_DIR"
 MAX_DEPTH = 3
@@ -117,7 +118,6 @@ def build(ctx: UIContext) -> None:
                 summary = gr.JSON(label="汇总指标", elem_id="eval-summary")
 
     def listing(principal, current=None):
-        require_login(principal, c)
         roots = report_roots(settings)
         folders = find_reports(roots)
         choices = [(_label(f, roots), str(f)) for f in folders]
@@ -130,16 +130,17 @@ def build(ctx: UIContext) -> None:
         return (gr.update(choices=choices, value=value), f"报告目录：{dirs} · 共 {len(folders)} 份", "",
                 gr.update(visible=True))
 
-    def show(principal, folder):
-        require_login(principal, c)
+    def show_report(principal, folder):
         if not folder:
             return "", "", None
+        note(question=folder)
         p = resolve_report(folder, report_roots(settings))
         if p is None:
+            note(outcome="rejected")
             return f"⚠️ 报告不存在：{esc(folder)}", "", None
         md, pngs, data = load_report(p)
         return md or "（该报告没有 report.md）", charts_html(pngs), data
 
-    bind(refresh.click, listing, [ctx.principal, pick], [pick, where, empty, body])
-    bind(pick.change, show, [ctx.principal, pick], [report, charts, summary], show_progress="hidden")
+    ctx.bind(refresh.click, listing, [ctx.principal, pick], [pick, where, empty, body])
+    ctx.bind(pick.change, show_report, [ctx.principal, pick], [report, charts, summary], show_progress="hidden")
     ctx.on_login.append(Refresher(listing, [pick, where, empty, body]))

@@ -12,8 +12,9 @@ from assistant.filters import STATUSES, Filters
 from assistant.retrieval import query_terms
 from assistant.services.access import AccessDenied
 from ingest.loaders import SUPPORTED_SUFFIXES
-from ui.common import (ROLE_NAMES, Refresher, UIContext, audit, bind, can_read, esc, fail, friendly, highlight,
-                       notice, readable_kbs, require_login, status_badge)
+from ui.common import (ROLE_NAMES, Refresher, UIContext, can_read, denied, esc, fail, friendly, highlight, notice,
+                       readable_kbs, status_badge)
+from ui.session import note
 
 RESULT_NAMES = {"added": "✅ 新增", "replaced": "🔄 已更新", "unchanged": "➖ 未变化", "duplicate": "⚠️ 重复",
                 "failed": "❌ 失败"}
@@ -151,7 +152,7 @@ def build(ctx: UIContext) -> None:
                     doc = gr.Dropdown(label="选择文档（查看分块、重新索引或删除）", choices=[], elem_id="kb-doc")
                     with gr.Row():
                         show = gr.Button("查看分块", size="sm", min_width=90, elem_id="kb-show")
-                        reindex = gr.Button("重新索引", size="sm", min_width=90, elem_id="kb-reindex")
+                        reindex_btn = gr.Button("重新索引", size="sm", min_width=90, elem_id="kb-reindex")
                         confirm = gr.Checkbox(label="确认删除（不可恢复）", value=False, min_width=160,
                                               elem_id="kb-confirm", container=False)
                         delete = gr.Button("删除文档", variant="stop", size="sm", min_width=90, elem_id="kb-delete")
@@ -163,7 +164,7 @@ def build(ctx: UIContext) -> None:
                     with gr.Row():
                         status = gr.Dropdown(label="效力状态", choices=[AUTO_STATUS, *STATUSES], value=AUTO_STATUS,
                                              scale=2)
-                        upload = gr.Button("开始入库", variant="primary", scale=1, elem_id="kb-upload")
+                        upload_btn = gr.Button("开始入库", variant="primary", scale=1, elem_id="kb-upload")
                     gr.Markdown("支持 " + " ".join(sorted(SUPPORTED_SUFFIXES)) + "；同名文件再次上传会替换旧版本，"
                                 "内容未变的文件会跳过。", elem_classes="ai-note")
                     upload_msg = gr.HTML("", elem_id="kb-upload-msg")
@@ -203,11 +204,14 @@ def build(ctx: UIContext) -> None:
                 + f"\n\n效力：{by_status}\n\n向量模型：`{i.get('embedding', '')}` · 您的权限：{can}")
 
     def load_kb(principal, name):
-        if principal is None or (name and not can_read(principal, name)):
+        note(kb=name)
+        if name and not can_read(principal, name):
+            note(outcome="denied")
             return "", [], gr.update(choices=[], value=None), ""
         try:
             docs = kbsvc.documents(name) if name else []
         except Exception as exc:  # noqa: BLE001
+            note(outcome="error")
             return f"⚠️ {friendly(exc)}", [], gr.update(choices=[], value=None), ""
         return (info_md(name, principal), doc_rows(docs), gr.update(choices=doc_choices(docs), value=None), "")
 
@@ -218,32 +222,28 @@ def build(ctx: UIContext) -> None:
         return (gr.update(choices=names, value=value), *load_kb(principal, value), kb_rows(kbs))
 
     def check_writable(principal, name):
-        principal = require_login(principal, c)
+        note(kb=name)
         if not name:
             raise gr.Error("请先选择知识库。", title="未选择知识库")
         if not principal.can_write(name):
-            raise gr.Error(f"您（{ROLE_NAMES.get(principal.role, principal.role)}）没有修改知识库 {name} 的权限。",
-                           title="无权限")
-        return principal
+            raise denied(f"您（{ROLE_NAMES.get(principal.role, principal.role)}）没有修改知识库 {name} 的权限。")
 
-    def do_create(principal, name, desc, request: gr.Request):
-        principal = require_login(principal, c)
+    def create_kb(principal, name, desc):
         name = (name or "").strip()
+        note(kb=name)
         if not name:
             raise gr.Error("请填写知识库名称。", title="无法创建")
         if principal.role not in ("admin", "editor"):
-            raise gr.Error("只有管理员或编辑可以新建知识库。", title="无权限")
+            raise denied("只有管理员或编辑可以新建知识库。")
         try:
             kbsvc.create(name, (desc or "").strip(), principal=principal)
         except Exception as exc:  # noqa: BLE001
-            audit(c, principal, "ui.create_kb", "rejected", request, kb=name)
             raise fail(exc, "创建失败") from None
-        audit(c, principal, "ui.create_kb", "ok", request, kb=name)
         gr.Info(f"已创建知识库 {name}")
         return (*refresh_all(principal, name), "", "")
 
-    def do_upload(principal, name, paths, status_v, request: gr.Request, progress=gr.Progress()):
-        principal = check_writable(principal, name)
+    def upload(principal, name, paths, status_v, progress=gr.Progress()):
+        check_writable(principal, name)
         if not paths:
             raise gr.Error("请先选择要上传的文件。", title="没有文件")
         paths = [p if isinstance(p, str) else getattr(p, "name", str(p)) for p in paths]
@@ -260,13 +260,10 @@ def build(ctx: UIContext) -> None:
             report = kbsvc.ingest_paths(name, paths, on_progress, principal=principal, source_names=names,
                                         extra_metadata=extra)
         except AccessDenied as exc:
-            audit(c, principal, "ui.upload", "denied", request, kb=name)
             raise fail(exc, "无权限") from None
         except Exception as exc:  # noqa: BLE001
-            audit(c, principal, "ui.upload", "error", request, kb=name)
             raise fail(exc, "入库失败") from None
-        audit(c, principal, "ui.upload", "ok" if report.ok else "partial", request, kb=name,
-              sources=[r.doc_id for r in report.results if r.doc_id], latency_ms=report.seconds * 1000)
+        note(outcome="ok" if report.ok else "partial", sources=[r.doc_id for r in report.results if r.doc_id])
         rows = []
         for r in report.results:
             src = r.source.split("upload/", 1)[-1] if r.source.startswith("upload/") else Path(r.source).name
@@ -276,28 +273,29 @@ def build(ctx: UIContext) -> None:
         msg = notice(f"知识库 <b>{esc(name)}</b>：{counts}；写入 {report.chunks} 个分块，用时 {report.seconds:.1f} 秒。", kind)
         return (msg, rows, None, *load_kb(principal, name))
 
-    def do_show(principal, name, doc_id):
-        require_login(principal, c)
+    def show_chunks(principal, name, doc_id):
+        note(kb=name, sources=[doc_id] if doc_id else None)
         if not name or not doc_id:
             raise gr.Error("请先选择文档。", title="未选择文档")
         if not can_read(principal, name):
-            raise gr.Error(f"无权访问知识库 {name}。", title="无权限")
+            raise denied(f"无权访问知识库 {name}。")
         try:
             d = kbsvc.document(name, doc_id, with_chunks=True)
         except Exception as exc:  # noqa: BLE001
             raise fail(exc, "读取失败") from None
         return render_chunks(d)
 
-    def do_reindex(principal, name, doc_id, request: gr.Request, progress=gr.Progress()):
-        principal = check_writable(principal, name)
+    def reindex(principal, name, doc_id, progress=gr.Progress()):
+        check_writable(principal, name)
         if not doc_id:
             raise gr.Error("请先选择文档。", title="未选择文档")
+        note(sources=[doc_id])
         progress(None, desc="正在重新索引…")
         try:
             report = kbsvc.reindex_document(name, doc_id, principal=principal)
         except Exception as exc:  # noqa: BLE001
             raise fail(exc, "重新索引失败") from None
-        audit(c, principal, "ui.reindex", "ok" if report.ok else "error", request, kb=name, sources=[doc_id])
+        note(outcome="ok" if report.ok else "error")
         r = report.results[0] if report.results else None
         kind = "ok" if report.ok else "err"
         text = (f"已重新索引：{esc(r.title or doc_id)}，{r.chunks} 个分块，用时 {report.seconds:.1f} 秒。"
@@ -305,22 +303,22 @@ def build(ctx: UIContext) -> None:
         info, rows, _choices, _ = load_kb(principal, name)
         return notice(text, kind), info, rows
 
-    def do_delete(principal, name, doc_id, confirmed, request: gr.Request):
-        principal = check_writable(principal, name)
+    def delete_document(principal, name, doc_id, confirmed):
+        check_writable(principal, name)
         if not doc_id:
             raise gr.Error("请先选择文档。", title="未选择文档")
+        note(sources=[doc_id])
         if not confirmed:
             raise gr.Error("删除不可恢复：请先勾选“确认删除”。", title="需要确认")
         try:
             kbsvc.delete_document(name, doc_id, principal=principal)
         except Exception as exc:  # noqa: BLE001
             raise fail(exc, "删除失败") from None
-        audit(c, principal, "ui.delete_document", "ok", request, kb=name, sources=[doc_id])
         info, rows, choices, _ = load_kb(principal, name)
         return notice(f"已删除文档 {esc(doc_id)}。", "ok"), info, rows, choices, False, ""
 
-    def do_hits(principal, name, query, mode, top_k, include_all):
-        principal = require_login(principal, c)
+    def hit_test(principal, name, query, mode, top_k, include_all):
+        note(kb=name, question=query)
         if not name:
             raise gr.Error("请先选择知识库。", title="未选择知识库")
         if not (query or "").strip():
@@ -330,26 +328,30 @@ def build(ctx: UIContext) -> None:
             result = c.search.search(query, [name], flt, int(top_k), principal=principal, mode=mode)
         except Exception as exc:  # noqa: BLE001
             raise fail(exc, "检索失败") from None
+        note(sources=[h.chunk_id for h in result.hits])
         t = result.timings
         took = " · ".join(f"{k.replace('_ms', '')} {v:.0f} ms" for k, v in t.items() if v >= 0.5)
         return render_hits(result.hits, query, mode) + (f"<div class='hit-why'>耗时：{esc(took)}</div>" if took else "")
 
+    def list_kbs(principal):
+        return kb_rows(readable_kbs(c, principal))
+
     kb_outputs = [kb_info, docs_table, doc, chunks]
-    bind(kb.change, load_kb, [ctx.principal, kb], kb_outputs, show_progress="hidden")
-    bind(refresh.click, refresh_all, [ctx.principal, kb], [kb, *kb_outputs, kbs_table])
-    ev = bind(create.click, do_create, [ctx.principal, new_name, new_desc],
-              [kb, *kb_outputs, kbs_table, new_name, new_desc])
+    ctx.bind(kb.change, load_kb, [ctx.principal, kb], kb_outputs, show_progress="hidden")
+    ctx.bind(refresh.click, refresh_all, [ctx.principal, kb], [kb, *kb_outputs, kbs_table])
+    ev = ctx.bind(create.click, create_kb, [ctx.principal, new_name, new_desc],
+                  [kb, *kb_outputs, kbs_table, new_name, new_desc])
     ctx.kbs_changed(ev)
-    ev = bind(upload.click, do_upload, [ctx.principal, kb, files, status],
-              [upload_msg, upload_table, files, *kb_outputs], show_progress="full")
+    ev = ctx.bind(upload_btn.click, upload, [ctx.principal, kb, files, status],
+                  [upload_msg, upload_table, files, *kb_outputs], show_progress="full")
     ctx.kbs_changed(ev)
-    bind(show.click, do_show, [ctx.principal, kb, doc], [chunks])
+    ctx.bind(show.click, show_chunks, [ctx.principal, kb, doc], [chunks])
     doc.change(lambda: "", None, [chunks], show_progress="hidden", api_visibility="private")
-    bind(reindex.click, do_reindex, [ctx.principal, kb, doc], [doc_msg, kb_info, docs_table])
-    ctx.kbs_changed(bind(delete.click, do_delete, [ctx.principal, kb, doc, confirm],
-                         [doc_msg, kb_info, docs_table, doc, confirm, chunks]))
-    bind(hrun.click, do_hits, [ctx.principal, kb, hq, hmode, htopk, hall], [hits])
-    bind(hq.submit, do_hits, [ctx.principal, kb, hq, hmode, htopk, hall], [hits])
+    ctx.bind(reindex_btn.click, reindex, [ctx.principal, kb, doc], [doc_msg, kb_info, docs_table])
+    ctx.kbs_changed(ctx.bind(delete.click, delete_document, [ctx.principal, kb, doc, confirm],
+                             [doc_msg, kb_info, docs_table, doc, confirm, chunks]))
+    ctx.bind(hrun.click, hit_test, [ctx.principal, kb, hq, hmode, htopk, hall], [hits])
+    ctx.bind(hq.submit, hit_test, [ctx.principal, kb, hq, hmode, htopk, hall], [hits])
 
     ctx.on_login.append(Refresher(refresh_all, [kb, *kb_outputs, kbs_table]))
-    ctx.on_kbs_changed.append(Refresher(lambda p: kb_rows(readable_kbs(c, p)), [kbs_table]))
+    ctx.on_kbs_changed.append(Refresher(list_kbs, [kbs_table]))

@@ -3,13 +3,13 @@ Over container.summarize.summarize_text(text, title="", style="structured") -> d
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from ui.common import UIContext, audit, bind, disabled_notice, download_file, fail, notice, require_login, service
+from ui.common import UIContext, disabled_notice, download_file, fail, notice, service
+from ui.session import note
 
 MAX_FILES = 10
 EMPTY = notice("上传文件或粘贴全文后点“生成摘要”。结果按“要点、责任单位、时间节点”等结构整理，可下载为 Markdown。")
@@ -115,8 +115,7 @@ def build(ctx: UIContext) -> None:
             download = gr.DownloadButton("下载摘要（Markdown）", size="sm", interactive=False,
                                          elem_id="summary-download")
 
-    def do_summarize(principal, files_v, text_v, title_v, style_v, request: gr.Request, progress=gr.Progress()):
-        principal = require_login(principal, c)
+    def summarize(principal, files_v, text_v, title_v, style_v, progress=gr.Progress()):
         inputs: list[tuple[str, str]] = []
         for f in (files_v or [])[:MAX_FILES]:
             name = Path(f if isinstance(f, str) else getattr(f, "name", str(f))).name
@@ -131,20 +130,18 @@ def build(ctx: UIContext) -> None:
             raise gr.Error("请上传文件或粘贴全文。", title="没有内容")
         if files_v and len(files_v) > MAX_FILES:
             gr.Warning(f"一次最多摘要 {MAX_FILES} 份，其余未处理。")
+        note(question="、".join(t for t, _ in inputs if t) or None)
         parts = []
-        t0 = time.perf_counter()
         for i, (doc_title, body) in enumerate(inputs):
             progress((i, len(inputs)), desc=f"正在摘要：{doc_title or '粘贴的文本'}", unit="份")
             try:
                 result = svc.summarize_text(body, title=doc_title or "", style=style_v or "structured")
             except Exception as exc:  # noqa: BLE001
-                audit(c, principal, "ui.summarize", "error", request, question=doc_title)
                 raise fail(exc, "摘要失败") from None
             parts.append(to_markdown(result if isinstance(result, dict) else {"summary": str(result)}, doc_title))
-        audit(c, principal, "ui.summarize", "ok", request, latency_ms=(time.perf_counter() - t0) * 1000)
         md = "\n\n---\n\n".join(parts)
         name = (inputs[0][0] or "文件摘要")[:40] + ("等" if len(inputs) > 1 else "") + "-摘要.md"
         return md, gr.update(value=download_file(name, md + "\n"), interactive=True)
 
-    bind(run.click, do_summarize, [ctx.principal, files, text, title, style], [output, download], **ctx.llm_queue)
+    ctx.bind(run.click, summarize, [ctx.principal, files, text, title, style], [output, download], **ctx.llm_queue)
 
