@@ -25,6 +25,7 @@ def serve(host: Optional[str] = typer.Option(None, "--host", help="Default: serv
     import uvicorn
 
     from assistant.api.app import create_app
+    from assistant.api.server import uvicorn_options
     from assistant.services.auth import ENV_ADMIN_KEY
     cli = _cli()
     with cli.friendly_errors():
@@ -37,7 +38,8 @@ def serve(host: Optional[str] = typer.Option(None, "--host", help="Default: serv
     host, port = host or c.settings.server.host, port or c.settings.server.port
     cli.err.print(f"serving on http://{host}:{port} (docs: /docs, OpenAI base_url: http://{host}:{port}/v1)",
                   soft_wrap=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # bounded headers, connections and redacted logs (assistant/api/server.py)
+    uvicorn.run(app, host=host, port=port, log_level="info", **uvicorn_options(c.settings))
 
 
 @keys_app.command("create")

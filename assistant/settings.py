@@ -128,6 +128,15 @@ class ApiSettings(_Section):
     plain_llm: bool = True                # /v1/chat/completions model "llm": the model without retrieval
     warmup: bool = True                   # load embeddings and LLM before the server accepts connections
     jobs_kept: int = 200                  # finished ingestion jobs remembered for GET /api/v1/jobs/{id}
+    # transport limits (issue #14, docs/security/transport.md): counted while the body streams, chunked included
+    max_json_mb: int = 4                  # the body of any route that is not a file upload; larger: 413
+    max_upload_request_mb: int = 500      # one multipart upload, all its files together; larger: 413
+    max_concurrent_uploads: int = 4       # upload requests in flight; more: 503 with Retry-After
+    body_timeout_s: float = 30            # a body must arrive within this, plus 1 s per body_min_kb_per_s KiB
+    body_min_kb_per_s: int = 64           # ... so a slow client (slowloris) is cut off, a large upload is not: 408
+    header_timeout_s: float = 10          # serve: the request line and headers must arrive within this: 408
+    max_header_kb: int = 32               # serve: request line + headers; larger: 431
+    max_connections: int = 200            # serve: open connections and requests in flight; more: 503
 
 
 class SummarizeSettings(_Section):

@@ -1,6 +1,6 @@
 """The app factory: one FastAPI app over the container's services — every router module in
-assistant/api/routers, error handlers, metrics + audit middleware, optional CORS, and the Gradio UI at /ui when
-the `ui` package is importable."""
+assistant/api/routers, error handlers, metrics + audit, authentication before the body, body limits, optional
+CORS, and the Gradio UI at /ui when the `ui` package is importable."""
 from __future__ import annotations
 
 import importlib
@@ -15,7 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from assistant.api import routers
 from assistant.api.errors import install_error_handlers
 from assistant.api.metrics import Metrics
-from assistant.api.middleware import BodyLimitMiddleware, ObservabilityMiddleware
+from assistant.api.body_guard import BodyGuardMiddleware, BodyLimits
+from assistant.api.middleware import AuthMiddleware, ObservabilityMiddleware, RouteTable
 from assistant.container import Container
 from assistant.services.auth import ENV_ADMIN_KEY
 from assistant.services.health import readiness
@@ -59,9 +60,11 @@ def create_app(container: Container, with_ui: bool = True) -> FastAPI:
     for module in _router_modules():
         app.include_router(module.router)
 
-    # added innermost first: the audit/metrics layer sees everything, including refused oversize bodies
-    max_body = api.max_upload_mb * api.max_files_per_upload * 2**20 + 2**20
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
+    # added innermost first: the audit/metrics layer sees everything, including refused keys and bodies; the key
+    # is checked before the body guard lets a byte of the body in, and CORS headers reach browsers on a 401 too
+    routes = RouteTable(app.router)
+    app.add_middleware(BodyGuardMiddleware, limits=BodyLimits.from_settings(api), routes=routes)
+    app.add_middleware(AuthMiddleware, container=container, routes=routes)
     if api.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
         app.add_middleware(CORSMiddleware, allow_origins=api.cors_origins, allow_methods=["*"],

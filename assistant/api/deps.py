@@ -1,5 +1,6 @@
 """Dependencies shared by the routers: the container, the authenticated principal (API key → Principal, then the
-per-key rate limit), role checks, and `note` for what a route adds to its audit record."""
+per-key rate limit keyed by the key id; see AuthMiddleware), role checks, and `note` for what a route adds to its
+audit record (whose principal is the key id: names are labels and may be reused)."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -7,6 +8,7 @@ from typing import Any, Callable
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from assistant.api.middleware import SCOPE_PRINCIPAL, authenticate_scope
 from assistant.container import Container
 from assistant.services.access import Principal, require_role
 
@@ -28,10 +30,12 @@ def note(request: Request, **fields: Any) -> None:
 
 def current_principal(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer),
                       header_key: str | None = Depends(api_key_header)) -> Principal:
-    container = get_container(request)
-    principal = container.api_keys.authenticate(creds.credentials if creds else header_key)
-    note(request, principal=principal.name)
-    container.rate_limiter.check(principal.name)
+    # AuthMiddleware authenticated /api and /v1 requests before their body was read; a route outside those
+    # prefixes authenticates here, from the same headers (the parameters above document them in OpenAPI)
+    principal = request.scope.get(SCOPE_PRINCIPAL)
+    if principal is None:
+        principal = authenticate_scope(get_container(request), request.scope)
+    note(request, principal=principal.id)
     return principal
 
 

@@ -28,16 +28,33 @@ OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: 
                 503: "service_unavailable", 500: "server_error"}
 
 
+def error_payload(path: str, status: int, message: str) -> dict:
+    """The error body for a path: OpenAI's shape under /v1, {"detail"} elsewhere (the middleware uses it too)."""
+    if path.startswith("/v1/"):
+        return {"error": {"message": message, "type": OPENAI_TYPES.get(status, "invalid_request_error"),
+                          "param": None, "code": status}}
+    return {"detail": message}
+
+
 def error_response(request: Request, status: int, message: str, headers: dict | None = None,
                    errors: list | None = None) -> JSONResponse:
-    if request.url.path.startswith("/v1/"):
-        body: dict = {"error": {"message": message, "type": OPENAI_TYPES.get(status, "invalid_request_error"),
-                                "param": None, "code": status}}
-    else:
-        body = {"detail": message}
+    body = error_payload(request.url.path, status, message)
     if errors is not None:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _unparsable_body(exc: StarletteHTTPException) -> str | None:
+    """FastAPI answers 400 "There was an error parsing the body" for any parser failure; a JSON body that is nested
+    too deeply or is not UTF-8 is malformed input like any other: 422 with a message saying which."""
+    cause = exc.__cause__
+    if exc.status_code != 400 or cause is None:
+        return None
+    if isinstance(cause, RecursionError):
+        return "malformed JSON body: nested too deeply"
+    if isinstance(cause, UnicodeDecodeError):
+        return f"malformed JSON body: not UTF-8 (invalid byte at position {cause.start})"
+    return None
 
 
 def catalog_status(exc: CatalogError) -> int:
@@ -79,6 +96,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        unparsable = _unparsable_body(exc)
+        if unparsable:
+            return error_response(request, 422, unparsable)
         return error_response(request, exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
 
     @app.exception_handler(AuthError)
