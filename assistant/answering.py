@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.prompts import ChatPromptTemplate
 
 from assistant.filters import Filters
-from assistant.grounding.answerability import answerability
+from assistant.grounding.answerability import answerability, first_token_logprobs, refusal_mass
 from assistant.grounding.atoms import Evidence
 from assistant.grounding.constraints import (describe_missing, missing_constraints, passage_evidence,
                                              question_constraints, satisfies)
@@ -27,6 +27,7 @@ ATOM_KIND_NAMES = {"amount": "金额", "percent": "比例", "date": "日期", "n
                    "article": "条款", "document": "文件名称", "place": "地名", "agency": "机关名称"}
 REFUSAL_MARKERS = ("知识库中未找到", "未找到相关依据", "资料中没有", "参考资料中没有", "无法根据参考资料")
 _CITE = re.compile(r"\[(\d{1,2})\]")
+TOP_LOGPROBS = 10      # candidates read for the first answer token (answerability: first_token)
 
 
 def citation_label(meta: dict) -> str:
@@ -298,7 +299,19 @@ class Answerer:
         usage: dict[str, int] = {}
         t0 = time.perf_counter()
         gate = _SentenceGate(by_n) if a.verify else None
-        for chunk in self.llm.stream(messages):
+        first_token = a.answerability == "first_token"
+        llm = self.llm.bind(logprobs=True, top_logprobs=TOP_LOGPROBS) if first_token else self.llm
+        for chunk in llm.stream(messages):
+            if first_token and verification.answerability is None and \
+                    (top := first_token_logprobs(chunk.response_metadata)) is not None:
+                verification.answerability = round(1.0 - refusal_mass(top), 4)
+                if verification.answerability < a.min_answerability:
+                    # leaving the loop closes the stream, which frees the model's slot
+                    verification.reason = "unanswerable"
+                    timings["llm_ms"] = (time.perf_counter() - t0) * 1000
+                    yield from self._refuse(question, standalone, load_prompt("refusal_unanswerable"), verification,
+                                            citations, timings, t_start, sources_sent=True)
+                    return
             if isinstance(chunk, AIMessageChunk) and chunk.usage_metadata:
                 usage = {k: int(v) for k, v in chunk.usage_metadata.items() if isinstance(v, int)}
             text = str(chunk.content)

@@ -109,7 +109,7 @@ class AnswerSettings(_Section):
     # question constraints (place, agency, year, document); every sentence's atoms checked against its citations
     focus_chars: int = 0                  # per passage; 0 = whole passages (the old behaviour)
     max_passages: int = 0                 # passages in the prompt; 0 = every retrieved one (retrieval.top_k)
-    answerability: Literal["none", "logprob"] = "none"
+    answerability: Literal["none", "first_token", "logprob"] = "none"
     min_answerability: float = 0.5
     constraints: bool = False
     verify: bool = False

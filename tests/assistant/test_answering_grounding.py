@@ -86,6 +86,36 @@ def test_the_logprob_judgement_refuses_before_generating(tmp_path):
     assert c.llm.calls[-1] == judged[:-1]
 
 
+def test_the_first_token_refusal_mass_refuses_without_a_second_call(tmp_path):
+    c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__ANSWERABILITY="first_token",
+                       GOV_ASSISTANT_ANSWER__MIN_ANSWERABILITY="0.6")
+    assert c.knowledge_bases.ingest_documents("kb", DOCS).ok
+    # the greedy token starts an answer, but 45% of the first token's mass starts 知识库中未找到…: refused
+    c.llm.replies.append("需要出生医学证明原件[1]。")
+    c.llm.judgements.append(0.55)
+    events = list(c.qa.stream("新生儿入户需要哪些材料？", ["kb"]))
+    a = events[-1]["answer"]
+    assert a.refused and a.verification["reason"] == "unanswerable" and a.verification["answerability"] == 0.55
+    assert "出生医学证明" not in "".join(e["text"] for e in events if e["type"] == "token")
+    assert a.citations == [] and a.related and not any(r.cited for r in a.related)
+    assert len(c.llm.calls) == 1 and len(c.llm.judged) == 1          # one generation, read from its first token
+    c.llm.replies.append("需要出生医学证明原件[1]。")
+    c.llm.judgements.append(0.9)
+    b = c.qa.ask("新生儿入户需要哪些材料？", ["kb"])
+    assert not b.refused and b.verification["answerability"] == 0.9 and "出生医学证明" in b.answer
+
+
+def test_refusal_openings_are_read_from_the_top_candidates():
+    import math
+
+    from assistant.grounding.answerability import refusal_mass, starts_refusal
+    assert starts_refusal("知识") and starts_refusal(" 知") and starts_refusal("抱歉")
+    assert not starts_refusal("需要") and not starts_refusal("") and not starts_refusal("知识产权")
+    top = [{"token": "需要", "logprob": math.log(0.6)}, {"token": "知识", "logprob": math.log(0.3)},
+           {"token": "知", "logprob": math.log(0.05)}]
+    assert abs(refusal_mass(top) - 0.35) < 1e-9
+
+
 def test_passages_are_focused_on_the_question():
     text = "第一句讲天气很好。第二句说办理时限为3个工作日。第三句说收费标准为不收费。第四句无关内容很长很长。"
     out = focus_text(text, {"办理", "时限"}, {}, 30)

@@ -133,8 +133,12 @@ class ChatXLlamaCpp(BaseChatModel):
                 meta = {"input_tokens": usage.get("prompt_tokens", 0),
                         "output_tokens": usage.get("completion_tokens", 0),
                         "total_tokens": usage.get("total_tokens", 0)} if usage else None
+                logprobs = next((c["logprobs"] for c in item.get("choices") or [] if c.get("logprobs")), None)
                 if text or meta:
-                    chunk = ChatGenerationChunk(message=AIMessageChunk(content=text, usage_metadata=meta))
+                    # token logprobs ride on the chunk when the request asked for them (answerability: first_token)
+                    chunk = ChatGenerationChunk(message=AIMessageChunk(
+                        content=text, usage_metadata=meta,
+                        response_metadata={"logprobs": logprobs} if logprobs else {}))
                     if run_manager and text:
                         run_manager.on_llm_new_token(text, chunk=chunk)
                     yield chunk

@@ -77,8 +77,19 @@ class ScriptedChatModel(BaseChatModel):
     def _stream(self, messages: list[BaseMessage], stop=None, run_manager=None, **kw: Any
                 ) -> Iterator[ChatGenerationChunk]:
         text = self._reply(messages)
+        meta = self._first_token(text) if kw.get("logprobs") else {}
         for i in range(0, len(text), 4):
-            yield ChatGenerationChunk(message=AIMessageChunk(content=text[i:i + 4]))
+            yield ChatGenerationChunk(message=AIMessageChunk(content=text[i:i + 4], response_metadata=meta if i == 0
+                                                             else {}))
+
+    def _first_token(self, text: str) -> dict:
+        """Top logprobs of a streamed answer's first token: a queued judgement P(answerable) (or "是"/"否") puts
+        the rest of the mass on starting a refusal (知识). Recorded in `judged`."""
+        self.judged.append([{"role": "assistant", "content": text}])
+        reply = self.judgements.pop(0) if self.judgements else "是"
+        p = reply if isinstance(reply, float) else (0.95 if reply == "是" else 0.05)
+        top = [{"token": text[:2] or "答", "logprob": math.log(p)}, {"token": "知识", "logprob": math.log(1 - p)}]
+        return {"logprobs": {"content": [{"token": top[0]["token"], "top_logprobs": top}]}}
 
 
 def build(settings: Settings) -> BaseChatModel:
