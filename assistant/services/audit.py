@@ -1,7 +1,8 @@
 """Append-only audit log (SQLite under data_dir): who asked what of which knowledge base, what came back.
 
 Triggers reject UPDATE and DELETE, so rows can only be added through this code or any other SQLite client.
-Fields are chosen so that no secret can enter: no headers, no query strings, no API keys, only the key's name.
+Fields are chosen so that no secret can enter: no headers, no query strings, no API keys. `principal` is the
+principal's id (the API key's id, not its name: names are reused after a revoke).
 """
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from assistant.components.store.catalog import now_iso
 from assistant.sqlite import open_db
 
 MAX_QUESTION_CHARS = 2000
+# the operations whose rows record an answer and who asked it (API routes by name, the UI's chat handler); other
+# rows may carry an answer id too (a feedback request names the answer it rates)
+ANSWER_OPERATIONS = ("ask", "chat_completions", "ui.chat.ask")
 FIELDS = ("ts", "principal", "client_ip", "operation", "method", "path", "status", "outcome", "kb", "question",
           "sources", "model", "answer_id", "latency_ms")
 
@@ -75,8 +79,11 @@ class AuditLog:
         return n
 
     def find_answer(self, answer_id: str) -> dict | None:
+        """The row that recorded this answer (its principal asked it), or None."""
+        marks = ", ".join("?" * len(ANSWER_OPERATIONS))
         with self._lock:
-            row = self._db.execute("SELECT * FROM audit WHERE answer_id=? ORDER BY id LIMIT 1", (answer_id,)).fetchone()
+            row = self._db.execute(f"SELECT * FROM audit WHERE answer_id=? AND operation IN ({marks}) ORDER BY id "
+                                   "LIMIT 1", (answer_id, *ANSWER_OPERATIONS)).fetchone()
         return _entry(row) if row else None
 
 

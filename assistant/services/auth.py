@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import sqlite3
 import threading
@@ -17,6 +18,7 @@ from assistant.sqlite import open_db
 KEY_PREFIX = "gak_"
 ENV_ADMIN_KEY = "GOV_ASSISTANT_ADMIN_KEY"
 ENV_ADMIN_NAME = "env-admin"
+KEY_ID = re.compile(r"^k_[0-9a-f]{8}$")
 _TOUCH_EVERY_S = 60   # last_used_at is a write: at most once a minute per key, not once per request
 
 SCHEMA = """
@@ -47,12 +49,14 @@ class ApiKeyStore:
         name = (name or "").strip()
         if not name or len(name) > 64:
             raise ValueError("key name must be 1-64 characters")
+        if KEY_ID.match(name):   # `keys revoke NAME_OR_ID` would also hit the key whose id this is
+            raise ValueError("a key name must not look like a key id (k_ and 8 hex digits)")
         if role not in ROLES:
             raise ValueError(f"invalid role {role!r}: use {', '.join(ROLES)}")
         if any(k["name"] == name for k in self.list()):
             raise ValueError(f"an active key named {name!r} exists: revoke it first or pick another name")
         secret = secret or KEY_PREFIX + secrets.token_urlsafe(32)
-        key_id = "k_" + secrets.token_hex(4)
+        key_id = "k_" + secrets.token_hex(4)   # the principal's id: what owns jobs, feedback and audit rows
         with self._lock:
             self._db.execute(
                 "INSERT INTO api_keys(id, name, key_hash, prefix, role, kbs, departments, created_at)"

@@ -1,5 +1,9 @@
 """👍/👎 on answers, stored in SQLite under data_dir; exported as JSONL for evaluation, joined with the audit
-record of the answer (question, knowledge base, returned sources, model) so each line is a labelled example."""
+record of the answer (question, knowledge base, returned sources, model) so each line is a labelled example.
+
+Only the principal who asked (the audit row of the answer names its id) or an admin may rate an answer; any other
+id — unknown, or someone else's — is "not found", so answer ids do not leak. One rating per rater and answer: a
+new one replaces the previous (no flooding one answer with votes)."""
 from __future__ import annotations
 
 import json
@@ -24,13 +28,17 @@ CREATE TABLE IF NOT EXISTS feedback (
 """
 
 
+class AnswerNotFound(LookupError):
+    """No answer with this id that the rater may rate (HTTP 404)."""
+
+
 class FeedbackService:
     def __init__(self, path: Path, audit: AuditLog | None = None):
         self.audit = audit
         self._lock = threading.Lock()
         self._db = open_db(path, SCHEMA)
 
-    def add(self, answer_id: str, rating: str, comment: str = "", principal: Principal | str = LOCAL_ADMIN,
+    def add(self, answer_id: str, rating: str, comment: str = "", principal: Principal = LOCAL_ADMIN,
             question: str | None = None, answer: str | None = None, model: str | None = None,
             source_ids: list[str] | None = None, kbs: list[str] | None = None, **_: object) -> dict:
         """Callers that hold the answer (the UI) pass its context; API callers send only the id and the audit
@@ -41,14 +49,24 @@ class FeedbackService:
             raise ValueError(f"rating must be one of {', '.join(RATINGS)}")
         if len(comment or "") > MAX_COMMENT_CHARS:
             raise ValueError(f"comment is longer than {MAX_COMMENT_CHARS} characters")
+        origin = self.audit.find_answer(answer_id) if self.audit else None
+        if origin is None or (principal.role != "admin" and origin["principal"] != principal.id):
+            raise AnswerNotFound(f"answer {answer_id!r} not found")
         context = {k: v for k, v in {"question": question, "answer": answer, "model": model, "sources": source_ids,
                                      "kb": ",".join(kbs) if kbs else None}.items() if v}
-        name = principal.name if isinstance(principal, Principal) else str(principal)
+        row = (rating, comment or "", now_iso(), json.dumps(context, ensure_ascii=False))
         with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO feedback(answer_id, rating, comment, principal, created_at, context) VALUES (?,?,?,?,?,?)",
-                (answer_id, rating, comment or "", name, now_iso(), json.dumps(context, ensure_ascii=False)))
-        return {"id": cur.lastrowid, "answer_id": answer_id, "rating": rating}
+            old = self._db.execute("SELECT id FROM feedback WHERE answer_id=? AND principal=? ORDER BY id DESC",
+                                   (answer_id, principal.id)).fetchone()
+            if old:
+                self._db.execute("UPDATE feedback SET rating=?, comment=?, created_at=?, context=? WHERE id=?",
+                                 (*row, old["id"]))
+                rating_id = old["id"]
+            else:
+                rating_id = self._db.execute(
+                    "INSERT INTO feedback(rating, comment, created_at, context, answer_id, principal) "
+                    "VALUES (?,?,?,?,?,?)", (*row, answer_id, principal.id)).lastrowid
+        return {"id": rating_id, "answer_id": answer_id, "rating": rating}
 
     def records(self) -> Iterator[dict]:
         with self._lock:

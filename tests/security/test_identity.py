@@ -189,3 +189,147 @@ def test_ui_actions_are_audited_with_the_principal_id(api, ui):
     asked = next(e for e in rows if e["operation"] == "ui.chat.ask")
     assert asked["answer_id"] == answer.answer_id and asked["question"] == QUESTION and asked["latency_ms"] > 0
     assert not [e for e in api.container.audit.tail(400) if e["principal"] == "uiaudit"]   # never the name
+
+
+# -- feedback: only the asker (or an admin), known ids only, one rating per rater ------------------------------------
+
+def ask(api: Api, secret: str) -> str:
+    r = api.client.post("/api/v1/ask", headers=api.h(secret), json={"question": QUESTION, "kb": "open"})
+    assert r.status_code == 200, r.text
+    return r.json()["answer_id"]
+
+
+def rate(api: Api, secret: str, answer_id: str, rating: str = "up", comment: str = ""):
+    return api.client.post("/api/v1/feedback", headers=api.h(secret),
+                           json={"answer_id": answer_id, "rating": rating, "comment": comment})
+
+
+def exported(api: Api, answer_id: str) -> list[dict]:
+    admin, _ = api.key("fb-export", "admin", ("*",))
+    r = api.client.get("/api/v1/feedback/export", headers=api.h(admin))
+    assert r.status_code == 200
+    return [x for x in map(json.loads, r.text.splitlines()) if x["answer_id"] == answer_id]
+
+
+def test_only_the_asker_or_an_admin_may_rate_an_answer(api):
+    asker, _ = api.key("fb-asker", "reader", ("open",))
+    other, _ = api.key("fb-other", "reader", ("open",))
+    admin, _ = api.key("fb-admin", "admin", ("*",))
+    answer_id = ask(api, asker)
+    theirs, missing = rate(api, other, answer_id), rate(api, other, "no-such-answer")
+    assert theirs.status_code == missing.status_code == 404          # someone else's id reads as unknown
+    assert rate(api, asker, answer_id).status_code == 201
+    assert rate(api, admin, answer_id, "down").status_code == 201
+    rows = exported(api, answer_id)
+    asker_id, admin_id = principal_of(api.container, asker).id, principal_of(api.container, admin).id
+    assert sorted(x["principal"] for x in rows) == sorted([asker_id, admin_id])
+    assert {x["asked_by"] for x in rows} == {asker_id} and all(x["question"] == QUESTION for x in rows)
+
+
+def test_an_unknown_answer_id_is_404_and_never_exported_as_the_raters(api):
+    rater, _ = api.key("fb-guess", "reader", ("open",))
+    assert rate(api, rater, "made-up-answer-1").status_code == 404
+    # the feedback request's own audit row names that id; it is not an answer
+    assert api.container.audit.find_answer("made-up-answer-1") is None
+    assert exported(api, "made-up-answer-1") == []
+
+
+def test_a_new_key_with_the_askers_name_cannot_rate_the_old_answer(api):
+    old, _ = api.key("fb-reused", "reader", ("open",))
+    answer_id = ask(api, old)
+    new, _ = api.key("fb-reused", "reader", ("open",))
+    assert rate(api, new, answer_id).status_code == 404
+
+
+def test_one_rater_flooding_one_answer_keeps_one_rating(api):
+    asker, _ = api.key("fb-flood", "reader", ("open",))
+    answer_id = ask(api, asker)
+    for i in range(20):
+        assert rate(api, asker, answer_id, "up" if i % 2 else "down", f"第{i}次").status_code == 201
+    rows = exported(api, answer_id)
+    assert len(rows) == 1 and rows[0]["rating"] == "up" and rows[0]["comment"] == "第19次"
+
+
+def test_the_ui_rates_only_its_own_sessions_answers(api, ui):
+    asker, _ = api.key("fb-ui-asker", "reader", ("open",))
+    other, _ = api.key("fb-ui-other", "reader", ("open",))
+    p, q = ui.log_in(asker), ui.log_in(other)
+    last = ui.call("ui.chat.ask", p, QUESTION, [], [], ["open"], ["现行有效"], None, "", "")[-1][4]
+    assert refused(ui.call("ui.chat.rate_up", q, last, ""))                # another principal holding the state
+    assert "已记录" in ui.call("ui.chat.rate_up", p, last, "准确")[0]
+    assert [x["principal"] for x in exported(api, last["answer"].answer_id)] == [p.id]
+
+
+# -- keys, API replay, login throttle --------------------------------------------------------------------------------
+
+def test_a_key_name_cannot_pose_as_another_keys_id(api):
+    _, victim = api.key("id-victim", "admin", ("*",))
+    with pytest.raises(ValueError, match="key id"):
+        api.container.api_keys.create(victim["id"], "reader", ["open"])
+    assert api.container.api_keys.revoke(victim["id"]) == 1             # `keys revoke <id>` hits that key only
+
+
+def test_a_revoked_key_is_refused_on_every_api_route(api):
+    import re
+    secret, _ = api.key("replay", "admin", ("*",))
+    api.key("replay", "admin", ("*",))                                   # revoked; its name taken again
+    paths = {p: ops for p, ops in api.client.app.openapi()["paths"].items() if p.startswith(("/api/", "/v1/"))}
+    assert len(paths) >= 20
+    for path, ops in paths.items():
+        for method in ops:
+            r = api.client.request(method, re.sub(r"\{[^}]+\}", "x", path), headers=api.h(secret), json={})
+            assert r.status_code == 401, (method, path, r.status_code)
+
+
+def test_many_client_addresses_cannot_bypass_the_login_throttle(api):
+    from identity_fixtures import Clock
+    good, _ = api.key("throttled", "reader", ("open",))
+    clock = Clock()
+    login = Login(api.container, clock=clock)
+    login.throttle = Throttle(max_failures=5, window_s=60, max_total=20, clock=clock)
+    for i in range(20):                                                  # one guess from each of 20 addresses
+        with pytest.raises(LoginError, match="无效"):
+            login.with_key(f"gak_guess{i}", f"10.0.{i}.1")
+    with pytest.raises(LoginError, match="次数过多"):
+        login.with_key(good, "10.9.9.9")                                 # a fresh address waits too
+    clock.advance(60)
+    assert login.with_key(good, "10.9.9.9").name == "throttled"
+
+
+# -- what the UI renders: HTML from documents, metadata and key names is escaped -------------------------------------
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def test_html_in_titles_metadata_answers_and_names_is_escaped(api, ui):
+    import gradio as gr
+
+    from ingest.loaders import SourceDocument
+    from ui.pages.drafting import render_draft_sources
+    api.container.knowledge_bases.create("xss", XSS)
+    doc = SourceDocument(doc_id="xss-1", title=f"{XSS}开放通知", source="xss.md",
+                         text=f"{XSS}开放通知\n第一条 公共数据开放目录每年更新一次<script>alert(2)</script>。\n",
+                         metadata={"status": "现行有效", "agency": "<b onmouseover=alert(3)>数据局</b>",
+                                   "doc_number": "<svg onload=alert(4)>"})
+    assert api.container.knowledge_bases.ingest_documents("xss", [doc]).ok
+    secret, _ = api.key(f"{XSS}管理员", "admin", ("*",))
+    do_key = next(f for f in ui.blocks.fns.values() if f.name == "do_key")
+    login_out = do_key.fn(secret, None)
+    p = login_out[0]
+    steps = ui.call("ui.chat.ask", p, QUESTION, [], [], ["xss"], ["现行有效"], None, "", "")
+    citations = [{"n": 1, "label": doc.title, "title": doc.title, "text": doc.text, "metadata": doc.metadata,
+                  "cited": True}]
+    panels = {"badge": login_out[3], "hits": ui.call("ui.knowledge.hit_test", p, "xss", QUESTION, "hybrid", 5, True),
+              "chunks": ui.call("ui.knowledge.show_chunks", p, "xss", "xss-1"),
+              "kb info": ui.call("ui.knowledge.load_kb", p, "xss")[0], "sources": steps[-1][2],
+              "draft sources": render_draft_sources(citations)}
+    for where, html in panels.items():
+        assert "&lt;img" in html or "&lt;svg" in html or "&lt;b" in html or where == "kb info", where
+        for raw in ("<img", "<script", "<svg", "<b onmouseover"):
+            assert raw not in html, (where, raw)
+    # what is not built here is rendered by components that sanitize (chat answers) or show text (tables)
+    for block in ui.blocks.blocks.values():
+        if isinstance(block, (gr.Chatbot, gr.Markdown)):
+            assert block.sanitize_html, block
+        if isinstance(block, gr.Dataframe):
+            assert set(block.datatype if isinstance(block.datatype, list) else [block.datatype]) <= {"str", "number"}
