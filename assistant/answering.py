@@ -12,6 +12,7 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.prompts import ChatPromptTemplate
 
 from assistant.filters import Filters
+from assistant.grounding.answer_type import asked_kind, states
 from assistant.grounding.answerability import answerability, first_token_logprobs, refusal_mass
 from assistant.grounding.atoms import Evidence
 from assistant.grounding.constraints import (describe_missing, missing_constraints, passage_evidence,
@@ -280,6 +281,13 @@ class Answerer:
             # only passages that mention everything the question names may answer it
             keep = [i for i, ev in enumerate(evidences) if satisfies(constraints, ev)]
             hits, evidences = [hits[i] for i in keep], [evidences[i] for i in keep]
+        kind = asked_kind(standalone) if a.answer_kinds else None
+        if kind and not any(states(kind, h.text) for h in hits):
+            # on topic, but no passage states the kind of content asked for: nothing for the model to answer from
+            verification.reason = "missing_answer_kind"
+            yield from self._refuse(question, standalone, load_prompt("refusal_answer_kind").format(kind=kind.name),
+                                    verification, citations_of(hits, 3), timings, t_start)
+            return
         context, citations = self.build_context(hits, standalone)
         yield {"type": "sources", "citations": citations, "standalone_question": standalone,
                "status": f"检索到 {len(citations)} 条依据"}
@@ -338,6 +346,12 @@ class Answerer:
             kinds = "、".join(dict.fromkeys(ATOM_KIND_NAMES.get(k, "内容") for c in verification.sentences
                                            for k in c.kinds)) or "内容"
             yield from self._refuse(question, standalone, load_prompt("refusal_unsupported").format(kinds=kinds),
+                                    verification, citations, timings, t_start, usage, sources_sent=True)
+            return
+        if kind and not is_refusal(kept) and not states(kind, _CITE.sub("", kept)):
+            # the model answered around the question ("超过40家机构参与" for a 发行规模): what was asked is not there
+            verification.reason = "missing_answer_kind"
+            yield from self._refuse(question, standalone, load_prompt("refusal_answer_kind").format(kind=kind.name),
                                     verification, citations, timings, t_start, usage, sources_sent=True)
             return
         text, refused, citations = finalize_answer(kept, citations)

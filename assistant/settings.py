@@ -112,6 +112,7 @@ class AnswerSettings(_Section):
     answerability: Literal["none", "first_token", "logprob"] = "none"
     min_answerability: float = 0.5
     constraints: bool = False
+    answer_kinds: bool = False            # a question asking for an amount / date / time limit … needs one stated
     verify: bool = False
 
 

@@ -116,6 +116,40 @@ def test_refusal_openings_are_read_from_the_top_candidates():
     assert abs(refusal_mass(top) - 0.35) < 1e-9
 
 
+def test_a_question_asking_for_a_proportion_no_passage_states_is_refused_without_the_model(tmp_path):
+    c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__ANSWER_KINDS="true")
+    assert c.knowledge_bases.ingest_documents("kb", DOCS).ok
+    a = c.qa.ask("示范市公共数据开放数据集的占比是多少？", ["kb"])
+    assert a.refused and a.verification["reason"] == "missing_answer_kind" and "比例" in a.answer
+    assert c.llm.calls == [] and a.related
+
+
+def test_an_answer_that_talks_around_the_asked_kind_is_refused(tmp_path):
+    c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__ANSWER_KINDS="true")
+    assert c.knowledge_bases.ingest_documents("kb", DOCS).ok
+    # a passage states a time limit (3个工作日), but the model's supported sentence gives none
+    c.llm.replies.append("材料齐全的即可办理[1]。")
+    a = c.qa.ask("新生儿入户的办理时限是多久？", ["kb"])
+    assert a.refused and a.verification["reason"] == "missing_answer_kind" and "期限" in a.answer
+    c.llm.replies.append("材料齐全的，3个工作日内办结[1]。")
+    b = c.qa.ask("新生儿入户的办理时限是多久？", ["kb"])
+    assert not b.refused and "3个工作日" in b.answer
+
+
+def test_answer_kinds_on_hand_checked_questions():
+    from assistant.grounding.answer_type import asked_kind, states
+    cases = {"发行规模是多少？": "金额", "补贴标准是多少元？": "金额", "办理时限是多久？": "期限", "几个工作日办结？": "期限",
+             "政策什么时候开始实施？": "日期", "延长到何时？": "日期", "贷款贴息比例是多少？": "比例",
+             "全市有多少家定点医院？": "数量", "咨询电话是多少？": "电话"}
+    for question, name in cases.items():
+        assert asked_kind(question).name == name, question
+    for untyped in ("哪几个部门联合发布的？", "如何处置哄抬物价？", "需要哪些材料？", "除了服务热线还可以通过什么方式咨询？"):
+        assert asked_kind(untyped) is None, untyped
+    assert states(asked_kind("办理时限是多久？"), "当场办结") and states(asked_kind("税率是多少？"), "免征增值税")
+    assert not states(asked_kind("发行规模是多少？"), "超过40家国内金融机构参与")
+    assert states(asked_kind("延长到什么时候？"), "至疫情解除为止")
+
+
 def test_passages_are_focused_on_the_question():
     text = "第一句讲天气很好。第二句说办理时限为3个工作日。第三句说收费标准为不收费。第四句无关内容很长很长。"
     out = focus_text(text, {"办理", "时限"}, {}, 30)
