@@ -181,12 +181,13 @@ def test_ui_actions_are_audited_with_the_principal_id(api, ui):
     rows = rows_of(api, p.id)
     seen = [(e["operation"], e["outcome"]) for e in rows]
     for expected in (("ui.login", "ok"), ("ui.knowledge.load_kb", "ok"), ("ui.knowledge.hit_test", "ok"),
-                     ("ui.knowledge.hit_test", "rejected"), ("ui.chat.ask", "ok"), ("ui.chat.rate_down", "ok"),
+                     ("ui.knowledge.hit_test", "rejected"), ("ui.chat.rate_down", "ok"),
                      ("ui.knowledge.upload", "denied"), ("ui.summarize.summarize", "ok")):
         assert expected in seen, expected
     hit = next(e for e in rows if e["operation"] == "ui.knowledge.hit_test" and e["outcome"] == "ok")
     assert hit["kb"] == "open" and hit["question"] == QUESTION and hit["sources"] and hit["method"] == "UI"
     asked = next(e for e in rows if e["operation"] == "ui.chat.ask")
+    assert asked["outcome"] == ("refused" if answer.refused else "ok")
     assert asked["answer_id"] == answer.answer_id and asked["question"] == QUESTION and asked["latency_ms"] > 0
     assert not [e for e in api.container.audit.tail(400) if e["principal"] == "uiaudit"]   # never the name
 
@@ -333,3 +334,24 @@ def test_html_in_titles_metadata_answers_and_names_is_escaped(api, ui):
             assert block.sanitize_html, block
         if isinstance(block, gr.Dataframe):
             assert set(block.datatype if isinstance(block.datatype, list) else [block.datatype]) <= {"str", "number"}
+
+
+def test_evaluation_reports_over_a_kb_are_shown_only_to_its_readers(api, ui, tmp_path, monkeypatch):
+    for name, kb in (("over-open", "open"), ("over-closed", "closed"), ("no-summary", None)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "report.md").write_text(f"# {name}\n北斗计划预算为八百万元\n", encoding="utf-8")
+        if kb:
+            summary = {"suites": {"custom": {"run": {"options": {"kb": kb}}}}}
+            (folder / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    monkeypatch.setenv("GOV_ASSISTANT_EVAL_DIR", str(tmp_path))
+    reader, _ = api.key("eval-reader", "reader", ("open",))
+    admin, _ = api.key("eval-admin", "admin", ("*",))
+    p, a = ui.log_in(reader), ui.log_in(admin)
+
+    def listed(principal):
+        return {v.rsplit("/", 1)[-1] for _, v in ui.call("ui.evaluation.listing", principal, None)[0]["choices"]}
+    assert listed(p) == {"over-open"}
+    assert listed(a) == {"over-open", "over-closed", "no-summary"}
+    shown = ui.call("ui.evaluation.show_report", p, str(tmp_path / "over-closed"))
+    assert "八百万元" not in str(shown) and rows_of(api, p.id)[-1]["outcome"] == "rejected"

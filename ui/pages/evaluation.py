@@ -1,6 +1,8 @@
 """评测: the latest evaluation reports (report.md, summary.json and PNG charts written by the eval harness under
 its --out folder), read from the configured reports folder: env GOV_ASSISTANT_EVAL_DIR (several separated by
-':'), else <data_dir>/eval and ./eval-runs."""
+':'), else <data_dir>/eval and ./eval-runs. A report run over a knowledge base (summary.json: a suite's
+options.kb) is listed only to principals who may read that knowledge base; one without a readable summary.json
+only to admins."""
 from __future__ import annotations
 
 import base64
@@ -72,6 +74,25 @@ def resolve_report(folder: str, roots: list[Path]) -> Path | None:
     return None
 
 
+def report_kbs(folder: Path) -> set[str] | None:
+    """The knowledge bases a report's suites ran over (summary.json options.kb), or None if it cannot be read."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        return {str(agg["run"]["options"]["kb"]) for agg in summary.get("suites", {}).values()
+                if ((agg.get("run") or {}).get("options") or {}).get("kb")}
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        return None
+
+
+def may_read_report(principal, folder: Path) -> bool:
+    """A report may quote its knowledge bases' questions, answers and passages: only for who may read them all
+    (an admin where summary.json does not say)."""
+    if principal.role == "admin":
+        return True
+    kbs = report_kbs(folder)
+    return kbs is not None and all(principal.can_read(kb) for kb in kbs)
+
+
 def charts_html(pngs: list[Path]) -> str:
     """The charts inline (data: URIs), so no file route has to be opened for the reports folder."""
     if not pngs:
@@ -119,7 +140,7 @@ def build(ctx: UIContext) -> None:
 
     def listing(principal, current=None):
         roots = report_roots(settings)
-        folders = find_reports(roots)
+        folders = [f for f in find_reports(roots) if may_read_report(principal, f)]
         choices = [(_label(f, roots), str(f)) for f in folders]
         dirs = "、".join(f"`{r}`" for r in roots)
         if not folders:
@@ -135,7 +156,7 @@ def build(ctx: UIContext) -> None:
             return "", "", None
         note(question=folder)
         p = resolve_report(folder, report_roots(settings))
-        if p is None:
+        if p is None or not may_read_report(principal, p):   # a value from the browser: checked again
             note(outcome="rejected")
             return f"⚠️ 报告不存在：{esc(folder)}", "", None
         md, pngs, data = load_report(p)
