@@ -78,6 +78,19 @@ class ChunkingSettings(_Section):
     min_chars: int = 40
 
 
+class IngestSettings(_Section):
+    """What one ingest accepts and how it is bounded (issue #14, docs/security/ingest.md)."""
+    max_file_mb: int = 200                # loaders refuse larger files; uploads: min(this, api.max_upload_mb)
+    # zip-based formats (.docx .xlsx .pptx, and any file that is a zip inside): checked from the central directory
+    # before any member is inflated
+    max_archive_entries: int = 5000
+    max_uncompressed_mb: int = 500        # all members together, as declared
+    max_compression_ratio: int = 200      # per member larger than 1 MiB (zip bombs: 1000+; docx XML: 5-20)
+    # non-text formats parse in a worker process with these bounds; .txt .md .jsonl parse in-process
+    parse_timeout_s: float = 120
+    parse_memory_mb: int = 2048           # address space the worker may add beyond what it starts with
+
+
 class RetrievalSettings(_Section):
     top_k: int = 5
     candidates: int = 50
@@ -167,6 +180,7 @@ class Settings(_Section):
     embedding: EmbeddingSettings = EmbeddingSettings()
     vectorstore: VectorStoreSettings = VectorStoreSettings()
     chunking: ChunkingSettings = ChunkingSettings()
+    ingest: IngestSettings = IngestSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     rerank: RerankSettings = RerankSettings()
     answer: AnswerSettings = AnswerSettings()

@@ -13,17 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from assistant.settings import IngestSettings
 from ingest.chunking import Block, Chunk
+from ingest.content_checks import ContentRejected, check_content
+from ingest.isolation import WorkerFailed, run_bounded
+from ingest.parsers import MARKDOWN_SUFFIXES, file_blocks, text_blocks
 
 os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-MARKDOWN_SUFFIXES = {".md", ".markdown"}
 TEXT_SUFFIXES = {".txt"} | MARKDOWN_SUFFIXES
 UNSTRUCTURED_SUFFIXES = {".html", ".htm", ".docx", ".doc", ".pdf", ".xlsx", ".pptx"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | UNSTRUCTURED_SUFFIXES | {".jsonl"}
-MAX_FILE_BYTES = 200 * 1024 * 1024
 
 
 class LoadError(Exception):
@@ -101,67 +103,12 @@ def discover(paths: list[str | Path]) -> tuple[list[Path], list[LoadError]]:
     return files, problems
 
 
-def _partition(path: Path, text: str | None) -> list[Block]:
-    """unstructured elements → blocks; Title is only a hint (it labels most Chinese paragraphs as titles)."""
-    try:
-        if text is not None and path.suffix.lower() in MARKDOWN_SUFFIXES:
-            return _markdown_blocks(text)
-        if text is not None:
-            from unstructured.partition.text import partition_text
-            elements = partition_text(text=text)
-        else:
-            from unstructured.partition.auto import partition
-            kwargs = {"strategy": "fast"} if path.suffix.lower() == ".pdf" else {}
-            elements = partition(filename=str(path), **kwargs)
-    except Exception as exc:  # noqa: BLE001 - unstructured raises many types for corrupt files
-        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        if path.suffix.lower() == ".doc" and "soffice" in msg.lower():
-            msg = "parsing .doc needs LibreOffice (apt-get install libreoffice-writer-nogui)"
-        raise LoadError(str(path), f"cannot parse {path.suffix} file: {msg}") from None
-    return [Block(str(e.text), getattr(e, "category", "") == "Title") for e in elements if str(e.text).strip()]
-
-
-_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)+\|?\s*$")   # | --- | --- |
-_MD_MARKUP = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)|[*_`]+")
-
-
-def _plain(line: str) -> str:
-    return re.sub(r"\s+", "", _MD_MARKUP.sub("", line))
-
-
-def _markdown_blocks(text: str) -> list[Block]:
-    """partition_md finds the elements and their kind, but its text drops what Chinese 公文 numbering needs
-    (the "1." of an ordered list, the bold run-in item title): each element is mapped back to its source lines,
-    which become the block (the chunker reads markdown headings, numbering and bold itself)."""
-    from unstructured.partition.md import partition_md
-
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not _TABLE_RULE.match(ln)]
-    plain = [_plain(ln) for ln in lines]
-    starts: list[tuple[int, bool]] = []          # (first source line, is a Title)
-    cursor = 0
-    for e in partition_md(text=text):
-        key = _plain(str(e.text))[:12]
-        if not key:
-            continue
-        j = next((i for i in range(cursor, len(lines)) if key in plain[i]), None)
-        if j is None:
-            continue                             # text the source does not hold verbatim (rendered HTML)
-        if starts and starts[-1][0] == j:
-            continue                             # several elements from one source line
-        starts.append((j, getattr(e, "category", "") == "Title"))
-        cursor = j + 1
-    if not starts:
-        return []
-    if starts[0][0] > 0:
-        starts.insert(0, (0, False))
-    bounds = [j for j, _ in starts] + [len(lines)]
-    return [Block("\n".join(lines[a:b]), title and b - a == 1)
-            for (a, title), b in zip(starts, bounds[1:])]
-
-
-def load_file(path: Path, source_name: str | None = None) -> Iterator[SourceDocument | LoadError]:
+def load_file(path: Path, source_name: str | None = None,
+              limits: IngestSettings | None = None) -> Iterator[SourceDocument | LoadError]:
     """One document per file; one per line for .jsonl, where a bad line is yielded as a LoadError and the
-    rest go on. source_name is the document's stable name (default: the absolute path)."""
+    rest go on. source_name is the document's stable name (default: the absolute path). Text formats parse
+    in-process; every other format after the content checks, in a bounded worker (limits: ingest settings)."""
+    limits = limits or IngestSettings()
     source = source_name or str(path.resolve())
     try:
         size = path.stat().st_size
@@ -169,33 +116,33 @@ def load_file(path: Path, source_name: str | None = None) -> Iterator[SourceDocu
         raise LoadError(str(path), f"cannot read: {exc.strerror}") from None
     if size == 0:
         raise LoadError(str(path), "the file is empty")
-    if size > MAX_FILE_BYTES:
-        raise LoadError(str(path), f"the file is larger than {MAX_FILE_BYTES // 2**20} MiB")
+    if size > limits.max_file_mb * 2**20:
+        raise LoadError(str(path), f"the file is {size / 2**20:,.1f} MiB; at most {limits.max_file_mb} MiB "
+                                   "(ingest.max_file_mb)")
     suffix = path.suffix.lower()
+    try:
+        check_content(path, limits)
+    except ContentRejected as exc:
+        raise LoadError(str(path), str(exc)) from None
     if suffix == ".jsonl":
         yield from load_jsonl(path)
         return
-    text = decode_text(path.read_bytes(), str(path)) if suffix in TEXT_SUFFIXES else None
-    blocks = _partition(path, text)
+    if suffix in TEXT_SUFFIXES:
+        text = decode_text(path.read_bytes(), str(path))
+        try:
+            blocks = text_blocks(text, suffix)
+        except Exception as exc:  # noqa: BLE001 - unstructured raises many types
+            raise LoadError(str(path), f"cannot parse {suffix} file: {str(exc)[:200] or type(exc).__name__}") from None
+    else:
+        try:
+            blocks = run_bounded(file_blocks, (str(path),), limits.parse_timeout_s, limits.parse_memory_mb)
+        except WorkerFailed as exc:
+            raise LoadError(str(path), str(exc)) from None
     if not blocks:
-        if suffix == ".pdf":
-            _check_pdf(path)  # unstructured returns nothing for a corrupt PDF: say so rather than "needs OCR"
         raise LoadError(str(path), "no text found (a scanned PDF needs OCR first)" if suffix == ".pdf"
                         else "no text found")
     full = "\n".join(b.text for b in blocks)
     yield SourceDocument(doc_id=derive_doc_id(source), title="", source=source, text=full, blocks=blocks)
-
-
-def _check_pdf(path: Path) -> None:
-    try:
-        from pypdf import PdfReader
-    except ImportError:
-        return
-    try:
-        len(PdfReader(str(path), strict=False).pages)
-    except Exception as exc:  # noqa: BLE001 - pypdf raises several types for damaged files
-        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise LoadError(str(path), f"cannot parse .pdf file (damaged or not a PDF): {msg}") from None
 
 
 def load_jsonl(path: Path) -> Iterator[SourceDocument | LoadError]:

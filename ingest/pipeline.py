@@ -20,7 +20,7 @@ from assistant.components.store.bm25 import tokenize
 from assistant.components.store.catalog import ChunkRecord
 from assistant.filters import STATUSES, FilterError, date_to_int
 from assistant.progress import Progress, no_progress
-from assistant.settings import ChunkingSettings
+from assistant.settings import ChunkingSettings, IngestSettings
 from ingest.chunking import Block, Chunk, chunk_blocks, format_heading_path
 from ingest.loaders import LoadError, SourceDocument, discover, load_file
 from ingest.metadata import (META_HEADING, META_PASSAGE, extract_metadata, metadata_passage,
@@ -109,11 +109,13 @@ def index_hash(doc: SourceDocument) -> str:
 
 
 class IngestPipeline:
-    def __init__(self, store: KnowledgeStore, embeddings: Embeddings, chunking: ChunkingSettings, embedding_name: str):
+    def __init__(self, store: KnowledgeStore, embeddings: Embeddings, chunking: ChunkingSettings, embedding_name: str,
+                 limits: IngestSettings | None = None):
         self.store = store
         self.embeddings = embeddings
         self.chunking = chunking
         self.embedding_name = embedding_name
+        self.limits = limits or store.settings.ingest
 
     def ensure_kb(self, kb: str, description: str = "") -> None:
         self.store.catalog.create_kb(kb, self.embedding_name, description, exist_ok=True)
@@ -208,7 +210,7 @@ class IngestPipeline:
             yield from problems
             for path in files:
                 try:
-                    for doc in load_file(path, (source_names or {}).get(str(path))):
+                    for doc in load_file(path, (source_names or {}).get(str(path)), self.limits):
                         if extra_metadata and isinstance(doc, SourceDocument):
                             doc.metadata.update(extra_metadata)
                         yield doc

@@ -39,8 +39,9 @@ def upload_documents(kb: KbPath, request: Request,
     c = get_container(request)
     api = c.settings.api
     note(request, kb=kb)
+    max_mb = min(api.max_upload_mb, c.settings.ingest.max_file_mb)   # a larger file could not be ingested anyway
     job = submit_upload(c.knowledge_bases, c.jobs, kb, [(f.filename, f.file) for f in files], principal,
-                        FsPath(c.settings.data_dir) / "uploads", api.max_upload_mb * 2**20, api.max_files_per_upload,
+                        FsPath(c.settings.data_dir) / "uploads", max_mb * 2**20, api.max_files_per_upload,
                         parse_upload_metadata(metadata))
     return _accepted(job)
 

@@ -11,6 +11,7 @@ from assistant.settings import Settings
 
 class KnowledgeStore:
     def __init__(self, settings: Settings):
+        self.settings = settings
         root = Path(settings.data_dir)
         self.catalog = Catalog(root / "catalog.sqlite3")
         self.vectors = VectorStore(settings.vectorstore, root / "chroma")
