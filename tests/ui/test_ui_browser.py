@@ -247,8 +247,9 @@ def test_chat_streams_a_cited_answer_with_sources(admin, app_server):
     assert "参考依据" in export and "【人工智能生成合成内容】" in export
     page.click("#chat-tools button")                              # fold 评价与导出 again for the screenshot
     admin.shot("chat.png")
-    asked = [e for e in app_server.container.audit.tail(20) if e["operation"] == "ui.ask"]
-    assert asked and asked[-1]["principal"] == "ui-admin" and asked[-1]["question"] == QUESTION
+    asked = [e for e in app_server.container.audit.tail(50) if e["operation"] == "ui.chat.ask"]
+    admin_id = app_server.container.api_keys.authenticate(ADMIN_KEY).id     # audit rows name the key id
+    assert asked and asked[-1]["principal"] == admin_id and asked[-1]["question"] == QUESTION
     assert asked[-1]["answer_id"] and asked[-1]["sources"]
 
 
