@@ -25,7 +25,8 @@ from assistant.retrieval import Hit, HybridSearcher, query_terms
 from assistant.settings import Settings
 
 ATOM_KIND_NAMES = {"amount": "金额", "percent": "比例", "date": "日期", "number": "数字", "doc_number": "文号",
-                   "article": "条款", "document": "文件名称", "place": "地名", "agency": "机关名称"}
+                   "article": "条款", "document": "文件名称", "place": "地名", "agency": "机关名称",
+                   "content": "内容"}
 REFUSAL_MARKERS = ("知识库中未找到", "未找到相关依据", "资料中没有", "参考资料中没有", "无法根据参考资料")
 _CITE = re.compile(r"\[(\d{1,2})\]")
 TOP_LOGPROBS = 10      # candidates read for the first answer token (answerability: first_token)
@@ -306,7 +307,7 @@ class Answerer:
         pieces: list[str] = []
         usage: dict[str, int] = {}
         t0 = time.perf_counter()
-        gate = _SentenceGate(by_n) if a.verify else None
+        gate = _SentenceGate(by_n, standalone, a.min_support) if a.verify else None
         first_token = a.answerability == "first_token"
         llm = self.llm.bind(logprobs=True, top_logprobs=TOP_LOGPROBS) if first_token else self.llm
         for chunk in llm.stream(messages):
@@ -395,8 +396,9 @@ class _SentenceGate:
     """Holds streamed text until a sentence (and the [n] markers that follow it) is complete, then lets it through
     only when its atoms are in the passages it cites. `checks` lists every sentence's result."""
 
-    def __init__(self, evidences: dict[int, Evidence]):
+    def __init__(self, evidences: dict[int, Evidence], question: str = "", min_support: float = 0.0):
         self.evidences = evidences
+        self.question, self.min_support = question, min_support
         self.all = union(list(evidences.values()))
         self.buffer = ""
         self.kept = ""
@@ -419,7 +421,7 @@ class _SentenceGate:
         return self._check(sentence) if sentence.strip() else ""
 
     def _check(self, sentence: str) -> str:
-        check = check_sentence(sentence, self.evidences, self.all)
+        check = check_sentence(sentence, self.evidences, self.all, self.question, self.min_support)
         self.checks.append(check)
         if check.supported:
             self.kept += check.text          # with a corrected citation, when one was added

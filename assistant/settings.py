@@ -127,6 +127,7 @@ class AnswerSettings(_Section):
     constraints: bool = False
     answer_kinds: bool = False            # a question asking for an amount / date / time limit … needs one stated
     verify: bool = False
+    min_support: float = 0.0              # share of a sentence's own wording its passages must hold; 0 = off
 
 
 class ServerSettings(_Section):

@@ -1,9 +1,13 @@
-"""Calibrate `answer.min_answerability` from a rejection run that recorded the signal without acting on it
-(`answer.answerability` on, `min_answerability: 0`), on the tuned half only; the held-out half is reported as it
-falls. Refusing at the signal changes nothing else about an answer (the decision is taken before any text is
-shown), so "refused at threshold t" = refused in the run, or signal < t.
+"""Calibrate a refusal threshold from a rejection run that recorded its signal without acting on it, on the
+tuned half only; the held-out half is reported as it falls. Two signals:
 
-`gov-assistant eval calibrate RUN` prints the sweep and the pick, and writes RUN/calibration.json + .png."""
+- `answerability` (`answer.min_answerability`; run with `answer.answerability` on and `min_answerability: 0`): the
+  decision is taken before any text is shown, so "refused at t" = refused in the run, or the signal < t.
+- `support` (`answer.min_support`; run with `min_support: 0`): each verified sentence records the share of its own
+  wording found in its passages; at t the sentences below t go too, and an answer left with none is refused.
+
+`gov-assistant eval calibrate RUN [--signal support]` prints the sweep and the pick, and writes
+RUN/calibration-<signal>.json + .png."""
 from __future__ import annotations
 
 import json
@@ -25,69 +29,99 @@ class Point:
     answered_present: float | None    # share of present questions answered
 
 
-def load(run: Path) -> list[dict]:
+SIGNALS = ("answerability", "support")
+
+
+def _sentence_supports(record: dict) -> list[float | None]:
+    """The support of each sentence verification kept (a sentence too short to judge: None, always kept)."""
+    return [s.get("support") for s in (record.get("verification") or {}).get("sentences") or [] if s.get("supported")]
+
+
+def values(record: dict, signal: str) -> list[float]:
+    if signal == "answerability":
+        p = (record.get("verification") or {}).get("answerability")
+        return [] if p is None else [p]
+    return [v for v in _sentence_supports(record) if v is not None]
+
+
+def load(run: Path, signal: str = "answerability") -> list[dict]:
+    if signal not in SIGNALS:
+        raise CalibrationError(f"--signal must be one of {', '.join(SIGNALS)}, not {signal!r}")
     path = Path(run) / "items.jsonl"
     if not path.is_file():
         raise CalibrationError(f"{path}: no items (run `gov-assistant eval run --suite rejection` first)")
     records = [r for r in read_jsonl(path) if r.get("suite") == "rejection" and r.get("kind")]
-    if not any((r.get("verification") or {}).get("answerability") is not None for r in records):
-        raise CalibrationError(f"{path}: no answer records an answerability signal; run with answer.answerability "
-                               "first_token (or logprob) and answer.min_answerability 0")
+    if not any(values(r, signal) for r in records):
+        how = ("answer.answerability first_token (or logprob) and answer.min_answerability 0" if signal ==
+               "answerability" else "answer.verify true and answer.min_support 0 (sentences record their support)")
+        raise CalibrationError(f"{path}: no answer records the {signal} signal; run with {how}")
     return records
 
 
-def refused_at(record: dict, threshold: float) -> bool:
-    p = (record.get("verification") or {}).get("answerability")
-    return declined(record) or (p is not None and p < threshold)
+def refused_at(record: dict, threshold: float, signal: str = "answerability") -> bool:
+    if declined(record):
+        return True
+    if signal == "answerability":
+        p = (record.get("verification") or {}).get("answerability")
+        return p is not None and p < threshold
+    kept = _sentence_supports(record)
+    return bool(kept) and all(v is not None and v < threshold for v in kept)
 
 
-def point(records: list[dict], threshold: float) -> Point:
+def point(records: list[dict], threshold: float, signal: str = "answerability") -> Point:
     absent = [r for r in records if r["kind"] == "absent"]
     present = [r for r in records if r["kind"] == "present"]
-    ra = sum(refused_at(r, threshold) for r in absent) / len(absent) if absent else None
-    ap = sum(not refused_at(r, threshold) for r in present) / len(present) if present else None
+    ra = sum(refused_at(r, threshold, signal) for r in absent) / len(absent) if absent else None
+    ap = sum(not refused_at(r, threshold, signal) for r in present) / len(present) if present else None
     return Point(threshold, ra, ap)
 
 
-def thresholds(records: list[dict]) -> list[float]:
-    """0 (off), the midpoints between consecutive recorded signals (a decision changes only there; the midpoint
+def thresholds(records: list[dict], signal: str = "answerability") -> list[float]:
+    """0 (off), the midpoints between consecutive recorded values (a decision changes only there; the midpoint
     leaves a margin on both sides for questions not seen) and just above the highest."""
-    values = sorted({r["verification"]["answerability"] for r in records
-                     if (r.get("verification") or {}).get("answerability") is not None})
-    mids = [round((a + b) / 2, 4) for a, b in zip(values, values[1:])]
-    return [0.0] + mids + ([round(values[-1] + 1e-4, 4)] if values else [])
+    vals = sorted({v for r in records for v in values(r, signal)})
+    mids = [round((a + b) / 2, 4) for a, b in zip(vals, vals[1:])]
+    return [0.0] + mids + ([round(vals[-1] + 1e-4, 4)] if vals else [])
 
 
-def pick(records: list[dict], min_answered: float) -> Point:
+def pick(records: list[dict], min_answered: float, signal: str = "answerability") -> Point:
     """The threshold that refuses the most absent questions of the tuned half while it still answers at least
     `min_answered` of the present ones (ties: the lowest threshold, the least intrusive)."""
     tuned = [r for r in records if r.get("half") == HALVES[0]]
-    best = point(tuned, 0.0)
-    for t in thresholds(tuned):
-        p = point(tuned, t)
+    best = point(tuned, 0.0, signal)
+    for t in thresholds(tuned, signal):
+        p = point(tuned, t, signal)
         if p.answered_present is not None and p.answered_present >= min_answered and \
                 (p.refused_absent or 0) > (best.refused_absent or 0):
             best = p
     return best
 
 
-def calibrate(run: Path, min_answered: float = TARGETS["answer_rate_present"]) -> dict:
-    records = load(run)
-    chosen = pick(records, min_answered)
+def answer_score(record: dict, signal: str) -> float | None:
+    """One number per answer for the AUC: the answerability, or its best-supported kept sentence."""
+    vals = values(record, signal)
+    return max(vals) if vals else None
+
+
+def calibrate(run: Path, min_answered: float = TARGETS["answer_rate_present"],
+              signal: str = "answerability") -> dict:
+    records = load(run, signal)
+    chosen = pick(records, min_answered, signal)
     halves = {h: [r for r in records if r.get("half") == h] for h in HALVES}
-    signal = {h: {kind: sorted(r["verification"]["answerability"] for r in rs if r["kind"] == kind
-                               and (r.get("verification") or {}).get("answerability") is not None)
+    scores = {h: {kind: sorted(v for r in rs if r["kind"] == kind and not declined(r)
+                               and (v := answer_score(r, signal)) is not None)
                   for kind in ("absent", "present")} for h, rs in halves.items()}
     result = {
-        "run": str(run), "min_answered": min_answered, "threshold": chosen.threshold,
-        "at_threshold": {h: vars(point(rs, chosen.threshold)) for h, rs in halves.items()},
-        "without": {h: vars(point(rs, 0.0)) for h, rs in halves.items()},
-        "sweep": {h: [vars(point(rs, t)) for t in thresholds(records)] for h, rs in halves.items()},
-        "signal": signal,
-        "auc": {h: auc(s["present"], s["absent"]) for h, s in signal.items()},
+        "run": str(run), "signal": signal, "min_answered": min_answered, "threshold": chosen.threshold,
+        "at_threshold": {h: vars(point(rs, chosen.threshold, signal)) for h, rs in halves.items()},
+        "without": {h: vars(point(rs, 0.0, signal)) for h, rs in halves.items()},
+        "sweep": {h: [vars(point(rs, t, signal)) for t in thresholds(records, signal)] for h, rs in halves.items()},
+        "scores": scores,
+        "auc": {h: auc(s["present"], s["absent"]) for h, s in scores.items()},
     }
-    (Path(run) / "calibration.json").write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
-    chart(result, Path(run) / "calibration.png")
+    base = Path(run) / f"calibration-{signal}"
+    base.with_suffix(".json").write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    chart(result, base.with_suffix(".png"))
     return result
 
 
@@ -113,10 +147,10 @@ def chart(result: dict, path: Path) -> Path:
             ax.step(xs, ys, where="post", ls=styles[half], color=color, label=f"{label} ({half})")
     ax.axvline(result["threshold"], color="k", lw=1, alpha=.6)
     ax.text(result["threshold"], 3, f" picked {result['threshold']:.3f}", fontsize=8)
-    ax.set_xlabel("min_answerability (refuse when the signal is below)")
+    ax.set_xlabel(f"min_{result['signal']} (refuse when the signal is below)")
     ax.set_ylabel("%")
     ax.set_ylim(0, 105)
-    ax.set_title(f"answerability threshold, picked on the tuned half (AUC tuned {result['auc'][HALVES[0]]}, "
+    ax.set_title(f"{result['signal']} threshold, picked on the tuned half (AUC tuned {result['auc'][HALVES[0]]}, "
                  f"held-out {result['auc'][HALVES[1]]})", fontsize=9)
     ax.legend(fontsize=7, loc="center right")
     ax.grid(alpha=.3)

@@ -194,20 +194,21 @@ def compare_cmd(dir1: Path = typer.Argument(..., help="Baseline run folder (A)."
 def calibrate_cmd(run_dir: Path = typer.Argument(..., help="A rejection run folder that recorded the answerability "
                                                  "signal (answer.answerability on, answer.min_answerability 0)."),
                   min_answered: float = typer.Option(0.95, "--min-answered", help="Present questions of the tuned "
-                                                     "half that must still be answered.")):
-    """Pick answer.min_answerability on the rejection run's tuned half; report both halves; calibration.json/png."""
+                                                     "half that must still be answered."),
+                  signal: str = typer.Option("answerability", "--signal", help="answerability "
+                                             "(answer.min_answerability) | support (answer.min_support).")):
+    """Pick a refusal threshold on the rejection run's tuned half; report both halves; calibration-<signal>.json/png."""
     from assistant import cli as main
     from eval.calibrate import calibrate
 
     with main.friendly_errors():
-        result = calibrate(run_dir, min_answered)
+        result = calibrate(run_dir, min_answered, signal)
     t = Table("half", "AUC", "refused absent (off → at t)", "answered present (off → at t)",
-              title=f"min_answerability {result['threshold']:.4f} (picked on tuned: answer ≥ {min_answered:.0%})")
+              title=f"min_{signal} {result['threshold']:.4f} (picked on tuned: answer ≥ {min_answered:.0%})")
     pct = lambda v: "–" if v is None else f"{100 * v:.0f}%"  # noqa: E731
     for half, at in result["at_threshold"].items():
         off = result["without"][half]
         t.add_row(half, str(result["auc"][half]), f"{pct(off['refused_absent'])} → {pct(at['refused_absent'])}",
                   f"{pct(off['answered_present'])} → {pct(at['answered_present'])}")
     console.print(t)
-    console.print(f"written: {Path(run_dir) / 'calibration.json'}, {Path(run_dir) / 'calibration.png'}",
-                  highlight=False)
+    console.print(f"written: {Path(run_dir) / f'calibration-{signal}.json'} and .png", highlight=False)

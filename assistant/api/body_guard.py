@@ -7,7 +7,9 @@ the limit of the route they go to, and must arrive in time:
 - a mounted app (the UI under /ui): the upload limit;
 - every other route: api.max_json_mb;
 - a body must arrive within api.body_timeout_s plus 1 s per api.body_min_kb_per_s KiB received (408): a client
-  that trickles bytes (slowloris) is cut off, a large upload over a slow line is not.
+  that trickles bytes (slowloris) is cut off, a large upload over a slow line is not;
+- the request line and headers: at most api.max_header_kb (431). `serve` also counts them as they arrive
+  (server.py); this check covers what came in one read and any other server.
 
 Refusals are 413 / 408 / 503 in the route's error shape with `Connection: close` (the rest of the body is never
 read). Inside FastAPI they are raised from `receive` as HTTPException, which FastAPI's body parsing re-raises, so the
@@ -45,11 +47,13 @@ class BodyLimits:
     concurrent_uploads: int
     timeout_s: float
     min_bytes_per_s: float
+    header_bytes: int
 
     @classmethod
     def from_settings(cls, api: Any) -> "BodyLimits":
         return cls(api.max_json_mb * MiB, api.max_upload_request_mb * MiB, api.max_upload_mb * MiB,
-                   api.max_concurrent_uploads, api.body_timeout_s, api.body_min_kb_per_s * 1024)
+                   api.max_concurrent_uploads, api.body_timeout_s, api.body_min_kb_per_s * 1024,
+                   api.max_header_kb * 1024)
 
 
 def body_kind(route: Any) -> str:
@@ -160,6 +164,12 @@ class BodyGuardMiddleware:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        head_bytes = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") + sum(
+            len(k) + len(v) + 4 for k, v in scope.get("headers") or [])
+        if head_bytes > self.limits.header_bytes:
+            await reject(self.routes, scope, send, 431, f"request line and headers over "
+                                                        f"{self.limits.header_bytes // 1024} KiB")
             return
         kind = body_kind(self.routes.match(scope))
         limit = self.limits.json_bytes if kind == "json" else self.limits.upload_bytes

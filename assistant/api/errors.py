@@ -84,7 +84,7 @@ def _validation_message(errors: list[dict]) -> str:
         if e.get("type") == "json_invalid":
             return f"malformed JSON body (near character {e.get('loc', ('', '?'))[-1]}): {e.get('msg', '')}"
         where = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
-        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        parts.append(f"{where}: {e.get('msg', 'invalid').removeprefix('Value error, ')}")
     return "invalid request: " + "; ".join(parts)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 MASK = "***"
@@ -31,13 +32,23 @@ def _redact_arg(value: Any) -> Any:
 
 def redact_record(record: logging.LogRecord) -> None:
     """In place. Arguments are redacted one by one, so formatters that read them by position (uvicorn's access
-    formatter: client, method, path, version, status) keep working; a traceback is formatted and redacted too."""
-    if isinstance(record.msg, str):
-        record.msg = redact(record.msg)
+    formatter: client, method, path, version, status) keep working; when a secret shows only in the formatted
+    message (a `Bearer %s` template), the record becomes that message redacted. The format string itself is never
+    edited (its placeholders would break). A traceback is formatted and redacted too."""
     if isinstance(record.args, tuple):
         record.args = tuple(_redact_arg(a) for a in record.args)
-    elif isinstance(record.args, dict):
+    elif isinstance(record.args, Mapping):
         record.args = {k: _redact_arg(v) for k, v in record.args.items()}
+    if not record.args:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+    elif record.name != "uvicorn.access":   # whose arguments are the request line's parts, each redacted above
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken template is the logging call's problem, reported by logging
+            message = None
+        if message is not None and redact(message) != message:
+            record.msg, record.args = redact(message), ()
     if record.exc_info and not record.exc_text:
         record.exc_text = logging.Formatter().formatException(record.exc_info)
     if record.exc_text:

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from assistant.components.store.catalog import KB_NAME
 
 KbName = Annotated[str, StringConstraints(pattern=KB_NAME.pattern)]
-FilterValue = str | list[str]
+MAX_FILTER_VALUES = 100      # doc_ids etc.: the vector store turns each into an SQL variable (32,766 at most)
+MAX_FILTER_CHARS = 300
+
+
+def _bounded_filter(value: str | list[str]) -> str | list[str]:
+    values = [value] if isinstance(value, str) else value
+    if len(values) > MAX_FILTER_VALUES:
+        raise ValueError(f"at most {MAX_FILTER_VALUES} values (got {len(values)})")
+    if any(len(v) > MAX_FILTER_CHARS for v in values):
+        raise ValueError(f"a value is longer than {MAX_FILTER_CHARS} characters")
+    return value
+
+
+FilterValue = Annotated[str | list[str], AfterValidator(_bounded_filter)]
+FilterKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+FiltersIn = dict[FilterKey, FilterValue]   # also for the OpenAI route's `filters` extension
 
 
 class Strict(BaseModel):
@@ -38,15 +53,16 @@ class Turn(Strict):
 
 class AskRequest(KbSelection):
     question: str = Field(min_length=1, max_length=2000, examples=["新生儿落户需要哪些材料？"])
-    filters: dict[str, FilterValue] | None = Field(
+    filters: FiltersIn | None = Field(
         None, max_length=20, description="status (default 现行有效; '*' for any), agency, doc_type, date_from, "
-                                         "date_to, doc_ids, or any exact metadata field such as law.")
+                                         "date_to, doc_ids, or any exact metadata field such as law; at most "
+                                         f"{MAX_FILTER_VALUES} values per field.")
     history: list[Turn] | None = Field(None, max_length=20, description="Earlier turns, oldest first.")
 
 
 class SearchRequest(KbSelection):
     query: str = Field(min_length=1, max_length=2000)
-    filters: dict[str, FilterValue] | None = Field(None, max_length=20)
+    filters: FiltersIn | None = Field(None, max_length=20)
     top_k: int = Field(5, ge=1, le=50)
     mode: Literal["hybrid", "bm25", "dense"] = "hybrid"
 

@@ -20,6 +20,9 @@ class SentenceCheck:
     unsupported: list[str] = field(default_factory=list)     # the atoms as written
     kinds: list[str] = field(default_factory=list)
     added_cites: list[int] = field(default_factory=list)     # markers added: the passage that states its atoms
+    # share of the sentence's own wording (what it does not repeat from the question) found in its passages;
+    # None when the sentence has too little wording of its own to tell
+    support: float | None = None
 
 
 @dataclass
@@ -47,21 +50,49 @@ def split_sentences(text: str) -> list[str]:
     return [m.group(0) for m in _SENTENCE.finditer(text) if m.group(0).strip()]
 
 
-def check_sentence(sentence: str, evidences: dict[int, Evidence], all_evidence: Evidence) -> SentenceCheck:
+def check_sentence(sentence: str, evidences: dict[int, Evidence], all_evidence: Evidence, question: str = "",
+                   min_support: float = 0.0) -> SentenceCheck:
     """Atoms of the sentence against the passages it cites (all passages when it cites none). Small models often
     cite the wrong neighbour: when one other passage states every atom the cited ones lack, its marker is added
-    (`added_cites`) and the sentence stands on it."""
+    (`added_cites`) and the sentence stands on it. With `min_support`, a sentence whose own wording is mostly not
+    in its passages ("通过设置检查站严格检查车辆" from a passage about something else) is unsupported too: an
+    invented answer need not contain a figure."""
     cites = [int(n) for n in CITE.findall(sentence) if int(n) in evidences]
     ev = union([evidences[n] for n in cites]) if cites else all_evidence
     body = CITE.sub("", sentence)
     missing = unsupported_atoms(body, ev)
+    added: list[int] = []
     if missing and cites:
         fix = next((n for n in sorted(evidences) if n not in cites
                     and all(evidences[n].supports(a) for a in missing)
                     and _overlap(body, missing, evidences[n].text) >= 0.3), None)
         if fix is not None:
-            return SentenceCheck(_add_marker(sentence, fix), cites + [fix], True, added_cites=[fix])
-    return SentenceCheck(sentence, cites, not missing, [a.text for a in missing], [a.kind for a in missing])
+            sentence, cites, missing, added = _add_marker(sentence, fix), cites + [fix], [], [fix]
+            ev = union([evidences[n] for n in cites])
+    support = content_support(body, ev.text, question)
+    unsupported, kinds = [a.text for a in missing], [a.kind for a in missing]
+    if support is not None and support < min_support:
+        kinds.append("content")
+    return SentenceCheck(sentence, cites, not kinds, unsupported, kinds, added_cites=added, support=support)
+
+
+MIN_OWN_GRAMS = 6      # fewer character bigrams of its own: a sentence too short to judge by wording
+# answer boilerplate and connectives that no passage needs to share
+_ANSWER_WORDS = ("根据|资料|中的|规定|需要|可以|应当|要求|相关|以下|如下|包括|其中|办法|进行|通过|主要|内容|具体|方面|"
+                 "有关|按照|问题|回答|提到|指出|表示|明确|文件|通知|政策|措施")
+
+
+def content_support(body: str, passage: str, question: str = "") -> float | None:
+    """Share of the sentence's own character bigrams (not in the question, not boilerplate, figures and Latin
+    left to the atom check) that occur in the passage text."""
+    def grams(text: str) -> set[str]:
+        t = re.sub(r"[\W\d_a-zA-Z]|" + _ANSWER_WORDS, "|", normalize(text))
+        return {t[i:i + 2] for i in range(len(t) - 1) if "|" not in t[i:i + 2]}
+    own = grams(body) - grams(question)
+    if len(own) < MIN_OWN_GRAMS:
+        return None
+    text = normalize(passage)
+    return round(sum(g in text for g in own) / len(own), 3)
 
 
 # answer boilerplate that no passage needs to share ("根据资料中的规定，…需要…")

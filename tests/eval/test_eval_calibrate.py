@@ -41,9 +41,28 @@ def test_calibrate_reports_both_halves_and_writes_json_and_chart(tmp_path):
     result = calibrate(_run(tmp_path, RECORDS), min_answered=1.0)
     held = result["at_threshold"]["held-out"]
     assert held["refused_absent"] == pytest.approx(0.5) and held["answered_present"] == 1.0
-    assert result["auc"]["tuned"] == auc([0.99, 0.95, 0.9, 0.85, 0.8], [0.3, 0.5, 0.7, 0.9, 0.95])
-    assert (tmp_path / "calibration.png").stat().st_size > 1000
-    assert json.loads((tmp_path / "calibration.json").read_text())["threshold"] == result["threshold"]
+    assert result["auc"]["tuned"] == auc([0.99, 0.95, 0.9, 0.85, 0.8], [0.3, 0.5, 0.7, 0.9])  # answered ones
+    assert (tmp_path / "calibration-answerability.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "calibration-answerability.json").read_text())["threshold"] == result["threshold"]
+
+
+def _answer(kind: str, half: str, supports: list) -> dict:
+    sentences = [{"supported": True, "support": v} for v in supports] + [{"supported": False, "support": 0.9}]
+    return {"suite": "rejection", "kind": kind, "half": half, "refused": False, "refusal_marker": False,
+            "verification": {"answerability": None, "sentences": sentences}}
+
+
+def test_support_refuses_an_answer_only_when_every_kept_sentence_is_below(tmp_path):
+    records = [_answer("present", "tuned", [0.95, 0.2]), _answer("present", "tuned", [0.8, None]),
+               _answer("absent", "tuned", [0.1, 0.3]), _answer("absent", "tuned", [0.6]),
+               _answer("absent", "held-out", [0.2]), _answer("present", "held-out", [0.7])]
+    result = calibrate(_run(tmp_path, records), min_answered=1.0, signal="support")
+    # .7, between absent .6 and present .8: both absent refused; present 1 keeps its .95 sentence, present 2 its
+    # sentence too short to judge
+    assert result["threshold"] == pytest.approx(0.7)
+    assert result["at_threshold"]["tuned"] == {"threshold": 0.7, "refused_absent": 1.0, "answered_present": 1.0}
+    assert result["at_threshold"]["held-out"] == {"threshold": 0.7, "refused_absent": 1.0, "answered_present": 1.0}
+    assert (tmp_path / "calibration-support.png").exists()
 
 
 def test_a_run_without_the_signal_is_a_clear_error(tmp_path):

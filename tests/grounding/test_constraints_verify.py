@@ -69,3 +69,19 @@ def test_a_figure_stated_by_another_passage_gets_that_passages_marker():
     assert checks[0].supported and checks[0].added_cites == [2] and checks[0].cites == [1, 2]
     kept, _ = verify_text("线上申请3个工作日内办结。", {1: evidences[1], 2: evidences[2]})
     assert kept == "线上申请3个工作日内办结。"                      # no marker: checked against all passages
+
+
+def test_a_sentence_whose_wording_is_not_in_its_passage_is_unsupported_with_min_support():
+    from assistant.grounding.atoms import Evidence
+    from assistant.grounding.verify import check_sentence, content_support
+    question = "上海公安机关是如何完成重点区域的巡查工作的？"
+    passage = Evidence.of("", "上海公安在重点区域加强巡逻，对人员密集场所开展巡查。")
+    invented = "上海公安机关通过在重点区域设置检查站，对进出上海的车辆进行严格检查[1]。"
+    assert content_support(invented, passage.text, question) < 0.2
+    check = check_sentence(invented, {1: passage}, passage, question, min_support=0.5)
+    assert not check.supported and check.kinds == ["content"] and check.support < 0.2
+    assert check_sentence(invented, {1: passage}, passage, question).supported    # off: recorded, not acted on
+    copied = "上海公安在重点区域加强巡逻，对人员密集场所开展巡查[1]。"
+    assert check_sentence(copied, {1: passage}, passage, question, min_support=0.5).support == 1.0
+    # too little wording of its own (it repeats the question) to judge: kept, support None
+    assert check_sentence("上海公安机关完成了重点区域巡查[1]。", {1: passage}, passage, question, 0.5).support is None

@@ -152,9 +152,17 @@ def exchange(port: int, request_head: bytes, body: Iterable[bytes] = (), pause_s
     answer. `sent` is how much body got out before that, which bounds what the server could have read."""
     start = time.monotonic()
     sent = 0
+    pieces = [request_head[i:i + 65536] for i in range(0, len(request_head), 65536)]   # the head may be huge too
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)
-        sock.sendall(request_head)
+        for piece in pieces:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                break
+            try:
+                sock.sendall(piece)
+            except (BrokenPipeError, ConnectionResetError, socket.timeout):
+                break
         for piece in body:
             readable, _, _ = select.select([sock], [], [], 0)
             if readable:

@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Iterator
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.responses import StreamingResponse
 
 from assistant.api.deps import Reader, get_container, note
 from assistant.api.openai_format import (
@@ -23,6 +22,7 @@ from assistant.api.openai_format import (
     completion,
     split_question,
 )
+from assistant.api.streaming import ClosingStreamingResponse as StreamingResponse   # frees the LLM on disconnect
 from assistant.filters import Filters
 from assistant.services.access import Principal
 
