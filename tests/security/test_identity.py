@@ -355,3 +355,13 @@ def test_evaluation_reports_over_a_kb_are_shown_only_to_its_readers(api, ui, tmp
     assert listed(a) == {"over-open", "over-closed", "no-summary"}
     shown = ui.call("ui.evaluation.show_report", p, str(tmp_path / "over-closed"))
     assert "八百万元" not in str(shown) and rows_of(api, p.id)[-1]["outcome"] == "rejected"
+
+
+def test_answers_from_every_answering_route_can_be_rated_by_their_asker(api):
+    # audit.ANSWER_OPERATIONS names the routes whose rows record answers: a renamed route must show up here
+    asker, _ = api.key("fb-routes", "reader", ("open",))
+    r = api.client.post("/v1/chat/completions", headers=api.h(asker),
+                        json={"model": "open", "messages": [{"role": "user", "content": QUESTION}]})
+    assert r.status_code == 200, r.text
+    for answer_id in (ask(api, asker), r.json()["answer_id"]):
+        assert rate(api, asker, answer_id).status_code == 201
