@@ -438,3 +438,21 @@ def test_a_rate_limited_key_is_refused_before_its_body(crowded):
     assert r.status == 429 and int(r.headers["retry-after"]) >= 1 and crowded.counter.body_bytes == 0
     row = crowded.container.audit.tail(1)[0]
     assert (row["principal"], row["outcome"]) == (crowded.key_id("reader"), "rate_limited")
+
+
+def test_serve_runs_uvicorn_with_these_guards(tmp_path, monkeypatch):
+    """The live server above runs uvicorn_options; `gov-assistant serve` must pass the same ones."""
+    from typer.testing import CliRunner
+
+    from assistant.api.server import HeaderGuard
+    from assistant.cli import app
+
+    seen = {}
+    monkeypatch.setenv("GOV_ASSISTANT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr("uvicorn.run", lambda app, host, port, **kw: seen.update(kw))
+    assert CliRunner().invoke(app, ["-p", "unit", "serve", "--no-ui"], catch_exceptions=False).exit_code == 0
+    assert issubclass(seen["http"], HeaderGuard) and seen["http"].max_header_bytes == 32 * 1024
+    assert seen["http"].header_timeout_s == 10 and seen["limit_concurrency"] == 200
+    config = seen["log_config"]
+    assert all(h["filters"] == ["redact"] for h in config["handlers"].values())
+    assert config["loggers"]["assistant"]["handlers"] == ["default"]
