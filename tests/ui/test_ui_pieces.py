@@ -191,6 +191,17 @@ def test_refusal_names_the_missing_constraint_and_reason():
     assert "没有直接给出所问的内容" in html and "相关但未直接回答" not in html
 
 
+def test_removed_wording_and_the_new_refusal_reasons_are_explained():
+    v = {"sentences": [{**_check("上海公安通过设置检查站严格检查车辆[1]。", [1], [], ["content"]), "supported": False,
+                        "support": 0.07}],
+         "answerability": None, "missing_constraints": [], "reason": "unsupported", "removed": 1}
+    assert verification_note(v) == "已删除 1 句（其表述在依据中找不到）"
+    kind = Answer("q", "未找到", True, [], verification={**v, "sentences": [], "reason": "missing_answer_kind"})
+    assert "金额、期限、日期" in render_sources([], answer=kind)
+    injected = Answer("q", "无法作答", True, [], verification={**v, "sentences": [], "reason": "injection"})
+    assert "改变或泄露系统指令" in render_sources([], answer=injected)
+
+
 def test_source_label_and_section():
     assert source_label({"title": "T"}) == ""
     assert section_of({"title": "T", "heading": "T > 一、总则"}) == "一、总则"

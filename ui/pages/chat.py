@@ -30,6 +30,9 @@ REFUSAL_REASONS = {
     "unanswerable": "检索到的资料与问题相关，但没有直接给出所问的内容，因此没有生成回答。",
     "unsupported": "生成的回答含有依据中没有的内容，已全部删除，因此没有给出回答。",
     "model_refused": "模型判断检索到的资料不足以回答该问题。",
+    "missing_answer_kind": "问题询问具体的金额、期限、日期、比例、数量或电话，检索到的资料（或据此生成的回答）中没有给出，"
+                           "因此没有生成回答。",
+    "injection": "问题包含要求改变或泄露系统指令的内容，未予执行。",
 }
 RELATED_HEAD = "相关但未直接回答（仅供参考，未作为回答依据）"
 _MARKERS = re.compile(r"\[\d{1,2}\]")
@@ -49,7 +52,9 @@ def verification_note(verification: dict | None) -> str:
     if not removed:
         return ""
     atoms = [a for s in removed for a in s.get("unsupported") or []]
-    return f"已删除 {len(removed)} 句" + (f"：依据中未找到{_quoted(atoms)}" if atoms else "")
+    wording = any("content" in (s.get("kinds") or []) for s in removed)
+    return f"已删除 {len(removed)} 句" + (f"：依据中未找到{_quoted(atoms)}" if atoms else "") + \
+        ("（其表述在依据中找不到）" if wording and not atoms else "")
 
 
 def refusal_reason(verification: dict | None) -> str:
