@@ -131,3 +131,19 @@ def test_cli_report_rebuilds_a_cut_off_run_and_says_it_is_partial(tmp_path):
     assert res.exit_code == 2 and "another configuration" in res.output
     res = runner.invoke(app, ["-p", "unit", "eval", "report", str(tmp_path / "nothing")], env=_env(tmp_path))
     assert res.exit_code == 2 and "not a run folder" in res.output
+
+
+def test_cli_rgb_noise_ratios_are_chosen_and_checked(tmp_path):
+    from eval_fixtures import write_rgb
+    runner = CliRunner()
+    data = write_rgb(tmp_path / "zh.json", n=2)
+    out = tmp_path / "rgb"
+    res = runner.invoke(app, ["-p", "unit", "eval", "run", "--suite", "rgb", "--data", str(data), "--noise", "0.4",
+                              "--limit", "2", "--out", str(out)], env=_env(tmp_path))
+    assert res.exit_code == 0, res.output
+    items = [json.loads(x) for x in (out / "items.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sorted((r["task"], r["noise_ratio"]) for r in items) == [("noise", 0.4)] * 2 + [("rejection", 1.0)] * 2
+    for bad in ("x", "1.0", ""):
+        res = runner.invoke(app, ["-p", "unit", "eval", "run", "--suite", "rgb", "--data", str(data), "--noise", bad,
+                                  "--out", str(tmp_path / "bad")], env=_env(tmp_path))
+        assert res.exit_code == 2 and "--noise" in res.output
