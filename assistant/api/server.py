@@ -105,7 +105,8 @@ def log_config() -> dict:
 
 
 def uvicorn_options(settings: Any) -> dict:
-    """Keyword arguments for uvicorn.run / uvicorn.Config besides app, host and port."""
+    """Keyword arguments for uvicorn.run / uvicorn.Config besides app, host and port; installs the redaction of
+    every log record (uvicorn configures its loggers only when it starts)."""
     api = settings.api
     redact.install()
     return {"http": http_protocol(api.max_header_kb * 1024, api.header_timeout_s),

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from assistant.api import redact
+from assistant.api.body_guard import BodyGuardMiddleware
 from tests.api.conftest import build_knowledge_bases, make_container, make_keys
 from tests.security.transport_fixtures import (
     MiB,
@@ -65,6 +66,22 @@ def bearer(live, who: str) -> dict[str, str]:
 
 def last_audit(live) -> dict:
     return live.container.audit.tail(1)[0]
+
+
+def body_guard(live) -> BodyGuardMiddleware:
+    node = live.counter.app.middleware_stack   # built by the first request
+    while not isinstance(node, BodyGuardMiddleware):
+        node = node.app
+    return node
+
+
+def wait_for(condition, timeout_s: float = 10) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 # ---------------------------------------------------------------- item 1: no key, no body read
@@ -394,11 +411,12 @@ def test_concurrent_uploads_are_bounded(fresh):
     holder = socket.create_connection(("127.0.0.1", fresh.port), timeout=10)
     holder.sendall(multipart_head(UPLOAD, boundary, bearer(fresh, "editor")))
     holder.sendall(b"%x\r\n%s\r\n" % (len(file_part(boundary, "a.txt")), file_part(boundary, "a.txt")))
-    time.sleep(0.3)   # the upload is in flight (its body not finished)
+    guard = body_guard(fresh)
+    assert wait_for(lambda: guard.uploads_in_flight == 1)   # the upload is in flight (its body not finished)
     r = exchange(fresh.port, multipart_head(UPLOAD, boundary, bearer(fresh, "editor")), chunked([b"--b0undary--\r\n"]))
     assert r.status == 503 and r.headers["retry-after"] == "5" and "uploads are in progress" in r.json()["detail"]
     holder.close()
-    time.sleep(0.3)
+    assert wait_for(lambda: guard.uploads_in_flight == 0)
     r = exchange(fresh.port, multipart_head(UPLOAD, boundary, bearer(fresh, "editor")),
                  chunked([file_part(boundary, "b.txt"), "示范市测试文件，内容足够长。".encode(), b"\r\n--b0undary--\r\n"]))
     assert r.status == 202, r.body
