@@ -4,7 +4,8 @@ the limit of the route they go to, and must arrive in time:
 - a file-upload route (any route with a File parameter): the whole upload at most api.max_upload_request_mb, each
   file at most api.max_upload_mb (watched in the multipart stream, so a 1.5 GB file stops at the limit, not after
   it was spooled to disk), and at most api.max_concurrent_uploads such requests at once (503 beyond);
-- a mounted app (the UI under /ui): the upload limit;
+- a mounted app (the UI under /ui): the upload limits, but no upload slot (an anonymous client must not be able
+  to take the API's slots);
 - every other route: api.max_json_mb;
 - a body must arrive within api.body_timeout_s plus 1 s per api.body_min_kb_per_s KiB received (408): a client
   that trickles bytes (slowloris) is cut off, a large upload over a slow line is not;
@@ -184,7 +185,7 @@ class BodyGuardMiddleware:
                                                         "most this server takes at once; retry shortly",
                          {"Retry-After": "5"})
             return
-        boundary = _boundary(headers) if kind == "upload" else None
+        boundary = _boundary(headers) if kind != "json" else None   # the UI's uploads: per file too
         watch = FileSizeWatch(boundary, self.limits.file_bytes) if boundary else None
         reader = BodyReader(receive, limit, self.limits, watch)
         started = False

@@ -160,6 +160,28 @@ def test_an_upload_stops_at_its_total_limit(fresh):
     assert fresh.counter.body_bytes <= 3 * MiB + SLACK
 
 
+def test_a_mounted_app_gets_the_upload_limits(fresh):
+    """The UI under /ui is public (its own login) and Gradio takes uploads there: a file is cut at max_upload_mb as
+    it streams, as on the API (a stand-in app mounted like the UI, so this does not depend on the UI package)."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def upload(request):
+        form = await request.form()
+        return JSONResponse({"files": len(form.getlist("files"))})
+
+    if not any(getattr(r, "path", None) == "/mounted" for r in fresh.counter.app.router.routes):
+        fresh.counter.app.mount("/mounted", Starlette(routes=[Route("/upload", upload, methods=["POST"])]))
+    boundary = "b0undary"
+    r = exchange(fresh.port, multipart_head("/mounted/upload", boundary),
+                 chunked(chain([file_part(boundary, "ui.txt")], endless(PIECE, ONE_GB))))
+    assert r.status == 413 and b"limit is 1 MiB per file" in r.body and r.sent < 50 * MiB
+    r = exchange(fresh.port, multipart_head("/mounted/upload", boundary),
+                 chunked([file_part(boundary, "ok.txt"), b"small", b"\r\n--b0undary--\r\n"]))
+    assert r.status == 200 and r.json() == {"files": 1}
+
+
 # ---------------------------------------------------------------- item 10: authentication first
 
 def test_a_malformed_body_with_a_valid_key_is_audited_as_that_key(fresh):
