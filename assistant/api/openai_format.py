@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.api.schemas import VerificationOut
+from assistant.api.schemas import FiltersIn, VerificationOut
 
 PLAIN_MODEL = "llm"
 
@@ -59,8 +59,8 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1, le=32768)
     temperature: float | None = Field(None, ge=0, le=2, description="Ignored for knowledge-base answers.")
     n: int | None = Field(None, ge=1, le=1)
-    filters: dict[str, str | list[str]] | None = Field(None, max_length=20,
-                                                        description="Extension: metadata filters for RAG.")
+    filters: FiltersIn | None = Field(None, max_length=20, description="Extension: metadata filters for RAG "
+                                                                      "(bounded as in /api/v1/ask).")
 
     def flat_messages(self) -> list[dict]:
         return [{"role": m.role, "content": m.text()} for m in self.messages]

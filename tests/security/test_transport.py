@@ -239,6 +239,11 @@ def test_filter_lists_and_values_are_bounded(fresh):
         assert r.status_code == 200, r.text   # the bound itself is served
     r = httpx.post(fresh.base + "/api/v1/ask", headers=h, timeout=20, json={"question": "问" * 2001, "kb": "samples"})
     assert r.status_code == 422 and "question" in r.json()["detail"]
+    # the OpenAI-compatible route takes the same filters (extra_body): the same bounds
+    r = httpx.post(fresh.base + "/v1/chat/completions", headers=h, timeout=20, json={
+        "model": "samples", "messages": [{"role": "user", "content": "新生儿落户"}],
+        "filters": {"doc_ids": many[:30_000]}})
+    assert r.status_code == 422 and "doc_ids" in r.text
 
 
 def test_a_10_mb_string_in_one_field_is_413_unparsed(fresh):
