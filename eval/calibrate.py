@@ -86,12 +86,14 @@ def thresholds(records: list[dict], signal: str = "answerability") -> list[float
 
 def pick(records: list[dict], min_answered: float, signal: str = "answerability") -> Point:
     """The threshold that refuses the most absent questions of the tuned half while it still answers at least
-    `min_answered` of the present ones (ties: the lowest threshold, the least intrusive)."""
+    `min_answered` of the present ones — or, where the run answers fewer than that already, loses none of them
+    (ties: the lowest threshold, the least intrusive)."""
     tuned = [r for r in records if r.get("half") == HALVES[0]]
     best = point(tuned, 0.0, signal)
+    floor = min(min_answered, best.answered_present if best.answered_present is not None else 1.0)
     for t in thresholds(tuned, signal):
         p = point(tuned, t, signal)
-        if p.answered_present is not None and p.answered_present >= min_answered and \
+        if p.answered_present is not None and p.answered_present >= floor - 1e-9 and \
                 (p.refused_absent or 0) > (best.refused_absent or 0):
             best = p
     return best

@@ -259,6 +259,8 @@ class Evidence:
         return cls(normalize(joined), frozenset(keys))
 
     def supports(self, atom: Atom) -> bool:
+        if atom.kind == "agency" and (rest := city_agency(atom.key)) and rest in self.text:
+            return True
         if atom.kind in ("document", "place", "agency"):
             return atom.key in self.text or atom.key in self.text.replace("中华人民共和国", "")
         if atom.kind == "doc_number":
@@ -266,6 +268,19 @@ class Evidence:
         if atom.kind == "number":
             return atom.key in self.keys or normalize(atom.text) in self.text
         return atom.key in self.keys
+
+
+_CITY_START = re.compile(r"^[\u4e00-\u9fa5]{1,6}?(?:市|州|县|盟|地区)(?=[\u4e00-\u9fa5]{2})")
+
+
+def city_agency(name: str) -> str | None:
+    """A city's agency without its province ("甘肃省平凉市政务服务中心" → "平凉市政务服务中心"): documents name their
+    own agencies so. None unless a city-level place follows the province (a province's own organs stay whole)."""
+    for prov in _PROVINCES:
+        if name.startswith(prov):
+            rest = re.sub(r"^(?:省|市|自治区|壮族自治区|回族自治区|维吾尔自治区|特别行政区)", "", name[len(prov):])
+            return rest if _CITY_START.match(rest) else None
+    return None
 
 
 def unsupported_atoms(text: str, evidence: "str | Evidence") -> list[Atom]:

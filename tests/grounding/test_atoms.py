@@ -74,3 +74,13 @@ def test_what_is_not_an_atom():
 
 def test_normalize_full_width_and_brackets():
     assert normalize("ＡＢＣ　１２３〔２０２５〕") == "ABC123[2025]"
+
+
+def test_a_city_agency_named_without_its_province_supports_the_full_name():
+    from assistant.grounding.atoms import Evidence, city_agency, extract_atoms
+    assert city_agency("甘肃省平凉市政务服务中心") == "平凉市政务服务中心"
+    assert city_agency("内蒙古自治区呼和浩特市人民政府") == "呼和浩特市人民政府"
+    assert city_agency("河南省人民政府") is None and city_agency("上海市数据局") is None   # a province's own organ
+    agency = next(a for a in extract_atoms("甘肃省平凉市政务服务中心如何应对疫情？") if a.kind == "agency")
+    assert Evidence.of("", "平凉市政务服务中心于2月3日起暂停对外办公。").supports(agency)
+    assert not Evidence.of("", "兰州市政务服务中心于2月3日起暂停对外办公。").supports(agency)
