@@ -14,7 +14,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from assistant.filters import Filters
 from assistant.grounding.answer_type import asked_kind, states
 from assistant.grounding.answerability import answerability, first_token_logprobs, refusal_mass
-from assistant.grounding.atoms import Evidence
+from assistant.grounding.atoms import Evidence, has_figure
 from assistant.grounding.constraints import (describe_missing, missing_constraints, passage_evidence,
                                              question_constraints, satisfies)
 from assistant.grounding.focus import focus_text
@@ -341,7 +341,7 @@ class Answerer:
         timings["llm_ms"] = (time.perf_counter() - t0) * 1000
         timings["total_ms"] = (time.perf_counter() - t_start) * 1000
         kept = gate.kept if gate else raw
-        if gate and gate.removed and not is_refusal(raw) and not has_content(kept):
+        if gate and not is_refusal(raw) and ((gate.removed and not has_content(kept)) or gate.hollow):
             verification.reason = "unsupported"
             # the invented atoms stay out of the reply (they are in `verification`); their kinds are named
             kinds = "、".join(dict.fromkeys(ATOM_KIND_NAMES.get(k, "内容") for c in verification.sentences
@@ -403,6 +403,10 @@ class _SentenceGate:
         self.buffer = ""
         self.kept = ""
         self.checks: list[SentenceCheck] = []
+        # with min_support: sentences too short to judge and without a figure ("北京市的做法如下：") wait for a
+        # substantive one; an answer of nothing else is no answer
+        self.pending = ""
+        self.substantive = 0
 
     def feed(self, text: str) -> str:
         self.buffer += text
@@ -418,15 +422,28 @@ class _SentenceGate:
 
     def close(self) -> str:
         sentence, self.buffer = self.buffer, ""
-        return self._check(sentence) if sentence.strip() else ""
+        out = self._check(sentence) if sentence.strip() else ""
+        if self.substantive and self.pending:      # a closing remark after the answer
+            out, self.pending = out + self.pending, ""
+        return out
 
     def _check(self, sentence: str) -> str:
         check = check_sentence(sentence, self.evidences, self.all, self.question, self.min_support)
         self.checks.append(check)
-        if check.supported:
-            self.kept += check.text          # with a corrected citation, when one was added
-            return check.text
-        return ""
+        if not check.supported:
+            return ""
+        self.kept += check.text              # with a corrected citation, when one was added
+        if self.min_support and check.support is None and not has_figure(_CITE.sub("", check.text)):
+            self.pending += check.text
+            return ""
+        out, self.pending = self.pending + check.text, ""
+        self.substantive += 1
+        return out
+
+    @property
+    def hollow(self) -> bool:
+        """Judged by wording (min_support) and nothing substantive was kept: only restatements of the question."""
+        return bool(self.min_support) and self.substantive == 0
 
 
 # a sentence end, then any [n] markers; complete once something other than a marker follows

@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.grounding.atoms import has_figure
+from assistant.grounding.verify import CITE
 from eval.data import read_jsonl
 from eval.suites.rejection import HALVES, TARGETS, declined
 
@@ -64,8 +66,10 @@ def refused_at(record: dict, threshold: float, signal: str = "answerability") ->
     if signal == "answerability":
         p = (record.get("verification") or {}).get("answerability")
         return p is not None and p < threshold
-    kept = _sentence_supports(record)
-    return bool(kept) and all(v is not None and v < threshold for v in kept)
+    kept = [s for s in (record.get("verification") or {}).get("sentences") or [] if s.get("supported")]
+    # as the answerer's gate: a sentence too short to judge counts only when it states a figure
+    return bool(kept) and not any(s["support"] >= threshold if s.get("support") is not None
+                                  else has_figure(CITE.sub("", s.get("text", ""))) for s in kept)
 
 
 def point(records: list[dict], threshold: float, signal: str = "answerability") -> Point:
@@ -86,17 +90,20 @@ def thresholds(records: list[dict], signal: str = "answerability") -> list[float
 
 def pick(records: list[dict], min_answered: float, signal: str = "answerability") -> Point:
     """The threshold that refuses the most absent questions of the tuned half while it still answers at least
-    `min_answered` of the present ones — or, where the run answers fewer than that already, loses none of them
-    (ties: the lowest threshold, the least intrusive)."""
+    `min_answered` of the present ones — or, where the run answers fewer than that already, loses none of them.
+    Of the thresholds that do equally well, the middle one: the widest margin for questions not seen."""
     tuned = [r for r in records if r.get("half") == HALVES[0]]
-    best = point(tuned, 0.0, signal)
-    floor = min(min_answered, best.answered_present if best.answered_present is not None else 1.0)
-    for t in thresholds(tuned, signal):
-        p = point(tuned, t, signal)
-        if p.answered_present is not None and p.answered_present >= floor - 1e-9 and \
-                (p.refused_absent or 0) > (best.refused_absent or 0):
-            best = p
-    return best
+    off = point(tuned, 0.0, signal)
+    floor = min(min_answered, off.answered_present if off.answered_present is not None else 1.0)
+    allowed = [p for p in (point(tuned, t, signal) for t in thresholds(tuned, signal))
+               if p.answered_present is None or p.answered_present >= floor - 1e-9]
+    best = max((p.refused_absent or 0.0) for p in allowed) if allowed else 0.0
+    if best <= (off.refused_absent or 0.0):
+        return off
+    plateau = [p for p in allowed if (p.refused_absent or 0.0) == best]
+    most = max((p.answered_present or 0.0) for p in plateau)
+    plateau = [p for p in plateau if (p.answered_present or 0.0) == most]
+    return plateau[(len(plateau) - 1) // 2]
 
 
 def answer_score(record: dict, signal: str) -> float | None:

@@ -70,6 +70,15 @@ def check_sentence(sentence: str, evidences: dict[int, Evidence], all_evidence: 
             sentence, cites, missing, added = _add_marker(sentence, fix), cites + [fix], [], [fix]
             ev = union([evidences[n] for n in cites])
     support = content_support(body, ev.text, question)
+    if support is not None and support < 1.0 and cites:
+        # the wording may be another passage's (the wrong neighbour cited, again): the best one counts, and gets
+        # the marker when the sentence needs it to pass
+        other, n = max(((content_support(body, evidences[n].text, question) or 0.0, n) for n in sorted(evidences)
+                        if n not in cites), default=(0.0, None))
+        if other > support:
+            if support < min_support <= other:
+                sentence, cites, added = _add_marker(sentence, n), cites + [n], added + [n]
+            support = other
     unsupported, kinds = [a.text for a in missing], [a.kind for a in missing]
     if support is not None and support < min_support:
         kinds.append("content")

@@ -136,6 +136,26 @@ def test_an_answer_that_talks_around_the_asked_kind_is_refused(tmp_path):
     assert not b.refused and "3个工作日" in b.answer
 
 
+def test_min_support_removes_invented_wording_and_holds_restatements_for_a_substantive_sentence(tmp_path):
+    c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__MIN_SUPPORT="0.5")
+    assert c.knowledge_bases.ingest_documents("kb", DOCS).ok
+    # an invented procedure without a figure, after a restatement of the question: nothing substantive is left
+    c.llm.replies.append("新生儿入户需要的材料如下：[1]\n申请人须先到社区居委会开具居住证明并经街道审核盖章[1]。")
+    events = list(c.qa.stream("新生儿入户需要哪些材料？", ["kb"]))
+    a = events[-1]["answer"]
+    assert a.refused and a.verification["reason"] == "unsupported" and "内容" in a.answer
+    streamed = "".join(e["text"] for e in events if e["type"] == "token")
+    assert "如下" not in streamed and "居委会" not in streamed            # the restatement never streamed alone
+    [invented] = [s for s in a.verification["sentences"] if not s["supported"]]
+    assert invented["kinds"] == ["content"] and invented["support"] < 0.5
+    # the same restatement before a sentence the passage says: both go out, in order
+    c.llm.replies.append("新生儿入户需要的材料如下：[1]\n出生医学证明原件；父母双方户口簿和居民身份证[1]。")
+    b = c.qa.ask("新生儿入户需要哪些材料？", ["kb"])
+    assert not b.refused and b.answer.startswith("新生儿入户需要的材料如下") and "出生医学证明" in b.answer
+    # it cited [1] (the time limit); the wording is passage [2]'s, whose marker it gets
+    assert b.verification["sentences"][1]["added_cites"] == [2] and "[2]" in b.answer
+
+
 def test_answer_kinds_on_hand_checked_questions():
     from assistant.grounding.answer_type import asked_kind, states
     cases = {"发行规模是多少？": "金额", "补贴标准是多少元？": "金额", "办理时限是多久？": "期限", "几个工作日办结？": "期限",
