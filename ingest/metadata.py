@@ -149,6 +149,10 @@ def extract_metadata(text: str, title_hint: str | None = None) -> dict[str, str]
         agency = agency or "、".join(above) or None
     if not agency and title and "关于" in title:
         agency = _orgs(title.split("关于", 1)[0])
+    if not agency and (m := re.match(r"\s*(\S[^\n]{1,40}?)\s+(?:关于|印发|转发)", joined)):
+        # the opening names the issuer before the title ("遂宁市人民政府办公室 印发《…》的通知"), where no signature
+        # near the end does (flattened text)
+        agency = _orgs(m.group(1))
     if agency:
         meta["agency"] = agency
 

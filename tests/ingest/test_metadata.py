@@ -166,3 +166,12 @@ def test_metadata_passage_states_only_the_known_fields():
     # a title and a validity alone say nothing new: no passage
     assert metadata_passage({"title": "婚姻登记须知", "status": "现行有效", "doc_type": "须知"}) is None
     assert metadata_passage({"agency": "示范市交通局"}) is None
+
+
+def test_the_issuer_opening_a_flattened_document_is_its_agency():
+    # NCP-style text: one line, the signature's date not near the end; the opening names the issuer
+    text = ("遂宁市人民政府办公室 印发《关于进一步支持中小微企业等领域的若干措施》的通知 遂府办发〔2020〕2号 各县（市、区）人民政府：" +
+            "现印发给你们，请认真贯彻执行。" + "落实好援企稳岗政策。" * 40)
+    meta = extract_metadata(text)
+    assert meta["agency"] == "遂宁市人民政府办公室" and meta["doc_number"] == "遂府办发〔2020〕2号"
+    assert "agency" not in extract_metadata("关于做好疫情防控工作的通知 各单位：请做好防控。")
