@@ -90,6 +90,8 @@ def _print_report(report, as_json: bool) -> None:
                 line += f"  ({r.chunks} chunks)" if r.chunks else ""
                 line += f"  {r.message}" if r.message else ""
                 console.print(line, highlight=False)
+        for note in report.notes:
+            console.print(f"[yellow]repaired[/]  {note}", highlight=False)
         counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
         console.print(f"[bold]{report.kb}[/]: {counts}; {report.chunks} chunks written in {report.seconds:.1f}s")
     if not report.ok:

@@ -89,6 +89,7 @@ class IngestSettings(_Section):
     # non-text formats parse in a worker process with these bounds; .txt .md .jsonl parse in-process
     parse_timeout_s: float = 120
     parse_memory_mb: int = 2048           # address space the worker may add beyond what it starts with
+    write_batch: int = 256                # chunks embedded and written per step (memory stays flat)
 
 
 class RetrievalSettings(_Section):

@@ -19,12 +19,31 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
+TEXT_WINDOW = 256 * 1024     # characters per partitioner call: its memory grows with its input (~45x)
+
+
 def text_blocks(text: str, suffix: str) -> list[Block]:
-    """Blocks of an already decoded text file (.txt, .md)."""
+    """Blocks of an already decoded text file (.txt, .md), partitioned a window of whole paragraphs at a time so
+    a large file's parse stays within a few tens of MiB."""
     if suffix in MARKDOWN_SUFFIXES:
-        return _markdown_blocks(text)
+        return [b for window in _windows(text) for b in _markdown_blocks(window)]
     from unstructured.partition.text import partition_text
-    return _blocks(partition_text(text=text))
+    return [b for window in _windows(text) for b in _blocks(partition_text(text=window))]
+
+
+def _windows(text: str, size: int = TEXT_WINDOW) -> list[str]:
+    """text cut into pieces of about size characters, at a blank line where there is one, else at a line end."""
+    pieces, start = [], 0
+    while len(text) - start > size:
+        end = text.rfind("\n\n", start, start + size)
+        if end <= start:
+            end = text.rfind("\n", start, start + size)
+        if end <= start:
+            end = start + size
+        pieces.append(text[start:end])
+        start = end
+    pieces.append(text[start:])
+    return pieces
 
 
 def file_blocks(path: str) -> list[Block]:

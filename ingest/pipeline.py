@@ -1,9 +1,11 @@
 """Ingestion pipeline: SourceDocument → metadata → chunks → embeddings → store, atomically per document.
 
-Order per document (see Catalog): embed everything first (the slow, failure-prone part, nothing written yet),
-mark the document pending, write vectors under new content-addressed chunk ids, then commit catalog rows
-(chunks + state) in one transaction, and only then drop the previous version's vectors. A crash at any point
-leaves the old version or the new one visible, never half a document; a re-run completes it.
+Per document, under the knowledge base's write lock (store/locks.py: threads and processes, released between
+documents): the unchanged / duplicate checks, mark the document pending, then batches of ingest.write_batch chunks:
+embed, stage the rows, write the vectors under new content-addressed chunk ids; then commit the staged rows and the
+state in one transaction, and only then drop the previous version's vectors. A failure discards what the write left;
+a crash (kill -9) leaves the old version or the new one visible, never half a document, and the next writer discards
+the dead one's staged vectors (recover). A re-run completes it.
 """
 from __future__ import annotations
 
@@ -11,13 +13,13 @@ import hashlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from langchain_core.embeddings import Embeddings
 
 from assistant.components.store import KnowledgeStore
 from assistant.components.store.bm25 import tokenize
-from assistant.components.store.catalog import ChunkRecord
+from assistant.components.store.catalog import ChunkRecord, DuplicateContent
 from assistant.filters import STATUSES, FilterError, date_to_int
 from assistant.progress import Progress, no_progress
 from assistant.settings import ChunkingSettings, IngestSettings
@@ -48,6 +50,7 @@ class IngestReport:
     kb: str
     results: list[DocResult] = field(default_factory=list)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)     # what the run repaired before it began
 
     @property
     def counts(self) -> dict[str, int]:
@@ -66,7 +69,7 @@ class IngestReport:
 
     def to_dict(self) -> dict:
         return {"kb": self.kb, "ok": self.ok, "counts": self.counts, "chunks": self.chunks,
-                "seconds": round(self.seconds, 2), "results": [asdict(r) for r in self.results]}
+                "seconds": round(self.seconds, 2), "results": [asdict(r) for r in self.results], "notes": self.notes}
 
 
 class DocumentError(ValueError):
@@ -120,7 +123,10 @@ class IngestPipeline:
     def ensure_kb(self, kb: str, description: str = "") -> None:
         self.store.catalog.create_kb(kb, self.embedding_name, description, exist_ok=True)
 
-    def ingest_document(self, kb: str, doc: SourceDocument) -> DocResult:
+    def ingest_document(self, kb: str, doc: SourceDocument,
+                        on_batch: Callable[[int, int], None] | None = None) -> DocResult:
+        """Store one document under the knowledge base's write lock; on_batch(chunks written, chunks) after
+        each batch of ingest.write_batch chunks."""
         t0 = time.perf_counter()
         catalog = self.store.catalog
         try:
@@ -128,14 +134,38 @@ class IngestPipeline:
         except DocumentError as exc:
             return DocResult(doc.source, doc.doc_id, "failed", message=str(exc))
         content_hash = index_hash(doc)
-        existing = catalog.get_document(kb, doc.doc_id)
-        if existing and existing["state"] == "complete" and existing["content_hash"] == content_hash:
-            return DocResult(doc.source, doc.doc_id, "unchanged", existing["n_chunks"], title=meta["title"])
-        twin = catalog.find_by_hash(kb, content_hash)
-        if twin and twin["doc_id"] != doc.doc_id:
-            return DocResult(doc.source, doc.doc_id, "duplicate", 0, f"same content as {twin['doc_id']}",
-                             title=meta["title"])
+        with self.store.writer(kb):
+            existing = catalog.get_document(kb, doc.doc_id)
+            if existing and existing["state"] == "complete" and existing["content_hash"] == content_hash:
+                return DocResult(doc.source, doc.doc_id, "unchanged", existing["n_chunks"], title=meta["title"])
+            twin = catalog.find_by_hash(kb, content_hash)
+            if twin and twin["doc_id"] != doc.doc_id:
+                return DocResult(doc.source, doc.doc_id, "duplicate", 0, f"same content as {twin['doc_id']}",
+                                 title=meta["title"])
+            chunks, has_passage = self._chunks(doc, meta)
+            if not chunks:
+                return DocResult(doc.source, doc.doc_id, "failed", message="no text to index")
+            old_ids = [c["chunk_id"] for c in catalog.document_chunks(kb, doc.doc_id)] if existing else []
+            catalog.mark_pending(kb, doc.doc_id, content_hash, meta["title"], doc.source, meta)
+            try:
+                new_ids = self._write_batches(kb, doc, meta, content_hash, chunks, has_passage, on_batch)
+                catalog.commit_document(kb, doc.doc_id, content_hash, meta["title"], doc.source, meta)
+            except DuplicateContent as exc:      # another writer committed this content first
+                self.discard_uncommitted(kb, doc.doc_id)
+                return DocResult(doc.source, doc.doc_id, "duplicate", 0, str(exc), title=meta["title"])
+            except BaseException:
+                self.discard_uncommitted(kb, doc.doc_id)
+                raise
+            self.store.vectors.delete_document(kb, doc.doc_id, keep=new_ids)
+            self.store.bm25.apply(kb, removed=[i for i in old_ids if i not in new_ids],
+                                  added=catalog.iter_document_chunks(kb, doc.doc_id),
+                                  new_version=catalog.kb_version(kb))
+        # a document left pending by a crash had no visible version: completing it adds it
+        return DocResult(doc.source, doc.doc_id, "replaced" if old_ids else "added", len(chunks),
+                         seconds=time.perf_counter() - t0, title=meta["title"])
 
+    def _chunks(self, doc: SourceDocument, meta: dict) -> tuple[list[Chunk], bool]:
+        """The document's chunks, the 文件信息 passage last when it has one (the bool)."""
         # a stored 文件信息 passage comes back in the text a document is re-indexed from: it is not body text
         prefix = metadata_passage_prefix(meta["title"])
         blocks = [b for b in (doc.blocks or [Block(line) for line in doc.text.splitlines()])
@@ -143,44 +173,66 @@ class IngestPipeline:
         chunks = doc.chunks if doc.chunks is not None else chunk_blocks(
             blocks, max_chars=self.chunking.max_chars, min_chars=self.chunking.min_chars)
         chunks = [c for c in chunks if c.text.strip()]
-        if not chunks:
-            return DocResult(doc.source, doc.doc_id, "failed", message="no text to index")
         # one metadata passage per document (标题, 文号, 发文机关, 成文日期, 文种, 效力), retrieved and cited like any chunk
-        passage = metadata_passage(meta) if _titled(doc, meta) else None
+        passage = metadata_passage(meta) if chunks and _titled(doc, meta) else None
         if passage:
-            chunks = chunks + [Chunk(text=passage, heading_path=[META_HEADING], position=len(chunks))]
-        records, search_texts = [], []
-        for pos, ch in enumerate(chunks):
-            heading = format_heading_path(meta["title"], ch.heading_path)
-            search_text = f"{heading}\n{ch.text}"
-            cmeta = {**meta, "kb": kb, "doc_id": doc.doc_id, "position": pos, "heading": heading,
-                     "source": doc.source}
-            if ch.article:
-                cmeta["article"] = ch.article
-            if passage and pos == len(chunks) - 1:
-                cmeta["passage"] = META_PASSAGE
-            records.append(ChunkRecord(f"{doc.doc_id}#{content_hash[:8]}#{pos:04d}", doc.doc_id, pos, ch.text,
-                                       tokenize(search_text), cmeta))
-            search_texts.append(search_text)
-        vectors = self.embeddings.embed_documents(search_texts)
+            chunks.append(Chunk(text=passage, heading_path=[META_HEADING], position=len(chunks)))
+        return chunks, passage is not None
 
-        old_ids = [c["chunk_id"] for c in catalog.document_chunks(kb, doc.doc_id)] if existing else []
-        catalog.mark_pending(kb, doc.doc_id, content_hash, meta["title"], doc.source, meta)
-        new_ids = [r.chunk_id for r in records]
-        self.store.vectors.upsert(kb, new_ids, vectors, [r.metadata for r in records], [r.text for r in records])
-        catalog.commit_document(kb, doc.doc_id, content_hash, meta["title"], doc.source, meta, records)
-        self.store.vectors.delete_document(kb, doc.doc_id, keep=set(new_ids))
-        self.store.bm25.apply(kb, removed=[i for i in old_ids if i not in set(new_ids)],
-                              added=[(r.chunk_id, r.tokens, r.metadata) for r in records],
-                              new_version=catalog.kb_version(kb))
-        # a document left pending by a crash had no visible version: completing it adds it
-        return DocResult(doc.source, doc.doc_id, "replaced" if old_ids else "added", len(records),
-                         seconds=time.perf_counter() - t0, title=meta["title"])
+    def _write_batches(self, kb: str, doc: SourceDocument, meta: dict, content_hash: str, chunks: list[Chunk],
+                       has_passage: bool, on_batch: Callable[[int, int], None] | None) -> set[str]:
+        """Embed and write the chunks a batch at a time (rows staged before their vectors), so memory stays
+        flat however long the document; the new chunk ids."""
+        step = max(self.limits.write_batch, 1)
+        new_ids: set[str] = set()
+        for start in range(0, len(chunks), step):
+            records, search_texts = [], []
+            for pos in range(start, min(start + step, len(chunks))):
+                ch = chunks[pos]
+                heading = format_heading_path(meta["title"], ch.heading_path)
+                search_text = f"{heading}\n{ch.text}"
+                cmeta = {**meta, "kb": kb, "doc_id": doc.doc_id, "position": pos, "heading": heading,
+                         "source": doc.source}
+                if ch.article:
+                    cmeta["article"] = ch.article
+                if has_passage and pos == len(chunks) - 1:
+                    cmeta["passage"] = META_PASSAGE
+                records.append(ChunkRecord(f"{doc.doc_id}#{content_hash[:8]}#{pos:04d}", doc.doc_id, pos, ch.text,
+                                           tokenize(search_text), cmeta))
+                search_texts.append(search_text)
+            vectors = self.embeddings.embed_documents(search_texts)
+            self.store.catalog.stage_chunks(kb, doc.doc_id, records)
+            ids = [r.chunk_id for r in records]
+            self.store.vectors.upsert(kb, ids, vectors, [r.metadata for r in records], [r.text for r in records])
+            new_ids.update(ids)
+            if on_batch:
+                on_batch(len(new_ids), len(chunks))
+        return new_ids
+
+    def discard_uncommitted(self, kb: str, doc_id: str) -> int:
+        """Remove what a write of doc_id left before its commit (staged rows, their vectors); the number of
+        vectors removed. Call it holding the knowledge base's write lock."""
+        committed = {c["chunk_id"] for c in self.store.catalog.document_chunks(kb, doc_id)}
+        stale = [i for i in self.store.catalog.staged(kb).get(doc_id, []) if i not in committed]
+        if stale:
+            self.store.vectors.delete_ids(kb, stale)
+        self.store.catalog.drop_staged(kb, doc_id)
+        return len(stale)
+
+    def recover(self, kb: str) -> list[str]:
+        """Discard what writers that died mid-document (kill -9, power loss) left in the knowledge base; one
+        line per document. Safe whenever the write lock is held: a live writer holds it while it has staged rows."""
+        notes = []
+        with self.store.writer(kb):
+            for doc_id in self.store.catalog.staged(kb):
+                removed = self.discard_uncommitted(kb, doc_id)
+                notes.append(f"{doc_id}: removed {removed} vectors an interrupted ingest had written")
+        return notes
 
     def ingest_documents(self, kb: str, items: Iterable[SourceDocument | LoadError], total: int | None = None,
                          progress: Progress = no_progress) -> IngestReport:
         self.ensure_kb(kb)
-        report = IngestReport(kb)
+        report = IngestReport(kb, notes=self.recover(kb))
         t0 = time.perf_counter()
         progress("ingest", 0, total, "")
         try:
@@ -188,8 +240,12 @@ class IngestPipeline:
                 if isinstance(item, LoadError):
                     result = DocResult(item.source, None, "failed", message=item.message)
                 else:
+                    done, label = len(report.results), item.title or Path(item.source).name
+
+                    def on_batch(written: int, n: int) -> None:   # a long document shows its own progress
+                        progress("ingest", done, total, f"{label}: {written:,}/{n:,} chunks")
                     try:
-                        result = self.ingest_document(kb, item)
+                        result = self.ingest_document(kb, item, on_batch)
                     except Exception as exc:  # noqa: BLE001 - one bad document must not stop the batch
                         result = DocResult(item.source, item.doc_id, "failed",
                                            message=f"{type(exc).__name__}: {exc}"[:300])

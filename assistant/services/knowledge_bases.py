@@ -1,7 +1,6 @@
 """Knowledge bases and their documents: create, list, inspect, delete, re-index, ingest."""
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from assistant.components.store import KnowledgeStore
@@ -18,15 +17,14 @@ class KnowledgeBaseService:
         self.store = store
         self.catalog = store.catalog
         self.pipeline = pipeline
-        # one writer at a time: the embedded Chroma and the BM25 files are not safe for concurrent writers
-        # (API jobs, UI uploads and deletes share this service); reads never take it
-        self.write_lock = threading.RLock()
+        # writers (API jobs, UI uploads, deletes, other processes) take store.writer(kb), one document at a time;
+        # in this process they queue on this lock; reads never take it
+        self.write_lock = store.locks.thread_lock
 
     def create(self, kb: str, description: str = "", principal: Principal = LOCAL_ADMIN) -> dict:
         if principal.role != "admin":
             require_write(principal, kb)
-        with self.write_lock:
-            return self.catalog.create_kb(kb, self.pipeline.embedding_name, description)
+        return self.catalog.create_kb(kb, self.pipeline.embedding_name, description)
 
     def list(self, principal: Principal = LOCAL_ADMIN) -> list[dict]:
         return [kb for kb in self.catalog.list_kbs() if principal.can_read(kb["name"])]
@@ -48,25 +46,32 @@ class KnowledgeBaseService:
 
     def check(self, kb: str, repair: bool = False, principal: Principal = LOCAL_ADMIN) -> dict:
         """Catalog vs vector store. Orphan vectors (written before a crash, never committed) are invisible to
-        search but take space and count in `info`; a committed chunk without a vector cannot be found by dense
-        retrieval. repair deletes the orphans and re-embeds the documents with missing vectors."""
+        search but take space and count in `info`; interrupted documents are those a writer died writing (their
+        staged vectors are among the orphans); a committed chunk without a vector cannot be found by dense
+        retrieval; duplicate contents are complete documents with the same content (catalogs written before the
+        unique index). repair deletes the orphans and re-embeds the documents with missing vectors; duplicates
+        are only reported (delete the copies you do not want)."""
         if repair:
             require_write(principal, kb)
         else:
             readable_kbs(principal, [kb])
         self.catalog.require_kb(kb)
-        with self.write_lock:
+        with self.store.writer(kb):
             chunks = self.catalog.chunk_ids(kb)
             vectors = self.store.vectors.ids(kb)
             orphans = sorted(vectors - chunks.keys())
             missing = sorted({doc for cid, doc in chunks.items() if cid not in vectors})
             pending = [d["doc_id"] for d in self.catalog.list_documents(kb) if d["state"] != "complete"]
+            duplicates = self.catalog.duplicate_contents(kb)
             report = {"kb": kb, "chunks": len(chunks), "vectors": len(vectors), "orphan_vectors": len(orphans),
                       "documents_missing_vectors": missing, "pending_documents": pending,
-                      "consistent": not orphans and not missing}
+                      "interrupted_documents": sorted(self.catalog.staged(kb)), "duplicate_contents": duplicates,
+                      "consistent": not orphans and not missing and not duplicates}
             if repair:
-                if orphans:
-                    self.store.vectors.delete_ids(kb, orphans)
+                self.pipeline.recover(kb)
+                left = sorted(self.store.vectors.ids(kb) - chunks.keys())
+                if left:
+                    self.store.vectors.delete_ids(kb, left)
                 failed = [doc for doc in missing if not self.reindex_document(kb, doc, principal).ok]
                 report["repaired"] = {"orphan_vectors_deleted": len(orphans),
                                       "documents_reembedded": len(missing) - len(failed), "failed": failed}
@@ -76,8 +81,7 @@ class KnowledgeBaseService:
         self.catalog.require_kb(kb)
         if principal.role != "admin":
             raise CatalogError("only an admin may delete a knowledge base")
-        with self.write_lock:
-            self.store.delete_kb(kb)
+        self.store.delete_kb(kb)
 
     def documents(self, kb: str, limit: int | None = None, offset: int = 0,
                   principal: Principal = LOCAL_ADMIN) -> list[dict]:
@@ -97,7 +101,7 @@ class KnowledgeBaseService:
     def delete_document(self, kb: str, doc_id: str, principal: Principal = LOCAL_ADMIN) -> None:
         require_write(principal, kb)
         self.document(kb, doc_id)
-        with self.write_lock:
+        with self.store.writer(kb):
             self.catalog.delete_document(kb, doc_id)
             self.store.vectors.delete_document(kb, doc_id)
             self.store.bm25.flush(kb)
@@ -109,7 +113,7 @@ class KnowledgeBaseService:
         text = "\n".join(c["text"] for c in doc["chunks"])
         source = SourceDocument(doc_id, doc["title"] or "", doc["source"] or doc_id, text,
                                 metadata=doc["metadata"], extract_metadata=False)
-        with self.write_lock:
+        with self.store.writer(kb):
             self.catalog.mark_pending(kb, doc_id, "reindex", doc["title"], doc["source"], doc["metadata"])
             return self.pipeline.ingest_documents(kb, [source])
 
@@ -117,14 +121,12 @@ class KnowledgeBaseService:
                      principal: Principal = LOCAL_ADMIN, source_names: dict[str, str] | None = None,
                      description: str = "", extra_metadata: dict | None = None) -> IngestReport:
         self._prepare(kb, principal, description)
-        with self.write_lock:
-            return self.pipeline.ingest_paths(kb, paths, progress, source_names, extra_metadata)
+        return self.pipeline.ingest_paths(kb, paths, progress, source_names, extra_metadata)
 
     def ingest_documents(self, kb: str, docs: list[SourceDocument], progress: Progress = no_progress,
                          principal: Principal = LOCAL_ADMIN) -> IngestReport:
         self._prepare(kb, principal, "")
-        with self.write_lock:
-            return self.pipeline.ingest_documents(kb, docs, len(docs), progress)
+        return self.pipeline.ingest_documents(kb, docs, len(docs), progress)
 
     def ingest_laws(self, kb: str, names: list[str] | None = None, progress: Progress = no_progress,
                     principal: Principal = LOCAL_ADMIN) -> IngestReport:
@@ -134,8 +136,7 @@ class KnowledgeBaseService:
         if not laws:
             raise CatalogError(f"no law in laws.db matches {names}")
         progress("laws", 0, len(laws), f"{count_articles([law['law_id'] for law in laws])} articles")
-        with self.write_lock:
-            return self.pipeline.ingest_documents(kb, iter_law_documents(laws), len(laws), progress)
+        return self.pipeline.ingest_documents(kb, iter_law_documents(laws), len(laws), progress)
 
     def _prepare(self, kb: str, principal: Principal, description: str) -> None:
         if self.catalog.get_kb(kb) is None:

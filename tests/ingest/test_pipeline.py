@@ -130,8 +130,8 @@ def test_crash_mid_document_leaves_nothing_half_visible(container, monkeypatch, 
 
     assert store.catalog.get_document(KB, "doc2")["state"] == "pending"
     assert store.catalog.document_chunks(KB, "doc2") == []
-    orphans = store.vectors.collection(KB).get(where={"doc_id": "doc2"}, include=[])["ids"]
-    assert bool(orphans) == (owner == "catalog")              # vectors were written before the commit failed
+    # vectors written before the commit failed were discarded with the failure: no orphans
+    assert store.vectors.collection(KB).get(where={"doc_id": "doc2"}, include=[])["ids"] == []
     query = "年满八十周岁的老年人可以申请高龄津贴"               # doc2's own text
     for mode in ("bm25", "dense", "hybrid"):
         hits = container.search.search(query, [KB], Filters.parse(["status=*"]), top_k=10, mode=mode).hits
@@ -229,8 +229,10 @@ def test_kb_check_finds_and_repairs_orphan_and_missing_vectors(container, monkey
     assert kbs.ingest_documents(KB, _docs()).ok
     assert kbs.check(KB) == {"kb": KB, "chunks": chunk_count(container), "vectors": chunk_count(container),
                              "orphan_vectors": 0, "documents_missing_vectors": [], "pending_documents": [],
-                             "consistent": True}
-    # a crash after the vectors of doc2's new version were written, before the catalog commit: orphans
+                             "interrupted_documents": [], "duplicate_contents": [], "consistent": True}
+    # a process killed after the vectors of doc2's new version were written, before the catalog commit: orphans
+    # (a failure inside the process discards them itself; tests/security/test_ingest_guards.py kills a real one)
+    _crash_on(monkeypatch, container.pipeline, "discard_uncommitted", lambda *a, **k: True)
     _crash_on(monkeypatch, store.catalog, "commit_document", lambda *a, **k: True)
     assert kbs.ingest_documents(KB, [SourceDocument("doc2", "e.txt", "e.txt", "第一条 高龄津贴按季度发放。")]
                                 ).results[0].status == "failed"
@@ -240,7 +242,8 @@ def test_kb_check_finds_and_repairs_orphan_and_missing_vectors(container, monkey
     store.vectors.delete_ids(KB, lost)
     report = kbs.check(KB)
     assert report["orphan_vectors"] >= 1 and report["documents_missing_vectors"] == ["doc3"]
-    assert report["pending_documents"] == ["doc2"] and not report["consistent"]
+    assert report["pending_documents"] == ["doc2"] and report["interrupted_documents"] == ["doc2"]
+    assert not report["consistent"]
 
     fixed = kbs.check(KB, repair=True)
     assert fixed["repaired"] == {"orphan_vectors_deleted": report["orphan_vectors"], "documents_reembedded": 1,

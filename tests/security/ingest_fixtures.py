@@ -14,7 +14,6 @@ from pathlib import Path
 
 from assistant.container import Container
 from assistant.settings import PROJECT_ROOT, load_settings
-from ingest.parsers import tiny_pdf
 
 MODELS_DIR = Path(os.environ.get("GOV_ASSISTANT_MODELS_DIR", PROJECT_ROOT / "data" / "models"))
 
@@ -154,6 +153,7 @@ def nested_zip_docx(path: Path, depth: int = 3) -> Path:
 
 
 def pdf_bytes(lines: list[str]) -> bytes:
+    from ingest.parsers import tiny_pdf
     return tiny_pdf(lines)
 
 
@@ -169,3 +169,56 @@ def fuzzed_pdfs(seed: int = 14, n: int = 12) -> list[tuple[str, bytes]]:
         cases.append((f"flipped_{len(cases)}.pdf", bytes(data)))
     cases.append(("xref_loop.pdf", good.replace(b"/Root 1 0 R", b"/Root 1 0 R /Prev 0")))
     return cases
+
+
+def write_text_files(folder: Path, names_texts: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in names_texts.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def article_text(n: int, title: str = "示范市数据条例") -> str:
+    """A law-like text of n articles (one chunk each)."""
+    return title + "\n" + "\n".join(f"第{i + 1}条 示范市数据局应当按照本条例第{i + 1}项规定做好第{i + 1}类公共数据的"
+                                    f"归集、共享和开放工作，并定期公布目录。" for i in range(n))
+
+
+def run_cli_after(ready_file: str, go_file: str, *argv: str) -> None:
+    """`gov-assistant ARGV` once go_file exists, ready_file written when the imports and the tokenizer are loaded:
+    processes started together then race for real (python -c "import ingest_fixtures as f; f.run_cli_after(...)")."""
+    import sys
+    import time
+
+    import chromadb  # noqa: F401
+
+    from assistant.cli import app
+    from assistant.components.store.bm25 import tokenize
+    tokenize("示范市")
+    Path(ready_file).write_text("ready", encoding="utf-8")
+    while not Path(go_file).exists():
+        time.sleep(0.005)
+    sys.argv = ["gov-assistant", *argv]
+    app()
+
+
+def run_cli_slowly(marker: str, batches: str, *argv: str) -> None:
+    """`gov-assistant ARGV` with every vector write slowed; marker is written after `batches` writes (so a test
+    can kill -9 the process mid-document)."""
+    import sys
+    import time
+
+    from assistant.cli import app
+    from assistant.components.store.vectors import VectorStore
+
+    upsert, done = VectorStore.upsert, [0]
+
+    def slow(self, *args, **kwargs):
+        upsert(self, *args, **kwargs)
+        done[0] += 1
+        if done[0] == int(batches):
+            Path(marker).write_text("written", encoding="utf-8")
+        time.sleep(0.2)
+    VectorStore.upsert = slow
+    sys.argv = ["gov-assistant", *argv]
+    app()

@@ -3,14 +3,21 @@ the pipeline and the store, small enough to run in seconds but large relative to
 The cases, what was found and what changed: docs/security/ingest.md."""
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
-from ingest_fixtures import (bomb_docx, declare_size, docx_file, fuzzed_pdfs, make_container, nested_zip_docx,
-                             pdf_bytes, shared_strings_bomb, xlsx_file)
+from ingest_fixtures import (article_text, bomb_docx, declare_size, docx_file, fuzzed_pdfs, make_container,
+                             nested_zip_docx, pdf_bytes, shared_strings_bomb, write_text_files, xlsx_file)
 
-from assistant.settings import IngestSettings
+from assistant.settings import PROJECT_ROOT, IngestSettings
 from ingest import loaders
 from ingest.isolation import WorkerFailed, run_bounded
 from ingest.loaders import LoadError, load_file
@@ -183,3 +190,157 @@ def test_a_zip_bomb_under_any_extension_is_checked(tmp_path, monkeypatch):
     pptx = disguised.rename(tmp_path / "报告.pptx")
     with pytest.raises(LoadError, match="a zip bomb"):
         list(load_file(pptx))
+
+
+# -- item 5: a large document, written in batches ---------------------------------------------------------------------
+
+def test_a_large_document_is_written_in_batches_with_progress_and_the_lock_free_between_documents(tmp_path,
+                                                                                                 monkeypatch):
+    import ingest.pipeline
+    c = make_container(tmp_path / "data", GOV_ASSISTANT_INGEST__WRITE_BATCH="40")
+    docs = write_text_files(tmp_path / "docs", {"a_large.txt": article_text(400), "b_small.txt": GOOD_TEXT})
+    batches, free_between = [], []
+    embed = c.embeddings.embed_documents
+    c.embeddings.embed_documents = lambda texts: batches.append(len(texts)) or embed(texts)
+    lock_file = Path(c.settings.data_dir) / "locks" / "guards.lock"
+
+    def load_and_probe(path, *args):
+        if lock_file.exists():           # between documents: another process could take the lock now
+            with open(lock_file) as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    free_between.append(path.name)
+                finally:
+                    fcntl.flock(f, fcntl.LOCK_UN)
+        return loaders.load_file(path, *args)
+    monkeypatch.setattr(ingest.pipeline, "load_file", load_and_probe)
+    details = []
+    report = c.knowledge_bases.ingest_paths("guards", [docs], lambda ph, d, t, detail="": details.append(detail))
+    results = by_name(report)
+    assert results["a_large.txt"].status == "added" and results["a_large.txt"].chunks == 400
+    assert max(batches) <= 40 and sum(batches) == 400 + results["b_small.txt"].chunks
+    assert "a_large.txt: 40/400 chunks" in details and "a_large.txt: 400/400 chunks" in details
+    assert free_between == ["a_large.txt", "b_small.txt"]
+    assert c.knowledge_bases.check("guards")["consistent"]
+
+
+def test_a_killed_ingest_leaves_no_orphans_after_the_next_writer(tmp_path):
+    """kill -9 in the middle of a large document: its staged vectors are listed by kb check and removed by the
+    next ingest into the knowledge base (or kb check --repair), which says so."""
+    data = tmp_path / "data"
+    big = write_text_files(tmp_path / "docs", {"big.txt": article_text(120)}) / "big.txt"
+    marker = tmp_path / "three-batches-written"
+    env = {**os.environ, "GOV_ASSISTANT_DATA_DIR": str(data), "GOV_ASSISTANT_PROFILE": "unit",
+           "GOV_ASSISTANT_INGEST__WRITE_BATCH": "10", "PYTHONPATH": str(Path(__file__).parent)}
+    proc = subprocess.Popen([sys.executable, "-c", "import ingest_fixtures as f, sys; "
+                             "f.run_cli_slowly(*sys.argv[1:])", str(marker), "3", "ingest", str(big), "--kb", "guards"],
+                            env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.exists(), proc.stderr.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    c = make_container(data)
+    check = c.knowledge_bases.check("guards")
+    assert check["orphan_vectors"] >= 30 and check["chunks"] == 0 and not check["consistent"]
+    (doc_id,) = check["interrupted_documents"]
+    assert check["pending_documents"] == [doc_id]
+    other = write_text_files(tmp_path / "more", {"other.txt": GOOD_TEXT})
+    report = c.knowledge_bases.ingest_paths("guards", [other])
+    assert report.ok and report.notes == [f"{doc_id}: removed {check['orphan_vectors']} vectors an interrupted "
+                                          "ingest had written"]
+    after = c.knowledge_bases.check("guards")
+    assert after["consistent"] and after["orphan_vectors"] == 0 and after["interrupted_documents"] == []
+    rerun = c.knowledge_bases.ingest_paths("guards", [big])
+    assert rerun.results[0].status == "added" and rerun.results[0].chunks == 120
+    assert c.knowledge_bases.check("guards")["consistent"]
+
+
+def test_kb_check_repair_removes_an_interrupted_documents_vectors(tmp_path):
+    c = make_container(tmp_path / "data")
+    kbs, store = c.knowledge_bases, c.store
+    assert kbs.ingest_paths("guards", [write_text_files(tmp_path / "docs", {"a.txt": GOOD_TEXT})]).ok
+    # what a killed writer leaves: a pending document, staged rows, their vectors
+    from assistant.components.store.catalog import ChunkRecord
+    store.catalog.mark_pending("guards", "dead", "h", "t", "dead.txt", {})
+    store.catalog.stage_chunks("guards", "dead", [ChunkRecord("dead#h#0000", "dead", 0, "x", ["x"], {})])
+    store.vectors.upsert("guards", ["dead#h#0000"], c.embeddings.embed_documents(["x"]), [{"doc_id": "dead"}], ["x"])
+    report = kbs.check("guards")
+    assert report["interrupted_documents"] == ["dead"] and report["orphan_vectors"] == 1 and not report["consistent"]
+    fixed = kbs.check("guards", repair=True)
+    assert fixed["repaired"]["orphan_vectors_deleted"] == 1
+    assert kbs.check("guards")["consistent"] and store.catalog.staged("guards") == {}
+
+
+def test_upload_and_loader_limits_are_one_setting(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from assistant.api.app import create_app
+    c = make_container(tmp_path / "data", GOV_ASSISTANT_INGEST__MAX_FILE_MB="1", GOV_ASSISTANT_API__MAX_UPLOAD_MB="50",
+                       GOV_ASSISTANT_API__RATE_LIMIT_PER_MINUTE="0", GOV_ASSISTANT_API__WARMUP="false")
+    c.knowledge_bases.create("guards")
+    key = c.api_keys.create("editor", "editor", ["guards"])[0]
+    big = ("第一条 示范市。\n" * 120000).encode()                # ~1.5 MiB
+    with TestClient(create_app(c, with_ui=False)) as client:
+        r = client.post("/api/v1/kbs/guards/documents", headers={"Authorization": f"Bearer {key}"},
+                        files=[("files", ("big.txt", big, "text/plain"))])
+    assert r.status_code == 413 and "the limit is 1 MiB" in r.json()["detail"]
+    path = tmp_path / "big.txt"
+    path.write_bytes(big)
+    with pytest.raises(LoadError, match=r"at most 1 MiB \(ingest.max_file_mb\)"):
+        list(load_file(path, limits=c.settings.ingest))
+
+
+# -- item 6: concurrent ingests into one knowledge base --------------------------------------------------------------
+
+def test_two_processes_ingesting_shared_contents_store_each_content_once(tmp_path):
+    """Two `gov-assistant ingest` processes, 20 files each, 10 contents shared under other names (shared ones
+    first, so both check them at the same time): 30 documents, each shared content stored once and reported as a
+    duplicate by the other process. Before: the campaign's 2 x 30 files stored 49 documents instead of 45."""
+    shared = {i: article_text(3, f"示范市共享文件{i}号") for i in range(10)}
+    a = write_text_files(tmp_path / "a", {**{f"a{i:02d}_shared.txt": t for i, t in shared.items()},
+                                          **{f"b{i:02d}_own.txt": article_text(2, f"甲方文件{i}号") for i in range(10)}})
+    b = write_text_files(tmp_path / "b", {**{f"a{i:02d}_copy.txt": t for i, t in shared.items()},
+                                          **{f"b{i:02d}_own.txt": article_text(2, f"乙方文件{i}号") for i in range(10)}})
+    data, go = tmp_path / "data", tmp_path / "go"
+    env = {**os.environ, "GOV_ASSISTANT_DATA_DIR": str(data), "GOV_ASSISTANT_PROFILE": "unit",
+           "PYTHONPATH": str(Path(__file__).parent)}
+    make_container(data).knowledge_bases.create("guards")
+    ready = [tmp_path / "ready-a", tmp_path / "ready-b"]
+    procs = [subprocess.Popen([sys.executable, "-c", "import ingest_fixtures as f, sys; f.run_cli_after(*sys.argv[1:])",
+                               str(flag), str(go), "ingest", str(folder), "--kb", "guards", "--json"], env=env,
+                              cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for flag, folder in zip(ready, (a, b))]
+    deadline = time.monotonic() + 60
+    while not all(f.exists() for f in ready) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go.write_text("go", encoding="utf-8")
+    outs = [p.communicate(timeout=120) for p in procs]
+    reports = [json.loads(out) for out, _ in outs]
+    assert all(r["ok"] for r in reports), [e.decode()[-1000:] for _, e in outs]
+    counts = [r["counts"] for r in reports]
+    assert sum(cnt.get("added", 0) for cnt in counts) == 30 and sum(cnt.get("duplicate", 0) for cnt in counts) == 10
+    c = make_container(data)
+    assert c.knowledge_bases.info("guards")["documents"] == 30
+    check = c.knowledge_bases.check("guards")
+    assert check["consistent"] and check["duplicate_contents"] == []
+
+
+def test_kb_check_reports_duplicate_contents_of_an_old_catalog(tmp_path):
+    c = make_container(tmp_path / "data")
+    kbs, catalog = c.knowledge_bases, c.store.catalog
+    assert kbs.ingest_paths("guards", [write_text_files(tmp_path / "docs", {"a.txt": GOOD_TEXT})]).ok
+    doc = kbs.documents("guards")[0]
+    # a catalog from before the unique index, holding a copy of that content under another id
+    catalog._db.execute("DROP INDEX docs_unique_content")
+    catalog._db.execute("INSERT INTO documents(kb, doc_id, title, source, content_hash, state, n_chunks, metadata,"
+                        " ingested_at) VALUES ('guards', 'copy', ?, 'copy.txt', ?, 'complete', 0, '{}', 'now')",
+                        (doc["title"], doc["content_hash"]))
+    report = kbs.check("guards")
+    assert report["duplicate_contents"] == [sorted(["copy", doc["doc_id"]])] and not report["consistent"]
+    from assistant.components.store.catalog import Catalog
+    assert Catalog(catalog.path).unique_content is False            # it waits until the copy is gone
+    kbs.delete_document("guards", "copy")
+    assert Catalog(catalog.path).unique_content is True and kbs.check("guards")["consistent"]

@@ -185,7 +185,8 @@ class BM25Store:
             pickle.dump(pair, f, protocol=pickle.HIGHEST_PROTOCOL)
         tmp.replace(self._path(kb))
 
-    def apply(self, kb: str, removed: list[str], added: list[tuple[str, list[str], dict]], new_version: int) -> None:
+    def apply(self, kb: str, removed: list[str], added: Iterable[tuple[str, list[str], dict]],
+              new_version: int) -> None:
         """Apply one committed document change (all its chunks) to loaded indexes; else the next search rebuilds."""
         with self._lock:
             pair = self._indexes.get(kb)

@@ -1,8 +1,10 @@
 """SQLite catalog: knowledge bases, documents (content hash, state), chunks (text, BM25 tokens, metadata).
 
 The catalog is the source of truth. A document's chunks become visible only when its row is committed with
-state 'complete' in the same transaction as its chunk rows; vectors written before a crash are orphans that
-retrieval ignores and the next ingest of that document replaces.
+state 'complete' in the same transaction as its chunk rows. A document is written in batches: each batch's rows go
+to staged_chunks before its vectors go to Chroma, so the vectors of a writer that died (kill -9) are known and the
+next writer removes them; commit moves the staged rows into chunks. No two complete documents of a knowledge base
+share a content hash (a unique index: the last word when two writers race).
 """
 from __future__ import annotations
 
@@ -33,11 +35,26 @@ CREATE TABLE IF NOT EXISTS chunks (
   FOREIGN KEY (kb, doc_id) REFERENCES documents(kb, doc_id) ON DELETE CASCADE);
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(kb, doc_id);
 CREATE INDEX IF NOT EXISTS docs_by_hash ON documents(kb, content_hash);
+CREATE TABLE IF NOT EXISTS staged_chunks (
+  kb TEXT NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL, position INTEGER NOT NULL,
+  text TEXT NOT NULL, tokens TEXT NOT NULL, metadata TEXT NOT NULL, PRIMARY KEY (kb, chunk_id));
+CREATE INDEX IF NOT EXISTS staged_by_doc ON staged_chunks(kb, doc_id);
 """
+# created apart: a catalog written before it may hold duplicates (kb check lists them; the index waits for them)
+UNIQUE_CONTENT = "CREATE UNIQUE INDEX IF NOT EXISTS docs_unique_content ON documents(kb, content_hash) " \
+                 "WHERE state='complete'"
 
 
 class CatalogError(ValueError):
     pass
+
+
+class DuplicateContent(CatalogError):
+    """Another complete document of the knowledge base has this content (found at commit)."""
+
+    def __init__(self, twin: str):
+        super().__init__(f"same content as {twin}")
+        self.twin = twin
 
 
 @dataclass
@@ -66,6 +83,14 @@ class Catalog:
         self.path = path
         self._lock = threading.RLock()
         self._db = open_db(path, SCHEMA)
+        self.unique_content = self._ensure_unique_content()
+
+    def _ensure_unique_content(self) -> bool:
+        try:
+            self._db.execute(UNIQUE_CONTENT)
+            return True
+        except sqlite3.IntegrityError:
+            return False
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -85,18 +110,17 @@ class Catalog:
     # knowledge bases
     def create_kb(self, name: str, embedding: str, description: str = "", exist_ok: bool = False) -> dict:
         validate_kb_name(name)
+        with self.transaction() as db:   # check and insert at once: another process may create it too
+            created = db.execute("INSERT OR IGNORE INTO kbs(name, description, embedding, created_at) "
+                                 "VALUES (?,?,?,?)", (name, description, embedding, now_iso())).rowcount
         existing = self.get_kb(name)
-        if existing:
+        if not created:
             if not exist_ok:
                 raise CatalogError(f"knowledge base {name!r} already exists")
             if existing["embedding"] != embedding:
                 raise CatalogError(f"knowledge base {name!r} was built with embeddings {existing['embedding']!r}, "
                                    f"not {embedding!r}: use another knowledge base or re-create it")
-            return existing
-        with self.transaction() as db:
-            db.execute("INSERT INTO kbs(name, description, embedding, created_at) VALUES (?,?,?,?)",
-                       (name, description, embedding, now_iso()))
-        return self.get_kb(name)
+        return existing
 
     def get_kb(self, name: str) -> dict | None:
         rows = self._query("SELECT * FROM kbs WHERE name=?", (name,))
@@ -115,6 +139,7 @@ class Catalog:
 
     def delete_kb(self, name: str) -> None:
         with self.transaction() as db:
+            db.execute("DELETE FROM staged_chunks WHERE kb=?", (name,))
             db.execute("DELETE FROM chunks WHERE kb=?", (name,))
             db.execute("DELETE FROM documents WHERE kb=?", (name,))
             db.execute("DELETE FROM kbs WHERE name=?", (name,))
@@ -147,29 +172,70 @@ class Catalog:
     def mark_pending(self, kb: str, doc_id: str, content_hash: str, title: str, source: str, metadata: dict) -> None:
         """Record intent before vectors are written; old chunks stay visible until commit_document."""
         with self.transaction() as db:
+            db.execute("DELETE FROM staged_chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
             cur = db.execute("UPDATE documents SET state='pending' WHERE kb=? AND doc_id=?", (kb, doc_id))
             if cur.rowcount == 0:
                 db.execute("INSERT INTO documents(kb, doc_id, title, source, content_hash, state, metadata, ingested_at)"
                            " VALUES (?,?,?,?,?,'pending',?,?)",
                            (kb, doc_id, title, source, content_hash, json.dumps(metadata, ensure_ascii=False), now_iso()))
 
-    def commit_document(self, kb: str, doc_id: str, content_hash: str, title: str, source: str, metadata: dict,
-                        chunks: list[ChunkRecord]) -> None:
-        """Atomically replace the document's chunks and mark it complete."""
+    def stage_chunks(self, kb: str, doc_id: str, chunks: list[ChunkRecord]) -> None:
+        """One batch of a pending document's new chunks, written before their vectors."""
         with self.transaction() as db:
-            db.execute("DELETE FROM chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
-            db.execute("INSERT OR REPLACE INTO documents(kb, doc_id, title, source, content_hash, state, n_chunks,"
-                       " metadata, ingested_at) VALUES (?,?,?,?,?,'complete',?,?,?)",
-                       (kb, doc_id, title, source, content_hash, len(chunks),
-                        json.dumps(metadata, ensure_ascii=False), now_iso()))
-            db.executemany("INSERT INTO chunks(kb, chunk_id, doc_id, position, text, tokens, metadata)"
+            db.executemany("INSERT OR REPLACE INTO staged_chunks(kb, chunk_id, doc_id, position, text, tokens, metadata)"
                            " VALUES (?,?,?,?,?,?,?)",
                            [(kb, c.chunk_id, doc_id, c.position, c.text, " ".join(c.tokens),
                              json.dumps(c.metadata, ensure_ascii=False)) for c in chunks])
-            db.execute("UPDATE kbs SET version=version+1 WHERE name=?", (kb,))
+
+    def commit_document(self, kb: str, doc_id: str, content_hash: str, title: str, source: str,
+                        metadata: dict) -> None:
+        """Atomically replace the document's chunks with its staged ones and mark it complete; DuplicateContent
+        (nothing changed) when another complete document has this content."""
+        twin = self.find_by_hash(kb, content_hash)
+        if twin and twin["doc_id"] != doc_id:
+            raise DuplicateContent(twin["doc_id"])
+        try:
+            with self.transaction() as db:
+                n = db.execute("SELECT COUNT(*) FROM staged_chunks WHERE kb=? AND doc_id=?", (kb, doc_id)).fetchone()[0]
+                db.execute("DELETE FROM chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
+                db.execute("INSERT INTO documents(kb, doc_id, title, source, content_hash, state, n_chunks, metadata,"
+                           " ingested_at) VALUES (?,?,?,?,?,'complete',?,?,?) ON CONFLICT(kb, doc_id) DO UPDATE SET"
+                           " title=excluded.title, source=excluded.source, content_hash=excluded.content_hash,"
+                           " state='complete', n_chunks=excluded.n_chunks, metadata=excluded.metadata,"
+                           " ingested_at=excluded.ingested_at",
+                           (kb, doc_id, title, source, content_hash, n, json.dumps(metadata, ensure_ascii=False),
+                            now_iso()))
+                db.execute("INSERT INTO chunks(kb, chunk_id, doc_id, position, text, tokens, metadata) SELECT kb,"
+                           " chunk_id, doc_id, position, text, tokens, metadata FROM staged_chunks WHERE kb=? AND"
+                           " doc_id=?", (kb, doc_id))
+                db.execute("DELETE FROM staged_chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
+                db.execute("UPDATE kbs SET version=version+1 WHERE name=?", (kb,))
+        except sqlite3.IntegrityError:
+            twin = self.find_by_hash(kb, content_hash)
+            if twin is None:
+                raise
+            raise DuplicateContent(twin["doc_id"]) from None
+
+    def staged(self, kb: str) -> dict[str, list[str]]:
+        """doc_id -> staged chunk ids: documents whose writer stopped between writing vectors and committing."""
+        out: dict[str, list[str]] = {}
+        for r in self._query("SELECT doc_id, chunk_id FROM staged_chunks WHERE kb=? ORDER BY doc_id", (kb,)):
+            out.setdefault(r["doc_id"], []).append(r["chunk_id"])
+        return out
+
+    def drop_staged(self, kb: str, doc_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM staged_chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
+
+    def duplicate_contents(self, kb: str) -> list[list[str]]:
+        """Groups of complete documents with the same content (possible in catalogs from before the unique index)."""
+        rows = self._query("SELECT group_concat(doc_id, char(10)) AS ids FROM documents WHERE kb=? AND "
+                           "state='complete' GROUP BY content_hash HAVING COUNT(*) > 1", (kb,))
+        return sorted(sorted(r["ids"].split("\n")) for r in rows)
 
     def delete_document(self, kb: str, doc_id: str) -> bool:
         with self.transaction() as db:
+            db.execute("DELETE FROM staged_chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
             db.execute("DELETE FROM chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
             cur = db.execute("DELETE FROM documents WHERE kb=? AND doc_id=?", (kb, doc_id))
             db.execute("UPDATE kbs SET version=version+1 WHERE name=?", (kb,))
@@ -196,6 +262,19 @@ class Catalog:
                 out[r["chunk_id"]] = {"chunk_id": r["chunk_id"], "doc_id": r["doc_id"], "position": r["position"],
                                       "text": r["text"], "metadata": json.loads(r["metadata"])}
         return out
+
+    def iter_document_chunks(self, kb: str, doc_id: str, page: int = 1000) -> Iterator[tuple[str, list[str], dict]]:
+        """(chunk_id, tokens, metadata) of a committed document, read a page at a time (a large document's BM25
+        update never holds all its rows twice)."""
+        last = -1
+        while True:
+            rows = self._query("SELECT chunk_id, position, tokens, metadata FROM chunks WHERE kb=? AND doc_id=? AND "
+                               "position>? ORDER BY position LIMIT ?", (kb, doc_id, last, page))
+            for r in rows:
+                yield r["chunk_id"], r["tokens"].split(), json.loads(r["metadata"])
+            if len(rows) < page:
+                return
+            last = rows[-1]["position"]
 
     def document_chunks(self, kb: str, doc_id: str) -> list[dict]:
         return [{"chunk_id": r["chunk_id"], "position": r["position"], "text": r["text"],
