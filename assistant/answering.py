@@ -14,12 +14,13 @@ from langchain_core.prompts import ChatPromptTemplate
 from assistant.filters import Filters
 from assistant.grounding.answer_type import asked_kind, states
 from assistant.grounding.answerability import answerability, first_token_logprobs, refusal_mass
-from assistant.grounding.atoms import Evidence, has_figure
+from assistant.grounding.atoms import Evidence
 from assistant.grounding.constraints import (describe_missing, missing_constraints, passage_evidence,
                                              question_constraints, satisfies)
 from assistant.grounding.focus import focus_text
 from assistant.grounding.injection import injection_attempt
-from assistant.grounding.verify import SentenceCheck, Verification, check_sentence, has_content, union
+from assistant.grounding.verify import (SentenceCheck, Verification, check_sentence, has_content, substantive,
+                                        union)
 from assistant.prompts import load_prompt
 from assistant.retrieval import Hit, HybridSearcher, query_terms
 from assistant.settings import Settings
@@ -341,7 +342,9 @@ class Answerer:
         timings["llm_ms"] = (time.perf_counter() - t0) * 1000
         timings["total_ms"] = (time.perf_counter() - t_start) * 1000
         kept = gate.kept if gate else raw
-        if gate and not is_refusal(raw) and ((gate.removed and not has_content(kept)) or gate.hollow):
+        # (an answer of markers only, "[1]", is no restatement: finalize_answer quotes the passage it cites)
+        if gate and not is_refusal(raw) and ((gate.removed and not has_content(kept)) or
+                                             (gate.hollow and has_content(kept))):
             verification.reason = "unsupported"
             # the invented atoms stay out of the reply (they are in `verification`); their kinds are named
             kinds = "、".join(dict.fromkeys(ATOM_KIND_NAMES.get(k, "内容") for c in verification.sentences
@@ -349,13 +352,13 @@ class Answerer:
             yield from self._refuse(question, standalone, load_prompt("refusal_unsupported").format(kinds=kinds),
                                     verification, citations, timings, t_start, usage, sources_sent=True)
             return
-        if kind and not is_refusal(kept) and not states(kind, _CITE.sub("", kept)):
+        text, refused, citations = finalize_answer(kept, citations)
+        if kind and not refused and not states(kind, _CITE.sub("", text)):
             # the model answered around the question ("超过40家机构参与" for a 发行规模): what was asked is not there
             verification.reason = "missing_answer_kind"
             yield from self._refuse(question, standalone, load_prompt("refusal_answer_kind").format(kind=kind.name),
                                     verification, citations, timings, t_start, usage, sources_sent=True)
             return
-        text, refused, citations = finalize_answer(kept, citations)
         related = []
         if refused:
             verification.reason = verification.reason or "model_refused"
@@ -433,7 +436,7 @@ class _SentenceGate:
         if not check.supported:
             return ""
         self.kept += check.text              # with a corrected citation, when one was added
-        if self.min_support and check.support is None and not has_figure(_CITE.sub("", check.text)):
+        if self.min_support and not substantive(check, self.min_support):
             self.pending += check.text
             return ""
         out, self.pending = self.pending + check.text, ""

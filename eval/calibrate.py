@@ -14,8 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.grounding.atoms import has_figure
-from assistant.grounding.verify import CITE
+from assistant.grounding.verify import MIN_OWN_GRAMS, SentenceCheck, substantive
 from eval.data import read_jsonl
 from eval.suites.rejection import HALVES, TARGETS, declined
 
@@ -34,16 +33,15 @@ class Point:
 SIGNALS = ("answerability", "support")
 
 
-def _sentence_supports(record: dict) -> list[float | None]:
-    """The support of each sentence verification kept (a sentence too short to judge: None, always kept)."""
-    return [s.get("support") for s in (record.get("verification") or {}).get("sentences") or [] if s.get("supported")]
+def _kept(record: dict) -> list[dict]:
+    return [s for s in (record.get("verification") or {}).get("sentences") or [] if s.get("supported")]
 
 
 def values(record: dict, signal: str) -> list[float]:
     if signal == "answerability":
         p = (record.get("verification") or {}).get("answerability")
         return [] if p is None else [p]
-    return [v for v in _sentence_supports(record) if v is not None]
+    return [s["support"] for s in _kept(record) if s.get("support") is not None]
 
 
 def load(run: Path, signal: str = "answerability") -> list[dict]:
@@ -66,10 +64,13 @@ def refused_at(record: dict, threshold: float, signal: str = "answerability") ->
     if signal == "answerability":
         p = (record.get("verification") or {}).get("answerability")
         return p is not None and p < threshold
-    kept = [s for s in (record.get("verification") or {}).get("sentences") or [] if s.get("supported")]
-    # as the answerer's gate: a sentence too short to judge counts only when it states a figure
-    return bool(kept) and not any(s["support"] >= threshold if s.get("support") is not None
-                                  else has_figure(CITE.sub("", s.get("text", ""))) for s in kept)
+    # as the answerer's gate: at t, sentences judged by wording (enough of their own) below t go, and an answer
+    # left without a substantive sentence is refused; records from before `own` judged only at MIN_OWN_GRAMS
+    kept = [s for s in _kept(record) if not (s.get("own", MIN_OWN_GRAMS) >= MIN_OWN_GRAMS and s.get("support")
+                                             is not None and s["support"] < threshold)]
+    return bool(_kept(record)) and not any(substantive(SentenceCheck(s.get("text", ""), [], True,
+                                                                     support=s.get("support")), threshold)
+                                           for s in kept)
 
 
 def point(records: list[dict], threshold: float, signal: str = "answerability") -> Point:

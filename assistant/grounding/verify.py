@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from assistant.grounding.atoms import Evidence, normalize, unsupported_atoms
+from assistant.grounding.atoms import Evidence, has_figure, normalize, unsupported_atoms
 
 CITE = re.compile(r"\[(\d{1,2})\]")
 # a sentence ends at 。！？ or a line break; the [n] markers right after the end belong to it
@@ -20,9 +20,10 @@ class SentenceCheck:
     unsupported: list[str] = field(default_factory=list)     # the atoms as written
     kinds: list[str] = field(default_factory=list)
     added_cites: list[int] = field(default_factory=list)     # markers added: the passage that states its atoms
-    # share of the sentence's own wording (what it does not repeat from the question) found in its passages;
-    # None when the sentence has too little wording of its own to tell
+    # share of the sentence's own wording (what it does not repeat from the question) found in its passages
+    # (None: no wording of its own); judged only from MIN_OWN_GRAMS bigrams of its own (`own`) up
     support: float | None = None
+    own: int = 0
 
 
 @dataclass
@@ -69,6 +70,7 @@ def check_sentence(sentence: str, evidences: dict[int, Evidence], all_evidence: 
         if fix is not None:
             sentence, cites, missing, added = _add_marker(sentence, fix), cites + [fix], [], [fix]
             ev = union([evidences[n] for n in cites])
+    own = len(own_grams(body, question))
     support = content_support(body, ev.text, question)
     if support is not None and support < 1.0 and cites:
         # the wording may be another passage's (the wrong neighbour cited, again): the best one counts, and gets
@@ -80,9 +82,15 @@ def check_sentence(sentence: str, evidences: dict[int, Evidence], all_evidence: 
                 sentence, cites, added = _add_marker(sentence, n), cites + [n], added + [n]
             support = other
     unsupported, kinds = [a.text for a in missing], [a.kind for a in missing]
-    if support is not None and support < min_support:
+    if own >= MIN_OWN_GRAMS and support < min_support:
         kinds.append("content")
-    return SentenceCheck(sentence, cites, not kinds, unsupported, kinds, added_cites=added, support=support)
+    return SentenceCheck(sentence, cites, not kinds, unsupported, kinds, added_cites=added, support=support, own=own)
+
+
+def substantive(check: SentenceCheck, min_support: float) -> bool:
+    """A kept sentence that says something of its own the passages hold (or a figure they state), as opposed
+    to a restatement of the question ("北京市的做法如下：")."""
+    return has_figure(CITE.sub("", check.text)) or (check.support is not None and check.support >= min_support)
 
 
 MIN_OWN_GRAMS = 6      # fewer character bigrams of its own: a sentence too short to judge by wording
@@ -91,14 +99,21 @@ _ANSWER_WORDS = ("根据|资料|中的|规定|需要|可以|应当|要求|相关
                  "有关|按照|问题|回答|提到|指出|表示|明确|文件|通知|政策|措施")
 
 
+def _grams(text: str) -> set[str]:
+    t = re.sub(r"[\W\d_a-zA-Z]|" + _ANSWER_WORDS, "|", normalize(text))
+    return {t[i:i + 2] for i in range(len(t) - 1) if "|" not in t[i:i + 2]}
+
+
+def own_grams(body: str, question: str = "") -> set[str]:
+    """The sentence's own character bigrams: not in the question, not boilerplate; figures and Latin are left to
+    the atom check."""
+    return _grams(body) - _grams(question)
+
+
 def content_support(body: str, passage: str, question: str = "") -> float | None:
-    """Share of the sentence's own character bigrams (not in the question, not boilerplate, figures and Latin
-    left to the atom check) that occur in the passage text."""
-    def grams(text: str) -> set[str]:
-        t = re.sub(r"[\W\d_a-zA-Z]|" + _ANSWER_WORDS, "|", normalize(text))
-        return {t[i:i + 2] for i in range(len(t) - 1) if "|" not in t[i:i + 2]}
-    own = grams(body) - grams(question)
-    if len(own) < MIN_OWN_GRAMS:
+    """Share of the sentence's own bigrams that occur in the passage text (None: it has none)."""
+    own = own_grams(body, question)
+    if not own:
         return None
     text = normalize(passage)
     return round(sum(g in text for g in own) / len(own), 3)

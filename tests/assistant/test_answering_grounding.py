@@ -154,6 +154,10 @@ def test_min_support_removes_invented_wording_and_holds_restatements_for_a_subst
     assert not b.refused and b.answer.startswith("新生儿入户需要的材料如下") and "出生医学证明" in b.answer
     # it cited [1] (the time limit); the wording is passage [2]'s, whose marker it gets
     assert b.verification["sentences"][1]["added_cites"] == [2] and "[2]" in b.answer
+    # an answer of a marker only is quoted from the passage it cites (finalize_answer), not refused as hollow
+    c.llm.replies.append("[2]")
+    quoted = c.qa.ask("新生儿入户需要哪些材料？", ["kb"])
+    assert not quoted.refused and "出生医学证明原件" in quoted.answer
 
 
 def test_answer_kinds_on_hand_checked_questions():
