@@ -83,7 +83,8 @@ def _print_report(report, as_json: bool) -> None:
     if as_json:
         console.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
     else:
-        styles = {"added": "green", "replaced": "cyan", "unchanged": "dim", "duplicate": "yellow", "failed": "red"}
+        styles = {"added": "green", "replaced": "cyan", "unchanged": "dim", "duplicate": "yellow", "skipped": "yellow",
+                  "failed": "red"}
         for r in report.results:
             if r.status != "unchanged" or len(report.results) <= 50:
                 line = f"[{styles[r.status]}]{r.status:<9}[/] {r.source}"

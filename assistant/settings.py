@@ -81,6 +81,7 @@ class ChunkingSettings(_Section):
 class IngestSettings(_Section):
     """What one ingest accepts and how it is bounded (issue #14, docs/security/ingest.md)."""
     max_file_mb: int = 200                # loaders refuse larger files; uploads: min(this, api.max_upload_mb)
+    max_files: int = 10000                # files found under the paths of one ingest; more: refused up front
     # zip-based formats (.docx .xlsx .pptx, and any file that is a zip inside): checked from the central directory
     # before any member is inflated
     max_archive_entries: int = 5000

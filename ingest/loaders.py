@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -44,6 +45,7 @@ class SourceDocument:
     chunks: list[Chunk] | None = None      # given by structured sources (law articles)
     metadata: dict = field(default_factory=dict)
     extract_metadata: bool = True           # structured sources state their metadata; no 公文 heuristics
+    path: str | None = None                 # where it was read on the server: shown to admins only
 
     @property
     def content_hash(self) -> str:
@@ -79,37 +81,31 @@ def decode_text(data: bytes, source: str) -> str:
 
 
 def discover(paths: list[str | Path]) -> tuple[list[Path], list[LoadError]]:
-    """Expand folders (recursively, sorted); report missing paths and unsupported files."""
-    files: list[Path] = []
-    problems: list[LoadError] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            for child in sorted(p.rglob("*")):
-                if not child.is_file() or child.name.startswith("."):
-                    continue
-                if child.suffix.lower() in SUPPORTED_SUFFIXES:
-                    files.append(child)
-                else:
-                    problems.append(LoadError(str(child), f"unsupported file type {child.suffix or '(none)'}"))
-        elif p.is_file():
-            if p.suffix.lower() in SUPPORTED_SUFFIXES:
-                files.append(p)
-            else:
-                problems.append(LoadError(str(p), f"unsupported file type {p.suffix or '(none)'}; supported: "
-                                                  + " ".join(sorted(SUPPORTED_SUFFIXES))))
-        else:
-            problems.append(LoadError(str(p), "no such file or directory"))
-    return files, problems
+    """Files under paths (folders recursively, sorted) and the failures found; ingest.discovery.scan also gives
+    each file's display name and what was skipped on purpose."""
+    from ingest.discovery import scan
+    found = scan(paths)
+    return [f.path for f in found.files], found.problems
 
 
-def load_file(path: Path, source_name: str | None = None,
-              limits: IngestSettings | None = None) -> Iterator[SourceDocument | LoadError]:
+def display_name(name: str) -> str:
+    """A name as readers see it: NFC, without control, format (bidi overrides, zero-width) or line-separator
+    characters, which could make one name look like another."""
+    name = unicodedata.normalize("NFC", name)
+    return "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp")) or "document"
+
+
+def load_file(path: Path, source_name: str | None = None, limits: IngestSettings | None = None,
+              shown_as: str | None = None) -> Iterator[SourceDocument | LoadError]:
     """One document per file; one per line for .jsonl, where a bad line is yielded as a LoadError and the
-    rest go on. source_name is the document's stable name (default: the absolute path). Text formats parse
+    rest go on. source_name is the document's stable name, its id derives from it (default: the absolute path;
+    uploads give the uploaded name, which is then also what readers see and no server path is kept); shown_as
+    is what readers see instead (a folder ingest: the path relative to the folder's parent). Text formats parse
     in-process; every other format after the content checks, in a bounded worker (limits: ingest settings)."""
     limits = limits or IngestSettings()
     source = source_name or str(path.resolve())
+    shown = display_name(shown_as or source)
+    server_path = None if source_name else source
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -125,7 +121,10 @@ def load_file(path: Path, source_name: str | None = None,
     except ContentRejected as exc:
         raise LoadError(str(path), str(exc)) from None
     if suffix == ".jsonl":
-        yield from load_jsonl(path)
+        for item in load_jsonl(path, display_name(shown_as) if shown_as else None):
+            if isinstance(item, SourceDocument) and server_path:
+                item.path = f"{server_path}:{item.source.rsplit(':', 1)[-1]}"
+            yield item
         return
     if suffix in TEXT_SUFFIXES:
         text = decode_text(path.read_bytes(), str(path))
@@ -142,21 +141,23 @@ def load_file(path: Path, source_name: str | None = None,
         raise LoadError(str(path), "no text found (a scanned PDF needs OCR first)" if suffix == ".pdf"
                         else "no text found")
     full = "\n".join(b.text for b in blocks)
-    yield SourceDocument(doc_id=derive_doc_id(source), title="", source=source, text=full, blocks=blocks)
+    yield SourceDocument(doc_id=derive_doc_id(source), title="", source=shown, text=full, blocks=blocks,
+                         path=server_path)
 
 
-def load_jsonl(path: Path) -> Iterator[SourceDocument | LoadError]:
-    """Each line {"id"?, "title"?, "text", "metadata"?}; a given id is the document id (NCP's "docid" too)."""
+def load_jsonl(path: Path, shown: str | None = None) -> Iterator[SourceDocument | LoadError]:
+    """Each line {"id"?, "title"?, "text", "metadata"?}; a given id is the document id (NCP's "docid" too).
+    A line's source is "<shown>:<line>" (default: the file's name)."""
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             if raw.strip():
                 try:
-                    yield _jsonl_record(path, lineno, raw)
+                    yield _jsonl_record(path, lineno, raw, shown or path.name)
                 except LoadError as exc:
                     yield exc
 
 
-def _jsonl_record(path: Path, lineno: int, raw: bytes) -> SourceDocument:
+def _jsonl_record(path: Path, lineno: int, raw: bytes, shown: str) -> SourceDocument:
     where = f"{path}:{lineno}"
     try:
         rec = json.loads(decode_text(raw, where))
@@ -173,5 +174,5 @@ def _jsonl_record(path: Path, lineno: int, raw: bytes) -> SourceDocument:
     doc_id = str(rec.get("id") or rec.get("docid") or derive_doc_id(f"{path.resolve()}:{lineno}"))
     if not re.fullmatch(r"[\w\u4e00-\u9fff.:#@-]{1,128}", doc_id):
         raise LoadError(where, f"field 'id' {doc_id!r} has characters outside letters, digits, . : # @ - _")
-    return SourceDocument(doc_id=doc_id, title=str(rec.get("title") or ""), source=f"{path.name}:{lineno}",
+    return SourceDocument(doc_id=doc_id, title=str(rec.get("title") or ""), source=f"{shown}:{lineno}",
                           text=text, metadata={k: v for k, v in meta.items() if v is not None})

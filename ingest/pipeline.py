@@ -24,7 +24,8 @@ from assistant.filters import STATUSES, FilterError, date_to_int
 from assistant.progress import Progress, no_progress
 from assistant.settings import ChunkingSettings, IngestSettings
 from ingest.chunking import Block, Chunk, chunk_blocks, format_heading_path
-from ingest.loaders import LoadError, SourceDocument, discover, load_file
+from ingest.discovery import scan
+from ingest.loaders import LoadError, SourceDocument, load_file
 from ingest.metadata import (META_HEADING, META_PASSAGE, extract_metadata, metadata_passage,
                              metadata_passage_prefix, parse_cn_date)
 
@@ -38,7 +39,7 @@ INDEX_FORMAT = "meta-passage-v1"
 class DocResult:
     source: str
     doc_id: str | None
-    status: str            # added | replaced | unchanged | duplicate | failed
+    status: str            # added | replaced | unchanged | duplicate | skipped | failed
     chunks: int = 0
     message: str = ""
     seconds: float = 0.0
@@ -146,10 +147,10 @@ class IngestPipeline:
             if not chunks:
                 return DocResult(doc.source, doc.doc_id, "failed", message="no text to index")
             old_ids = [c["chunk_id"] for c in catalog.document_chunks(kb, doc.doc_id)] if existing else []
-            catalog.mark_pending(kb, doc.doc_id, content_hash, meta["title"], doc.source, meta)
+            catalog.mark_pending(kb, doc.doc_id, content_hash, meta["title"], doc.source, meta, doc.path)
             try:
                 new_ids = self._write_batches(kb, doc, meta, content_hash, chunks, has_passage, on_batch)
-                catalog.commit_document(kb, doc.doc_id, content_hash, meta["title"], doc.source, meta)
+                catalog.commit_document(kb, doc.doc_id, content_hash, meta["title"], doc.source, meta, doc.path)
             except DuplicateContent as exc:      # another writer committed this content first
                 self.discard_uncommitted(kb, doc.doc_id)
                 return DocResult(doc.source, doc.doc_id, "duplicate", 0, str(exc), title=meta["title"])
@@ -258,23 +259,30 @@ class IngestPipeline:
 
     def ingest_paths(self, kb: str, paths: list[str | Path], progress: Progress = no_progress,
                      source_names: dict[str, str] | None = None, extra_metadata: dict | None = None) -> IngestReport:
-        """Files and folders. source_names maps a path to the stable name its document id derives from
-        (uploads are saved under temporary names); extra_metadata (e.g. status) applies to every document."""
-        files, problems = discover(paths)
+        """Files and folders. source_names maps a path to the stable name its document id derives from and
+        readers see (uploads are saved under temporary names); otherwise a document's id derives from its absolute
+        path and readers see its path relative to the named folder's parent. extra_metadata (e.g. status) applies
+        to every document. Every path left out gets a result line: skipped (hidden, symlink leaving the folder,
+        not a regular file) or failed (missing, unsupported, too large, unreadable)."""
+        found = scan(paths, self.limits.max_files)
 
         def items() -> Iterable[SourceDocument | LoadError]:
-            yield from problems
-            for path in files:
+            yield from found.problems
+            for f in found.files:
+                name = (source_names or {}).get(str(f.path))
                 try:
-                    for doc in load_file(path, (source_names or {}).get(str(path)), self.limits):
+                    for doc in load_file(f.path, name, self.limits, shown_as=None if name else f.name):
                         if extra_metadata and isinstance(doc, SourceDocument):
                             doc.metadata.update(extra_metadata)
                         yield doc
                 except LoadError as exc:
                     yield exc
 
-        total = len(problems) + sum(_count_lines(p) if p.suffix.lower() == ".jsonl" else 1 for p in files)
-        return self.ingest_documents(kb, items(), total=total, progress=progress)
+        total = len(found.problems) + sum(_count_lines(f.path) if f.path.suffix.lower() == ".jsonl" else 1
+                                          for f in found.files)
+        report = self.ingest_documents(kb, items(), total=total, progress=progress)
+        report.results += [DocResult(s.source, None, "skipped", message=s.message) for s in found.skipped]
+        return report
 
 
 def _count_lines(path: Path) -> int:

@@ -87,7 +87,7 @@ class KnowledgeBaseService:
                   principal: Principal = LOCAL_ADMIN) -> list[dict]:
         readable_kbs(principal, [kb])
         self.catalog.require_kb(kb)
-        return self.catalog.list_documents(kb, limit, offset)
+        return [_as_seen_by(principal, d) for d in self.catalog.list_documents(kb, limit, offset)]
 
     def document(self, kb: str, doc_id: str, with_chunks: bool = False, principal: Principal = LOCAL_ADMIN) -> dict:
         readable_kbs(principal, [kb])
@@ -96,7 +96,7 @@ class KnowledgeBaseService:
             raise CatalogError(f"document {doc_id!r} not found in knowledge base {kb!r}")
         if with_chunks:
             doc["chunks"] = self.catalog.document_chunks(kb, doc_id)
-        return doc
+        return _as_seen_by(principal, doc)
 
     def delete_document(self, kb: str, doc_id: str, principal: Principal = LOCAL_ADMIN) -> None:
         require_write(principal, kb)
@@ -112,7 +112,7 @@ class KnowledgeBaseService:
         doc = self.document(kb, doc_id, with_chunks=True)
         text = "\n".join(c["text"] for c in doc["chunks"])
         source = SourceDocument(doc_id, doc["title"] or "", doc["source"] or doc_id, text,
-                                metadata=doc["metadata"], extract_metadata=False)
+                                metadata=doc["metadata"], extract_metadata=False, path=doc.get("path"))
         with self.store.writer(kb):
             self.catalog.mark_pending(kb, doc_id, "reindex", doc["title"], doc["source"], doc["metadata"])
             return self.pipeline.ingest_documents(kb, [source])
@@ -142,3 +142,10 @@ class KnowledgeBaseService:
         if self.catalog.get_kb(kb) is None:
             self.create(kb, description, principal)
         require_write(principal, kb)
+
+
+def _as_seen_by(principal: Principal, doc: dict) -> dict:
+    """Where a document was read on the server (its path) is for admins; everyone sees its source name."""
+    if principal.role != "admin":
+        doc.pop("path", None)
+    return doc

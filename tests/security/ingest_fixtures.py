@@ -172,8 +172,8 @@ def fuzzed_pdfs(seed: int = 14, n: int = 12) -> list[tuple[str, bytes]]:
 
 
 def write_text_files(folder: Path, names_texts: dict[str, str]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
     for name, text in names_texts.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text, encoding="utf-8")
     return folder
 

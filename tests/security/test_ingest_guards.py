@@ -204,7 +204,7 @@ def test_a_large_document_is_written_in_batches_with_progress_and_the_lock_free_
     c.embeddings.embed_documents = lambda texts: batches.append(len(texts)) or embed(texts)
     lock_file = Path(c.settings.data_dir) / "locks" / "guards.lock"
 
-    def load_and_probe(path, *args):
+    def load_and_probe(path, *args, **kwargs):
         if lock_file.exists():           # between documents: another process could take the lock now
             with open(lock_file) as f:
                 try:
@@ -212,7 +212,7 @@ def test_a_large_document_is_written_in_batches_with_progress_and_the_lock_free_
                     free_between.append(path.name)
                 finally:
                     fcntl.flock(f, fcntl.LOCK_UN)
-        return loaders.load_file(path, *args)
+        return loaders.load_file(path, *args, **kwargs)
     monkeypatch.setattr(ingest.pipeline, "load_file", load_and_probe)
     details = []
     report = c.knowledge_bases.ingest_paths("guards", [docs], lambda ph, d, t, detail="": details.append(detail))
@@ -344,3 +344,161 @@ def test_kb_check_reports_duplicate_contents_of_an_old_catalog(tmp_path):
     assert Catalog(catalog.path).unique_content is False            # it waits until the copy is gone
     kbs.delete_document("guards", "copy")
     assert Catalog(catalog.path).unique_content is True and kbs.check("guards")["consistent"]
+
+
+# -- item 8: every path a folder ingest leaves out has a result line ------------------------------------------------
+
+@pytest.fixture
+def tricky_folder(tmp_path):
+    """A folder with what a folder ingest must not take silently, and a secret next to it."""
+    outside = write_text_files(tmp_path / "outside", {"secret.txt": "机密：服务器口令为示范市123456。"})
+    docs = write_text_files(tmp_path / "docs", {"good.txt": GOOD_TEXT, "..evil.txt": "第一条 隐藏文件的正文。",
+                                                "notes.xyz": "unsupported", "sub/inner.txt": "第一条 子目录的正文。"})
+    write_text_files(docs / ".git", {"config.txt": "第一条 版本库文件。"})
+    (docs / "link_out.txt").symlink_to(outside / "secret.txt")
+    (docs / "link_in.txt").symlink_to(docs / "sub" / "inner.txt")
+    (docs / "linked_dir").symlink_to(outside, target_is_directory=True)
+    os.mkfifo(docs / "pipe.txt")                     # reading it would block the ingest forever
+    return docs
+
+
+def test_a_folder_ingest_reports_every_skipped_path_and_why(tmp_path, tricky_folder):
+    c = make_container(tmp_path / "data")
+    report = c.knowledge_bases.ingest_paths("guards", [tricky_folder])
+    lines = {Path(r.source).name: (r.status, r.message) for r in report.results}
+    assert lines == {
+        "good.txt": ("added", ""), "link_in.txt": ("added", ""),
+        "inner.txt": ("unchanged", ""),               # the file link_in.txt points to (same id: its real path)
+        "..evil.txt": ("skipped", "hidden file (name starts with '.')"),
+        ".git": ("skipped", "hidden folder (name starts with '.'): not read"),
+        "link_out.txt": ("skipped", "symlink to a file outside the folder"),
+        "linked_dir": ("skipped", "symlinked folder: not followed"),
+        "pipe.txt": ("skipped", "not a regular file"),
+        "notes.xyz": ("failed", "unsupported file type .xyz")}
+    assert [r.status for r in report.results].count("failed") == 1     # skipped is not a failure; .xyz is
+    hits = c.search.search("服务器口令", ["guards"], mode="bm25").hits
+    assert hits == []                                 # the secret outside the folder was not ingested
+
+
+def test_skipped_paths_are_in_the_cli_output_and_the_job_result(tmp_path, tricky_folder):
+    from typer.testing import CliRunner
+
+    from assistant.cli import app
+    from assistant.services.access import LOCAL_ADMIN
+    from assistant.services.jobs import JobManager
+    env = {"GOV_ASSISTANT_DATA_DIR": str(tmp_path / "data"), "GOV_ASSISTANT_PROFILE": "unit", "COLUMNS": "300"}
+    out = CliRunner().invoke(app, ["ingest", str(tricky_folder), "--kb", "guards"], env=env).stdout
+    for name in ("..evil.txt", ".git", "link_out.txt", "linked_dir", "pipe.txt"):
+        assert any(line.startswith("skipped") and name in line for line in out.splitlines()), (name, out)
+    assert "skipped 5" in out
+    c = make_container(tmp_path / "data")
+    jobs = JobManager()
+    job = jobs.submit("upload", "guards", LOCAL_ADMIN,
+                      lambda progress: c.knowledge_bases.ingest_paths("guards", [tricky_folder], progress))
+    job = jobs.wait(job.id, 60)
+    assert job.counts.get("skipped") == 5 and {r["status"] for r in job.results} >= {"skipped", "unchanged"}
+
+
+# -- item 12: readers see names, admins see where a file was read ---------------------------------------------------
+
+def test_readers_see_the_name_relative_to_the_folder_and_admins_the_server_path(tmp_path, tricky_folder):
+    from assistant.services.access import Principal
+    c = make_container(tmp_path / "data")
+    kbs = c.knowledge_bases
+    assert kbs.ingest_paths("guards", [tricky_folder]).counts["added"] == 2
+    reader = Principal("reader", "reader", ("guards",))
+    docs = {d["source"]: d for d in kbs.documents("guards", principal=reader)}
+    assert set(docs) == {"docs/good.txt", "docs/link_in.txt"} and all("path" not in d for d in docs.values())
+    full = kbs.document("guards", docs["docs/good.txt"]["doc_id"], with_chunks=True, principal=reader)
+    assert str(tmp_path) not in json.dumps(full, ensure_ascii=False)
+    hits = c.search.search("路内停车", ["guards"], mode="bm25").hits
+    assert hits[0].metadata["source"] == "docs/good.txt"
+    admin = {d["source"]: d for d in kbs.documents("guards")}
+    assert admin["docs/good.txt"]["path"] == str((tricky_folder / "good.txt").resolve())
+    # re-ingesting the same folder finds the same ids (they still derive from the absolute path)
+    assert kbs.ingest_paths("guards", [tricky_folder]).counts["unchanged"] == 3
+
+
+def test_an_old_catalog_with_absolute_sources_is_migrated(tmp_path):
+    data = tmp_path / "data"
+    c = make_container(data)
+    docs = write_text_files(tmp_path / "docs", {"good.txt": GOOD_TEXT, "other.txt": article_text(2)})
+    good = docs / "good.txt"
+    doc_id = c.knowledge_bases.ingest_paths("guards", [good, docs / "other.txt"]).results[0].doc_id
+    # as the catalog was before: no path column, the absolute path as source in the document and its chunks
+    db = c.store.catalog._db
+    db.execute("ALTER TABLE documents DROP COLUMN path")
+    db.execute("UPDATE documents SET source=? WHERE doc_id=?", (str(good), doc_id))
+    db.execute("UPDATE chunks SET metadata=json_set(metadata, '$.source', ?) WHERE doc_id=?", (str(good), doc_id))
+    c2 = make_container(data)
+    doc = c2.knowledge_bases.document("guards", doc_id, with_chunks=True)
+    assert doc["source"] == "good.txt" and doc["path"] == str(good)
+    assert {ch["metadata"]["source"] for ch in doc["chunks"]} == {"good.txt"}
+    assert c2.search.search("路内停车", ["guards"], mode="bm25").hits[0].metadata["source"] == "good.txt"
+    assert c2.knowledge_bases.ingest_paths("guards", [good]).counts == {"unchanged": 1}   # the same id
+
+
+# -- campaign: upload names ------------------------------------------------------------------------------------------
+
+def test_uploaded_names_cannot_traverse_or_hide_characters(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from assistant.api.app import create_app
+    c = make_container(tmp_path / "data", GOV_ASSISTANT_API__RATE_LIMIT_PER_MINUTE="0",
+                       GOV_ASSISTANT_API__WARMUP="false")
+    c.knowledge_bases.create("guards")
+    key = c.api_keys.create("editor", "editor", ["guards"])[0]
+    names = ["../../../etc/cron.d/通知.txt", "a\x00b.txt", "c\r\nd.txt", "报告\u202etxt.exe.md", "zero\u200bwidth.txt",
+             "..\\..\\win.md"]
+    with TestClient(create_app(c, with_ui=False)) as client:
+        h = {"Authorization": f"Bearer {key}"}
+        files = [("files", (n, f"第一条 第{i}份上传文件的正文内容。".encode(), "text/plain")) for i, n in enumerate(names)]
+        r = client.post("/api/v1/kbs/guards/documents", headers=h, files=files)
+        assert r.status_code == 202, r.text
+        job_id = r.json()["job_id"]
+        for _ in range(600):
+            job = client.get(f"/api/v1/jobs/{job_id}", headers=h).json()
+            if job["state"] in ("done", "failed"):
+                break
+            time.sleep(0.05)
+        sources = [d["source"] for d in client.get("/api/v1/kbs/guards/documents", headers=h).json()]
+    assert job["ok"] and len(sources) == len(names)
+    import unicodedata
+    for s in sources:
+        assert "/" not in s and "\\" not in s and not s.startswith(".")
+        assert not any(unicodedata.category(ch) in ("Cc", "Cf") for ch in s), repr(s)
+    assert "报告txt.exe.md" in sources and "通知.txt" in sources
+    assert not (tmp_path / "etc").exists()
+
+
+# -- campaign: look-alike knowledge base names -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, why", [
+    ("ｇｏｖ", "invalid"), ("gоv", "invalid"), ("go\u200bv", "invalid"), ("gov\n", "invalid"),   # full-width, Cyrillic о
+    ("Gov", "would look like the existing 'gov'"), ("GOV", "would look like the existing 'gov'")])
+def test_a_knowledge_base_name_cannot_look_like_another(tmp_path, name, why):
+    from assistant.components.store.catalog import CatalogError
+    c = make_container(tmp_path / "data")
+    c.knowledge_bases.create("gov")
+    with pytest.raises(CatalogError, match=why):
+        c.knowledge_bases.create(name)
+    assert [kb["name"] for kb in c.knowledge_bases.list()] == ["gov"]
+
+
+# -- campaign: huge numbers of tiny files -----------------------------------------------------------------------------
+
+def test_ten_thousand_empty_files_are_reported_in_bounded_time_and_the_count_is_limited(tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(10000):
+        (folder / f"f{i:05d}.txt").touch()
+    c = make_container(tmp_path / "data")
+    t0 = time.perf_counter()
+    report = c.knowledge_bases.ingest_paths("guards", [folder])
+    assert time.perf_counter() - t0 < 30
+    assert report.counts == {"failed": 10000} and {r.message for r in report.results} == {"the file is empty"}
+    limited = make_container(tmp_path / "data2", GOV_ASSISTANT_INGEST__MAX_FILES="500")
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"holds more than 500 files \(ingest.max_files\)"):
+        limited.knowledge_bases.ingest_paths("guards", [folder])
+    assert time.perf_counter() - t0 < 2

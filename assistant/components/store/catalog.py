@@ -5,6 +5,10 @@ state 'complete' in the same transaction as its chunk rows. A document is writte
 to staged_chunks before its vectors go to Chroma, so the vectors of a writer that died (kill -9) are known and the
 next writer removes them; commit moves the staged rows into chunks. No two complete documents of a knowledge base
 share a content hash (a unique index: the last word when two writers race).
+
+A document's `source` is the name readers see (relative to the ingested folder, or the uploaded name); `path`, where
+it was read on the server, is for admins (the service layer drops it for everyone else). Catalogs from before `path`
+are migrated on open: an absolute source becomes the path, and its file name the source (documents and chunks).
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ CREATE TABLE IF NOT EXISTS kbs (
 CREATE TABLE IF NOT EXISTS documents (
   kb TEXT NOT NULL REFERENCES kbs(name) ON DELETE CASCADE, doc_id TEXT NOT NULL, title TEXT, source TEXT,
   content_hash TEXT NOT NULL, state TEXT NOT NULL, n_chunks INTEGER NOT NULL DEFAULT 0,
-  metadata TEXT NOT NULL DEFAULT '{}', ingested_at TEXT NOT NULL, PRIMARY KEY (kb, doc_id));
+  metadata TEXT NOT NULL DEFAULT '{}', ingested_at TEXT NOT NULL, path TEXT, PRIMARY KEY (kb, doc_id));
 CREATE TABLE IF NOT EXISTS chunks (
   kb TEXT NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL, position INTEGER NOT NULL,
   text TEXT NOT NULL, tokens TEXT NOT NULL, metadata TEXT NOT NULL, PRIMARY KEY (kb, chunk_id),
@@ -72,7 +76,9 @@ def now_iso() -> str:
 
 
 def validate_kb_name(name: str) -> str:
-    if not isinstance(name, str) or not KB_NAME.match(name):
+    """ASCII letters, digits, - and _ only (fullmatch: "gov\n" is not "gov"), so no full-width, Cyrillic or
+    zero-width look-alike of a name can exist; create_kb also refuses a name that differs from one only in case."""
+    if not isinstance(name, str) or not KB_NAME.fullmatch(name):
         raise CatalogError(f"invalid knowledge base name {name!r}: use 1-63 letters, digits, '-' or '_' "
                            "(put the Chinese name in the description)")
     return name
@@ -83,7 +89,24 @@ class Catalog:
         self.path = path
         self._lock = threading.RLock()
         self._db = open_db(path, SCHEMA)
+        self._migrate_sources()
         self.unique_content = self._ensure_unique_content()
+
+    def _migrate_sources(self) -> None:
+        if any(r["name"] == "path" for r in self._db.execute("PRAGMA table_info(documents)")):
+            return
+        try:
+            with self.transaction() as db:
+                db.execute("ALTER TABLE documents ADD COLUMN path TEXT")
+                for r in db.execute("SELECT kb, doc_id, source FROM documents WHERE source LIKE '/%'").fetchall():
+                    name = r["source"].rsplit("/", 1)[-1]
+                    db.execute("UPDATE documents SET path=source, source=? WHERE kb=? AND doc_id=?",
+                               (name, r["kb"], r["doc_id"]))
+                    db.execute("UPDATE chunks SET metadata=json_set(metadata, '$.source', ?) WHERE kb=? AND doc_id=?",
+                               (name, r["kb"], r["doc_id"]))
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):   # else another process migrated it first
+                raise
 
     def _ensure_unique_content(self) -> bool:
         try:
@@ -111,6 +134,10 @@ class Catalog:
     def create_kb(self, name: str, embedding: str, description: str = "", exist_ok: bool = False) -> dict:
         validate_kb_name(name)
         with self.transaction() as db:   # check and insert at once: another process may create it too
+            twin = db.execute("SELECT name FROM kbs WHERE lower(name)=lower(?) AND name!=?", (name, name)).fetchone()
+            if twin:
+                raise CatalogError(f"knowledge base {name!r} would look like the existing {twin['name']!r} "
+                                   "(names differing only in case are not allowed)")
             created = db.execute("INSERT OR IGNORE INTO kbs(name, description, embedding, created_at) "
                                  "VALUES (?,?,?,?)", (name, description, embedding, now_iso())).rowcount
         existing = self.get_kb(name)
@@ -169,15 +196,17 @@ class Catalog:
     def count_documents(self, kb: str) -> int:
         return self._query("SELECT COUNT(*) AS n FROM documents WHERE kb=?", (kb,))[0]["n"]
 
-    def mark_pending(self, kb: str, doc_id: str, content_hash: str, title: str, source: str, metadata: dict) -> None:
+    def mark_pending(self, kb: str, doc_id: str, content_hash: str, title: str, source: str, metadata: dict,
+                     path: str | None = None) -> None:
         """Record intent before vectors are written; old chunks stay visible until commit_document."""
         with self.transaction() as db:
             db.execute("DELETE FROM staged_chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
             cur = db.execute("UPDATE documents SET state='pending' WHERE kb=? AND doc_id=?", (kb, doc_id))
             if cur.rowcount == 0:
-                db.execute("INSERT INTO documents(kb, doc_id, title, source, content_hash, state, metadata, ingested_at)"
-                           " VALUES (?,?,?,?,?,'pending',?,?)",
-                           (kb, doc_id, title, source, content_hash, json.dumps(metadata, ensure_ascii=False), now_iso()))
+                db.execute("INSERT INTO documents(kb, doc_id, title, source, path, content_hash, state, metadata,"
+                           " ingested_at) VALUES (?,?,?,?,?,?,'pending',?,?)",
+                           (kb, doc_id, title, source, path, content_hash, json.dumps(metadata, ensure_ascii=False),
+                            now_iso()))
 
     def stage_chunks(self, kb: str, doc_id: str, chunks: list[ChunkRecord]) -> None:
         """One batch of a pending document's new chunks, written before their vectors."""
@@ -188,7 +217,7 @@ class Catalog:
                              json.dumps(c.metadata, ensure_ascii=False)) for c in chunks])
 
     def commit_document(self, kb: str, doc_id: str, content_hash: str, title: str, source: str,
-                        metadata: dict) -> None:
+                        metadata: dict, path: str | None = None) -> None:
         """Atomically replace the document's chunks with its staged ones and mark it complete; DuplicateContent
         (nothing changed) when another complete document has this content."""
         twin = self.find_by_hash(kb, content_hash)
@@ -198,12 +227,12 @@ class Catalog:
             with self.transaction() as db:
                 n = db.execute("SELECT COUNT(*) FROM staged_chunks WHERE kb=? AND doc_id=?", (kb, doc_id)).fetchone()[0]
                 db.execute("DELETE FROM chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
-                db.execute("INSERT INTO documents(kb, doc_id, title, source, content_hash, state, n_chunks, metadata,"
-                           " ingested_at) VALUES (?,?,?,?,?,'complete',?,?,?) ON CONFLICT(kb, doc_id) DO UPDATE SET"
-                           " title=excluded.title, source=excluded.source, content_hash=excluded.content_hash,"
-                           " state='complete', n_chunks=excluded.n_chunks, metadata=excluded.metadata,"
-                           " ingested_at=excluded.ingested_at",
-                           (kb, doc_id, title, source, content_hash, n, json.dumps(metadata, ensure_ascii=False),
+                db.execute("INSERT INTO documents(kb, doc_id, title, source, path, content_hash, state, n_chunks,"
+                           " metadata, ingested_at) VALUES (?,?,?,?,?,?,'complete',?,?,?) ON CONFLICT(kb, doc_id) DO"
+                           " UPDATE SET title=excluded.title, source=excluded.source, path=excluded.path,"
+                           " content_hash=excluded.content_hash, state='complete', n_chunks=excluded.n_chunks,"
+                           " metadata=excluded.metadata, ingested_at=excluded.ingested_at",
+                           (kb, doc_id, title, source, path, content_hash, n, json.dumps(metadata, ensure_ascii=False),
                             now_iso()))
                 db.execute("INSERT INTO chunks(kb, chunk_id, doc_id, position, text, tokens, metadata) SELECT kb,"
                            " chunk_id, doc_id, position, text, tokens, metadata FROM staged_chunks WHERE kb=? AND"
