@@ -52,7 +52,7 @@ def scan(paths: list[str | Path], max_files: int | None = None) -> Discovery:
 
 def _walk(root: Path, out: Discovery, max_files: int | None) -> None:
     real_root = root.resolve()
-    top = real_root.name or str(real_root)
+    top = f"{real_root.name}/" if real_root.name else ""
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
         for d in sorted(dirnames):
@@ -67,7 +67,7 @@ def _walk(root: Path, out: Discovery, max_files: int | None) -> None:
             if reason:
                 out.skipped.append(LoadError(str(path), reason))
                 continue
-            _take(path, f"{top}/{path.relative_to(root).as_posix()}", out, named=False)
+            _take(path, top + path.relative_to(root).as_posix(), out, named=False)
             _check_count(out, max_files, root)
 
 

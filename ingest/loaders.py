@@ -134,7 +134,7 @@ def load_file(path: Path, source_name: str | None = None, limits: IngestSettings
             raise LoadError(str(path), f"cannot parse {suffix} file: {str(exc)[:200] or type(exc).__name__}") from None
     else:
         try:
-            blocks = run_bounded(file_blocks, (str(path),), limits.parse_timeout_s, limits.parse_memory_mb)
+            blocks = run_bounded(file_blocks, (str(path.resolve()),), limits.parse_timeout_s, limits.parse_memory_mb)
         except WorkerFailed as exc:
             raise LoadError(str(path), str(exc)) from None
     if not blocks:

@@ -146,7 +146,7 @@ class IngestPipeline:
             chunks, has_passage = self._chunks(doc, meta)
             if not chunks:
                 return DocResult(doc.source, doc.doc_id, "failed", message="no text to index")
-            old_ids = [c["chunk_id"] for c in catalog.document_chunks(kb, doc.doc_id)] if existing else []
+            old_ids = catalog.document_chunk_ids(kb, doc.doc_id) if existing else set()
             catalog.mark_pending(kb, doc.doc_id, content_hash, meta["title"], doc.source, meta, doc.path)
             try:
                 new_ids = self._write_batches(kb, doc, meta, content_hash, chunks, has_passage, on_batch)
@@ -158,7 +158,7 @@ class IngestPipeline:
                 self.discard_uncommitted(kb, doc.doc_id)
                 raise
             self.store.vectors.delete_document(kb, doc.doc_id, keep=new_ids)
-            self.store.bm25.apply(kb, removed=[i for i in old_ids if i not in new_ids],
+            self.store.bm25.apply(kb, removed=sorted(old_ids - new_ids),
                                   added=catalog.iter_document_chunks(kb, doc.doc_id),
                                   new_version=catalog.kb_version(kb))
         # a document left pending by a crash had no visible version: completing it adds it
@@ -213,7 +213,7 @@ class IngestPipeline:
     def discard_uncommitted(self, kb: str, doc_id: str) -> int:
         """Remove what a write of doc_id left before its commit (staged rows, their vectors); the number of
         vectors removed. Call it holding the knowledge base's write lock."""
-        committed = {c["chunk_id"] for c in self.store.catalog.document_chunks(kb, doc_id)}
+        committed = self.store.catalog.document_chunk_ids(kb, doc_id)
         stale = [i for i in self.store.catalog.staged(kb).get(doc_id, []) if i not in committed]
         if stale:
             self.store.vectors.delete_ids(kb, stale)
@@ -244,7 +244,7 @@ class IngestPipeline:
                     done, label = len(report.results), item.title or Path(item.source).name
 
                     def on_batch(written: int, n: int) -> None:   # a long document shows its own progress
-                        progress("ingest", done, total, f"{label}: {written:,}/{n:,} chunks")
+                        progress("ingest", done, total, f"{written:,}/{n:,} chunks · {label}")
                     try:
                         result = self.ingest_document(kb, item, on_batch)
                     except Exception as exc:  # noqa: BLE001 - one bad document must not stop the batch

@@ -79,6 +79,17 @@ def test_the_batch_goes_on_after_a_bomb_and_names_it(tmp_path):
     assert results["good.txt"].status == "added"
 
 
+def test_batch_summaries_get_the_same_guards(tmp_path):
+    """/api/v1/summarize/batch (readers) reads uploads through the same load_file."""
+    c = make_container(tmp_path / "data")
+    docs = write_text_files(tmp_path / "docs", {"good.txt": GOOD_TEXT})
+    bomb_docx(docs / "bomb.docx", 60)
+    report = c.summarize.summarize_paths([docs], tmp_path / "out", style="brief")
+    assert report["counts"]["summarized"] == 1 and report["counts"]["failed"] == 1
+    (failure,) = report["failures"]
+    assert failure["source"].endswith("bomb.docx") and "a zip bomb" in failure["error"]
+
+
 def test_a_header_that_lies_low_inflates_no_more_than_it_declares(tmp_path, worker):
     # document.xml declares 1 KiB but holds 60 MiB: the checks pass it, zipfile stops at 1 KiB with a CRC error
     liar = declare_size(bomb_docx(tmp_path / "liar.docx", 60), "word/document.xml", 1024)
@@ -219,7 +230,7 @@ def test_a_large_document_is_written_in_batches_with_progress_and_the_lock_free_
     results = by_name(report)
     assert results["a_large.txt"].status == "added" and results["a_large.txt"].chunks == 400
     assert max(batches) <= 40 and sum(batches) == 400 + results["b_small.txt"].chunks
-    assert "a_large.txt: 40/400 chunks" in details and "a_large.txt: 400/400 chunks" in details
+    assert "40/400 chunks · a_large.txt" in details and "400/400 chunks · a_large.txt" in details
     assert free_between == ["a_large.txt", "b_small.txt"]
     assert c.knowledge_bases.check("guards")["consistent"]
 

@@ -76,7 +76,7 @@ def now_iso() -> str:
 
 
 def validate_kb_name(name: str) -> str:
-    """ASCII letters, digits, - and _ only (fullmatch: "gov\n" is not "gov"), so no full-width, Cyrillic or
+    """ASCII letters, digits, - and _ only (fullmatch: "gov\\n" is not "gov"), so no full-width, Cyrillic or
     zero-width look-alike of a name can exist; create_kb also refuses a name that differs from one only in case."""
     if not isinstance(name, str) or not KB_NAME.fullmatch(name):
         raise CatalogError(f"invalid knowledge base name {name!r}: use 1-63 letters, digits, '-' or '_' "
@@ -291,6 +291,9 @@ class Catalog:
                 out[r["chunk_id"]] = {"chunk_id": r["chunk_id"], "doc_id": r["doc_id"], "position": r["position"],
                                       "text": r["text"], "metadata": json.loads(r["metadata"])}
         return out
+
+    def document_chunk_ids(self, kb: str, doc_id: str) -> set[str]:
+        return {r["chunk_id"] for r in self._query("SELECT chunk_id FROM chunks WHERE kb=? AND doc_id=?", (kb, doc_id))}
 
     def iter_document_chunks(self, kb: str, doc_id: str, page: int = 1000) -> Iterator[tuple[str, list[str], dict]]:
         """(chunk_id, tokens, metadata) of a committed document, read a page at a time (a large document's BM25
