@@ -1,4 +1,4 @@
-"""Hybrid retrieval and the BM25 index: incremental updates equal a full rebuild, the pickle reloads, a catalog
+"""Hybrid retrieval and the BM25 index: incremental updates equal a full rebuild, the saved index reloads, a catalog
 version moved on by another process triggers a rebuild; fused hits carry both ranks; several knowledge bases."""
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def test_store_incremental_updates_equal_a_rebuild(tmp_path):
     assert kbs.ingest_documents("kb", [SourceDocument("new", "新规", "new.txt", "停车场收费公示制度。")]).ok
     assert c.store.bm25.index("kb") is live                  # updated in place, not rebuilt
     assert live.version == c.store.catalog.kb_version("kb")
-    (data / "bm25" / "kb.pkl").unlink(missing_ok=True)       # force a rebuild from the catalog
+    (data / "bm25" / "kb.json").unlink(missing_ok=True)      # force a rebuild from the catalog
     rebuilt = make_container(data).store.bm25.index("kb")
     assert rebuilt is not live and rebuilt.version == live.version
     assert_same_ranking(live, rebuilt)
@@ -90,12 +90,12 @@ def test_store_incremental_updates_equal_a_rebuild(tmp_path):
     assert top and all(not cid.startswith("marriage") for cid, _ in ranking(rebuilt, "婚姻登记"))
 
 
-def test_pickle_reloads_without_rebuilding(tmp_path, monkeypatch):
+def test_the_saved_index_reloads_without_rebuilding(tmp_path, monkeypatch):
     data = tmp_path / "data"
     c = make_container(data)
     assert c.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS]).ok
     expected = [h.chunk_id for h in c.search.search("高龄津贴", ["kb"], mode="bm25").hits]
-    assert expected and (data / "bm25" / "kb.pkl").exists()
+    assert expected and (data / "bm25" / "kb.json").exists()
     fresh = make_container(data)
     monkeypatch.setattr(type(fresh.store.bm25), "_rebuild",
                         lambda *a, **k: pytest.fail("the persisted index should have been loaded"))
@@ -117,15 +117,35 @@ def test_other_process_changes_trigger_a_rebuild(tmp_path, monkeypatch):
     assert reader.store.bm25.index("kb").version == writer.store.catalog.kb_version("kb")
 
 
-def test_corrupt_or_stale_pickle_is_rebuilt(tmp_path):
+@pytest.mark.parametrize("garbage", [b"not json", b'{"chunks": {"ids": [1]}, "documents": []}', b"[]"])
+def test_corrupt_or_stale_index_is_rebuilt(tmp_path, garbage):
     data = tmp_path / "data"
     c = make_container(data)
     assert c.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS]).ok
     expected = [h.chunk_id for h in c.search.search("住房公积金", ["kb"], mode="bm25").hits]
-    pkl = data / "bm25" / "kb.pkl"
-    pkl.write_bytes(b"not a pickle")
+    saved = data / "bm25" / "kb.json"
+    saved.write_bytes(garbage)
     assert [h.chunk_id for h in make_container(data).search.search("住房公积金", ["kb"], mode="bm25").hits] == expected
-    assert pkl.read_bytes() != b"not a pickle"               # the rebuilt index was saved again
+    assert saved.read_bytes() != garbage                     # the rebuilt index was saved again
+
+
+def test_a_pickle_in_the_data_directory_is_never_loaded(tmp_path):
+    """#14 case 15: the index was pickle.load-ed from the data directory, so whoever could write there ran code."""
+    import pickle
+
+    data = tmp_path / "data"
+    c = make_container(data)
+    assert c.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS]).ok
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (data / "bm25" / "kb.pkl").write_bytes(pickle.dumps(Payload()))
+    (data / "bm25" / "kb.json").unlink(missing_ok=True)
+    assert make_container(data).search.search("住房公积金", ["kb"], mode="bm25").hits
+    assert not marker.exists() and not (data / "bm25" / "kb.pkl").exists()
 
 
 def test_hybrid_hits_carry_both_ranks_and_fused_scores(container):

@@ -1,13 +1,14 @@
 """BM25 (Okapi, as rank-bm25) over jieba tokens, per knowledge base, updated incrementally.
 
 Token lists live in the catalog; the inverted index is rebuilt from them when the catalog version moved on
-in another process, and pickled next to the store so a restart does not re-read every chunk.
+in another process, and saved next to the store as JSON (data, never code: a writable data directory must not be
+a way to run code, as a pickle would be) so a restart does not re-read every chunk.
 """
 from __future__ import annotations
 
 import logging
 import math
-import pickle
+import json
 import re
 import threading
 from pathlib import Path
@@ -45,6 +46,26 @@ class BM25Index:
 
     def __len__(self) -> int:
         return len(self.row_of)
+
+    def to_state(self) -> dict:
+        return {"ids": self.ids, "lengths": self.lengths, "meta": self.meta, "total_len": self.total_len,
+                "version": self.version,
+                "postings": {tok: [[row, tf] for row, tf in p.items()] for tok, p in self.postings.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "BM25Index":
+        """The index a to_state() snapshot describes; ValueError when it is not one."""
+        idx = cls()
+        try:
+            idx.ids, idx.lengths, idx.meta = list(state["ids"]), [int(n) for n in state["lengths"]], list(state["meta"])
+            idx.total_len, idx.version = int(state["total_len"]), int(state["version"])
+            idx.postings = {str(tok): {int(r): int(tf) for r, tf in rows} for tok, rows in state["postings"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"not a BM25 index snapshot: {exc}") from None
+        if not (len(idx.ids) == len(idx.lengths) == len(idx.meta)):
+            raise ValueError("not a BM25 index snapshot: columns of different lengths")
+        idx.row_of = {cid: row for row, cid in enumerate(idx.ids) if cid is not None}
+        return idx
 
     def add(self, chunk_id: str, tokens: list[str], meta: dict) -> None:
         self.remove(chunk_id)
@@ -134,7 +155,7 @@ class BM25Store:
         self._lock = threading.RLock()
 
     def _path(self, kb: str) -> Path:
-        return self.dir / f"{kb}.pkl"
+        return self.dir / f"{kb}.json"
 
     def _pair(self, kb: str) -> tuple[BM25Index, BM25Index]:
         with self._lock:
@@ -155,16 +176,16 @@ class BM25Store:
         return self._pair(kb)[1]
 
     def _load(self, kb: str, version: int) -> tuple[BM25Index, BM25Index] | None:
+        (self.dir / f"{kb}.pkl").unlink(missing_ok=True)    # an index saved by an older release: never loaded
         try:
-            with open(self._path(kb), "rb") as f:
-                pair = pickle.load(f)
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+            with open(self._path(kb), encoding="utf-8") as f:
+                state = json.load(f)
+            pair = (BM25Index.from_state(state["chunks"]), BM25Index.from_state(state["documents"]))
+        except (OSError, ValueError, KeyError, TypeError):
             return None
-        ok = isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(i, BM25Index) for i in pair)
-        return pair if ok and pair[0].version == version else None
+        return pair if pair[0].version == version else None
 
     def _rebuild(self, kb: str, version: int) -> tuple[BM25Index, BM25Index]:
-        import json
         idx, docs = BM25Index(), BM25Index()
         doc_tokens: dict[str, list[str]] = {}
         for row in self.catalog.iter_chunks(kb):
@@ -181,8 +202,9 @@ class BM25Store:
 
     def _save(self, kb: str, pair: tuple[BM25Index, BM25Index]) -> None:
         tmp = self._path(kb).with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump(pair, f, protocol=pickle.HIGHEST_PROTOCOL)
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"chunks": pair[0].to_state(), "documents": pair[1].to_state()}, f, ensure_ascii=False,
+                      separators=(",", ":"))
         tmp.replace(self._path(kb))
 
     def apply(self, kb: str, removed: list[str], added: Iterable[tuple[str, list[str], dict]],
