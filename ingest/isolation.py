@@ -59,14 +59,16 @@ def _child(conn, fn: Callable[..., Any], args: tuple, memory_mb: int) -> None:
     os.setpgid(0, 0)
     limit = _address_space() + memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    # C parsers report a failed allocation as their own error (lxml: "unknown error"), and some parsers swallow
+    # MemoryError and return what they had: a peak at the limit means the memory ran out, whatever came back
     try:
         result = ("ok", fn(*args))
     except MemoryError:
         result = ("memory", None)
     except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent as this file's error
-        # C parsers (lxml) report a failed allocation as their own error ("unknown error"): the peak tells
-        result = ("memory", None) if _peak_address_space() > limit - 64 * 2**20 else \
-            ("error", str(exc) or type(exc).__name__)
+        result = ("error", str(exc) or type(exc).__name__)
+    if _peak_address_space() > limit - 64 * 2**20:
+        result = ("memory", None)
     try:
         conn.send(result)
     except MemoryError:

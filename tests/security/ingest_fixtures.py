@@ -157,6 +157,22 @@ def pdf_bytes(lines: list[str]) -> bytes:
     return tiny_pdf(lines)
 
 
+def pdf_stream_bomb(inflated_mb: int) -> bytes:
+    """A one-page PDF whose FlateDecode content stream inflates to inflated_mb MiB of text operators (~1000:1):
+    no zip, so only the worker's limits bound it."""
+    op = b"(x) Tj 0 -1 Td "
+    block = op * (2**20 // len(op))
+    co = zlib.compressobj(9)
+    stream = co.compress(b"BT /F1 1 Tf 72 720 Td ") + b"".join(co.compress(block) for _ in range(inflated_mb)) \
+        + co.compress(b" ET") + co.flush()
+    good = pdf_bytes(["x"])
+    head, rest = good.split(b"4 0 obj\n", 1)
+    rest = rest.split(b"endobj\n", 1)[1]
+    obj4 = b"4 0 obj\n<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream\nendobj\n" % (len(stream), stream)
+    # the xref offsets of objects 5.. move; pypdf and pdfminer both rebuild a broken xref, which is what we want here
+    return head + obj4 + rest
+
+
 def fuzzed_pdfs(seed: int = 14, n: int = 12) -> list[tuple[str, bytes]]:
     """Truncations and bit flips of a valid PDF: (name, bytes)."""
     good = pdf_bytes(["Municipal data office notice", "Article 1 open data catalogue"])

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 from ingest_fixtures import (article_text, bomb_docx, declare_size, docx_file, fuzzed_pdfs, make_container,
-                             nested_zip_docx, pdf_bytes, shared_strings_bomb, write_text_files, xlsx_file)
+                             nested_zip_docx, pdf_bytes, pdf_stream_bomb, shared_strings_bomb, write_text_files,
+                             xlsx_file)
 
 from assistant.settings import PROJECT_ROOT, IngestSettings
 from ingest import loaders
@@ -167,6 +168,16 @@ def test_fuzzed_pdfs_each_give_a_result_line_and_never_stop_the_batch(tmp_path, 
         assert r.status in ("added", "duplicate", "failed"), (name, r)
         assert r.status != "failed" or r.message.startswith(("cannot parse .pdf", "no text found")), (name, r.message)
     assert results["truncated_9.pdf"].status == "failed"
+
+
+def test_a_pdf_whose_content_stream_is_a_bomb_is_stopped_by_the_worker(tmp_path, worker):
+    # 40 KB inflating to 20 MiB of text operators: no zip to check; before, 6 GiB and still parsing after 120 s
+    bomb = tmp_path / "bomb.pdf"
+    bomb.write_bytes(pdf_stream_bomb(20))
+    t0 = time.perf_counter()
+    with pytest.raises(LoadError, match=r"needed more than 192 MiB|took longer than 3 s"):
+        list(load_file(bomb, limits=IngestSettings(parse_memory_mb=192, parse_timeout_s=3)))
+    assert time.perf_counter() - t0 < 8
 
 
 # -- campaign: an extension that lies about the content ------------------------------------------------------------
