@@ -58,6 +58,8 @@ def _peak_address_space() -> int:
 def _child(conn, fn: Callable[..., Any], args: tuple, memory_mb: int) -> None:
     os.setpgid(0, 0)
     limit = _address_space() + memory_mb * 2**20
+    # "ran out": the peak came within a margin of the limit, and above what the forkserver's peak handed down
+    ran_out_above = max(limit - min(64, memory_mb // 4) * 2**20, _peak_address_space())
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     # C parsers report a failed allocation as their own error (lxml: "unknown error"), and some parsers swallow
     # MemoryError and return what they had: a peak at the limit means the memory ran out, whatever came back
@@ -67,7 +69,7 @@ def _child(conn, fn: Callable[..., Any], args: tuple, memory_mb: int) -> None:
         result = ("memory", None)
     except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent as this file's error
         result = ("error", str(exc) or type(exc).__name__)
-    if _peak_address_space() > limit - 64 * 2**20:
+    if _peak_address_space() > ran_out_above:
         result = ("memory", None)
     try:
         conn.send(result)
