@@ -47,6 +47,9 @@ def retrieve_all_modes(ctx: RunContext, question: str, kb: str, gold_ids: list[s
             record["metrics"][mode] = retrieval_metrics(ranked, gold_ids)
 
 
+_HEADER = ("title", "law", "agency", "doc_number", "date", "status", "heading")
+
+
 def ask(ctx: RunContext, question: str, kb: str, record: dict, gold_answer: str | None,
         gold_ids: list[str] | None) -> None:
     """One product answer (QAService: hybrid retrieval, evidence gate, prompt, LLM, citations) and its metrics."""
@@ -60,8 +63,10 @@ def ask(ctx: RunContext, question: str, kb: str, record: dict, gold_answer: str 
     record.setdefault("timings", {}).update({f"answer_{k}": round(v, 1) for k, v in answer.timings.items()})
     am: dict = {"refused": float(answer.refused)}
     if not answer.refused:
-        # checked independently of the product's own verification: the final text against its passages
-        evidence = Evidence.of(*(f"{c.label} {c.text}" for c in answer.citations))
+        # checked apart from the product's own verification: the final text against its passages as the prompt
+        # showed them (text, and the header's title, 文号, 发文机关, date and status)
+        evidence = Evidence.of(*(f"{c.label} {' '.join(str(c.metadata.get(k) or '') for k in _HEADER)} {c.text}"
+                                 for c in answer.citations))
         am["unsupported_figures"] = sum(a.is_figure for a in unsupported_atoms(answer.answer, evidence))
     am["removed_sentences"] = int((getattr(answer, "verification", None) or {}).get("removed", 0))
     if gold_answer:
