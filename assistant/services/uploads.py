@@ -23,6 +23,8 @@ class UploadRejected(ValueError):
 def safe_filename(raw: str | None) -> str:
     """The basename only (either slash), control and reserved characters dropped, no leading dots."""
     name = unicodedata.normalize("NFC", (raw or "").replace("\\", "/").rsplit("/", 1)[-1])
+    # format characters (bidi overrides, zero-width) and line/paragraph separators hide what a name says
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cf", "Zl", "Zp"))
     name = _UNSAFE.sub("", name).strip().lstrip(".").strip()
     if not name:
         raise UploadRejected(400, f"invalid file name {raw!r}")

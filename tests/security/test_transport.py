@@ -501,3 +501,11 @@ def test_serve_runs_uvicorn_with_these_guards(tmp_path, monkeypatch):
     config = seen["log_config"]
     assert all(h["filters"] == ["redact"] for h in config["handlers"].values())
     assert config["loggers"]["assistant"]["handlers"] == ["default"]
+
+
+def test_saved_upload_names_drop_bidi_and_zero_width_characters():
+    """Campaign (ingest): the stored name was cleaned, but the saved file and the job's file list kept
+    "报告\u202etxt.exe.md" (shown reversed as 报告dm.exe.txt)."""
+    from assistant.services.uploads import safe_filename
+    assert safe_filename("报告\u202etxt.exe.md") == "报告txt.exe.md"
+    assert safe_filename("zero\u200bwidth.txt") == "zerowidth.txt" and safe_filename("a\u2028b.md") == "ab.md"
