@@ -64,6 +64,8 @@ def refused_at(record: dict, threshold: float, signal: str = "answerability") ->
     if signal == "answerability":
         p = (record.get("verification") or {}).get("answerability")
         return p is not None and p < threshold
+    if threshold <= 0:                      # off: the run as it was
+        return False
     # as the answerer's gate: at t, sentences judged by wording (enough of their own) below t go, and an answer
     # left without a substantive sentence is refused; records from before `own` judged only at MIN_OWN_GRAMS
     kept = [s for s in _kept(record) if not (s.get("own", MIN_OWN_GRAMS) >= MIN_OWN_GRAMS and s.get("support")
