@@ -70,9 +70,9 @@ def refused_at(record: dict, threshold: float, signal: str = "answerability") ->
     # left without a substantive sentence is refused; records from before `own` judged only at MIN_OWN_GRAMS
     kept = [s for s in _kept(record) if not (s.get("own", MIN_OWN_GRAMS) >= MIN_OWN_GRAMS and s.get("support")
                                              is not None and s["support"] < threshold)]
-    return bool(_kept(record)) and not any(substantive(SentenceCheck(s.get("text", ""), [], True,
-                                                                     support=s.get("support")), threshold)
-                                           for s in kept)
+    return bool(_kept(record)) and not any(substantive(SentenceCheck(
+        s.get("text", ""), [], True, support=s.get("support"), own=s.get("own", MIN_OWN_GRAMS)), threshold)
+        for s in kept)
 
 
 def point(records: list[dict], threshold: float, signal: str = "answerability") -> Point:

@@ -39,13 +39,22 @@ def passage_evidence(text: str, meta: dict) -> Evidence:
     return Evidence.of(head, text)
 
 
+def mentions(evidence: Evidence, c: Constraint) -> bool:
+    """The passage names the constraint; a full date also by its month and day alone (news and notices write
+    "1月5日0—24时" under a dated heading the chunk may not carry)."""
+    if evidence.supports(c.atom):
+        return True
+    parts = c.atom.key.removeprefix("date:").split("-") if c.kind == "date" else []
+    return len(parts) == 3 and f"{int(parts[1])}月{int(parts[2])}日" in evidence.text
+
+
 def missing_constraints(constraints: list[Constraint], evidences: list[Evidence]) -> list[Constraint]:
     """The constraints no passage mentions."""
-    return [c for c in constraints if not any(ev.supports(c.atom) for ev in evidences)]
+    return [c for c in constraints if not any(mentions(ev, c) for ev in evidences)]
 
 
 def satisfies(constraints: list[Constraint], evidence: Evidence) -> bool:
-    return all(evidence.supports(c.atom) for c in constraints)
+    return all(mentions(evidence, c) for c in constraints)
 
 
 def describe_missing(missing: list[Constraint]) -> str:

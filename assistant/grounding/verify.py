@@ -62,6 +62,9 @@ def check_sentence(sentence: str, evidences: dict[int, Evidence], all_evidence: 
     ev = union([evidences[n] for n in cites]) if cites else all_evidence
     body = CITE.sub("", sentence)
     missing = unsupported_atoms(body, ev)
+    if missing and question:     # what the user stated (2022年1月5日, 深圳市) is repeated, not invented
+        asked = Evidence.of(question)
+        missing = [a for a in missing if not asked.supports(a)]
     added: list[int] = []
     if missing and cites:
         fix = next((n for n in sorted(evidences) if n not in cites
@@ -90,13 +93,18 @@ def check_sentence(sentence: str, evidences: dict[int, Evidence], all_evidence: 
 def substantive(check: SentenceCheck, min_support: float) -> bool:
     """A kept sentence that says something of its own the passages hold (or a figure they state), as opposed
     to a restatement of the question ("北京市的做法如下：")."""
-    return has_figure(CITE.sub("", check.text)) or (check.support is not None and check.support >= min_support)
+    if has_figure(CITE.sub("", check.text)):
+        return True
+    if check.support is None:              # nothing of its own: a restatement
+        return False
+    # a short sentence's share is noisy ("是一部喜剧电影" against "喜剧片"): any of its own words in a passage counts
+    return check.support >= min_support if check.own >= MIN_OWN_GRAMS else check.support > 0
 
 
 MIN_OWN_GRAMS = 6      # fewer character bigrams of its own: a sentence too short to judge by wording
 # answer boilerplate and connectives that no passage needs to share
-_ANSWER_WORDS = ("根据|资料|中的|规定|需要|可以|应当|要求|相关|以下|如下|包括|其中|办法|进行|通过|主要|内容|具体|方面|"
-                 "有关|按照|问题|回答|提到|指出|表示|明确|文件|通知|政策|措施")
+_ANSWER_WORDS = ("根据|参考|资料|信息|中的|规定|需要|可以|应当|要求|相关|以下|如下|包括|其中|办法|进行|通过|主要|内容|"
+                 "具体|方面|有关|按照|问题|回答|答案|提到|指出|表示|显示|可知|所述|明确|文件|通知|政策|措施")
 
 
 def _grams(text: str) -> set[str]:

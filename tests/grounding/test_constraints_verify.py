@@ -87,3 +87,30 @@ def test_a_sentence_whose_wording_is_not_in_its_passage_is_unsupported_with_min_
     short = check_sentence("上海公安机关完成了重点区域巡查[1]。", {1: passage}, passage, question, 0.5)
     assert short.supported and short.own < 6
     assert check_sentence("上海公安机关是如何完成重点区域的巡查工作的[1]？", {1: passage}, passage, question).support is None
+
+
+def test_a_short_answer_is_substantive_when_any_of_its_own_words_is_in_a_passage():
+    from assistant.grounding.atoms import Evidence
+    from assistant.grounding.verify import check_sentence, substantive
+    passage = Evidence.of("", "《李茂扮太子》是由马伟豪执导的喜剧片，讲述了一个现代青年穿越的故事。")
+    short = check_sentence("《李茂扮太子》是一部喜剧电影。", {1: passage}, passage, "《李茂扮太子》是什么类型的电影", 0.45)
+    assert short.supported and short.own < 6 and 0 < short.support < 0.45 and substantive(short, 0.45)
+    restated = check_sentence("《李茂扮太子》的类型如下：", {1: passage}, passage, "《李茂扮太子》是什么类型的电影", 0.45)
+    assert restated.supported and not substantive(restated, 0.45)
+    # answer boilerplate is no wording of its own ("根据【参考资料】中的信息，…")
+    ship = Evidence.of("", "中国第三艘航空母舰下水，命名为“中国人民解放军海军福建舰”。")
+    named = check_sentence("根据【参考资料】中的信息，中国第三艘航母的名字是“福建舰”。", {1: ship}, ship, "中国第三艘航母名字", 0.45)
+    assert named.supported
+
+
+def test_a_full_date_in_the_question_is_met_by_its_month_and_day_and_may_be_repeated():
+    from assistant.grounding.atoms import Evidence
+    from assistant.grounding.constraints import missing_constraints, passage_evidence, question_constraints
+    from assistant.grounding.verify import check_sentence
+    question = "2022年1月5日全国新增确诊病例数？"
+    news = "1月5日0—24时，31个省（自治区、直辖市）新增确诊病例189例。"
+    assert missing_constraints(question_constraints(question), [passage_evidence(news, {})]) == []
+    assert missing_constraints(question_constraints(question), [passage_evidence("1月6日新增189例。", {})])
+    ev = Evidence.of("", news)
+    assert check_sentence("2022年1月5日全国新增确诊病例189例[1]。", {1: ev}, ev, question).supported
+    assert not check_sentence("2022年1月5日全国新增确诊病例200例[1]。", {1: ev}, ev, question).supported
