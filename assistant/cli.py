@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from assistant.services.access import LOCAL_ADMIN   # the CLI is the trusted local operator
+
 app = typer.Typer(help="政务大模型助手: government knowledge base with cited answers from a local LLM.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 kb_app = typer.Typer(help="Knowledge bases.", no_args_is_help=True)
@@ -119,7 +121,8 @@ def ingest(paths: list[Path] = typer.Argument(..., help="Files or folders."),
         extra = _parse_meta(meta)
         c = container()
         with rich_progress("ingest") as progress:
-            report = c.knowledge_bases.ingest_paths(kb, [str(p) for p in paths], progress, extra_metadata=extra)
+            report = c.knowledge_bases.ingest_paths(kb, [str(p) for p in paths], progress, principal=LOCAL_ADMIN,
+                                                    extra_metadata=extra)
     _print_report(report, as_json)
 
 
@@ -133,7 +136,7 @@ def ingest_laws(kb: str = typer.Option(..., "--kb"),
         c = container()
         names = list(law) or (c.settings.demo.laws if demo_subset else None)
         with rich_progress("laws") as progress:
-            report = c.knowledge_bases.ingest_laws(kb, names, progress)
+            report = c.knowledge_bases.ingest_laws(kb, names, progress, principal=LOCAL_ADMIN)
     _print_report(report, as_json)
 
 
@@ -146,7 +149,8 @@ def search(query: str, kb: list[str] = typer.Option(..., "--kb"), k: int = typer
     """Retrieval only: the passages an answer would be based on."""
     from assistant.filters import Filters
     with friendly_errors():
-        result = container().search.search(query, list(kb), Filters.parse(filter), k, mode=mode)
+        result = container().search.search(query, list(kb), Filters.parse(filter), k, principal=LOCAL_ADMIN,
+                                           mode=mode)
     if as_json:
         print(json.dumps([h.to_dict() for h in result.hits], ensure_ascii=False, indent=1))
         return
@@ -213,7 +217,7 @@ def ask(question: str, kb: list[str] = typer.Option(..., "--kb"),
     """A grounded answer with [n] citations, or a refusal when the knowledge base has no evidence."""
     from assistant.filters import Filters
     with friendly_errors():
-        answer = container().qa.ask(question, list(kb), Filters.parse(filter))
+        answer = container().qa.ask(question, list(kb), Filters.parse(filter), principal=LOCAL_ADMIN)
     _print_answer(answer, as_json)
 
 
@@ -236,7 +240,7 @@ def chat(kb: list[str] = typer.Option(..., "--kb"), filter: list[str] = typer.Op
         if not question:
             break
         with friendly_errors():
-            for event in c.qa.stream(question, list(kb), flt, history):
+            for event in c.qa.stream(question, list(kb), flt, history, principal=LOCAL_ADMIN):
                 if event["type"] == "sources" and event["standalone_question"] != question:
                     console.print(f"[dim]（检索问题：{event['standalone_question']}）[/]", highlight=False)
                 elif event["type"] == "token":
@@ -256,7 +260,7 @@ def chat(kb: list[str] = typer.Option(..., "--kb"), filter: list[str] = typer.Op
 @kb_app.command("list")
 def kb_list(as_json: bool = typer.Option(False, "--json")):
     with friendly_errors():
-        kbs = container().knowledge_bases.list()
+        kbs = container().knowledge_bases.list(principal=LOCAL_ADMIN)
     if as_json:
         print(json.dumps(kbs, ensure_ascii=False, indent=1))
         return
@@ -269,14 +273,14 @@ def kb_list(as_json: bool = typer.Option(False, "--json")):
 @kb_app.command("create")
 def kb_create(name: str, description: str = typer.Option("", "--description", "-d")):
     with friendly_errors():
-        container().knowledge_bases.create(name, description)
+        container().knowledge_bases.create(name, description, principal=LOCAL_ADMIN)
     console.print(f"created {name}")
 
 
 @kb_app.command("info")
 def kb_info(name: str):
     with friendly_errors():
-        info = container().knowledge_bases.info(name)
+        info = container().knowledge_bases.info(name, principal=LOCAL_ADMIN)
     print(json.dumps(info, ensure_ascii=False, indent=1))
 
 
@@ -285,7 +289,7 @@ def kb_check(name: str, repair: bool = typer.Option(False, "--repair", help="Del
                                                       "re-embed documents whose vectors are missing.")):
     """Compare the catalog with the vector store (after a crash, or a Chroma server restored from backup)."""
     with friendly_errors():
-        report = container().knowledge_bases.check(name, repair=repair)
+        report = container().knowledge_bases.check(name, repair=repair, principal=LOCAL_ADMIN)
     print(json.dumps(report, ensure_ascii=False, indent=1))
     if not report["consistent"] and not repair:
         raise typer.Exit(1)
@@ -298,14 +302,14 @@ def kb_delete(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do
         c.store.catalog.require_kb(name)
         if not yes and not typer.confirm(f"Delete knowledge base {name} and all its documents?"):
             raise typer.Exit(1)
-        c.knowledge_bases.delete(name)
+        c.knowledge_bases.delete(name, principal=LOCAL_ADMIN)
     console.print(f"deleted {name}")
 
 
 @doc_app.command("list")
 def doc_list(kb: str = typer.Option(..., "--kb"), as_json: bool = typer.Option(False, "--json")):
     with friendly_errors():
-        docs = container().knowledge_bases.documents(kb)
+        docs = container().knowledge_bases.documents(kb, principal=LOCAL_ADMIN)
     if as_json:
         print(json.dumps(docs, ensure_ascii=False, indent=1))
         return
@@ -320,13 +324,14 @@ def doc_list(kb: str = typer.Option(..., "--kb"), as_json: bool = typer.Option(F
 @doc_app.command("show")
 def doc_show(doc_id: str, kb: str = typer.Option(..., "--kb"), chunks: bool = typer.Option(False, "--chunks")):
     with friendly_errors():
-        print(json.dumps(container().knowledge_bases.document(kb, doc_id, chunks), ensure_ascii=False, indent=1))
+        doc = container().knowledge_bases.document(kb, doc_id, chunks, principal=LOCAL_ADMIN)
+        print(json.dumps(doc, ensure_ascii=False, indent=1))
 
 
 @doc_app.command("delete")
 def doc_delete(doc_id: str, kb: str = typer.Option(..., "--kb")):
     with friendly_errors():
-        container().knowledge_bases.delete_document(kb, doc_id)
+        container().knowledge_bases.delete_document(kb, doc_id, principal=LOCAL_ADMIN)
     console.print(f"deleted {doc_id}")
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from assistant.progress import Progress, no_progress
+from assistant.services.access import LOCAL_ADMIN
 from assistant.settings import PROJECT_ROOT
 from ingest.loaders import LoadError, SourceDocument, discover, load_file
 from ingest.pipeline import IngestReport
@@ -40,10 +41,10 @@ def build_demo(container, progress: Progress = no_progress) -> list[IngestReport
     s = container.settings.demo
     kbs = container.knowledge_bases
     if container.store.catalog.get_kb(s.kb) is None:
-        kbs.create(s.kb, "演示知识库：示例政务文件 + 国家法律（节选）")
-    reports = [kbs.ingest_documents(s.kb, sample_documents(Path(s.samples_dir)), progress)]
+        kbs.create(s.kb, "演示知识库：示例政务文件 + 国家法律（节选）", principal=LOCAL_ADMIN)
+    reports = [kbs.ingest_documents(s.kb, sample_documents(Path(s.samples_dir)), progress, principal=LOCAL_ADMIN)]
     if s.laws:
-        reports.append(kbs.ingest_laws(s.kb, s.laws, progress))
+        reports.append(kbs.ingest_laws(s.kb, s.laws, progress, principal=LOCAL_ADMIN))
     return reports
 
 

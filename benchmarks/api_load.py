@@ -28,6 +28,7 @@ import uvicorn
 from assistant.api.app import create_app
 from assistant.container import Container
 from assistant.demo import sample_documents
+from assistant.services.access import LOCAL_ADMIN
 from assistant.settings import PROJECT_ROOT, load_settings
 
 
@@ -86,7 +87,7 @@ def main() -> None:
         environ.setdefault("GOV_ASSISTANT_MODELS_DIR", str(PROJECT_ROOT / "data" / "models"))
     c = Container(load_settings(args.profile, environ=environ))
     t0 = time.perf_counter()
-    report = c.knowledge_bases.ingest_documents("samples", sample_documents())
+    report = c.knowledge_bases.ingest_documents("samples", sample_documents(), principal=LOCAL_ADMIN)
     assert report.ok, report.to_dict()
     ingest_s = time.perf_counter() - t0
     key, _ = c.api_keys.create("load-check", "reader", ["samples"])

@@ -69,13 +69,15 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ingest-guards-"))
     import ingest_fixtures as fx
 
+    from assistant.services.access import LOCAL_ADMIN
+
     peak = PeakRss()
     if args.case == "bomb":
         path = fx.bomb_docx(tmp / "bomb.docx", args.mb)
         c = container(tmp / "data")
         t0 = time.perf_counter()
         watchdog(args.timeout, peak, t0)
-        report = c.knowledge_bases.ingest_paths("bench", [path])
+        report = c.knowledge_bases.ingest_paths("bench", [path], principal=LOCAL_ADMIN)
         out = {"file_mib": round(path.stat().st_size / 2**20, 2), "declared_mib": args.mb,
                "result": [(r.status, r.message) for r in report.results]}
     elif args.case == "large-txt":
@@ -89,7 +91,7 @@ def main() -> None:
         c = container(tmp / "data")
         t0 = time.perf_counter()
         watchdog(args.timeout, peak, t0)
-        report = c.knowledge_bases.ingest_paths("bench", [path])
+        report = c.knowledge_bases.ingest_paths("bench", [path], principal=LOCAL_ADMIN)
         out = {"file_mib": round(path.stat().st_size / 2**20, 1), "chunks": report.chunks,
                "result": [(r.status, r.message) for r in report.results]}
     elif args.case == "overhead":
@@ -121,7 +123,7 @@ def main() -> None:
         t0 = time.perf_counter()
         watchdog(args.timeout, peak, t0)
         try:
-            report = c.knowledge_bases.ingest_paths("bench", [folder])
+            report = c.knowledge_bases.ingest_paths("bench", [folder], principal=LOCAL_ADMIN)
             out = {"files": args.n, "counts": report.counts}
         except Exception as exc:  # noqa: BLE001 - a refusal is a result here
             out = {"files": args.n, "refused": str(exc)}

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from assistant.container import Container
+from assistant.services.access import LOCAL_ADMIN
 from assistant.settings import load_settings
 from ingest.chunking import format_heading_path
 from ingest.laws import count_articles, iter_law_documents, select_laws
@@ -49,7 +50,8 @@ def main() -> None:
         task = bar.add_task("ingest laws", total=len(laws))
         t0 = time.perf_counter()
         report = c.knowledge_bases.ingest_laws("laws", args.law,
-                                              lambda ph, done, total, d="": bar.update(task, completed=done))
+                                              lambda ph, done, total, d="": bar.update(task, completed=done),
+                                              principal=LOCAL_ADMIN)
         seconds = time.perf_counter() - t0
     pipe_rate = report.chunks / seconds if seconds else 0.0
     result = {"laws": len(laws), "articles": n_articles, "chunks_written": report.chunks, "counts": report.counts,

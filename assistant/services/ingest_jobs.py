@@ -24,7 +24,7 @@ def submit_upload(kbs: KnowledgeBaseService, jobs: JobManager, kb: str, files: l
     names = {str(p): p.name for p in paths}
 
     def work(progress):
-        report = kbs.ingest_paths(kb, paths, progress, principal, source_names=names, extra_metadata=metadata)
+        report = kbs.ingest_paths(kb, paths, progress, principal=principal, source_names=names, extra_metadata=metadata)
         for r in report.results:   # loader errors name the temporary path: show the uploaded name instead
             r.source = names.get(r.source, Path(r.source).name if r.source.startswith(str(dest)) else r.source)
         return report
@@ -38,15 +38,15 @@ def submit_reindex(kbs: KnowledgeBaseService, jobs: JobManager, kb: str, princip
     """Re-chunk and re-embed one document, or every document of the knowledge base."""
     require_write(principal, kb)
     kbs.catalog.require_kb(kb)
-    doc_ids = [doc_id] if doc_id else [d["doc_id"] for d in kbs.documents(kb)]
+    doc_ids = [doc_id] if doc_id else [d["doc_id"] for d in kbs.documents(kb, principal=principal)]
     if doc_id:
-        kbs.document(kb, doc_id)   # 404 now rather than a failed job later
+        kbs.document(kb, doc_id, principal=principal)   # 404 now rather than a failed job later
 
     def work(progress):
         reports = []
         for i, one in enumerate(doc_ids):
             progress("reindex", i, len(doc_ids), one)
-            reports.append(kbs.reindex_document(kb, one, principal))
+            reports.append(kbs.reindex_document(kb, one, principal=principal))
         progress("reindex", len(doc_ids), len(doc_ids), "")
         return reports
 

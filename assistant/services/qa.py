@@ -6,7 +6,7 @@ from typing import Iterator
 from assistant.answering import Answer, Answerer
 from assistant.components.store.catalog import Catalog
 from assistant.filters import Filters
-from assistant.services.access import LOCAL_ADMIN, Principal, readable_kbs
+from assistant.services.access import Principal, readable_kbs
 
 MAX_QUESTION_CHARS = 2000
 
@@ -29,11 +29,11 @@ class QAService:
         return kbs
 
     def ask(self, question: str, kbs: list[str], filters: Filters | None = None, history: list[dict] | None = None,
-            principal: Principal = LOCAL_ADMIN) -> Answer:
+            *, principal: Principal) -> Answer:
         kbs = self._check(question, kbs, principal)
         return self.answerer.ask(question.strip(), kbs, filters, history)
 
     def stream(self, question: str, kbs: list[str], filters: Filters | None = None,
-               history: list[dict] | None = None, principal: Principal = LOCAL_ADMIN) -> Iterator[dict]:
+               history: list[dict] | None = None, *, principal: Principal) -> Iterator[dict]:
         kbs = self._check(question, kbs, principal)
         return self.answerer.stream(question.strip(), kbs, filters, history)

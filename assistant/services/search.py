@@ -4,7 +4,7 @@ from __future__ import annotations
 from assistant.components.store.catalog import Catalog
 from assistant.filters import Filters
 from assistant.retrieval import HybridSearcher, SearchResult
-from assistant.services.access import LOCAL_ADMIN, Principal, readable_kbs
+from assistant.services.access import Principal, readable_kbs
 
 
 class SearchService:
@@ -13,7 +13,7 @@ class SearchService:
         self.catalog = catalog
 
     def search(self, query: str, kbs: list[str], filters: Filters | None = None, top_k: int | None = None,
-               principal: Principal = LOCAL_ADMIN, mode: str = "hybrid") -> SearchResult:
+               *, principal: Principal, mode: str = "hybrid") -> SearchResult:
         if not query or not query.strip():
             raise ValueError("query is empty")
         if mode not in ("hybrid", "bm25", "dense"):

@@ -25,7 +25,7 @@ from assistant.components.store.catalog import Catalog
 from assistant.grounding.atoms import unsupported_atoms
 from assistant.prompts import load_prompt
 from assistant.retrieval import Hit, HybridSearcher
-from assistant.services.access import LOCAL_ADMIN, Principal, readable_kbs
+from assistant.services.access import Principal, readable_kbs
 from assistant.settings import Settings
 
 FIELDS = ("办理条件", "申请材料", "办理流程", "办理时限", "收费标准", "办理地点", "依据")
@@ -156,7 +156,7 @@ class ServiceGuideService:
         return out
 
     # -- the service ----------------------------------------------------------------------------------------
-    def guide(self, request: str, kbs: list[str], principal: Principal = LOCAL_ADMIN) -> dict:
+    def guide(self, request: str, kbs: list[str], *, principal: Principal) -> dict:
         t_start = time.perf_counter()
         request = (request or "").strip()
         if not request:

@@ -9,6 +9,7 @@ question's gold set is its docid plus the ids of its text-identical twins.
 """
 from __future__ import annotations
 
+from assistant.services.access import LOCAL_ADMIN
 from eval.data import load_ncp
 from eval.runner import DEFAULT_NCP_KB, RunContext, WorkItem
 from eval.suites.common import QuestionSuite, warm_up
@@ -26,7 +27,7 @@ def ingest_corpus(ctx: RunContext, kb: str, corpus) -> None:
     else:
         report = c.knowledge_bases.ingest_paths(
             kb, [str(corpus)], lambda phase, done, total, detail="": ctx.progress("ingest " + kb, done, total, detail),
-            description=f"evaluation corpus {corpus}")
+            principal=LOCAL_ADMIN, description=f"evaluation corpus {corpus}")
         counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
         ctx.note(f"ingest {corpus} → {kb}: {counts} ({report.seconds:.1f}s)")
         failed = [r for r in report.results if r.status == "failed"]

@@ -28,6 +28,7 @@ from dataclasses import replace
 from itertools import zip_longest
 from pathlib import Path
 
+from assistant.services.access import LOCAL_ADMIN
 from eval import metrics as M
 from eval.data import load_ncp, read_jsonl
 from eval.runner import EvalError, RunContext, WorkItem
@@ -174,7 +175,7 @@ class RejectionSuite:
             report = c.knowledge_bases.ingest_paths(
                 kb, [str(path)], lambda phase, done, total, detail="": ctx.progress("ingest " + kb, done, total,
                                                                                     detail),
-                description="evaluation corpus (rejection suite)")
+                principal=LOCAL_ADMIN, description="evaluation corpus (rejection suite)")
             counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
             ctx.note(f"ingest {KB_CORPUS} → {kb}: {counts} ({report.seconds:.1f}s)")
             failed = [r for r in report.results if r.status == "failed"]
@@ -186,7 +187,7 @@ class RejectionSuite:
             raise EvalError(f"{kb} holds {len(stale)} document(s) this selection removes (e.g. {stale[0]}); "
                             "drop --no-ingest so the suite can delete them, or use another --kb")
         for doc_id in stale:
-            c.knowledge_bases.delete_document(kb, doc_id)
+            c.knowledge_bases.delete_document(kb, doc_id, principal=LOCAL_ADMIN)
         if stale:
             ctx.note(f"{len(stale)} document(s) of an earlier selection deleted from {kb}")
         foreign = len(stored - set(corpus))

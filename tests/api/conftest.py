@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from assistant.api.app import create_app
 from assistant.container import Container
+from assistant.services.access import LOCAL_ADMIN
 from assistant.settings import PROJECT_ROOT, load_settings
 from ingest.loaders import SourceDocument
 
@@ -36,8 +37,8 @@ def secret_document() -> SourceDocument:
 
 def build_knowledge_bases(c: Container) -> None:
     from assistant.demo import sample_documents
-    assert c.knowledge_bases.ingest_documents("samples", sample_documents()).ok
-    assert c.knowledge_bases.ingest_documents("secret", [secret_document()]).ok
+    assert c.knowledge_bases.ingest_documents("samples", sample_documents(), principal=LOCAL_ADMIN).ok
+    assert c.knowledge_bases.ingest_documents("secret", [secret_document()], principal=LOCAL_ADMIN).ok
 
 
 @dataclass

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from assistant.api.app import create_app
+from assistant.services.access import LOCAL_ADMIN
 from tests.api.conftest import make_container, secret_document
 
 EXAMPLES = int(os.environ.get("GOV_ASSISTANT_FUZZ_EXAMPLES", "8"))
@@ -39,7 +40,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(_CONTAINER, 
 def _knowledge_bases():
     # plain-text documents (no file parsing): generated requests reach retrieval and the scripted LLM
     for kb in ("samples", "secret"):
-        assert _CONTAINER.knowledge_bases.ingest_documents(kb, [secret_document()]).ok
+        assert _CONTAINER.knowledge_bases.ingest_documents(kb, [secret_document()], principal=LOCAL_ADMIN).ok
 
 
 @schema.parametrize()

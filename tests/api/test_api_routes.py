@@ -8,6 +8,7 @@ import time
 import pytest
 
 from assistant.retrieval import Hit
+from assistant.services.access import LOCAL_ADMIN
 
 QUESTION = "新生儿落户需要哪些材料？"
 
@@ -217,7 +218,7 @@ def test_kb_check_and_repair(api):
     c = api.container
     check = api.client.get("/api/v1/kbs/samples/check", headers=api.h("reader")).json()
     assert check["consistent"] and check["chunks"] == check["vectors"] > 0
-    doc = c.knowledge_bases.documents("samples")[0]["doc_id"]
+    doc = c.knowledge_bases.documents("samples", principal=LOCAL_ADMIN)[0]["doc_id"]
     c.store.vectors.delete_ids("samples", [ch["chunk_id"] for ch in c.store.catalog.document_chunks("samples", doc)])
     check = api.client.get("/api/v1/kbs/samples/check", headers=api.h("reader")).json()
     assert check["documents_missing_vectors"] == [doc] and not check["consistent"]

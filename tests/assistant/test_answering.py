@@ -8,6 +8,7 @@ from assistant.answering import Answer, Citation, attach_citations, citation_lab
 from assistant.components.store.catalog import CatalogError
 from assistant.prompts import load_prompt
 from assistant.retrieval import Hit, KnowledgeBaseRetriever
+from assistant.services.access import LOCAL_ADMIN
 from ingest.loaders import SourceDocument
 
 DOCS = [
@@ -26,14 +27,14 @@ OUT_OF_SCOPE = "示范市的出租车起步价是多少？"
 
 @pytest.fixture
 def qa(container):
-    assert container.knowledge_bases.ingest_documents("kb", DOCS).ok
+    assert container.knowledge_bases.ingest_documents("kb", DOCS, principal=LOCAL_ADMIN).ok
     return container
 
 
 def test_citations_are_numbered_and_map_to_passages(qa):
     llm = qa.llm
     llm.replies.append("路内停车每小时收费五元[1]。节假日减半[2]。另见[9]。")
-    answer = qa.qa.ask("路内停车每小时收费多少？", ["kb"])
+    answer = qa.qa.ask("路内停车每小时收费多少？", ["kb"], principal=LOCAL_ADMIN)
     assert not answer.refused
     assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
     assert 2 <= len(answer.citations) <= qa.settings.retrieval.top_k
@@ -50,7 +51,7 @@ def test_citations_are_numbered_and_map_to_passages(qa):
 
 
 def test_default_scripted_answer_cites_the_first_passage(qa):
-    answer = qa.qa.ask("高龄津贴申请条件是什么？", ["kb"])
+    answer = qa.qa.ask("高龄津贴申请条件是什么？", ["kb"], principal=LOCAL_ADMIN)
     assert not answer.refused
     assert answer.answer.endswith("[1]")
     assert answer.citations[0].cited and answer.citations[0].doc_id == "elderly"
@@ -61,12 +62,12 @@ def test_default_scripted_answer_cites_the_first_passage(qa):
 
 def test_evidence_gate_refuses_without_calling_the_llm(qa):
     llm = qa.llm
-    answer = qa.qa.ask(OUT_OF_SCOPE, ["kb"])
+    answer = qa.qa.ask(OUT_OF_SCOPE, ["kb"], principal=LOCAL_ADMIN)
     assert answer.refused is True
     assert answer.citations == []
     assert answer.answer == load_prompt("refusal")
     assert llm.calls == []
-    events = list(qa.qa.stream(OUT_OF_SCOPE, ["kb"]))
+    events = list(qa.qa.stream(OUT_OF_SCOPE, ["kb"], principal=LOCAL_ADMIN))
     assert [e["type"] for e in events] == ["sources", "token", "answer"]
     assert events[0]["citations"] == [] and events[-1]["answer"].refused
     assert llm.calls == []
@@ -74,13 +75,13 @@ def test_evidence_gate_refuses_without_calling_the_llm(qa):
 
 def test_filter_excluding_everything_refuses(qa):
     from assistant.filters import Filters
-    answer = qa.qa.ask("路内停车每小时收费多少？", ["kb"], Filters.parse(["agency=不存在的机关"]))
+    answer = qa.qa.ask("路内停车每小时收费多少？", ["kb"], Filters.parse(["agency=不存在的机关"]), principal=LOCAL_ADMIN)
     assert answer.refused and answer.citations == [] and qa.llm.calls == []
 
 
 def test_scripted_refusal_reply_is_a_refusal(qa):
     qa.llm.replies.append("知识库中未找到相关依据。")
-    answer = qa.qa.ask("高龄津贴申请条件是什么？", ["kb"])
+    answer = qa.qa.ask("高龄津贴申请条件是什么？", ["kb"], principal=LOCAL_ADMIN)
     assert answer.refused is True
     assert answer.citations == []
     assert "知识库中未找到相关依据" in answer.answer
@@ -89,7 +90,7 @@ def test_scripted_refusal_reply_is_a_refusal(qa):
 
 def test_reply_without_markers_gets_citations_from_the_quoted_passage(qa):
     qa.llm.replies.append("路内停车每小时收费五元。请按规定缴费。")
-    answer = qa.qa.ask("路内停车每小时收费多少？", ["kb"])
+    answer = qa.qa.ask("路内停车每小时收费多少？", ["kb"], principal=LOCAL_ADMIN)
     assert answer.answer == "路内停车每小时收费五元。[1]请按规定缴费。"
     assert [c.cited for c in answer.citations][:1] == [True]
     assert sum(c.cited for c in answer.citations) == 1
@@ -99,7 +100,7 @@ def test_reply_without_markers_gets_citations_from_the_quoted_passage(qa):
 def test_a_reply_of_markers_only_becomes_the_cited_passage_quoted(qa, reply):
     # seen from the 0.5B: the whole answer was "[1]"; the user gets the evidence verbatim instead
     qa.llm.replies.append(reply)
-    answer = qa.qa.ask("路内停车每小时收费多少？", ["kb"])
+    answer = qa.qa.ask("路内停车每小时收费多少？", ["kb"], principal=LOCAL_ADMIN)
     n = 2 if "2" in reply else 1
     assert not answer.refused
     assert answer.answer.startswith(load_prompt("answer_fallback").split("{text}")[0].strip())
@@ -119,19 +120,19 @@ def test_attach_citations_marks_runs_once_and_leaves_unsupported_text():
 
 def test_condense_is_called_only_with_history(qa):
     llm = qa.llm
-    answer = qa.qa.ask("夜间停车收费吗？", ["kb"])
+    answer = qa.qa.ask("夜间停车收费吗？", ["kb"], principal=LOCAL_ADMIN)
     assert len(llm.calls) == 1 and answer.standalone_question == "夜间停车收费吗？"
     assert "对话历史" not in llm.calls[0][-1]["content"]
     # history items without content do not count as history
     llm.calls.clear()
-    qa.qa.ask("夜间停车收费吗？", ["kb"], history=[{"role": "user", "content": ""}])
+    qa.qa.ask("夜间停车收费吗？", ["kb"], history=[{"role": "user", "content": ""}], principal=LOCAL_ADMIN)
     assert len(llm.calls) == 1
 
     llm.calls.clear()
     llm.replies.append("示范市夜间路内停车是否收费？")
     history = [{"role": "user", "content": "路内停车每小时收费多少？"},
                {"role": "assistant", "content": "路内停车每小时收费五元。[1]"}]
-    answer = qa.qa.ask("那夜间呢？", ["kb"], history=history)
+    answer = qa.qa.ask("那夜间呢？", ["kb"], history=history, principal=LOCAL_ADMIN)
     assert len(llm.calls) == 2
     condense_prompt = llm.calls[0][-1]["content"]
     assert "用户：路内停车每小时收费多少？" in condense_prompt and "那夜间呢？" in condense_prompt
@@ -157,18 +158,18 @@ def test_condense_keeps_only_recent_turns_and_falls_back_on_bad_rewrites(qa):
 
 
 def test_export_text_carries_the_ai_label_and_sources(qa):
-    answer = qa.qa.ask("路内停车每小时收费多少？", ["kb"])
+    answer = qa.qa.ask("路内停车每小时收费多少？", ["kb"], principal=LOCAL_ADMIN)
     text = answer.export_text()
     label = load_prompt("ai_label")
     assert label and "人工智能" in label
     assert text.startswith(answer.answer) and text.rstrip().endswith(label)
     assert "参考依据" in text and "[1] 《示范市停车收费管理办法》（示政发〔2025〕3号）" in text
-    refused = qa.qa.ask(OUT_OF_SCOPE, ["kb"]).export_text()
+    refused = qa.qa.ask(OUT_OF_SCOPE, ["kb"], principal=LOCAL_ADMIN).export_text()
     assert label in refused and "参考依据" not in refused
 
 
 def test_stream_events_and_answer_dict(qa):
-    events = list(qa.qa.stream("路内停车每小时收费多少？", ["kb"]))
+    events = list(qa.qa.stream("路内停车每小时收费多少？", ["kb"], principal=LOCAL_ADMIN))
     types = [e["type"] for e in events]
     assert types[0] == "sources" and types[-1] == "answer" and set(types[1:-1]) == {"token"}
     answer = events[-1]["answer"]
@@ -205,13 +206,13 @@ def test_citation_labels_and_refusal_detection():
 
 def test_qa_service_validates_requests(qa):
     with pytest.raises(ValueError, match="empty"):
-        qa.qa.ask("   ", ["kb"])
+        qa.qa.ask("   ", ["kb"], principal=LOCAL_ADMIN)
     with pytest.raises(ValueError, match="longer"):
-        qa.qa.ask("问" * 2001, ["kb"])
+        qa.qa.ask("问" * 2001, ["kb"], principal=LOCAL_ADMIN)
     with pytest.raises(ValueError, match="knowledge base"):
-        qa.qa.ask("停车", [])
+        qa.qa.ask("停车", [], principal=LOCAL_ADMIN)
     with pytest.raises(CatalogError, match="nope"):
-        qa.qa.ask("停车", ["nope"])
+        qa.qa.ask("停车", ["nope"], principal=LOCAL_ADMIN)
     assert qa.llm.calls == []
 
 

@@ -7,6 +7,7 @@ import pytest
 from assistant.answering import build_context
 from assistant.grounding.focus import focus_text
 from assistant.retrieval import Hit
+from assistant.services.access import LOCAL_ADMIN
 from conftest import make_container
 from ingest.loaders import SourceDocument
 
@@ -23,13 +24,13 @@ DOCS = [
 @pytest.fixture
 def qa(tmp_path):
     c = make_container(tmp_path / "data")
-    assert c.knowledge_bases.ingest_documents("kb", DOCS).ok
+    assert c.knowledge_bases.ingest_documents("kb", DOCS, principal=LOCAL_ADMIN).ok
     return c
 
 
 def test_an_invented_figure_is_removed_and_the_rest_kept(qa):
     qa.llm.replies.append("材料齐全的，3个工作日内办结[1]。办理费用为200元[1]。")
-    a = qa.qa.ask("新生儿入户的办理时限是多久？", ["kb"])
+    a = qa.qa.ask("新生儿入户的办理时限是多久？", ["kb"], principal=LOCAL_ADMIN)
     assert not a.refused
     assert "200元" not in a.answer and "3个工作日" in a.answer
     sentences = a.verification["sentences"]
@@ -39,7 +40,7 @@ def test_an_invented_figure_is_removed_and_the_rest_kept(qa):
 
 def test_an_answer_with_nothing_supported_is_a_refusal_that_says_why(qa):
     qa.llm.replies.append("示范市数据局2025年公共数据开放的预算是10亿元[1]。")
-    a = qa.qa.ask("示范市数据局2025年公共数据开放平台的预算是多少亿元？", ["kb"])
+    a = qa.qa.ask("示范市数据局2025年公共数据开放平台的预算是多少亿元？", ["kb"], principal=LOCAL_ADMIN)
     assert a.refused and a.citations == []
     assert "10亿元" not in a.answer and "金额" in a.answer and "知识库中未找到" in a.answer
     assert a.verification["reason"] == "unsupported"
@@ -49,7 +50,7 @@ def test_an_answer_with_nothing_supported_is_a_refusal_that_says_why(qa):
 
 def test_the_stream_never_emits_an_unsupported_sentence(qa):
     qa.llm.replies.append("需要出生医学证明原件[1]。另需缴纳工本费50元[1]。")
-    events = list(qa.qa.stream("新生儿入户需要哪些材料？", ["kb"]))
+    events = list(qa.qa.stream("新生儿入户需要哪些材料？", ["kb"], principal=LOCAL_ADMIN))
     assert events[0]["type"] == "sources" and events[0]["status"].startswith("检索到")
     streamed = "".join(e["text"] for e in events if e["type"] == "token")
     assert "50元" not in streamed and "出生医学证明" in streamed
@@ -57,31 +58,31 @@ def test_the_stream_never_emits_an_unsupported_sentence(qa):
 
 
 def test_a_question_about_another_city_is_refused_naming_it_without_calling_the_model(qa):
-    a = qa.qa.ask("深圳市新生儿入户需要哪些材料？", ["kb"])
+    a = qa.qa.ask("深圳市新生儿入户需要哪些材料？", ["kb"], principal=LOCAL_ADMIN)
     assert a.refused and "「深圳市」" in a.answer
     assert a.verification["missing_constraints"] == ["深圳市"]
     assert qa.llm.calls == [] and a.related
 
 
 def test_a_year_the_kb_lacks_is_a_missing_constraint(qa):
-    a = qa.qa.ask("示范市数据局2023年在公共数据开放方面做了什么？", ["kb"])
+    a = qa.qa.ask("示范市数据局2023年在公共数据开放方面做了什么？", ["kb"], principal=LOCAL_ADMIN)
     assert a.refused and a.verification["missing_constraints"] == ["2023年"]
     qa.llm.replies.append("优化公共数据开放平台[1]。")
-    assert not qa.qa.ask("示范市数据局2025年在公共数据开放方面要做什么？", ["kb"]).refused
+    assert not qa.qa.ask("示范市数据局2025年在公共数据开放方面要做什么？", ["kb"], principal=LOCAL_ADMIN).refused
 
 
 def test_the_logprob_judgement_refuses_before_generating(tmp_path):
     c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__ANSWERABILITY="logprob")
-    assert c.knowledge_bases.ingest_documents("kb", DOCS).ok
+    assert c.knowledge_bases.ingest_documents("kb", DOCS, principal=LOCAL_ADMIN).ok
     c.llm.judgements.append(0.2)
-    a = c.qa.ask("新生儿入户需要哪些材料？", ["kb"])
+    a = c.qa.ask("新生儿入户需要哪些材料？", ["kb"], principal=LOCAL_ADMIN)
     assert a.refused and a.verification["reason"] == "unanswerable" and a.verification["answerability"] == 0.2
     assert c.llm.calls == [] and len(c.llm.judged) == 1
     # the judgement is the answer prompt plus an assistant prefill: the answer prompt is its strict prefix
     judged = c.llm.judged[0]
     assert judged[-1]["role"] == "ai" and judged[-2]["role"] == "human"
     c.llm.judgements.append(0.9)
-    b = c.qa.ask("新生儿入户需要哪些材料？", ["kb"])
+    b = c.qa.ask("新生儿入户需要哪些材料？", ["kb"], principal=LOCAL_ADMIN)
     assert not b.refused and b.verification["answerability"] == 0.9
     assert c.llm.calls[-1] == judged[:-1]
 
@@ -89,11 +90,11 @@ def test_the_logprob_judgement_refuses_before_generating(tmp_path):
 def test_the_first_token_refusal_mass_refuses_without_a_second_call(tmp_path):
     c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__ANSWERABILITY="first_token",
                        GOV_ASSISTANT_ANSWER__MIN_ANSWERABILITY="0.6")
-    assert c.knowledge_bases.ingest_documents("kb", DOCS).ok
+    assert c.knowledge_bases.ingest_documents("kb", DOCS, principal=LOCAL_ADMIN).ok
     # the greedy token starts an answer, but 45% of the first token's mass starts 知识库中未找到…: refused
     c.llm.replies.append("需要出生医学证明原件[1]。")
     c.llm.judgements.append(0.55)
-    events = list(c.qa.stream("新生儿入户需要哪些材料？", ["kb"]))
+    events = list(c.qa.stream("新生儿入户需要哪些材料？", ["kb"], principal=LOCAL_ADMIN))
     a = events[-1]["answer"]
     assert a.refused and a.verification["reason"] == "unanswerable" and a.verification["answerability"] == 0.55
     assert "出生医学证明" not in "".join(e["text"] for e in events if e["type"] == "token")
@@ -101,7 +102,7 @@ def test_the_first_token_refusal_mass_refuses_without_a_second_call(tmp_path):
     assert len(c.llm.calls) == 1 and len(c.llm.judged) == 1          # one generation, read from its first token
     c.llm.replies.append("需要出生医学证明原件[1]。")
     c.llm.judgements.append(0.9)
-    b = c.qa.ask("新生儿入户需要哪些材料？", ["kb"])
+    b = c.qa.ask("新生儿入户需要哪些材料？", ["kb"], principal=LOCAL_ADMIN)
     assert not b.refused and b.verification["answerability"] == 0.9 and "出生医学证明" in b.answer
 
 
@@ -118,30 +119,30 @@ def test_refusal_openings_are_read_from_the_top_candidates():
 
 def test_a_question_asking_for_a_proportion_no_passage_states_is_refused_without_the_model(tmp_path):
     c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__ANSWER_KINDS="true")
-    assert c.knowledge_bases.ingest_documents("kb", DOCS).ok
-    a = c.qa.ask("示范市公共数据开放数据集的占比是多少？", ["kb"])
+    assert c.knowledge_bases.ingest_documents("kb", DOCS, principal=LOCAL_ADMIN).ok
+    a = c.qa.ask("示范市公共数据开放数据集的占比是多少？", ["kb"], principal=LOCAL_ADMIN)
     assert a.refused and a.verification["reason"] == "missing_answer_kind" and "比例" in a.answer
     assert c.llm.calls == [] and a.related
 
 
 def test_an_answer_that_talks_around_the_asked_kind_is_refused(tmp_path):
     c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__ANSWER_KINDS="true")
-    assert c.knowledge_bases.ingest_documents("kb", DOCS).ok
+    assert c.knowledge_bases.ingest_documents("kb", DOCS, principal=LOCAL_ADMIN).ok
     # a passage states a time limit (3个工作日), but the model's supported sentence gives none
     c.llm.replies.append("材料齐全的即可办理[1]。")
-    a = c.qa.ask("新生儿入户的办理时限是多久？", ["kb"])
+    a = c.qa.ask("新生儿入户的办理时限是多久？", ["kb"], principal=LOCAL_ADMIN)
     assert a.refused and a.verification["reason"] == "missing_answer_kind" and "期限" in a.answer
     c.llm.replies.append("材料齐全的，3个工作日内办结[1]。")
-    b = c.qa.ask("新生儿入户的办理时限是多久？", ["kb"])
+    b = c.qa.ask("新生儿入户的办理时限是多久？", ["kb"], principal=LOCAL_ADMIN)
     assert not b.refused and "3个工作日" in b.answer
 
 
 def test_min_support_removes_invented_wording_and_holds_restatements_for_a_substantive_sentence(tmp_path):
     c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__MIN_SUPPORT="0.5")
-    assert c.knowledge_bases.ingest_documents("kb", DOCS).ok
+    assert c.knowledge_bases.ingest_documents("kb", DOCS, principal=LOCAL_ADMIN).ok
     # an invented procedure without a figure, after a restatement of the question: nothing substantive is left
     c.llm.replies.append("新生儿入户需要的材料如下：[1]\n申请人须先到社区居委会开具居住证明并经街道审核盖章[1]。")
-    events = list(c.qa.stream("新生儿入户需要哪些材料？", ["kb"]))
+    events = list(c.qa.stream("新生儿入户需要哪些材料？", ["kb"], principal=LOCAL_ADMIN))
     a = events[-1]["answer"]
     assert a.refused and a.verification["reason"] == "unsupported" and "内容" in a.answer
     streamed = "".join(e["text"] for e in events if e["type"] == "token")
@@ -150,13 +151,13 @@ def test_min_support_removes_invented_wording_and_holds_restatements_for_a_subst
     assert invented["kinds"] == ["content"] and invented["support"] < 0.5
     # the same restatement before a sentence the passage says: both go out, in order
     c.llm.replies.append("新生儿入户需要的材料如下：[1]\n出生医学证明原件；父母双方户口簿和居民身份证[1]。")
-    b = c.qa.ask("新生儿入户需要哪些材料？", ["kb"])
+    b = c.qa.ask("新生儿入户需要哪些材料？", ["kb"], principal=LOCAL_ADMIN)
     assert not b.refused and b.answer.startswith("新生儿入户需要的材料如下") and "出生医学证明" in b.answer
     # it cited [1] (the time limit); the wording is passage [2]'s, whose marker it gets
     assert b.verification["sentences"][1]["added_cites"] == [2] and "[2]" in b.answer
     # an answer of a marker only is quoted from the passage it cites (finalize_answer), not refused as hollow
     c.llm.replies.append("[2]")
-    quoted = c.qa.ask("新生儿入户需要哪些材料？", ["kb"])
+    quoted = c.qa.ask("新生儿入户需要哪些材料？", ["kb"], principal=LOCAL_ADMIN)
     assert not quoted.refused and "出生医学证明原件" in quoted.answer
 
 

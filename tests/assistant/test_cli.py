@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app
+from assistant.services.access import LOCAL_ADMIN
 from conftest import make_container
 from ingest.loaders import SourceDocument
 
@@ -27,7 +28,7 @@ DOCS = [
 @pytest.fixture
 def cli(tmp_path):
     data = tmp_path / "data"
-    assert make_container(data).knowledge_bases.ingest_documents(KB, DOCS).ok
+    assert make_container(data).knowledge_bases.ingest_documents(KB, DOCS, principal=LOCAL_ADMIN).ok
     runner = CliRunner()
     env = {"GOV_ASSISTANT_DATA_DIR": str(data), "GOV_ASSISTANT_PROFILE": "unit"}
 

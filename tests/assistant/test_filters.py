@@ -2,9 +2,12 @@
 a filter that matches nothing returns nothing from either retriever (never fails open)."""
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from assistant.filters import Filters, FilterError, date_to_int
+from assistant.services.access import LOCAL_ADMIN
 from conftest import make_container
 from ingest.loaders import SourceDocument
 
@@ -129,13 +132,13 @@ def _docs():
 @pytest.fixture(scope="module")
 def kb(tmp_path_factory):
     c = make_container(tmp_path_factory.mktemp("filters") / "data")
-    assert c.knowledge_bases.ingest_documents("kb", _docs()).ok
+    assert c.knowledge_bases.ingest_documents("kb", _docs(), principal=LOCAL_ADMIN).ok
     return c
 
 
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
 def test_filter_matching_nothing_returns_nothing(kb, mode):
-    search = kb.search.search
+    search = partial(kb.search.search, principal=LOCAL_ADMIN)
     assert search("停车收费", ["kb"], mode=mode).hits, "the unfiltered query must find something"
     for items in (["agency=不存在的机关"], ["doc_ids=nope"], ["date_from=2030"], ["law=中华人民共和国仲裁法"],
                   ["status=尚未生效"], ["doc_type=不存在"]):
@@ -144,7 +147,7 @@ def test_filter_matching_nothing_returns_nothing(kb, mode):
 
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
 def test_filters_apply_inside_each_retriever(kb, mode):
-    search = kb.search.search
+    search = partial(kb.search.search, principal=LOCAL_ADMIN)
     default = search("路内停车每小时收费", ["kb"], mode=mode).hits
     assert default and {h.metadata["status"] for h in default} == {"现行有效"}
     assert "old" not in {h.doc_id for h in default}

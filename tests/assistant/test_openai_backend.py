@@ -7,6 +7,7 @@ import openai
 import pytest
 
 from assistant.components.llm.openai import build
+from assistant.services.access import LOCAL_ADMIN
 from assistant.settings import load_settings
 from conftest import MODELS_DIR, make_container
 
@@ -71,7 +72,7 @@ def test_rag_answer_through_the_openai_backend(e2e_container, local):
     c = make_container(e2e_container.settings.data_dir, profile="test", GOV_ASSISTANT_LLM__MODE="openai",
                        GOV_ASSISTANT_LLM__OPENAI__BASE_URL=f"{local.listening_address}/v1",
                        GOV_ASSISTANT_LLM__OPENAI__API_KEY=local.api_key, GOV_ASSISTANT_LLM__MAX_TOKENS="60")
-    answer = c.qa.ask("新生儿落户需要哪些材料？", ["samples"])
+    answer = c.qa.ask("新生儿落户需要哪些材料？", ["samples"], principal=LOCAL_ADMIN)
     assert answer.model == "openai:Qwen/Qwen2.5-7B-Instruct"
     assert not answer.refused and answer.answer.strip()
     assert 0 < answer.usage.get("output_tokens", 0) <= 60

@@ -7,6 +7,7 @@ import pytest
 from assistant.components.store.bm25 import BM25Index, tokenize
 from assistant.components.store.catalog import CatalogError
 from assistant.filters import Filters
+from assistant.services.access import LOCAL_ADMIN
 from conftest import make_container
 from ingest.loaders import SourceDocument
 
@@ -73,13 +74,13 @@ def test_store_incremental_updates_equal_a_rebuild(tmp_path):
     data = tmp_path / "data"
     c = make_container(data)
     kbs = c.knowledge_bases
-    assert kbs.ingest_documents("kb", [doc(d) for d in CORPUS]).ok
-    kbs.delete_document("kb", "marriage")
+    assert kbs.ingest_documents("kb", [doc(d) for d in CORPUS], principal=LOCAL_ADMIN).ok
+    kbs.delete_document("kb", "marriage", principal=LOCAL_ADMIN)
     live = c.store.bm25.index("kb")                          # loaded now: later changes are applied incrementally
     assert live.version == c.store.catalog.kb_version("kb")
     changed = SourceDocument("parking", "停车收费指南", "parking.txt", "第一条 路内停车每小时收费三元。")
-    assert kbs.ingest_documents("kb", [changed]).results[0].status == "replaced"
-    assert kbs.ingest_documents("kb", [SourceDocument("new", "新规", "new.txt", "停车场收费公示制度。")]).ok
+    assert kbs.ingest_documents("kb", [changed], principal=LOCAL_ADMIN).results[0].status == "replaced"
+    assert kbs.ingest_documents("kb", [SourceDocument("new", "新规", "new.txt", "停车场收费公示制度。")], principal=LOCAL_ADMIN).ok
     assert c.store.bm25.index("kb") is live                  # updated in place, not rebuilt
     assert live.version == c.store.catalog.kb_version("kb")
     (data / "bm25" / "kb.json").unlink(missing_ok=True)      # force a rebuild from the catalog
@@ -93,27 +94,29 @@ def test_store_incremental_updates_equal_a_rebuild(tmp_path):
 def test_the_saved_index_reloads_without_rebuilding(tmp_path, monkeypatch):
     data = tmp_path / "data"
     c = make_container(data)
-    assert c.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS]).ok
-    expected = [h.chunk_id for h in c.search.search("高龄津贴", ["kb"], mode="bm25").hits]
+    assert c.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS], principal=LOCAL_ADMIN).ok
+    expected = [h.chunk_id for h in c.search.search("高龄津贴", ["kb"], mode="bm25", principal=LOCAL_ADMIN).hits]
     assert expected and (data / "bm25" / "kb.json").exists()
     fresh = make_container(data)
     monkeypatch.setattr(type(fresh.store.bm25), "_rebuild",
                         lambda *a, **k: pytest.fail("the persisted index should have been loaded"))
-    assert [h.chunk_id for h in fresh.search.search("高龄津贴", ["kb"], mode="bm25").hits] == expected
+    assert [h.chunk_id for h in fresh.search.search("高龄津贴", ["kb"], mode="bm25",
+                                                    principal=LOCAL_ADMIN).hits] == expected
 
 
 def test_other_process_changes_trigger_a_rebuild(tmp_path, monkeypatch):
     data = tmp_path / "data"
     reader = make_container(data)
-    assert reader.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS]).ok
-    assert reader.search.search("公示制度", ["kb"], mode="bm25").hits == []
+    assert reader.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS], principal=LOCAL_ADMIN).ok
+    assert reader.search.search("公示制度", ["kb"], mode="bm25", principal=LOCAL_ADMIN).hits == []
     writer = make_container(data)                            # another process on the same data directory
-    report = writer.knowledge_bases.ingest_documents("kb", [SourceDocument("new", "新规", "n.txt", "停车场收费公示制度。")])
+    report = writer.knowledge_bases.ingest_documents("kb", [SourceDocument("new", "新规", "n.txt", "停车场收费公示制度。")],
+                                                     principal=LOCAL_ADMIN)
     assert report.ok
-    writer.knowledge_bases.delete_document("kb", "elderly")
-    hits = reader.search.search("公示制度", ["kb"], mode="bm25").hits
+    writer.knowledge_bases.delete_document("kb", "elderly", principal=LOCAL_ADMIN)
+    hits = reader.search.search("公示制度", ["kb"], mode="bm25", principal=LOCAL_ADMIN).hits
     assert [h.doc_id for h in hits][:1] == ["new"]
-    assert reader.search.search("高龄津贴", ["kb"], mode="bm25").hits == []
+    assert reader.search.search("高龄津贴", ["kb"], mode="bm25", principal=LOCAL_ADMIN).hits == []
     assert reader.store.bm25.index("kb").version == writer.store.catalog.kb_version("kb")
 
 
@@ -121,11 +124,12 @@ def test_other_process_changes_trigger_a_rebuild(tmp_path, monkeypatch):
 def test_corrupt_or_stale_index_is_rebuilt(tmp_path, garbage):
     data = tmp_path / "data"
     c = make_container(data)
-    assert c.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS]).ok
-    expected = [h.chunk_id for h in c.search.search("住房公积金", ["kb"], mode="bm25").hits]
+    assert c.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS], principal=LOCAL_ADMIN).ok
+    expected = [h.chunk_id for h in c.search.search("住房公积金", ["kb"], mode="bm25", principal=LOCAL_ADMIN).hits]
     saved = data / "bm25" / "kb.json"
     saved.write_bytes(garbage)
-    assert [h.chunk_id for h in make_container(data).search.search("住房公积金", ["kb"], mode="bm25").hits] == expected
+    assert [h.chunk_id for h in make_container(data).search.search("住房公积金", ["kb"], mode="bm25",
+                                                                   principal=LOCAL_ADMIN).hits] == expected
     assert saved.read_bytes() != garbage                     # the rebuilt index was saved again
 
 
@@ -135,7 +139,7 @@ def test_a_pickle_in_the_data_directory_is_never_loaded(tmp_path):
 
     data = tmp_path / "data"
     c = make_container(data)
-    assert c.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS]).ok
+    assert c.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS], principal=LOCAL_ADMIN).ok
     marker = tmp_path / "pwned"
 
     class Payload:
@@ -144,14 +148,14 @@ def test_a_pickle_in_the_data_directory_is_never_loaded(tmp_path):
 
     (data / "bm25" / "kb.pkl").write_bytes(pickle.dumps(Payload()))
     (data / "bm25" / "kb.json").unlink(missing_ok=True)
-    assert make_container(data).search.search("住房公积金", ["kb"], mode="bm25").hits
+    assert make_container(data).search.search("住房公积金", ["kb"], mode="bm25", principal=LOCAL_ADMIN).hits
     assert not marker.exists() and not (data / "bm25" / "kb.pkl").exists()
 
 
 def test_hybrid_hits_carry_both_ranks_and_fused_scores(container):
-    assert container.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS]).ok
+    assert container.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS], principal=LOCAL_ADMIN).ok
     container.settings.retrieval.weights = {"bm25": 1.0, "dense": 1.0}   # plain two-list RRF
-    result = container.search.search("路内停车每小时收费", ["kb"], top_k=5)
+    result = container.search.search("路内停车每小时收费", ["kb"], top_k=5, principal=LOCAL_ADMIN)
     hits = result.hits
     assert hits[0].doc_id == "parking"
     assert hits[0].bm25_rank == 1 and hits[0].dense_rank == 1
@@ -167,36 +171,40 @@ def test_hybrid_hits_carry_both_ranks_and_fused_scores(container):
     d = hits[0].to_dict()
     assert d["scores"]["bm25_rank"] == 1 and d["scores"]["dense_rank"] == 1 and d["title"] == "停车收费指南"
     # single-retriever modes carry only their own rank
-    assert all(h.dense_rank is None for h in container.search.search("停车", ["kb"], mode="bm25").hits)
-    assert all(h.bm25_rank is None for h in container.search.search("停车", ["kb"], mode="dense").hits)
+    assert all(h.dense_rank is None for h in container.search.search("停车", ["kb"], mode="bm25",
+                                                                     principal=LOCAL_ADMIN).hits)
+    assert all(h.bm25_rank is None for h in container.search.search("停车", ["kb"], mode="dense",
+                                                                    principal=LOCAL_ADMIN).hits)
 
 
 def test_search_over_several_knowledge_bases(container):
     kbs = container.knowledge_bases
-    assert kbs.ingest_documents("city", [doc("parking"), doc("garbage"), doc("fund"), doc("marriage")]).ok
+    assert kbs.ingest_documents("city", [doc("parking"), doc("garbage"), doc("fund"), doc("marriage")],
+                                principal=LOCAL_ADMIN).ok
     assert kbs.ingest_documents("county", [doc("elderly"), doc("passport"), doc("ebike"),
                                            SourceDocument("county-parking", "县停车办法", "cp.txt",
-                                                          "县城路内停车每小时收费两元。")]).ok
-    hits = container.search.search("路内停车收费", ["city", "county"], top_k=10).hits
+                                                          "县城路内停车每小时收费两元。")], principal=LOCAL_ADMIN).ok
+    hits = container.search.search("路内停车收费", ["city", "county"], top_k=10, principal=LOCAL_ADMIN).hits
     by_kb = {h.kb for h in hits}
     assert by_kb == {"city", "county"}
     assert {"parking", "county-parking"} <= {h.doc_id for h in hits[:3]}
     assert all(h.metadata["kb"] == h.kb for h in hits)
-    only_city = container.search.search("路内停车收费", ["city"], top_k=10).hits
+    only_city = container.search.search("路内停车收费", ["city"], top_k=10, principal=LOCAL_ADMIN).hits
     assert {h.kb for h in only_city} == {"city"}
     # a filter applies across every knowledge base searched
     flt = Filters.parse(["doc_ids=county-parking"])
-    assert {h.doc_id for h in container.search.search("停车", ["city", "county"], flt).hits} == {"county-parking"}
+    assert {h.doc_id for h in container.search.search("停车", ["city", "county"], flt,
+                                                      principal=LOCAL_ADMIN).hits} == {"county-parking"}
 
 
 def test_search_service_rejects_bad_requests(container):
-    assert container.knowledge_bases.ingest_documents("kb", [doc("parking")]).ok
+    assert container.knowledge_bases.ingest_documents("kb", [doc("parking")], principal=LOCAL_ADMIN).ok
     with pytest.raises(ValueError, match="empty"):
-        container.search.search("  ", ["kb"])
+        container.search.search("  ", ["kb"], principal=LOCAL_ADMIN)
     with pytest.raises(ValueError, match="mode"):
-        container.search.search("停车", ["kb"], mode="fuzzy")
+        container.search.search("停车", ["kb"], mode="fuzzy", principal=LOCAL_ADMIN)
     with pytest.raises(CatalogError, match="nope"):
-        container.search.search("停车", ["nope"])
+        container.search.search("停车", ["nope"], principal=LOCAL_ADMIN)
 
 
 def test_term_weights_rank_rare_and_unseen_terms_highest():
@@ -208,7 +216,7 @@ def test_term_weights_rank_rare_and_unseen_terms_highest():
 
 
 def test_idf_coverage_discounts_passages_that_share_only_common_terms(container):
-    assert container.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS]).ok
+    assert container.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS], principal=LOCAL_ADMIN).ok
     searcher, s = container.searcher, container.settings.retrieval
 
     def best_coverage(query: str) -> float:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from assistant.grounding.atoms import Evidence, unsupported_atoms
+from assistant.services.access import LOCAL_ADMIN
 
 pytestmark = pytest.mark.e2e
 KB = "samples"
 
 
 def test_a_question_about_another_city_is_refused_naming_it(e2e_container):
-    a = e2e_container.qa.ask("深圳市开办餐饮店申请食品经营许可需要提交哪些材料？", [KB])
+    a = e2e_container.qa.ask("深圳市开办餐饮店申请食品经营许可需要提交哪些材料？", [KB], principal=LOCAL_ADMIN)
     assert a.refused and a.citations == []
     assert "「深圳市」" in a.answer and a.verification["missing_constraints"] == ["深圳市"]
     assert a.related and all(not c.cited for c in a.related)        # closest passages, marked, never cited
@@ -19,7 +20,7 @@ def test_a_question_about_another_city_is_refused_naming_it(e2e_container):
 
 def test_a_figure_the_kb_lacks_never_reaches_the_user(e2e_container):
     c = e2e_container
-    a = c.qa.ask("示范市2025年公共数据开放共享工作的财政专项资金总额是多少万元？", [KB])
+    a = c.qa.ask("示范市2025年公共数据开放共享工作的财政专项资金总额是多少万元？", [KB], principal=LOCAL_ADMIN)
     evidence = Evidence.of(*(x.text for x in c.searcher.search(a.standalone_question, [KB]).hits))
     # either refused (judged unanswerable, or every sentence carried an unsupported figure) or, if something is
     # left, none of its figures is missing from the evidence
@@ -32,7 +33,7 @@ def test_a_figure_the_kb_lacks_never_reaches_the_user(e2e_container):
 
 
 def test_an_answerable_question_is_answered_with_every_sentence_supported(e2e_container):
-    a = e2e_container.qa.ask("新生儿入户需要准备哪些材料？", [KB])
+    a = e2e_container.qa.ask("新生儿入户需要准备哪些材料？", [KB], principal=LOCAL_ADMIN)
     assert not a.refused, a.verification
     v = a.verification
     assert v["sentences"] and all(s["supported"] for s in v["sentences"] if s["text"] in a.answer)

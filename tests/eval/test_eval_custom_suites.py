@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from assistant.demo import sample_documents
+from assistant.services.access import LOCAL_ADMIN
 from assistant.settings import PROJECT_ROOT
 from eval.data import resolve_gold_files
 from eval.judge import Judge, parse_score
@@ -23,7 +24,7 @@ QUESTIONS = PROJECT_ROOT / "samples" / "questions.jsonl"
 @pytest.fixture
 def samples_container(tmp_path):
     c = make_container(tmp_path / "data")
-    report = c.knowledge_bases.ingest_documents("samples", sample_documents())
+    report = c.knowledge_bases.ingest_documents("samples", sample_documents(), principal=LOCAL_ADMIN)
     assert report.ok
     return c
 

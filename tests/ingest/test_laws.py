@@ -12,6 +12,7 @@ import pytest
 
 from assistant.answering import citation_label
 from assistant.filters import Filters
+from assistant.services.access import LOCAL_ADMIN
 from conftest import make_container
 from ingest.laws import count_articles, laws_db_path, select_laws
 
@@ -26,7 +27,7 @@ ARTICLE = re.compile(r"^第[一二三四五六七八九十百千零〇]+条(之[
 @pytest.fixture(scope="module")
 def laws(tmp_path_factory):
     c = make_container(tmp_path_factory.mktemp("laws") / "data")
-    report = c.knowledge_bases.ingest_laws(KB, [ENV, ARB])
+    report = c.knowledge_bases.ingest_laws(KB, [ENV, ARB], principal=LOCAL_ADMIN)
     assert report.ok, report.to_dict()
     return c, report
 
@@ -37,7 +38,7 @@ def db_rows(sql, args=()):
 
 
 def law_docs(c):
-    return {d["doc_id"]: d for d in c.knowledge_bases.documents(KB)}
+    return {d["doc_id"]: d for d in c.knowledge_bases.documents(KB, principal=LOCAL_ADMIN)}
 
 
 def test_versions_in_laws_db():
@@ -57,7 +58,7 @@ def test_one_chunk_per_article_with_law_metadata(laws):
         # one chunk per article, plus the law's 文件信息 passage (one per law version, not per article)
         assert doc["n_chunks"] == n_articles + 1 and n_articles > 50
         assert doc["title"] == law["law_name"] and doc["metadata"]["status"] == law["status"]
-        chunks = c.knowledge_bases.document(KB, doc["doc_id"], with_chunks=True)["chunks"]
+        chunks = c.knowledge_bases.document(KB, doc["doc_id"], with_chunks=True, principal=LOCAL_ADMIN)["chunks"]
         info = chunks.pop()
         assert info["metadata"]["passage"] == "metadata" and "article" not in info["metadata"]
         assert len(chunks) == n_articles and not any("passage" in ch["metadata"] for ch in chunks)
@@ -78,40 +79,44 @@ def test_one_chunk_per_article_with_law_metadata(laws):
 
 def test_default_search_returns_only_current_articles(laws):
     c, _ = laws
-    hits = c.search.search("保护和改善环境 防治污染", [KB], top_k=20).hits
+    hits = c.search.search("保护和改善环境 防治污染", [KB], top_k=20, principal=LOCAL_ADMIN).hits
     assert hits and {h.metadata["status"] for h in hits} == {"现行有效"}
     assert ENV not in {h.metadata["law"] for h in hits}
-    arb = c.search.search("申请撤销裁决 中级人民法院", [KB], top_k=20).hits
+    arb = c.search.search("申请撤销裁决 中级人民法院", [KB], top_k=20, principal=LOCAL_ADMIN).hits
     assert arb and {(h.metadata["law"], h.metadata["status"]) for h in arb} == {(ARB, "现行有效")}
 
 
 def test_status_filter_selects_repealed_or_historical_versions(laws):
     c, _ = laws
-    repealed = c.search.search("保护和改善环境 防治污染", [KB], Filters.parse(["status=已废止"]), top_k=20).hits
+    repealed = c.search.search("保护和改善环境 防治污染", [KB], Filters.parse(["status=已废止"]), top_k=20,
+                               principal=LOCAL_ADMIN).hits
     assert repealed and {(h.metadata["law"], h.metadata["status"]) for h in repealed} == {(ENV, "已废止")}
-    historical = c.search.search("申请撤销裁决", [KB], Filters.parse(["status=历史版本"]), top_k=20).hits
+    historical = c.search.search("申请撤销裁决", [KB], Filters.parse(["status=历史版本"]), top_k=20, principal=LOCAL_ADMIN).hits
     assert historical and {(h.metadata["law"], h.metadata["status"]) for h in historical} == {(ARB, "历史版本")}
     for mode in ("bm25", "dense"):
-        only = c.search.search("环境 仲裁", [KB], Filters.parse(["status=已废止"]), top_k=30, mode=mode).hits
+        only = c.search.search("环境 仲裁", [KB], Filters.parse(["status=已废止"]), top_k=30, mode=mode,
+                               principal=LOCAL_ADMIN).hits
         assert only and {h.metadata["status"] for h in only} == {"已废止"}, mode
 
 
 def test_status_any_returns_every_version(laws):
     c, _ = laws
-    both = c.search.search("申请撤销裁决 中级人民法院", [KB], Filters.parse(["status=*"]), top_k=20).hits
+    both = c.search.search("申请撤销裁决 中级人民法院", [KB], Filters.parse(["status=*"]), top_k=20, principal=LOCAL_ADMIN).hits
     assert {h.metadata["status"] for h in both} == {"现行有效", "历史版本"}
-    mixed = c.search.search("保护和改善环境 仲裁委员会", [KB], Filters.parse(["status=*"]), top_k=40).hits
+    mixed = c.search.search("保护和改善环境 仲裁委员会", [KB], Filters.parse(["status=*"]), top_k=40, principal=LOCAL_ADMIN).hits
     # repealed and non-repealed articles come back together (which 仲裁法 version ranks first is up to fusion)
     statuses = {h.metadata["status"] for h in mixed}
     assert "已废止" in statuses and statuses & {"现行有效", "历史版本"}
     law_filter = Filters.parse(["status=*", f"law={ENV}"])
-    assert {h.metadata["law"] for h in c.search.search("仲裁", [KB], law_filter, top_k=20).hits} <= {ENV}
+    assert {h.metadata["law"] for h in c.search.search("仲裁", [KB], law_filter, top_k=20,
+                                                       principal=LOCAL_ADMIN).hits} <= {ENV}
 
 
 def test_law_metadata_passage_states_its_issuer_dates_and_validity(laws):
     c, _ = laws
     for law in select_laws(names=[ENV, ARB]):
-        info = c.knowledge_bases.document(KB, f"law-{law['law_id']}", with_chunks=True)["chunks"][-1]
+        info = c.knowledge_bases.document(KB, f"law-{law['law_id']}", with_chunks=True,
+                                          principal=LOCAL_ADMIN)["chunks"][-1]
         text, meta = info["text"], info["metadata"]
         assert text.startswith(f"《{law['law_name']}》文件信息。") and meta["heading"] == f"《{law['law_name']}》文件信息"
         assert law["issuing_body"] in text and f"效力状态：{law['status']}" in text and "文种：法律" in text
@@ -121,22 +126,23 @@ def test_law_metadata_passage_states_its_issuer_dates_and_validity(laws):
         assert citation_label(meta) == f"《{law['law_name']}》"
     # the validity filter applies to it like to the articles: the repealed law's passage only when asked for
     query = f"{ENV} 制定机关 公布日期"
-    assert ENV not in {h.metadata["law"] for h in c.search.search(query, [KB], top_k=20).hits}
-    repealed = c.search.search(query, [KB], Filters.parse(["status=已废止"]), top_k=3, mode="bm25").hits
+    assert ENV not in {h.metadata["law"] for h in c.search.search(query, [KB], top_k=20, principal=LOCAL_ADMIN).hits}
+    repealed = c.search.search(query, [KB], Filters.parse(["status=已废止"]), top_k=3, mode="bm25",
+                               principal=LOCAL_ADMIN).hits
     assert repealed[0].metadata.get("passage") == "metadata" and repealed[0].metadata["law"] == ENV
-    hybrid = c.search.search(query, [KB], Filters.parse(["status=已废止"]), top_k=3).hits
+    hybrid = c.search.search(query, [KB], Filters.parse(["status=已废止"]), top_k=3, principal=LOCAL_ADMIN).hits
     assert repealed[0].chunk_id in {h.chunk_id for h in hybrid}
 
 
 def test_citation_label_names_law_and_article(laws):
     c, _ = laws
-    hits = c.search.search("保护和改善环境", [KB], Filters.parse(["status=已废止"]), top_k=5).hits
+    hits = c.search.search("保护和改善环境", [KB], Filters.parse(["status=已废止"]), top_k=5, principal=LOCAL_ADMIN).hits
     for h in hits:
         if h.metadata.get("passage") != "metadata":
             assert citation_label(h.metadata) == f"《{ENV}》{h.metadata['article']}"
     first = db_rows("SELECT article_no FROM articles WHERE law_name=? ORDER BY article_no_arabic LIMIT 1", (ENV,))[0][0]
     assert first == "第一条"
-    answer = c.qa.ask("为保护和改善环境，防治污染和其他公害制定的是哪部法律？", [KB], Filters.parse(["status=已废止"]))
+    answer = c.qa.ask("为保护和改善环境，防治污染和其他公害制定的是哪部法律？", [KB], Filters.parse(["status=已废止"]), principal=LOCAL_ADMIN)
     assert not answer.refused
     assert answer.citations[0].label == f"《{ENV}》{answer.citations[0].metadata['article']}"
     assert answer.citations[0].label.startswith(f"《{ENV}》第")
@@ -144,5 +150,5 @@ def test_citation_label_names_law_and_article(laws):
 
 def test_reingest_is_unchanged(laws):
     c, _ = laws
-    again = c.knowledge_bases.ingest_laws(KB, [ENV])
+    again = c.knowledge_bases.ingest_laws(KB, [ENV], principal=LOCAL_ADMIN)
     assert again.counts == {"unchanged": 1}

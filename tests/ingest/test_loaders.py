@@ -9,6 +9,7 @@ import os
 import pytest
 from typer.testing import CliRunner
 
+from assistant.services.access import LOCAL_ADMIN
 from conftest import make_container
 from ingest.loaders import LoadError, decode_text, discover, load_file
 
@@ -63,7 +64,7 @@ def loaded(tmp_path_factory):
     root = tmp_path_factory.mktemp("loaders")
     docs = write_good_files(root / "docs")
     c = make_container(root / "data")
-    report = c.knowledge_bases.ingest_paths(KB, [docs])
+    report = c.knowledge_bases.ingest_paths(KB, [docs], principal=LOCAL_ADMIN)
     return c, report, docs
 
 
@@ -72,7 +73,7 @@ def by_name(report):
 
 
 def search_ids(c, query, mode="bm25"):
-    return [h.doc_id for h in c.search.search(query, [KB], mode=mode, top_k=3).hits]
+    return [h.doc_id for h in c.search.search(query, [KB], mode=mode, top_k=3, principal=LOCAL_ADMIN).hits]
 
 
 def test_every_good_format_is_added(loaded):
@@ -97,9 +98,10 @@ def test_chinese_text_is_decoded_and_searchable(loaded, name, query, snippet):
     c, report, _ = loaded
     doc_id = by_name(report)[name].doc_id
     for mode in ("bm25", "dense"):
-        hits = c.search.search(query, [KB], mode=mode, top_k=3).hits
+        hits = c.search.search(query, [KB], mode=mode, top_k=3, principal=LOCAL_ADMIN).hits
         assert hits and hits[0].doc_id == doc_id, (mode, [h.doc_id for h in hits])
-    text = "\n".join(ch["text"] for ch in c.knowledge_bases.document(KB, doc_id, with_chunks=True)["chunks"])
+    text = "\n".join(ch["text"] for ch in c.knowledge_bases.document(KB, doc_id, with_chunks=True,
+                                                                     principal=LOCAL_ADMIN)["chunks"])
     assert snippet in text
 
 
@@ -111,40 +113,43 @@ def test_titles_and_structure(loaded):
     assert results["parking.md"].title == "示范市停车管理办法"
     assert results["garbage.html"].title == "示范市垃圾分类通知"
     assert results["ebike.docx"].title == "电动自行车登记指南"
-    md_chunks = c.knowledge_bases.document(KB, results["parking.md"].doc_id, with_chunks=True)["chunks"]
+    md_chunks = c.knowledge_bases.document(KB, results["parking.md"].doc_id, with_chunks=True,
+                                           principal=LOCAL_ADMIN)["chunks"]
     headings = [ch["metadata"]["heading"] for ch in md_chunks]
     assert headings == ["《示范市停车管理办法》一、收费标准", "《示范市停车管理办法》二、监督管理"]
-    gbk_chunks = c.knowledge_bases.document(KB, results["gbk.txt"].doc_id, with_chunks=True)["chunks"]
+    gbk_chunks = c.knowledge_bases.document(KB, results["gbk.txt"].doc_id, with_chunks=True,
+                                            principal=LOCAL_ADMIN)["chunks"]
     assert [ch["metadata"]["article"] for ch in gbk_chunks] == ["第一条", "第二条"]
 
 
 def test_jsonl_ids_metadata_and_bad_lines(loaded):
     c, report, docs = loaded
     results = by_name(report)
-    good = c.knowledge_bases.document(KB, "rec-marriage")
+    good = c.knowledge_bases.document(KB, "rec-marriage", principal=LOCAL_ADMIN)
     assert good["title"] == "婚姻登记须知" and good["metadata"]["agency"] == "示范市民政局"
-    assert c.knowledge_bases.document(KB, "rec-passport")["state"] == "complete"
+    assert c.knowledge_bases.document(KB, "rec-passport", principal=LOCAL_ADMIN)["state"] == "complete"
     assert search_ids(c, "婚姻登记")[0] == "rec-marriage"
     broken, notext = results["records.jsonl:2"], results["records.jsonl:3"]
     assert broken.status == notext.status == "failed"
     assert broken.source == f"{docs / 'records.jsonl'}:2" and "invalid JSON" in broken.message
     assert notext.source == f"{docs / 'records.jsonl'}:3" and "'text'" in notext.message
-    ids = {d["doc_id"] for d in c.knowledge_bases.documents(KB)}
+    ids = {d["doc_id"] for d in c.knowledge_bases.documents(KB, principal=LOCAL_ADMIN)}
     assert "rec-broken" not in ids and "rec-notext" not in ids
 
 
 def _snapshot(c):
-    info = c.knowledge_bases.info(KB)
+    info = c.knowledge_bases.info(KB, principal=LOCAL_ADMIN)
     queries = ["高龄津贴", "住房公积金", "厨余垃圾", "婚姻登记", "电动自行车"]
     return ({k: info[k] for k in ("documents", "chunks", "vectors", "version")},
-            {q: [(h.chunk_id, round(h.score, 9)) for h in c.search.search(q, [KB]).hits] for q in queries})
+            {q: [(h.chunk_id, round(h.score, 9)) for h in c.search.search(q, [KB], principal=LOCAL_ADMIN).hits]
+             for q in queries})
 
 
 def test_bad_inputs_fail_clearly_and_leave_the_store_intact(loaded, tmp_path):
     c, _, _ = loaded
     before = _snapshot(c)
     bad = write_bad_files(tmp_path / "bad")
-    report = c.knowledge_bases.ingest_paths(KB, bad)
+    report = c.knowledge_bases.ingest_paths(KB, bad, principal=LOCAL_ADMIN)
     assert not report.ok and report.counts == {"failed": 5}
     messages = {r.source.rsplit("/", 1)[-1]: r.message for r in report.results}
     assert messages["empty.txt"] == "the file is empty"
@@ -161,10 +166,10 @@ def test_batch_goes_on_after_failures(tmp_path):
     bad = write_bad_files(tmp_path / "bad")
     good = tmp_path / "zz_good.txt"
     good.write_bytes(GBK_TEXT.encode("gbk"))
-    report = c.knowledge_bases.ingest_paths(KB, [*bad[:2], good, *bad[2:]])
+    report = c.knowledge_bases.ingest_paths(KB, [*bad[:2], good, *bad[2:]], principal=LOCAL_ADMIN)
     assert [r.status for r in report.results].count("failed") == 5
     assert [r.status for r in report.results if r.source == good.name] == ["added"]     # readers see the name
-    assert c.knowledge_bases.info(KB)["documents"] == 1
+    assert c.knowledge_bases.info(KB, principal=LOCAL_ADMIN)["documents"] == 1
 
 
 def test_folder_discovery_reports_unsupported_files(tmp_path):

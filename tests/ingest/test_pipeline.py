@@ -7,6 +7,7 @@ import json
 import pytest
 
 from assistant.filters import Filters
+from assistant.services.access import LOCAL_ADMIN
 from ingest.loaders import SourceDocument
 from assistant.settings import PROJECT_ROOT
 from ingest.pipeline import normalise_metadata
@@ -44,16 +45,16 @@ def vector_ids(c, kb=KB) -> set[str]:
 
 
 def hit_texts(c, query, mode, **kw):
-    return [h.text for h in c.search.search(query, [KB], mode=mode, top_k=10, **kw).hits]
+    return [h.text for h in c.search.search(query, [KB], mode=mode, top_k=10, principal=LOCAL_ADMIN, **kw).hits]
 
 
 def test_reingest_is_idempotent(container, docs_dir):
-    first = container.knowledge_bases.ingest_paths(KB, [docs_dir])
+    first = container.knowledge_bases.ingest_paths(KB, [docs_dir], principal=LOCAL_ADMIN)
     assert first.counts == {"added": len(FILES)}
     chunks, vectors = chunk_count(container), container.store.vectors.count(KB)
     version = container.store.catalog.kb_version(KB)
     assert chunks == vectors == first.chunks > len(FILES)
-    second = container.knowledge_bases.ingest_paths(KB, [docs_dir])
+    second = container.knowledge_bases.ingest_paths(KB, [docs_dir], principal=LOCAL_ADMIN)
     assert second.counts == {"unchanged": len(FILES)}
     assert second.chunks == 0
     assert [r.doc_id for r in second.results] == [r.doc_id for r in first.results]
@@ -64,17 +65,17 @@ def test_reingest_is_idempotent(container, docs_dir):
 
 def test_changed_file_replaces_its_old_version(container, docs_dir):
     kbs = container.knowledge_bases
-    kbs.ingest_paths(KB, [docs_dir])
+    kbs.ingest_paths(KB, [docs_dir], principal=LOCAL_ADMIN)
     path = docs_dir / "parking.txt"
-    doc_id = kbs.ingest_paths(KB, [path]).results[0].doc_id
-    old_ids = {ch["chunk_id"] for ch in kbs.document(KB, doc_id, with_chunks=True)["chunks"]}
+    doc_id = kbs.ingest_paths(KB, [path], principal=LOCAL_ADMIN).results[0].doc_id
+    old_ids = {ch["chunk_id"] for ch in kbs.document(KB, doc_id, with_chunks=True, principal=LOCAL_ADMIN)["chunks"]}
     assert any("每小时收费五元" in t for t in hit_texts(container, "每小时收费五元", "bm25"))
 
     path.write_text("示范市停车收费办法\n第一条 路内停车每半小时收费三元。\n第二条 夜间停车免费。\n第三条 残疾人车辆免费停放。",
                     encoding="utf-8")
-    report = kbs.ingest_paths(KB, [path])
+    report = kbs.ingest_paths(KB, [path], principal=LOCAL_ADMIN)
     assert [(r.status, r.doc_id, r.chunks) for r in report.results] == [("replaced", doc_id, 3)]
-    new_ids = {ch["chunk_id"] for ch in kbs.document(KB, doc_id, with_chunks=True)["chunks"]}
+    new_ids = {ch["chunk_id"] for ch in kbs.document(KB, doc_id, with_chunks=True, principal=LOCAL_ADMIN)["chunks"]}
     assert len(new_ids) == 3 and not new_ids & old_ids
     for mode in ("bm25", "dense", "hybrid"):
         texts = hit_texts(container, "路内停车每小时收费五元", mode)
@@ -84,19 +85,19 @@ def test_changed_file_replaces_its_old_version(container, docs_dir):
     assert container.store.vectors.count(KB) == chunk_count(container)
     assert vector_ids(container) == catalog_chunk_ids(container)
     assert not old_ids & vector_ids(container)
-    assert kbs.info(KB)["documents"] == len(FILES)
+    assert kbs.info(KB, principal=LOCAL_ADMIN)["documents"] == len(FILES)
 
 
 def test_same_content_under_another_path_is_a_duplicate(container, docs_dir, tmp_path):
     kbs = container.knowledge_bases
-    first = kbs.ingest_paths(KB, [docs_dir / "fund.txt"]).results[0]
+    first = kbs.ingest_paths(KB, [docs_dir / "fund.txt"], principal=LOCAL_ADMIN).results[0]
     copy = tmp_path / "elsewhere" / "公积金提取指南（转发）.txt"
     copy.parent.mkdir()
     copy.write_bytes((docs_dir / "fund.txt").read_bytes())
-    dup = kbs.ingest_paths(KB, [copy]).results[0]
+    dup = kbs.ingest_paths(KB, [copy], principal=LOCAL_ADMIN).results[0]
     assert dup.status == "duplicate" and dup.doc_id != first.doc_id
     assert first.doc_id in dup.message
-    assert [d["doc_id"] for d in kbs.documents(KB)] == [first.doc_id]
+    assert [d["doc_id"] for d in kbs.documents(KB, principal=LOCAL_ADMIN)] == [first.doc_id]
     assert container.store.vectors.count(KB) == chunk_count(container) == first.chunks
 
 
@@ -123,7 +124,7 @@ def test_crash_mid_document_leaves_nothing_half_visible(container, monkeypatch, 
     _crash_on(monkeypatch, getattr(store, owner), attr, lambda kb, second, *a, **k:
               second == "doc2" if owner == "catalog" else any(i.startswith("doc2#") for i in second))
     docs = _docs()
-    report = container.knowledge_bases.ingest_documents(KB, docs)
+    report = container.knowledge_bases.ingest_documents(KB, docs, principal=LOCAL_ADMIN)
     assert [r.status for r in report.results] == ["added", "failed"] + ["added"] * (len(docs) - 2)
     assert "simulated crash" in report.results[1].message and report.results[1].doc_id == "doc2"
     assert not report.ok
@@ -134,37 +135,38 @@ def test_crash_mid_document_leaves_nothing_half_visible(container, monkeypatch, 
     assert store.vectors.collection(KB).get(where={"doc_id": "doc2"}, include=[])["ids"] == []
     query = "年满八十周岁的老年人可以申请高龄津贴"               # doc2's own text
     for mode in ("bm25", "dense", "hybrid"):
-        hits = container.search.search(query, [KB], Filters.parse(["status=*"]), top_k=10, mode=mode).hits
+        hits = container.search.search(query, [KB], Filters.parse(["status=*"]), top_k=10, mode=mode,
+                                       principal=LOCAL_ADMIN).hits
         assert "doc2" not in {h.doc_id for h in hits}, mode
         assert hits or mode == "bm25"
     # the first and the later documents are complete and searchable
-    assert container.search.search("路内停车", [KB], mode="bm25").hits[0].doc_id == "doc1"
-    assert container.search.search("厨余垃圾", [KB], mode="bm25").hits[0].doc_id == "doc6"
-    info = container.knowledge_bases.info(KB)
+    assert container.search.search("路内停车", [KB], mode="bm25", principal=LOCAL_ADMIN).hits[0].doc_id == "doc1"
+    assert container.search.search("厨余垃圾", [KB], mode="bm25", principal=LOCAL_ADMIN).hits[0].doc_id == "doc6"
+    info = container.knowledge_bases.info(KB, principal=LOCAL_ADMIN)
     assert info["documents"] == len(docs) - 1 and info["pending_documents"] == 1
 
     monkeypatch.undo()
-    rerun = container.knowledge_bases.ingest_documents(KB, _docs())
+    rerun = container.knowledge_bases.ingest_documents(KB, _docs(), principal=LOCAL_ADMIN)
     assert [r.status for r in rerun.results] == ["unchanged", "added"] + ["unchanged"] * (len(docs) - 2)
     assert store.catalog.get_document(KB, "doc2")["state"] == "complete"
-    assert container.search.search(query, [KB], mode="bm25").hits[0].doc_id == "doc2"
+    assert container.search.search(query, [KB], mode="bm25", principal=LOCAL_ADMIN).hits[0].doc_id == "doc2"
     assert store.vectors.count(KB) == chunk_count(container)
     assert vector_ids(container) == catalog_chunk_ids(container)
 
 
 def test_crash_while_replacing_keeps_the_old_version(container, monkeypatch):
     kbs, store = container.knowledge_bases, container.store
-    assert kbs.ingest_documents(KB, _docs()).ok
+    assert kbs.ingest_documents(KB, _docs(), principal=LOCAL_ADMIN).ok
     old = {ch["chunk_id"] for ch in store.catalog.document_chunks(KB, "doc1")}
     _crash_on(monkeypatch, store.catalog, "commit_document", lambda *a, **k: True)
     changed = SourceDocument("doc1", "parking.txt", "parking.txt", "第一条 路内停车每小时收费九元。")
-    assert kbs.ingest_documents(KB, [changed]).results[0].status == "failed"
+    assert kbs.ingest_documents(KB, [changed], principal=LOCAL_ADMIN).results[0].status == "failed"
     assert {ch["chunk_id"] for ch in store.catalog.document_chunks(KB, "doc1")} == old
     for mode in ("bm25", "dense"):
         texts = hit_texts(container, "路内停车每小时收费", mode)
         assert any("五元" in t for t in texts) and not any("九元" in t for t in texts), mode
     monkeypatch.undo()
-    assert kbs.ingest_documents(KB, [changed]).results[0].status == "replaced"
+    assert kbs.ingest_documents(KB, [changed], principal=LOCAL_ADMIN).results[0].status == "replaced"
     assert any("九元" in t for t in hit_texts(container, "路内停车每小时收费", "bm25"))
     assert vector_ids(container) == catalog_chunk_ids(container)
 
@@ -172,10 +174,10 @@ def test_crash_while_replacing_keeps_the_old_version(container, monkeypatch):
 @pytest.mark.parametrize("meta, field", [({"status": "无效"}, "status"), ({"date": "去年春天"}, "date")])
 def test_invalid_metadata_fails_naming_the_field(container, docs_dir, meta, field):
     report = container.knowledge_bases.ingest_paths(KB, [docs_dir / "fund.txt", docs_dir / "garbage.txt"],
-                                                    extra_metadata=meta)
+                                                    extra_metadata=meta, principal=LOCAL_ADMIN)
     assert [r.status for r in report.results] == ["failed", "failed"]
     assert all(f"'{field}'" in r.message for r in report.results)
-    assert container.knowledge_bases.info(KB)["documents"] == 0
+    assert container.knowledge_bases.info(KB, principal=LOCAL_ADMIN)["documents"] == 0
     doc = SourceDocument("x", "标题", "x.txt", "正文内容。", metadata=meta)
     result = container.pipeline.ingest_document(KB, doc)
     assert result.status == "failed" and f"'{field}'" in result.message
@@ -195,24 +197,26 @@ def test_metadata_normalisation():
 
 def test_cli_metadata_applies_to_every_file(container, docs_dir):
     report = container.knowledge_bases.ingest_paths(KB, [docs_dir], extra_metadata={"status": "已废止",
-                                                                                    "agency": "示范市政府"})
+                                                                                    "agency": "示范市政府"},
+                                                    principal=LOCAL_ADMIN)
     assert report.ok
-    assert container.search.search("路内停车", [KB]).hits == []           # repealed: not by default
-    hits = container.search.search("路内停车", [KB], Filters.parse(["status=已废止"])).hits
+    assert container.search.search("路内停车", [KB], principal=LOCAL_ADMIN).hits == []           # repealed: not by default
+    hits = container.search.search("路内停车", [KB], Filters.parse(["status=已废止"]), principal=LOCAL_ADMIN).hits
     assert hits and all(h.metadata["status"] == "已废止" and h.metadata["agency"] == "示范市政府" for h in hits)
 
 
 def test_document_delete_removes_chunks_vectors_and_bm25_entries(container, docs_dir):
     kbs = container.knowledge_bases
-    report = kbs.ingest_paths(KB, [docs_dir])
+    report = kbs.ingest_paths(KB, [docs_dir], principal=LOCAL_ADMIN)
     doc_id = next(r.doc_id for r in report.results if r.source.endswith("marriage.txt"))
-    assert container.search.search("婚姻登记", [KB], mode="bm25").hits[0].doc_id == doc_id
-    kbs.delete_document(KB, doc_id)
+    assert container.search.search("婚姻登记", [KB], mode="bm25", principal=LOCAL_ADMIN).hits[0].doc_id == doc_id
+    kbs.delete_document(KB, doc_id, principal=LOCAL_ADMIN)
     for mode in ("bm25", "dense"):
-        assert doc_id not in {h.doc_id for h in container.search.search("婚姻登记", [KB], mode=mode, top_k=20).hits}
+        assert doc_id not in {h.doc_id for h in container.search.search("婚姻登记", [KB], mode=mode, top_k=20,
+                                                                        principal=LOCAL_ADMIN).hits}
     assert container.store.vectors.collection(KB).get(where={"doc_id": doc_id}, include=[])["ids"] == []
     assert vector_ids(container) == catalog_chunk_ids(container)
-    assert kbs.info(KB)["documents"] == len(FILES) - 1
+    assert kbs.info(KB, principal=LOCAL_ADMIN)["documents"] == len(FILES) - 1
 
 
 def test_empty_document_fails(container):
@@ -226,30 +230,32 @@ def test_kb_check_finds_and_repairs_orphan_and_missing_vectors(container, monkey
     from assistant import cli
 
     kbs, store = container.knowledge_bases, container.store
-    assert kbs.ingest_documents(KB, _docs()).ok
-    assert kbs.check(KB) == {"kb": KB, "chunks": chunk_count(container), "vectors": chunk_count(container),
-                             "orphan_vectors": 0, "documents_missing_vectors": [], "pending_documents": [],
-                             "interrupted_documents": [], "duplicate_contents": [], "consistent": True}
+    assert kbs.ingest_documents(KB, _docs(), principal=LOCAL_ADMIN).ok
+    assert kbs.check(KB, principal=LOCAL_ADMIN) == {
+        "kb": KB, "chunks": chunk_count(container), "vectors": chunk_count(container),
+        "orphan_vectors": 0, "documents_missing_vectors": [], "pending_documents": [],
+        "interrupted_documents": [], "duplicate_contents": [], "consistent": True}
     # a process killed after the vectors of doc2's new version were written, before the catalog commit: orphans
     # (a failure inside the process discards them itself; tests/security/test_ingest_guards.py kills a real one)
     _crash_on(monkeypatch, container.pipeline, "discard_uncommitted", lambda *a, **k: True)
     _crash_on(monkeypatch, store.catalog, "commit_document", lambda *a, **k: True)
-    assert kbs.ingest_documents(KB, [SourceDocument("doc2", "e.txt", "e.txt", "第一条 高龄津贴按季度发放。")]
+    assert kbs.ingest_documents(KB, [SourceDocument("doc2", "e.txt", "e.txt", "第一条 高龄津贴按季度发放。")], principal=LOCAL_ADMIN
                                 ).results[0].status == "failed"
     monkeypatch.undo()
     # and doc3's vectors lost (a Chroma server restored from an older backup)
     lost = [ch["chunk_id"] for ch in store.catalog.document_chunks(KB, "doc3")]
     store.vectors.delete_ids(KB, lost)
-    report = kbs.check(KB)
+    report = kbs.check(KB, principal=LOCAL_ADMIN)
     assert report["orphan_vectors"] >= 1 and report["documents_missing_vectors"] == ["doc3"]
     assert report["pending_documents"] == ["doc2"] and report["interrupted_documents"] == ["doc2"]
     assert not report["consistent"]
 
-    fixed = kbs.check(KB, repair=True)
+    fixed = kbs.check(KB, repair=True, principal=LOCAL_ADMIN)
     assert fixed["repaired"] == {"orphan_vectors_deleted": report["orphan_vectors"], "documents_reembedded": 1,
                                  "failed": []}
-    assert kbs.check(KB)["consistent"] and vector_ids(container) == catalog_chunk_ids(container)
-    assert container.search.search(FILES["fund.txt"].split("\n")[1], [KB], mode="dense").hits[0].doc_id == "doc3"
+    assert kbs.check(KB, principal=LOCAL_ADMIN)["consistent"] and vector_ids(container) == catalog_chunk_ids(container)
+    assert container.search.search(FILES["fund.txt"].split("\n")[1], [KB], mode="dense",
+                                   principal=LOCAL_ADMIN).hits[0].doc_id == "doc3"
 
     # the CLI: exit 1 while inconsistent, JSON report either way
     monkeypatch.setattr(cli, "container", lambda: container)
@@ -271,7 +277,7 @@ def meta_chunks(c, doc_id, kb=KB):
 @pytest.mark.skipif(not SEED.exists(), reason="needs ../shared/data/seed")
 def test_seed_document_gets_a_metadata_passage_that_answers_who_and_when(container):
     kbs = container.knowledge_bases
-    first = kbs.ingest_paths(KB, [SEED]).results[0]
+    first = kbs.ingest_paths(KB, [SEED], principal=LOCAL_ADMIN).results[0]
     assert first.status == "added"
     chunks = container.store.catalog.document_chunks(KB, first.doc_id)
     assert first.chunks == len(chunks)
@@ -290,22 +296,22 @@ def test_seed_document_gets_a_metadata_passage_that_answers_who_and_when(contain
     assert sum("上海市数据局办公室" in ch["text"] and "文件信息" in ch["text"] for ch in chunks) == 1
 
     for mode in ("bm25", "dense", "hybrid"):
-        hits = container.search.search("哪个单位印发 哪天", [KB], top_k=5, mode=mode).hits
+        hits = container.search.search("哪个单位印发 哪天", [KB], top_k=5, mode=mode, principal=LOCAL_ADMIN).hits
         assert hits[0].chunk_id == info["chunk_id"], mode
-    answer = container.qa.ask("这份工作要点是哪个单位在哪天印发的？", [KB])
+    answer = container.qa.ask("这份工作要点是哪个单位在哪天印发的？", [KB], principal=LOCAL_ADMIN)
     assert not answer.refused
     cited = [c for c in answer.citations if c.metadata.get("passage") == "metadata"]
     assert cited and cited[0].label == "《市数据局2025年工作要点》" and "2025年3月10日" in cited[0].text
 
     # unchanged re-ingest: nothing added or rewritten
     version, ids = container.store.catalog.kb_version(KB), catalog_chunk_ids(container)
-    again = kbs.ingest_paths(KB, [SEED])
+    again = kbs.ingest_paths(KB, [SEED], principal=LOCAL_ADMIN)
     assert again.counts == {"unchanged": 1} and again.chunks == 0 and again.results[0].chunks == len(chunks)
     assert container.store.catalog.kb_version(KB) == version and catalog_chunk_ids(container) == ids
     assert vector_ids(container) == ids
 
     # re-indexing from the stored chunks' text keeps exactly one passage (it is not taken for body text)
-    kbs.reindex_document(KB, first.doc_id)
+    kbs.reindex_document(KB, first.doc_id, principal=LOCAL_ADMIN)
     after = container.store.catalog.document_chunks(KB, first.doc_id)
     assert [ch["text"] for ch in meta_chunks(container, first.doc_id)] == [info["text"]]
     assert sum("文件信息" in ch["text"] for ch in after) == 1
@@ -317,7 +323,7 @@ def test_changed_metadata_replaces_the_passage_and_validity_filters_it(container
     text = "第一条 路内停车每小时收费五元。\n第二条 夜间停车免费。"
     stated = {"agency": "示范市交通局", "doc_number": "示交发〔2025〕1号", "date": "2025-01-02"}
     doc = SourceDocument("parking", "示范市停车收费办法", "p.txt", text, metadata=stated)
-    assert kbs.ingest_documents(KB, [doc]).results[0].chunks == 3          # 2 articles + 文件信息
+    assert kbs.ingest_documents(KB, [doc], principal=LOCAL_ADMIN).results[0].chunks == 3          # 2 articles + 文件信息
     (old,) = meta_chunks(container, "parking")
     assert old["text"] == ("《示范市停车收费办法》文件信息。文号（发文字号）：示交发〔2025〕1号；发文机关（印发单位）：示范市交通局；"
                            "成文日期（印发日期）：2025年1月2日；文种：办法；效力状态：现行有效。"
@@ -328,20 +334,21 @@ def test_changed_metadata_replaces_the_passage_and_validity_filters_it(container
     assert old["text"] in hit_texts(container, query, "dense")         # the hashing embedder ranks loosely
 
     repealed = SourceDocument("parking", "示范市停车收费办法", "p.txt", text, metadata={**stated, "status": "已废止"})
-    result = kbs.ingest_documents(KB, [repealed]).results[0]
+    result = kbs.ingest_documents(KB, [repealed], principal=LOCAL_ADMIN).results[0]
     assert (result.status, result.chunks) == ("replaced", 3)
     (new,) = meta_chunks(container, "parking")
     assert new["chunk_id"] != old["chunk_id"] and "效力状态：已废止" in new["text"]
     assert new["metadata"]["status"] == "已废止"
     assert old["chunk_id"] not in vector_ids(container) and vector_ids(container) == catalog_chunk_ids(container)
     for mode in ("bm25", "dense", "hybrid"):   # validity applies to the passage like to every chunk
-        assert container.search.search(query, [KB], top_k=10, mode=mode).hits == [], mode
-        hits = container.search.search(query, [KB], Filters.parse(["status=已废止"]), top_k=10, mode=mode).hits
+        assert container.search.search(query, [KB], top_k=10, mode=mode, principal=LOCAL_ADMIN).hits == [], mode
+        hits = container.search.search(query, [KB], Filters.parse(["status=已废止"]), top_k=10, mode=mode,
+                                       principal=LOCAL_ADMIN).hits
         assert new["chunk_id"] in [h.chunk_id for h in hits] and {h.metadata["status"] for h in hits} == {"已废止"}
 
 
 def test_no_metadata_passage_without_number_agency_or_date(container, docs_dir):
-    report = container.knowledge_bases.ingest_paths(KB, [docs_dir])
+    report = container.knowledge_bases.ingest_paths(KB, [docs_dir], principal=LOCAL_ADMIN)
     assert report.ok and all(meta_chunks(container, r.doc_id) == [] for r in report.results)
     assert report.chunks == chunk_count(container)
 
@@ -353,7 +360,7 @@ def test_jsonl_lines_without_a_title_get_no_passage_named_after_the_file(contain
                                           "\n2020年2月3日"},
             {"docid": "titled", "title": "春耕通知", "text": "各地要抓好春耕备耕。\n示范市农业局\n2020年2月3日"}]
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    assert container.knowledge_bases.ingest_paths(KB, [path]).ok
+    assert container.knowledge_bases.ingest_paths(KB, [path], principal=LOCAL_ADMIN).ok
     assert meta_chunks(container, "untitled") == []                 # its title would be "corpus"
     (info,) = meta_chunks(container, "titled")
     assert info["text"].startswith("《春耕通知》文件信息。") and "2020年2月3日" in info["text"]

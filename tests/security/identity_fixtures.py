@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assistant.container import Container
-from assistant.services.access import Principal
+from assistant.services.access import LOCAL_ADMIN, Principal
 from assistant.settings import PROJECT_ROOT, load_settings
 from ingest.loaders import SourceDocument
 
@@ -34,9 +34,10 @@ def document(doc_id: str, title: str, text: str) -> SourceDocument:
 
 
 def fill(c: Container) -> None:
-    assert c.knowledge_bases.ingest_documents("open", [document("open-1", "示范市公共数据开放办法", OPEN_TEXT)]).ok
+    assert c.knowledge_bases.ingest_documents("open", [document("open-1", "示范市公共数据开放办法", OPEN_TEXT)],
+                                              principal=LOCAL_ADMIN).ok
     assert c.knowledge_bases.ingest_documents("closed", [document("closed-1", "示范市北斗计划内部方案",
-                                                                  CLOSED_TEXT)]).ok
+                                                                  CLOSED_TEXT)], principal=LOCAL_ADMIN).ok
 
 
 @dataclass

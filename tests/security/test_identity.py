@@ -8,7 +8,7 @@ import json
 import pytest
 from identity_fixtures import QUESTION, Api, api, build, document, principal_of, refused  # noqa: F401 - api
 
-from assistant.services.access import Principal
+from assistant.services.access import LOCAL_ADMIN, Principal
 from assistant.services.jobs import LEGACY_OWNER, JobManager
 from assistant.sqlite import open_db
 from ui.auth import RECHECK_S, Login, LoginError, Throttle
@@ -95,13 +95,14 @@ def test_a_ui_session_ends_when_its_key_is_revoked_even_if_a_new_key_takes_its_n
 
 
 def test_after_a_plain_revoke_no_handler_shows_documents_added_later(api, ui):
-    api.container.knowledge_bases.ingest_documents("late", [document("late-1", "较早的通知", "较早的通知\n第一条 试行。\n")])
+    api.container.knowledge_bases.ingest_documents("late", [document("late-1", "较早的通知", "较早的通知\n第一条 试行。\n")],
+                                                   principal=LOCAL_ADMIN)
     secret, _ = api.key("uirefresh", "reader", ("late",))
     p = ui.log_in(secret)
     assert "较早的通知" in str(ui.call("ui.knowledge.refresh_all", p, "late"))
     api.container.api_keys.revoke("uirefresh")
     api.container.knowledge_bases.ingest_documents("late", [document("late-2", "撤销后上传的通知",
-                                                                     "撤销后上传的通知\n第一条 内部。\n")])
+                                                                     "撤销后上传的通知\n第一条 内部。\n")], principal=LOCAL_ADMIN)
     ui.clock.advance(RECHECK_S)
     for operation, args in (("ui.knowledge.refresh_all", ("late",)), ("ui.knowledge.load_kb", ("late",)),
                             ("ui.chat.on_kbs_change", (["late"],)), ("ui.drafting.on_kbs", (["late"],)),
@@ -152,7 +153,8 @@ def test_a_downgraded_key_ends_the_open_session_and_the_new_one_has_the_new_righ
     q = ui.log_in(new)
     assert refused(ui.call("ui.knowledge.hit_test", q, "closed", "北斗计划预算", "hybrid", 5, False))
     assert refused(ui.call("ui.knowledge.delete_document", q, "open", "open-1", True))
-    assert api.container.knowledge_bases.documents("closed") and api.container.knowledge_bases.documents("open")
+    kbs = api.container.knowledge_bases
+    assert kbs.documents("closed", principal=LOCAL_ADMIN) and kbs.documents("open", principal=LOCAL_ADMIN)
     assert [e["outcome"] for e in rows_of(api, q.id)[-2:]] == ["denied", "denied"]
 
 
@@ -307,12 +309,12 @@ def test_html_in_titles_metadata_answers_and_names_is_escaped(api, ui):
 
     from ingest.loaders import SourceDocument
     from ui.pages.drafting import render_draft_sources
-    api.container.knowledge_bases.create("xss", XSS)
+    api.container.knowledge_bases.create("xss", XSS, principal=LOCAL_ADMIN)
     doc = SourceDocument(doc_id="xss-1", title=f"{XSS}开放通知", source="xss.md",
                          text=f"{XSS}开放通知\n第一条 公共数据开放目录每年更新一次<script>alert(2)</script>。\n",
                          metadata={"status": "现行有效", "agency": "<b onmouseover=alert(3)>数据局</b>",
                                    "doc_number": "<svg onload=alert(4)>"})
-    assert api.container.knowledge_bases.ingest_documents("xss", [doc]).ok
+    assert api.container.knowledge_bases.ingest_documents("xss", [doc], principal=LOCAL_ADMIN).ok
     secret, _ = api.key(f"{XSS}管理员", "admin", ("*",))
     do_key = next(f for f in ui.blocks.fns.values() if f.name == "do_key")
     login_out = do_key.fn(secret, None)

@@ -18,6 +18,7 @@ from ingest_fixtures import (article_text, bomb_docx, declare_size, docx_file, f
                              nested_zip_docx, pdf_bytes, pdf_stream_bomb, shared_strings_bomb, write_text_files,
                              xlsx_file)
 
+from assistant.services.access import LOCAL_ADMIN
 from assistant.settings import PROJECT_ROOT, IngestSettings
 from ingest import loaders
 from ingest.isolation import WorkerFailed, run_bounded
@@ -74,7 +75,7 @@ def test_the_batch_goes_on_after_a_bomb_and_names_it(tmp_path):
     good.parent.mkdir()
     good.write_text(GOOD_TEXT, encoding="utf-8")
     bomb_docx(tmp_path / "docs" / "bomb.docx", 60)
-    report = c.knowledge_bases.ingest_paths("guards", [tmp_path / "docs"])
+    report = c.knowledge_bases.ingest_paths("guards", [tmp_path / "docs"], principal=LOCAL_ADMIN)
     results = by_name(report)
     assert results["bomb.docx"].status == "failed" and "zip bomb" in results["bomb.docx"].message
     assert results["good.txt"].status == "added"
@@ -159,7 +160,7 @@ def test_fuzzed_pdfs_each_give_a_result_line_and_never_stop_the_batch(tmp_path, 
     (folder / "zz_good.txt").write_text(GOOD_TEXT, encoding="utf-8")
     c = make_container(tmp_path / "data", GOV_ASSISTANT_INGEST__PARSE_TIMEOUT_S="20")
     t0 = time.perf_counter()
-    report = c.knowledge_bases.ingest_paths("guards", [folder])
+    report = c.knowledge_bases.ingest_paths("guards", [folder], principal=LOCAL_ADMIN)
     assert time.perf_counter() - t0 < 60
     results = by_name(report)
     assert len(results) == len(fuzzed_pdfs()) + 1 and results["zz_good.txt"].status == "added"
@@ -237,13 +238,14 @@ def test_a_large_document_is_written_in_batches_with_progress_and_the_lock_free_
         return loaders.load_file(path, *args, **kwargs)
     monkeypatch.setattr(ingest.pipeline, "load_file", load_and_probe)
     details = []
-    report = c.knowledge_bases.ingest_paths("guards", [docs], lambda ph, d, t, detail="": details.append(detail))
+    report = c.knowledge_bases.ingest_paths("guards", [docs], lambda ph, d, t, detail="": details.append(detail),
+                                            principal=LOCAL_ADMIN)
     results = by_name(report)
     assert results["a_large.txt"].status == "added" and results["a_large.txt"].chunks == 400
     assert max(batches) <= 40 and sum(batches) == 400 + results["b_small.txt"].chunks
     assert "40/400 chunks · a_large.txt" in details and "400/400 chunks · a_large.txt" in details
     assert free_between == ["a_large.txt", "b_small.txt"]
-    assert c.knowledge_bases.check("guards")["consistent"]
+    assert c.knowledge_bases.check("guards", principal=LOCAL_ADMIN)["consistent"]
 
 
 def test_a_killed_ingest_leaves_no_orphans_after_the_next_writer(tmp_path):
@@ -265,35 +267,36 @@ def test_a_killed_ingest_leaves_no_orphans_after_the_next_writer(tmp_path):
     proc.wait()
 
     c = make_container(data)
-    check = c.knowledge_bases.check("guards")
+    check = c.knowledge_bases.check("guards", principal=LOCAL_ADMIN)
     assert check["orphan_vectors"] >= 30 and check["chunks"] == 0 and not check["consistent"]
     (doc_id,) = check["interrupted_documents"]
     assert check["pending_documents"] == [doc_id]
     other = write_text_files(tmp_path / "more", {"other.txt": GOOD_TEXT})
-    report = c.knowledge_bases.ingest_paths("guards", [other])
+    report = c.knowledge_bases.ingest_paths("guards", [other], principal=LOCAL_ADMIN)
     assert report.ok and report.notes == [f"{doc_id}: removed {check['orphan_vectors']} vectors an interrupted "
                                           "ingest had written"]
-    after = c.knowledge_bases.check("guards")
+    after = c.knowledge_bases.check("guards", principal=LOCAL_ADMIN)
     assert after["consistent"] and after["orphan_vectors"] == 0 and after["interrupted_documents"] == []
-    rerun = c.knowledge_bases.ingest_paths("guards", [big])
+    rerun = c.knowledge_bases.ingest_paths("guards", [big], principal=LOCAL_ADMIN)
     assert rerun.results[0].status == "added" and rerun.results[0].chunks == 120
-    assert c.knowledge_bases.check("guards")["consistent"]
+    assert c.knowledge_bases.check("guards", principal=LOCAL_ADMIN)["consistent"]
 
 
 def test_kb_check_repair_removes_an_interrupted_documents_vectors(tmp_path):
     c = make_container(tmp_path / "data")
     kbs, store = c.knowledge_bases, c.store
-    assert kbs.ingest_paths("guards", [write_text_files(tmp_path / "docs", {"a.txt": GOOD_TEXT})]).ok
+    assert kbs.ingest_paths("guards", [write_text_files(tmp_path / "docs", {"a.txt": GOOD_TEXT})],
+                            principal=LOCAL_ADMIN).ok
     # what a killed writer leaves: a pending document, staged rows, their vectors
     from assistant.components.store.catalog import ChunkRecord
     store.catalog.mark_pending("guards", "dead", "h", "t", "dead.txt", {})
     store.catalog.stage_chunks("guards", "dead", [ChunkRecord("dead#h#0000", "dead", 0, "x", ["x"], {})])
     store.vectors.upsert("guards", ["dead#h#0000"], c.embeddings.embed_documents(["x"]), [{"doc_id": "dead"}], ["x"])
-    report = kbs.check("guards")
+    report = kbs.check("guards", principal=LOCAL_ADMIN)
     assert report["interrupted_documents"] == ["dead"] and report["orphan_vectors"] == 1 and not report["consistent"]
-    fixed = kbs.check("guards", repair=True)
+    fixed = kbs.check("guards", repair=True, principal=LOCAL_ADMIN)
     assert fixed["repaired"]["orphan_vectors_deleted"] == 1
-    assert kbs.check("guards")["consistent"] and store.catalog.staged("guards") == {}
+    assert kbs.check("guards", principal=LOCAL_ADMIN)["consistent"] and store.catalog.staged("guards") == {}
 
 
 def test_upload_and_loader_limits_are_one_setting(tmp_path):
@@ -302,7 +305,7 @@ def test_upload_and_loader_limits_are_one_setting(tmp_path):
     from assistant.api.app import create_app
     c = make_container(tmp_path / "data", GOV_ASSISTANT_INGEST__MAX_FILE_MB="1", GOV_ASSISTANT_API__MAX_UPLOAD_MB="50",
                        GOV_ASSISTANT_API__RATE_LIMIT_PER_MINUTE="0", GOV_ASSISTANT_API__WARMUP="false")
-    c.knowledge_bases.create("guards")
+    c.knowledge_bases.create("guards", principal=LOCAL_ADMIN)
     key = c.api_keys.create("editor", "editor", ["guards"])[0]
     big = ("第一条 示范市。\n" * 120000).encode()                # ~1.5 MiB
     with TestClient(create_app(c, with_ui=False)) as client:
@@ -329,7 +332,7 @@ def test_two_processes_ingesting_shared_contents_store_each_content_once(tmp_pat
     data, go = tmp_path / "data", tmp_path / "go"
     env = {**os.environ, "GOV_ASSISTANT_DATA_DIR": str(data), "GOV_ASSISTANT_PROFILE": "unit",
            "PYTHONPATH": str(Path(__file__).parent)}
-    make_container(data).knowledge_bases.create("guards")
+    make_container(data).knowledge_bases.create("guards", principal=LOCAL_ADMIN)
     ready = [tmp_path / "ready-a", tmp_path / "ready-b"]
     procs = [subprocess.Popen([sys.executable, "-c", "import ingest_fixtures as f, sys; f.run_cli_after(*sys.argv[1:])",
                                str(flag), str(go), "ingest", str(folder), "--kb", "guards", "--json"], env=env,
@@ -345,27 +348,28 @@ def test_two_processes_ingesting_shared_contents_store_each_content_once(tmp_pat
     counts = [r["counts"] for r in reports]
     assert sum(cnt.get("added", 0) for cnt in counts) == 30 and sum(cnt.get("duplicate", 0) for cnt in counts) == 10
     c = make_container(data)
-    assert c.knowledge_bases.info("guards")["documents"] == 30
-    check = c.knowledge_bases.check("guards")
+    assert c.knowledge_bases.info("guards", principal=LOCAL_ADMIN)["documents"] == 30
+    check = c.knowledge_bases.check("guards", principal=LOCAL_ADMIN)
     assert check["consistent"] and check["duplicate_contents"] == []
 
 
 def test_kb_check_reports_duplicate_contents_of_an_old_catalog(tmp_path):
     c = make_container(tmp_path / "data")
     kbs, catalog = c.knowledge_bases, c.store.catalog
-    assert kbs.ingest_paths("guards", [write_text_files(tmp_path / "docs", {"a.txt": GOOD_TEXT})]).ok
-    doc = kbs.documents("guards")[0]
+    assert kbs.ingest_paths("guards", [write_text_files(tmp_path / "docs", {"a.txt": GOOD_TEXT})],
+                            principal=LOCAL_ADMIN).ok
+    doc = kbs.documents("guards", principal=LOCAL_ADMIN)[0]
     # a catalog from before the unique index, holding a copy of that content under another id
     catalog._db.execute("DROP INDEX docs_unique_content")
     catalog._db.execute("INSERT INTO documents(kb, doc_id, title, source, content_hash, state, n_chunks, metadata,"
                         " ingested_at) VALUES ('guards', 'copy', ?, 'copy.txt', ?, 'complete', 0, '{}', 'now')",
                         (doc["title"], doc["content_hash"]))
-    report = kbs.check("guards")
+    report = kbs.check("guards", principal=LOCAL_ADMIN)
     assert report["duplicate_contents"] == [sorted(["copy", doc["doc_id"]])] and not report["consistent"]
     from assistant.components.store.catalog import Catalog
     assert Catalog(catalog.path).unique_content is False            # it waits until the copy is gone
-    kbs.delete_document("guards", "copy")
-    assert Catalog(catalog.path).unique_content is True and kbs.check("guards")["consistent"]
+    kbs.delete_document("guards", "copy", principal=LOCAL_ADMIN)
+    assert Catalog(catalog.path).unique_content is True and kbs.check("guards", principal=LOCAL_ADMIN)["consistent"]
 
 
 # -- item 8: every path a folder ingest leaves out has a result line ------------------------------------------------
@@ -386,7 +390,7 @@ def tricky_folder(tmp_path):
 
 def test_a_folder_ingest_reports_every_skipped_path_and_why(tmp_path, tricky_folder):
     c = make_container(tmp_path / "data")
-    report = c.knowledge_bases.ingest_paths("guards", [tricky_folder])
+    report = c.knowledge_bases.ingest_paths("guards", [tricky_folder], principal=LOCAL_ADMIN)
     lines = {Path(r.source).name: (r.status, r.message) for r in report.results}
     assert lines == {
         "good.txt": ("added", ""), "link_in.txt": ("added", ""),
@@ -398,7 +402,7 @@ def test_a_folder_ingest_reports_every_skipped_path_and_why(tmp_path, tricky_fol
         "pipe.txt": ("skipped", "not a regular file"),
         "notes.xyz": ("failed", "unsupported file type .xyz")}
     assert [r.status for r in report.results].count("failed") == 1     # skipped is not a failure; .xyz is
-    hits = c.search.search("服务器口令", ["guards"], mode="bm25").hits
+    hits = c.search.search("服务器口令", ["guards"], mode="bm25", principal=LOCAL_ADMIN).hits
     assert hits == []                                 # the secret outside the folder was not ingested
 
 
@@ -406,7 +410,6 @@ def test_skipped_paths_are_in_the_cli_output_and_the_job_result(tmp_path, tricky
     from typer.testing import CliRunner
 
     from assistant.cli import app
-    from assistant.services.access import LOCAL_ADMIN
     from assistant.services.jobs import JobManager
     env = {"GOV_ASSISTANT_DATA_DIR": str(tmp_path / "data"), "GOV_ASSISTANT_PROFILE": "unit", "COLUMNS": "300"}
     out = CliRunner().invoke(app, ["ingest", str(tricky_folder), "--kb", "guards"], env=env).stdout
@@ -416,7 +419,8 @@ def test_skipped_paths_are_in_the_cli_output_and_the_job_result(tmp_path, tricky
     c = make_container(tmp_path / "data")
     jobs = JobManager()
     job = jobs.submit("upload", "guards", LOCAL_ADMIN,
-                      lambda progress: c.knowledge_bases.ingest_paths("guards", [tricky_folder], progress))
+                      lambda progress: c.knowledge_bases.ingest_paths("guards", [tricky_folder], progress,
+                                                                      principal=LOCAL_ADMIN))
     job = jobs.wait(job.id, 60)
     assert job.counts.get("skipped") == 5 and {r["status"] for r in job.results} >= {"skipped", "unchanged"}
 
@@ -427,18 +431,18 @@ def test_readers_see_the_name_relative_to_the_folder_and_admins_the_server_path(
     from assistant.services.access import Principal
     c = make_container(tmp_path / "data")
     kbs = c.knowledge_bases
-    assert kbs.ingest_paths("guards", [tricky_folder]).counts["added"] == 2
+    assert kbs.ingest_paths("guards", [tricky_folder], principal=LOCAL_ADMIN).counts["added"] == 2
     reader = Principal("reader", "reader", ("guards",))
     docs = {d["source"]: d for d in kbs.documents("guards", principal=reader)}
     assert set(docs) == {"docs/good.txt", "docs/link_in.txt"} and all("path" not in d for d in docs.values())
     full = kbs.document("guards", docs["docs/good.txt"]["doc_id"], with_chunks=True, principal=reader)
     assert str(tmp_path) not in json.dumps(full, ensure_ascii=False)
-    hits = c.search.search("路内停车", ["guards"], mode="bm25").hits
+    hits = c.search.search("路内停车", ["guards"], mode="bm25", principal=LOCAL_ADMIN).hits
     assert hits[0].metadata["source"] == "docs/good.txt"
-    admin = {d["source"]: d for d in kbs.documents("guards")}
+    admin = {d["source"]: d for d in kbs.documents("guards", principal=LOCAL_ADMIN)}
     assert admin["docs/good.txt"]["path"] == str((tricky_folder / "good.txt").resolve())
     # re-ingesting the same folder finds the same ids (they still derive from the absolute path)
-    assert kbs.ingest_paths("guards", [tricky_folder]).counts["unchanged"] == 3
+    assert kbs.ingest_paths("guards", [tricky_folder], principal=LOCAL_ADMIN).counts["unchanged"] == 3
 
 
 def test_an_old_catalog_with_absolute_sources_is_migrated(tmp_path):
@@ -446,18 +450,21 @@ def test_an_old_catalog_with_absolute_sources_is_migrated(tmp_path):
     c = make_container(data)
     docs = write_text_files(tmp_path / "docs", {"good.txt": GOOD_TEXT, "other.txt": article_text(2)})
     good = docs / "good.txt"
-    doc_id = c.knowledge_bases.ingest_paths("guards", [good, docs / "other.txt"]).results[0].doc_id
+    doc_id = c.knowledge_bases.ingest_paths("guards", [good, docs / "other.txt"],
+                                            principal=LOCAL_ADMIN).results[0].doc_id
     # as the catalog was before: no path column, the absolute path as source in the document and its chunks
     db = c.store.catalog._db
     db.execute("ALTER TABLE documents DROP COLUMN path")
     db.execute("UPDATE documents SET source=? WHERE doc_id=?", (str(good), doc_id))
     db.execute("UPDATE chunks SET metadata=json_set(metadata, '$.source', ?) WHERE doc_id=?", (str(good), doc_id))
     c2 = make_container(data)
-    doc = c2.knowledge_bases.document("guards", doc_id, with_chunks=True)
+    doc = c2.knowledge_bases.document("guards", doc_id, with_chunks=True, principal=LOCAL_ADMIN)
     assert doc["source"] == "good.txt" and doc["path"] == str(good)
     assert {ch["metadata"]["source"] for ch in doc["chunks"]} == {"good.txt"}
-    assert c2.search.search("路内停车", ["guards"], mode="bm25").hits[0].metadata["source"] == "good.txt"
-    assert c2.knowledge_bases.ingest_paths("guards", [good]).counts == {"unchanged": 1}   # the same id
+    assert c2.search.search("路内停车", ["guards"], mode="bm25",
+                            principal=LOCAL_ADMIN).hits[0].metadata["source"] == "good.txt"
+    assert c2.knowledge_bases.ingest_paths("guards", [good],
+                                           principal=LOCAL_ADMIN).counts == {"unchanged": 1}   # the same id
 
 
 # -- campaign: upload names ------------------------------------------------------------------------------------------
@@ -468,7 +475,7 @@ def test_uploaded_names_cannot_traverse_or_hide_characters(tmp_path):
     from assistant.api.app import create_app
     c = make_container(tmp_path / "data", GOV_ASSISTANT_API__RATE_LIMIT_PER_MINUTE="0",
                        GOV_ASSISTANT_API__WARMUP="false")
-    c.knowledge_bases.create("guards")
+    c.knowledge_bases.create("guards", principal=LOCAL_ADMIN)
     key = c.api_keys.create("editor", "editor", ["guards"])[0]
     names = ["../../../etc/cron.d/通知.txt", "a\x00b.txt", "c\r\nd.txt", "报告\u202etxt.exe.md", "zero\u200bwidth.txt",
              "..\\..\\win.md"]
@@ -501,10 +508,10 @@ def test_uploaded_names_cannot_traverse_or_hide_characters(tmp_path):
 def test_a_knowledge_base_name_cannot_look_like_another(tmp_path, name, why):
     from assistant.components.store.catalog import CatalogError
     c = make_container(tmp_path / "data")
-    c.knowledge_bases.create("gov")
+    c.knowledge_bases.create("gov", principal=LOCAL_ADMIN)
     with pytest.raises(CatalogError, match=why):
-        c.knowledge_bases.create(name)
-    assert [kb["name"] for kb in c.knowledge_bases.list()] == ["gov"]
+        c.knowledge_bases.create(name, principal=LOCAL_ADMIN)
+    assert [kb["name"] for kb in c.knowledge_bases.list(principal=LOCAL_ADMIN)] == ["gov"]
 
 
 # -- campaign: huge numbers of tiny files -----------------------------------------------------------------------------
@@ -516,11 +523,11 @@ def test_ten_thousand_empty_files_are_reported_in_bounded_time_and_the_count_is_
         (folder / f"f{i:05d}.txt").touch()
     c = make_container(tmp_path / "data")
     t0 = time.perf_counter()
-    report = c.knowledge_bases.ingest_paths("guards", [folder])
+    report = c.knowledge_bases.ingest_paths("guards", [folder], principal=LOCAL_ADMIN)
     assert time.perf_counter() - t0 < 30
     assert report.counts == {"failed": 10000} and {r.message for r in report.results} == {"the file is empty"}
     limited = make_container(tmp_path / "data2", GOV_ASSISTANT_INGEST__MAX_FILES="500")
     t0 = time.perf_counter()
     with pytest.raises(ValueError, match=r"holds more than 500 files \(ingest.max_files\)"):
-        limited.knowledge_bases.ingest_paths("guards", [folder])
+        limited.knowledge_bases.ingest_paths("guards", [folder], principal=LOCAL_ADMIN)
     assert time.perf_counter() - t0 < 2

@@ -10,7 +10,7 @@ import pytest
 
 from assistant.demo import sample_documents
 from assistant.prompts import load_prompt
-from assistant.services.access import AccessDenied, Principal
+from assistant.services.access import LOCAL_ADMIN, AccessDenied, Principal
 from assistant.services.drafting import (DOC_TYPES, chinese_date, extract_schema, merge_actions, read_action_rows,
                                         rule_actions)
 from assistant.settings import PROJECT_ROOT
@@ -22,7 +22,7 @@ NOTICE = (PROJECT_ROOT / "samples" / "docs" / "示范市人民政府办公厅关
 @pytest.fixture(scope="module")
 def kb_container(tmp_path_factory):
     c = make_container(tmp_path_factory.mktemp("drafting") / "data")
-    report = c.knowledge_bases.ingest_documents("samples", sample_documents())
+    report = c.knowledge_bases.ingest_documents("samples", sample_documents(), principal=LOCAL_ADMIN)
     assert report.ok, report.to_dict()
     return c
 
@@ -35,7 +35,8 @@ def svc(kb_container):
 
 
 def doc_id_of(container, title_part: str) -> str:
-    return next(d["doc_id"] for d in container.knowledge_bases.documents("samples") if title_part in d["title"])
+    return next(d["doc_id"] for d in container.knowledge_bases.documents("samples", principal=LOCAL_ADMIN)
+                if title_part in d["title"])
 
 
 def test_draft_assembles_gbt9704_element_order(svc, kb_container):
@@ -47,7 +48,7 @@ def test_draft_assembles_gbt9704_element_order(svc, kb_container):
         "二、其他事项按有关规定办理[9]。\n"
         "特此通知。\n"
         "示范市数据局\n2025年3月18日"]
-    out = svc.draft("通知", "推进公共数据开放共享", ["samples"], issuer="示范市数据局", recipients="各区人民政府")
+    out = svc.draft("通知", "推进公共数据开放共享", ["samples"], issuer="示范市数据局", recipients="各区人民政府", principal=LOCAL_ADMIN)
     today = dt.date.today()
     assert out["title"] == "关于进一步推进公共数据开放共享的通知"
     assert out["recipients"] == "各区人民政府" and out["issuer"] == "示范市数据局"
@@ -76,7 +77,8 @@ def test_draft_assembles_gbt9704_element_order(svc, kb_container):
 
 
 def test_draft_defaults_title_and_omits_empty_elements(svc):
-    out = svc.draft("报告", "公共数据开放审核时限执行情况", ["samples"], date="2025-12-01")   # scripted default reply
+    out = svc.draft("报告", "公共数据开放审核时限执行情况", ["samples"], date="2025-12-01",
+                    principal=LOCAL_ADMIN)   # scripted default reply
     assert out["title"] == "关于公共数据开放审核时限执行情况的报告"
     assert out["date"] == "2025年12月1日"
     assert out["recipients"] == "" and out["issuer"] == ""
@@ -88,7 +90,7 @@ def test_draft_defaults_title_and_omits_empty_elements(svc):
 
 def test_draft_rejects_off_type_title_from_model(svc, kb_container):
     kb_container.llm.replies = ["标题：天气预报\n正文：\n现将有关情况函告如下。特此函告。"]
-    out = svc.draft("函", "商请提供公共数据共享清单", [])
+    out = svc.draft("函", "商请提供公共数据共享清单", [], principal=LOCAL_ADMIN)
     assert out["title"] == "关于商请提供公共数据共享清单的函"
     assert out["citations"] == [] and out["body"] == "现将有关情况函告如下。特此函告。"
 
@@ -96,19 +98,19 @@ def test_draft_rejects_off_type_title_from_model(svc, kb_container):
 @pytest.mark.parametrize("doc_type", ["公告", "", "通知 ", "notice"])
 def test_draft_validates_doc_type(svc, doc_type):
     if doc_type.strip() in DOC_TYPES:       # surrounding spaces are tolerated
-        svc.draft(doc_type, "测试", [])
+        svc.draft(doc_type, "测试", [], principal=LOCAL_ADMIN)
         return
     with pytest.raises(ValueError, match="doc_type"):
-        svc.draft(doc_type, "测试", ["samples"])
+        svc.draft(doc_type, "测试", ["samples"], principal=LOCAL_ADMIN)
 
 
 def test_draft_validates_other_fields(svc):
     with pytest.raises(ValueError, match="topic"):
-        svc.draft("通知", "  ", ["samples"])
+        svc.draft("通知", "  ", ["samples"], principal=LOCAL_ADMIN)
     with pytest.raises(ValueError, match="date"):
-        svc.draft("通知", "测试", ["samples"], date="明天")
+        svc.draft("通知", "测试", ["samples"], date="明天", principal=LOCAL_ADMIN)
     with pytest.raises(ValueError, match="doc_ids"):
-        svc.draft("通知", "测试", ["samples"], doc_ids=["no-such-doc"])
+        svc.draft("通知", "测试", ["samples"], doc_ids=["no-such-doc"], principal=LOCAL_ADMIN)
 
 
 def test_draft_enforces_read_access(svc, kb_container):
@@ -122,7 +124,7 @@ def test_draft_enforces_read_access(svc, kb_container):
 
 def test_draft_grounded_in_chosen_documents(svc, kb_container):
     guide = doc_id_of(kb_container, "餐饮")
-    out = svc.draft("通知", "推进公共数据开放共享", ["samples"], doc_ids=[guide])
+    out = svc.draft("通知", "推进公共数据开放共享", ["samples"], doc_ids=[guide], principal=LOCAL_ADMIN)
     assert out["citations"] and {c["doc_id"] for c in out["citations"]} == {guide}
 
 
@@ -240,7 +242,7 @@ def test_extract_actions_validates(svc):
 def test_draft_marks_uncited_restatements_of_a_passage(svc, kb_container):
     kb_container.llm.replies = ["正文：\n为提升效率，现就有关事项通知如下。\n"
                                 "公共数据开放申请的审核时限为15个工作日，不同意开放的，应当说明理由。\n特此通知。"]
-    out = svc.draft("通知", "公共数据开放申请审核时限", ["samples"])
+    out = svc.draft("通知", "公共数据开放申请审核时限", ["samples"], principal=LOCAL_ADMIN)
     source = next(c for c in out["citations"] if "审核时限为15个工作日" in c["text"])
     assert f"应当说明理由[{source['n']}]。" in out["body"]
     assert "通知如下。" in out["body"] and "通知如下[" not in out["body"]     # own words: no mark
@@ -270,7 +272,7 @@ def test_draft_drops_prompt_residue(svc, kb_container):
         "根据《示范市数据条例（节选）》第二章 公共数据 > 第八条（示范市人民代表大会常务委员会，2024-11-20，现行有效）\n"
         "各单位要按照要求做好公共数据开放工作。\n参考依据：\n[1] 《示范市数据条例（节选）》\n"
         "【人工智能生成合成内容】本内容由人工智能根据知识库资料生成。\n```"]
-    out = svc.draft("通知", "推进公共数据开放共享", ["samples"])
+    out = svc.draft("通知", "推进公共数据开放共享", ["samples"], principal=LOCAL_ADMIN)
     assert out["title"] == "关于推进公共数据开放共享的通知"
     assert out["body"] == "各单位要按照要求做好公共数据开放工作。"
     assert out["text"].count("人工智能生成合成内容") == 1
@@ -279,11 +281,11 @@ def test_draft_drops_prompt_residue(svc, kb_container):
 def test_draft_reads_an_unlabelled_title_and_addressee(svc, kb_container):
     kb_container.llm.replies = ["关于推进公共数据开放共享工作的请示\n\n市人民政府：\n"
                                 "为推进公共数据开放共享，拟制定工作方案。\n妥否，请批示。\n示范市数据局"]
-    out = svc.draft("请示", "推进公共数据开放共享", ["samples"], recipients="市人民政府", issuer="示范市数据局")
+    out = svc.draft("请示", "推进公共数据开放共享", ["samples"], recipients="市人民政府", issuer="示范市数据局", principal=LOCAL_ADMIN)
     assert out["title"] == "关于推进公共数据开放共享工作的请示"
     assert out["body"] == "为推进公共数据开放共享，拟制定工作方案。\n妥否，请批示。"
     kb_container.llm.replies = ["各区人民政府，市政府各委、办、局：\n现将有关事项通知如下。"]
-    assert svc.draft("通知", "推进公共数据开放共享", ["samples"])["body"] == "现将有关事项通知如下。"
+    assert svc.draft("通知", "推进公共数据开放共享", ["samples"], principal=LOCAL_ADMIN)["body"] == "现将有关事项通知如下。"
 
 
 def test_extract_actions_sends_the_model_only_unread_sentences(svc, kb_container):
@@ -302,7 +304,7 @@ def test_draft_figures_the_passages_do_not_state_become_placeholders(svc, kb_con
         "标题：关于推进公共数据开放共享的通知\n正文：\n"
         "一、公共数据开放申请的审核时限为15个工作日[1]。\n"
         "二、市财政安排专项资金3000万元，2026年6月30日前完成[1]。\n特此通知。"]
-    out = svc.draft("通知", "推进公共数据开放共享", ["samples"], issuer="示范市数据局", recipients="各区人民政府")
+    out = svc.draft("通知", "推进公共数据开放共享", ["samples"], issuer="示范市数据局", recipients="各区人民政府", principal=LOCAL_ADMIN)
     body = out["body"]
     assert "3000万元" not in body and "2026年6月30日" not in body and "资金〔待补充〕，〔待补充〕前完成" in body
     assert {"2026年6月30日", "3000万元"} <= set(out["verification"]["replaced"])

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from assistant.demo import sample_documents
-from assistant.services.access import AccessDenied, Principal
+from assistant.services.access import LOCAL_ADMIN, AccessDenied, Principal
 from assistant.services.service_guide import FIELDS, NOT_FOUND, field_of
 from conftest import make_container
 from ingest.loaders import SourceDocument
@@ -41,7 +41,7 @@ def kb_container(tmp_path_factory):
     c = make_container(tmp_path_factory.mktemp("guide") / "data")
     docs = sample_documents() + [SourceDocument("cert-guide", "示范市无犯罪记录证明开具办事指南", "cert.txt", CERT_GUIDE,
                                                 metadata={"doc_type": "办事指南", "status": "现行有效"})]
-    report = c.knowledge_bases.ingest_documents("guides", docs)
+    report = c.knowledge_bases.ingest_documents("guides", docs, principal=LOCAL_ADMIN)
     assert report.ok, report.to_dict()
     return c
 
@@ -55,7 +55,7 @@ def svc(kb_container):
 
 
 def test_restaurant_guide_fields_are_cited_sections(svc, kb_container):
-    out = svc.guide("我要开办餐饮店", ["guides"])
+    out = svc.guide("我要开办餐饮店", ["guides"], principal=LOCAL_ADMIN)
     assert out["request"] == "我要开办餐饮店" and out["ai_generated"] is True
     assert set(out["fields"]) == set(FIELDS)
     assert "餐饮" in out["document"]["title"]
@@ -78,14 +78,14 @@ def test_restaurant_guide_fields_are_cited_sections(svc, kb_container):
 
 
 def test_newborn_guide(svc):
-    out = svc.guide("新生儿落户需要什么材料", ["guides"])
+    out = svc.guide("新生儿落户需要什么材料", ["guides"], principal=LOCAL_ADMIN)
     assert "新生儿" in out["document"]["title"]
     assert "《出生医学证明》" in out["fields"]["申请材料"]["text"]
     assert out["fields"]["办理时限"]["text"].startswith("当场办结")
 
 
 def test_field_absent_from_kb_is_not_found(svc):
-    out = svc.guide("办理无犯罪记录证明需要什么材料", ["guides"])
+    out = svc.guide("办理无犯罪记录证明需要什么材料", ["guides"], principal=LOCAL_ADMIN)
     assert out["document"]["doc_id"] == "cert-guide"
     fields = out["fields"]
     for name in ("收费标准", "依据", "办理条件", "办理地点"):
@@ -97,7 +97,7 @@ def test_field_absent_from_kb_is_not_found(svc):
 
 
 def test_unrelated_request_finds_nothing(svc):
-    out = svc.guide("我要办理出国护照", ["guides"])
+    out = svc.guide("我要办理出国护照", ["guides"], principal=LOCAL_ADMIN)
     assert out["document"] is None and out["citations"] == []
     assert all(f == {"text": NOT_FOUND, "citations": [], "found": False} for f in out["fields"].values())
 
@@ -109,7 +109,7 @@ def test_long_sections_condensed_in_one_guarded_call(svc, kb_container):
             "办理条件": "取得营业执照；具有相适应的场所、设备设施、食品安全管理人员和规章制度；从业人员持有有效健康证明。",
             "申请材料": "许可申请书原件1份、营业执照复印件等，共99项材料。"},     # 99 is not in the source: rejected
             ensure_ascii=False)]
-        out = svc.guide("我要开办餐饮店", ["guides"])
+        out = svc.guide("我要开办餐饮店", ["guides"], principal=LOCAL_ADMIN)
     finally:
         svc.condense_over = 800
     assert len(kb_container.llm.calls) == 1
@@ -132,13 +132,14 @@ def test_condensing_asks_one_json_string_per_field_and_survives_a_backend_withou
     svc.condense_over = 200
     try:
         type(kb_container.llm)._generate = spy
-        out = svc.guide("我要开办餐饮店", ["guides"])        # nothing queued: the schema's minimal instance
+        out = svc.guide("我要开办餐饮店", ["guides"],
+                        principal=LOCAL_ADMIN)        # nothing queued: the schema's minimal instance
         schema = seen["json_schema"]["schema"]
         assert schema["type"] == "object" and set(schema["required"]) == set(schema["properties"])
         assert "办理条件" in schema["properties"] and schema["properties"]["办理条件"]["type"] == "string"
         assert out["document"]["condensed"] == []      # empty strings are no condensation: verbatim
         kb_container.llm.replies = ["【办理条件】\n取得营业执照。"]  # a backend that ignores response_format
-        out = svc.guide("我要开办餐饮店", ["guides"])
+        out = svc.guide("我要开办餐饮店", ["guides"], principal=LOCAL_ADMIN)
     finally:
         type(kb_container.llm)._generate = real
         svc.condense_over = 800
@@ -150,9 +151,9 @@ def test_guide_enforces_read_access_and_validates(svc):
         svc.guide("我要开办餐饮店", ["guides"], principal=Principal("r", "reader", ("other",)))
     assert svc.guide("我要开办餐饮店", ["guides"], principal=Principal("r", "reader", ("guides",)))["fields"]
     with pytest.raises(ValueError, match="request"):
-        svc.guide("  ", ["guides"])
+        svc.guide("  ", ["guides"], principal=LOCAL_ADMIN)
     with pytest.raises(ValueError, match="knowledge base"):
-        svc.guide("我要开办餐饮店", [])
+        svc.guide("我要开办餐饮店", [], principal=LOCAL_ADMIN)
 
 
 def test_field_of_headings():

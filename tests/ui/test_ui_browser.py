@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from assistant.services.access import LOCAL_ADMIN
 from assistant.settings import PROJECT_ROOT
 from ingest.loaders import SourceDocument
 
@@ -91,12 +92,12 @@ def build_app(container):
 
 def prepare_container(container, with_secret: bool = True) -> None:
     from assistant.demo import sample_documents
-    report = container.knowledge_bases.ingest_documents("samples", sample_documents())
+    report = container.knowledge_bases.ingest_documents("samples", sample_documents(), principal=LOCAL_ADMIN)
     assert report.ok, report.to_dict()
     if with_secret:
         container.knowledge_bases.ingest_documents("secret", [SourceDocument(
             "secret-1", "示范市星河计划实施方案", "secret.txt", SECRET_TEXT,
-            metadata={"agency": "示范市财政局", "date": "2025-01-01"})])
+            metadata={"agency": "示范市财政局", "date": "2025-01-01"})], principal=LOCAL_ADMIN)
     container.api_keys.create("ui-admin", "admin", ["*"], secret=ADMIN_KEY)
     container.api_keys.create("ui-reader", "reader", ["samples"], secret=READER_KEY)
 
@@ -320,7 +321,7 @@ def test_upload_files_and_see_them_listed(admin, app_server, tmp_path):
     admin.shot("knowledge-upload.png")
     page.get_by_role("tab", name="文档").click()
     page.wait_for_function("() => document.querySelector('#kb-docs').innerText.includes('延长周末窗口服务时间')")
-    docs = app_server.container.knowledge_bases.documents("samples")
+    docs = app_server.container.knowledge_bases.documents("samples", principal=LOCAL_ADMIN)
     assert any("延长周末窗口服务时间" in (d["title"] or "") for d in docs)
 
 
@@ -375,11 +376,13 @@ def test_create_a_knowledge_base_and_delete_a_document(admin, app_server):
     pick(page, "#kb-doc", "延长周末窗口服务时间")
     page.click("#kb-delete")                                    # not confirmed: nothing happens
     page.get_by_text("请先勾选").first.wait_for()
-    assert any("延长周末" in (d["title"] or "") for d in app_server.container.knowledge_bases.documents("samples"))
+    assert any("延长周末" in (d["title"] or "")
+               for d in app_server.container.knowledge_bases.documents("samples", principal=LOCAL_ADMIN))
     page.locator("#kb-confirm input").check()
     page.click("#kb-delete")
     page.get_by_text("已删除文档").first.wait_for()
-    assert not any("延长周末" in (d["title"] or "") for d in app_server.container.knowledge_bases.documents("samples"))
+    assert not any("延长周末" in (d["title"] or "")
+                   for d in app_server.container.knowledge_bases.documents("samples", principal=LOCAL_ADMIN))
     assert "延长周末窗口服务时间" not in page.inner_text("#kb-docs")
 
 

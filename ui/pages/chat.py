@@ -172,11 +172,11 @@ def build_filters(statuses: list[str] | None, agency: str | None, date_from: str
     return Filters.from_dict(data)
 
 
-def agencies(container, kbs: list[str]) -> list[str]:
+def agencies(container, kbs: list[str], principal) -> list[str]:
     found: set[str] = set()
     for kb in kbs or []:
         try:
-            for d in container.knowledge_bases.documents(kb):
+            for d in container.knowledge_bases.documents(kb, principal=principal):
                 if d["metadata"].get("agency"):
                     found.add(d["metadata"]["agency"])
         except Exception:  # noqa: BLE001 - a vanished KB just contributes nothing
@@ -245,7 +245,7 @@ def build(ctx: UIContext) -> None:
         return gr.update(choices=names, value=value)
 
     def on_kbs_change(principal, kbs):
-        return gr.update(choices=[""] + agencies(c, [k for k in kbs or [] if can_read(principal, k)]))
+        return gr.update(choices=[""] + agencies(c, [k for k in kbs or [] if can_read(principal, k)], principal))
 
     def ask(principal, message, history, hist_turns, kbs, statuses, agency_v, dfrom, dto):
         message = (message or "").strip()

@@ -115,7 +115,7 @@ def build(ctx: UIContext) -> None:
             if not can_read(principal, kb):
                 continue
             try:
-                for d in c.knowledge_bases.documents(kb):
+                for d in c.knowledge_bases.documents(kb, principal=principal):
                     if d.get("state") == "complete":
                         choices.append((f"{(d.get('title') or d['doc_id'])[:36]}（{kb}）", d["doc_id"]))
             except Exception:  # noqa: BLE001

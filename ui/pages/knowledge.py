@@ -193,7 +193,7 @@ def build(ctx: UIContext) -> None:
         if not name:
             return "暂无可访问的知识库。" + ("可在下方新建。" if principal and principal.role in ("admin", "editor") else "")
         try:
-            i = kbsvc.info(name)
+            i = kbsvc.info(name, principal=principal)
         except Exception as exc:  # noqa: BLE001
             return f"⚠️ {friendly(exc)}"
         by_status = "、".join(f"{k or '未标注'} {v}" for k, v in i.get("by_status", {}).items()) or "无"
@@ -209,7 +209,7 @@ def build(ctx: UIContext) -> None:
             note(outcome="denied")
             return "", [], gr.update(choices=[], value=None), ""
         try:
-            docs = kbsvc.documents(name) if name else []
+            docs = kbsvc.documents(name, principal=principal) if name else []
         except Exception as exc:  # noqa: BLE001
             note(outcome="error")
             return f"⚠️ {friendly(exc)}", [], gr.update(choices=[], value=None), ""
@@ -280,7 +280,7 @@ def build(ctx: UIContext) -> None:
         if not can_read(principal, name):
             raise denied(f"无权访问知识库 {name}。")
         try:
-            d = kbsvc.document(name, doc_id, with_chunks=True)
+            d = kbsvc.document(name, doc_id, with_chunks=True, principal=principal)
         except Exception as exc:  # noqa: BLE001
             raise fail(exc, "读取失败") from None
         return render_chunks(d)

@@ -56,7 +56,7 @@ def get_document(kb: KbPath, doc_id: DocPath, request: Request, principal: Princ
 @router.delete("/documents/{doc_id}", summary="Delete a document")
 def delete_document(kb: KbPath, doc_id: DocPath, request: Request, principal: Principal = Editor) -> dict[str, str]:
     note(request, kb=kb, sources=[doc_id])
-    get_container(request).knowledge_bases.delete_document(kb, doc_id, principal)
+    get_container(request).knowledge_bases.delete_document(kb, doc_id, principal=principal)
     return {"deleted": doc_id}
 
 

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/v1", tags=["feedback"])
 def add_feedback(body: FeedbackRequest, request: Request, principal: Principal = Reader) -> dict:
     note(request, answer_id=body.answer_id, outcome=body.rating)
     try:
-        return get_container(request).feedback.add(body.answer_id, body.rating, body.comment, principal)
+        return get_container(request).feedback.add(body.answer_id, body.rating, body.comment, principal=principal)
     except AnswerNotFound as exc:
         raise HTTPException(404, str(exc)) from None
 

@@ -15,25 +15,25 @@ KbPath = Annotated[str, Path(min_length=1, max_length=63, description="Knowledge
 
 @router.get("/kbs", summary="Knowledge bases this key may read")
 def list_kbs(request: Request, principal: Principal = Reader) -> list[dict[str, Any]]:
-    return get_container(request).knowledge_bases.list(principal)
+    return get_container(request).knowledge_bases.list(principal=principal)
 
 
 @router.post("/kbs", status_code=201, summary="Create a knowledge base")
 def create_kb(body: KbCreate, request: Request, principal: Principal = Editor) -> dict[str, Any]:
     note(request, kb=body.name)
-    return get_container(request).knowledge_bases.create(body.name, body.description, principal)
+    return get_container(request).knowledge_bases.create(body.name, body.description, principal=principal)
 
 
 @router.get("/kbs/{kb}", summary="Counts, validity breakdown and embedding model of a knowledge base")
 def kb_info(kb: KbPath, request: Request, principal: Principal = Reader) -> dict[str, Any]:
     note(request, kb=kb)
-    return get_container(request).knowledge_bases.info(kb, principal)
+    return get_container(request).knowledge_bases.info(kb, principal=principal)
 
 
 @router.delete("/kbs/{kb}", summary="Delete a knowledge base and all its documents (admin)")
 def delete_kb(kb: KbPath, request: Request, principal: Principal = Admin) -> dict[str, str]:
     note(request, kb=kb)
-    get_container(request).knowledge_bases.delete(kb, principal)
+    get_container(request).knowledge_bases.delete(kb, principal=principal)
     return {"deleted": kb}
 
 

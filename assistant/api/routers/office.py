@@ -29,7 +29,7 @@ def _generated(request: Request, out: dict) -> dict:
 def service_guide(body: GuideRequest, request: Request, principal: Principal = Reader) -> dict[str, Any]:
     kbs = readable_kbs(principal, body.selected_kbs())
     note(request, kb=kbs, question=body.request)
-    return _generated(request, get_container(request).service_guide.guide(body.request, kbs, principal))
+    return _generated(request, get_container(request).service_guide.guide(body.request, kbs, principal=principal))
 
 
 @router.post("/draft", summary="Draft a 通知 / 请示 / 报告 / 函 / 会议纪要 in GB/T 9704 element order, with citations")

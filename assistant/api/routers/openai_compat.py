@@ -35,7 +35,7 @@ def _models(request: Request, principal: Principal) -> list[dict]:
     c = get_container(request)
     data = [{"id": kb["name"], "object": "model", "created": _epoch(kb.get("created_at")), "owned_by": "gov-assistant",
              "kind": "knowledge_base", "description": kb.get("description", "")}
-            for kb in c.knowledge_bases.list(principal)]
+            for kb in c.knowledge_bases.list(principal=principal)]
     if c.settings.api.plain_llm:
         data.append({"id": PLAIN_MODEL, "object": "model", "created": 0, "owned_by": "gov-assistant", "kind": "llm",
                      "root": c.model_name, "description": "the model without retrieval (answers are not sourced)"})
