@@ -365,6 +365,10 @@ class Answerer:
             related = citations_of(hits, 3)
             if "first_token_ms" not in timings:     # nothing was streamed: the refusal is the whole reply
                 yield {"type": "token", "text": text}
+        elif "first_token_ms" not in timings:
+            # nothing was streamed (a markers-only reply, held as no content of its own): the quoted passage is
+            timings["first_token_ms"] = (time.perf_counter() - t_start) * 1000
+            yield {"type": "token", "text": text}
         yield {"type": "answer", "answer": Answer(question, text, refused, citations, standalone, timings, usage,
                                                   self.model_name, verification=verification.to_dict(),
                                                   related=related)}
@@ -431,6 +435,11 @@ class _SentenceGate:
         return out
 
     def _check(self, sentence: str) -> str:
+        if is_refusal(sentence) and sentence.strip():
+            # the model's own refusal states nothing to verify (its wording is in no passage): kept as it is
+            self.checks.append(SentenceCheck(sentence, [], True))
+            self.kept += sentence
+            return sentence
         check = check_sentence(sentence, self.evidences, self.all, self.question, self.min_support)
         self.checks.append(check)
         if not check.supported:

@@ -146,6 +146,14 @@ def _read_response(sock: socket.socket, timeout: float) -> bytes:
     return data
 
 
+def answered(sock: socket.socket) -> bool:
+    """The server has sent something (or hung up). poll, not select: a long test session holds more than
+    FD_SETSIZE (1024) descriptors, which select() refuses."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLHUP | select.POLLERR)
+    return bool(poller.poll(0))
+
+
 def exchange(port: int, request_head: bytes, body: Iterable[bytes] = (), pause_s: float = 0.0,
              timeout: float = 10.0) -> RawResponse:
     """Send the head, then body pieces (pause_s between them) until the server answers or hangs up; read the
@@ -156,16 +164,14 @@ def exchange(port: int, request_head: bytes, body: Iterable[bytes] = (), pause_s
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)
         for piece in pieces:
-            readable, _, _ = select.select([sock], [], [], 0)
-            if readable:
+            if answered(sock):
                 break
             try:
                 sock.sendall(piece)
             except (BrokenPipeError, ConnectionResetError, socket.timeout):
                 break
         for piece in body:
-            readable, _, _ = select.select([sock], [], [], 0)
-            if readable:
+            if answered(sock):
                 break
             try:
                 sock.sendall(piece)
