@@ -77,7 +77,8 @@ class Container:
     @cached_property
     def pipeline(self):
         from ingest.pipeline import IngestPipeline
-        return IngestPipeline(self.store, _LazyEmbeddings(self), self.settings.chunking, self.embedding_name)
+        return IngestPipeline(self.store, _LazyEmbeddings(self), self.settings.chunking, self.embedding_name,
+                              self.settings.ingest)
 
     @cached_property
     def knowledge_bases(self):

@@ -502,7 +502,7 @@ class SummarizeService:
             yield str(Path(p.source).resolve()), p, None
         for path in files:
             try:
-                for item in load_file(path):
+                for item in load_file(path, limits=self.settings.ingest):   # the ingest guards, as configured
                     if isinstance(item, LoadError):  # a bad .jsonl line: "path:line"
                         yield f"{path.resolve()}:{item.source.rsplit(':', 1)[-1]}", item, None
                     elif path.suffix.lower() == ".jsonl":

@@ -17,7 +17,7 @@ from ui.common import (ROLE_NAMES, Refresher, UIContext, can_read, denied, esc, 
 from ui.session import note
 
 RESULT_NAMES = {"added": "✅ 新增", "replaced": "🔄 已更新", "unchanged": "➖ 未变化", "duplicate": "⚠️ 重复",
-                "failed": "❌ 失败"}
+                "failed": "❌ 失败", "skipped": "⏭️ 已跳过"}
 DOC_HEADERS = ["标题", "文号", "发文机关", "成文日期", "效力", "类型", "分块", "入库时间"]
 KB_HEADERS = ["名称", "说明", "文档数", "分块数", "向量模型", "创建时间"]
 UPLOAD_HEADERS = ["文件", "结果", "分块", "标题", "说明"]
