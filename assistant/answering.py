@@ -414,6 +414,7 @@ class _SentenceGate:
         # substantive one; an answer of nothing else is no answer
         self.pending = ""
         self.substantive = 0
+        self.seen: set[str] = set()
 
     def feed(self, text: str) -> str:
         self.buffer += text
@@ -435,6 +436,10 @@ class _SentenceGate:
         return out
 
     def _check(self, sentence: str) -> str:
+        key = _REPEAT_KEY.sub("", sentence)
+        if len(key) >= 8 and key in self.seen:
+            return ""                        # a small model looping ("1. X 2. X 3. X"): said once is enough
+        self.seen.add(key)
         if is_refusal(sentence) and sentence.strip():
             # the model's own refusal states nothing to verify (its wording is in no passage): kept as it is
             self.checks.append(SentenceCheck(sentence, [], True))
@@ -458,5 +463,7 @@ class _SentenceGate:
         return bool(self.min_support) and self.substantive == 0
 
 
+# what two sentences must share to be the same one said again: all but list numbers, markers and spacing
+_REPEAT_KEY = re.compile(r"^\s*(?:\d{1,2}|[一二三四五六七八九十]{1,3})[.、．)）]\s*|\[\d{1,2}\]|\s+|\*+")
 # a sentence end, then any [n] markers; complete once something other than a marker follows
 _SENTENCE_END = re.compile(r"[。！？!?\n]+(?:\s*\[\d{1,2}\])*(?!\s*\[)")

@@ -67,8 +67,9 @@ def ask(ctx: RunContext, question: str, kb: str, record: dict, gold_answer: str 
     if not answer.refused:
         # checked apart from the product's own verification: the final text against its passages as the prompt
         # showed them (text, and the header's title, 文号, 发文机关, date and status)
-        evidence = Evidence.of(*(f"{c.label} {' '.join(str(c.metadata.get(k) or '') for k in _HEADER)} {c.text}"
-                                 for c in answer.citations))
+        # (and the question: a figure the user stated is repeated, not invented)
+        evidence = Evidence.of(question, *(f"{c.label} {' '.join(str(c.metadata.get(k) or '') for k in _HEADER)} "
+                                           f"{c.text}" for c in answer.citations))
         am["unsupported_figures"] = sum(a.is_figure for a in unsupported_atoms(answer.answer, evidence))
     am["removed_sentences"] = int((getattr(answer, "verification", None) or {}).get("removed", 0))
     if gold_answer:

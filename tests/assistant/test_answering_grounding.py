@@ -161,6 +161,13 @@ def test_min_support_removes_invented_wording_and_holds_restatements_for_a_subst
     assert not quoted.refused and "出生医学证明原件" in quoted.answer
 
 
+def test_a_looping_answer_says_each_sentence_once(qa):
+    qa.llm.replies.append("新生儿入户需要以下材料：[1]\n1. 出生医学证明原件[1]。\n2. 出生医学证明原件[1]。\n"
+                          "3. 父母双方户口簿和居民身份证[1]。\n4. 出生医学证明原件[1]。")
+    a = qa.qa.ask("新生儿入户需要哪些材料？", ["kb"], principal=LOCAL_ADMIN)
+    assert not a.refused and a.answer.count("出生医学证明原件") == 1 and "户口簿" in a.answer
+
+
 def test_answer_kinds_on_hand_checked_questions():
     from assistant.grounding.answer_type import asked_kind, states
     cases = {"发行规模是多少？": "金额", "补贴标准是多少元？": "金额", "办理时限是多久？": "期限", "几个工作日办结？": "期限",
