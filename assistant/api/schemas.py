@@ -90,7 +90,12 @@ class SentenceCheckOut(BaseModel):
     unsupported: list[str] = Field(default_factory=list, description="The atoms the passages lack, as written, "
                                                                      "e.g. [\"10亿元\"].")
     kinds: list[str] = Field(default_factory=list, description="Their kinds: amount, percent, date, number, "
-                                                               "doc_number, article, document, place, agency.")
+                                                               "doc_number, article, document, place, agency; "
+                                                               "content when its wording is not in its passages.")
+    support: float | None = Field(None, description="Share of the sentence's own wording (not repeated from the "
+                                                    "question) found in its passages; null: none of its own.")
+    own: int = Field(0, description="How many character bigrams of its own it has (judged by wording from 6 up).")
+    added_cites: list[int] = Field(default_factory=list, description="Markers added: the passage that states it.")
 
 
 class VerificationOut(BaseModel):

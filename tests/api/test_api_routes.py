@@ -109,6 +109,7 @@ def test_ask_invented_figure_is_removed_and_refused(api):
     assert v["reason"] == "unsupported" and v["removed"] == 1
     assert v["sentences"][0]["unsupported"] == ["10亿元"] and v["sentences"][0]["supported"] is False
     assert v["sentences"][0]["kinds"] == ["amount"] and "10亿元" not in body["answer"]
+    assert {"support", "own", "added_cites"} <= set(v["sentences"][0])       # the wording check, machine-readable
 
 
 def test_ask_judged_unanswerable_is_refused(judged):
