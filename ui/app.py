@@ -23,6 +23,7 @@ from ui.auth import KeyAuthenticator, Login, LoginError, PrincipalResolver  # no
 from ui.common import ROLE_NAMES, UIContext, esc  # noqa: E402
 from ui.session import audit  # noqa: E402
 from ui.theme import CSS, build_theme  # noqa: E402
+from ui.upload_gate import SET_COOKIE_JS, UploadGate, UploadTickets  # noqa: E402
 
 UI_PATH = "/ui"
 TITLE = "政务大模型助手"
@@ -53,7 +54,9 @@ def build_ui(container: Any, principal_resolver: PrincipalResolver | None = None
     from ui.pages import chat, drafting, evaluation, knowledge, summarize
 
     login = login or Login(container, principal_resolver, key_authenticator)
+    tickets = UploadTickets(login.still_valid)
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 86400), fill_width=True) as demo:
+        demo.upload_tickets = tickets            # mount_ui puts the gate in front of Gradio's upload route
         principal = gr.State(None)
         ctx = UIContext(container, principal, login.still_valid)
         with gr.Row(equal_height=True, elem_id="top-bar"):
@@ -86,9 +89,11 @@ def build_ui(container: Any, principal_resolver: PrincipalResolver | None = None
                 with gr.Tab("评测", id="eval", elem_id="tab-eval"):
                     evaluation.build(ctx)
 
+        ticket = gr.Textbox(visible=False, elem_id="upload-ticket")
+
         def signed_in(p):
             return (p, gr.update(visible=False), gr.update(visible=True), _badge(p), gr.update(visible=True), "",
-                    "", "")
+                    "", "", demo.upload_tickets.issue(p))
 
         def attempt(how, request, *credentials):
             try:
@@ -96,7 +101,7 @@ def build_ui(container: Any, principal_resolver: PrincipalResolver | None = None
             except LoginError as exc:
                 audit(container, "-", "ui.login", "denied", request)
                 return (gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
-                        f'<div class="notice err">{esc(exc)}</div>', gr.skip(), gr.skip())
+                        f'<div class="notice err">{esc(exc)}</div>', gr.skip(), gr.skip(), gr.skip())
             audit(container, p, "ui.login", "ok", request)
             return signed_in(p)
 
@@ -106,11 +111,14 @@ def build_ui(container: Any, principal_resolver: PrincipalResolver | None = None
         def do_password(user, pw, request: gr.Request):
             return attempt(login.with_password, request, user, pw)
 
-        outputs = [principal, login_box, main_box, badge, logout, login_msg, key, password]
+        outputs = [principal, login_box, main_box, badge, logout, login_msg, key, password, ticket]
         for trigger, fn, inputs in ((key_btn.click, do_key, [key]), (key.submit, do_key, [key]),
                                     (pw_btn.click, do_password, [username, password]),
                                     (password.submit, do_password, [username, password])):
-            ctx.logged_in(ctx.bind(trigger, fn, inputs, outputs, show_progress="minimal"))
+            event = ctx.bind(trigger, fn, inputs, outputs, show_progress="minimal")
+            # Gradio's upload route needs the login's ticket (ui/upload_gate.py): the browser keeps it as a cookie
+            event.then(None, [ticket], None, js=SET_COOKIE_JS, api_visibility="private")
+            ctx.logged_in(event)
         ctx.finish()
         # a fresh page is a fresh session: every page's state (chat history, last answer) goes with it
         def logout_session(p):
@@ -122,9 +130,11 @@ def build_ui(container: Any, principal_resolver: PrincipalResolver | None = None
 
 
 def mount_ui(app, container: Any, path: str = UI_PATH, principal_resolver: PrincipalResolver | None = None,
-             key_authenticator: KeyAuthenticator | None = None):
-    """Mount the UI into a FastAPI app at `path` and return the app."""
-    blocks = build_ui(container, principal_resolver, key_authenticator)
+             key_authenticator: KeyAuthenticator | None = None, login: Login | None = None):
+    """Mount the UI into a FastAPI app at `path` and return the app (`login`: tests pass their own policy)."""
+    blocks = build_ui(container, principal_resolver, key_authenticator, login)
+    app.state.ui_upload_tickets = blocks.upload_tickets
+    app.add_middleware(UploadGate, tickets=blocks.upload_tickets, prefix=path)
     max_mb = getattr(getattr(container.settings, "api", None), "max_upload_mb", 50)
     return gr.mount_gradio_app(app, blocks, path=path, footer_links=[], theme=build_theme(), css=CSS,
                                ssr_mode=False, show_error=True, max_file_size=f"{max_mb}mb", pwa=False,
