@@ -23,7 +23,7 @@ from ui.auth import KeyAuthenticator, Login, LoginError, PrincipalResolver  # no
 from ui.common import ROLE_NAMES, UIContext, esc  # noqa: E402
 from ui.session import audit  # noqa: E402
 from ui.theme import CSS, build_theme  # noqa: E402
-from ui.upload_gate import SET_COOKIE_JS, UploadGate, UploadTickets  # noqa: E402
+from ui.upload_gate import CLEAR_COOKIE_JS, SET_COOKIE_JS, UploadGate, UploadTickets  # noqa: E402
 
 UI_PATH = "/ui"
 TITLE = "政务大模型助手"
@@ -121,11 +121,12 @@ def build_ui(container: Any, principal_resolver: PrincipalResolver | None = None
             ctx.logged_in(event)
         ctx.finish()
         # a fresh page is a fresh session: every page's state (chat history, last answer) goes with it
-        def logout_session(p):
-            return None
+        def logout_session(p, t):
+            demo.upload_tickets.revoke(t)       # this login's uploads end with it (other tabs keep theirs)
+            return None, ""
 
-        ctx.bind(logout.click, logout_session, [principal], [principal]).then(
-            None, js="() => { window.location.reload(); }", api_visibility="private")
+        ctx.bind(logout.click, logout_session, [principal, ticket], [principal, ticket]).then(
+            None, js="() => { " + CLEAR_COOKIE_JS + " window.location.reload(); }", api_visibility="private")
     return demo
 
 

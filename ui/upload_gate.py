@@ -15,6 +15,7 @@ COOKIE = "gov_ui_upload"
 # the browser sets it right after a login (Gradio event js): no server round trip, no Set-Cookie from a websocket
 SET_COOKIE_JS = ("(t) => { if (t) { document.cookie = '" + COOKIE + "=' + t + '; path=/; SameSite=Strict'; } "
                  "return t; }")
+CLEAR_COOKIE_JS = "document.cookie = '" + COOKIE + "=; path=/; max-age=0; SameSite=Strict';"
 
 
 class UploadTickets:
@@ -28,6 +29,10 @@ class UploadTickets:
         with self._lock:
             self._by_token[token] = principal
         return token
+
+    def revoke(self, token: str | None) -> None:
+        with self._lock:
+            self._by_token.pop(token or "", None)
 
     def principal(self, token: str | None) -> Principal | None:
         with self._lock:

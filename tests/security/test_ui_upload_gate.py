@@ -27,6 +27,9 @@ def test_gradio_uploads_need_a_live_login_ticket(tmp_path):
         client.cookies.set(COOKIE, app.state.ui_upload_tickets.issue(login.with_key(secret, "127.0.0.1")))
         ok = client.post(UPLOAD, files=files)
         assert ok.status_code == 200 and ok.json()[0].endswith("通知.txt")
+        other = app.state.ui_upload_tickets.issue(login.with_key(secret, "127.0.0.1"))
+        app.state.ui_upload_tickets.revoke(other)                              # a logout ends its own ticket only
+        assert client.post(UPLOAD, files=files).status_code == 200
         c.api_keys.revoke(rec["id"])
         assert client.post(UPLOAD, files=files).status_code == 401
         assert client.get("/ui/").status_code == 200                           # the page itself stays public
