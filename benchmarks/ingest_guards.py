@@ -72,12 +72,17 @@ def main() -> None:
     from assistant.services.access import LOCAL_ADMIN
 
     peak = PeakRss()
-    if args.case == "bomb":
-        path = fx.bomb_docx(tmp / "bomb.docx", args.mb)
+
+    def ingest_watched(path):
+        """One file into a fresh KB under the watchdog → (report, start time)."""
         c = container(tmp / "data")
         t0 = time.perf_counter()
         watchdog(args.timeout, peak, t0)
-        report = c.knowledge_bases.ingest_paths("bench", [path], principal=LOCAL_ADMIN)
+        return c.knowledge_bases.ingest_paths("bench", [path], principal=LOCAL_ADMIN), t0
+
+    if args.case == "bomb":
+        path = fx.bomb_docx(tmp / "bomb.docx", args.mb)
+        report, t0 = ingest_watched(path)
         out = {"file_mib": round(path.stat().st_size / 2**20, 2), "declared_mib": args.mb,
                "result": [(r.status, r.message) for r in report.results]}
     elif args.case == "large-txt":
@@ -88,10 +93,7 @@ def main() -> None:
             while f.tell() < args.mb * 2**20:
                 f.write("".join(line.format(i + k) for k in range(1000)))
                 i += 1000
-        c = container(tmp / "data")
-        t0 = time.perf_counter()
-        watchdog(args.timeout, peak, t0)
-        report = c.knowledge_bases.ingest_paths("bench", [path], principal=LOCAL_ADMIN)
+        report, t0 = ingest_watched(path)
         out = {"file_mib": round(path.stat().st_size / 2**20, 1), "chunks": report.chunks,
                "result": [(r.status, r.message) for r in report.results]}
     elif args.case == "overhead":

@@ -154,6 +154,25 @@ def answered(sock: socket.socket) -> bool:
     return bool(poller.poll(0))
 
 
+def _send(sock: socket.socket, pieces: Iterable[bytes], pause_s: float = 0.0,
+          deadline: float | None = None) -> tuple[int, bool]:
+    """Send pieces until the server answers or hangs up → (bytes sent, whether it stopped before the end)."""
+    sent = 0
+    for piece in pieces:
+        if answered(sock):
+            return sent, True
+        try:
+            sock.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+            return sent, True
+        sent += len(piece)
+        if pause_s:
+            time.sleep(pause_s)
+        if deadline is not None and time.monotonic() > deadline:
+            return sent, True
+    return sent, False
+
+
 def exchange(port: int, request_head: bytes, body: Iterable[bytes] = (), pause_s: float = 0.0,
              timeout: float = 10.0) -> RawResponse:
     """Send the head, then body pieces (pause_s between them) until the server answers or hangs up; read the
@@ -163,25 +182,9 @@ def exchange(port: int, request_head: bytes, body: Iterable[bytes] = (), pause_s
     pieces = [request_head[i:i + 65536] for i in range(0, len(request_head), 65536)]   # the head may be huge too
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)
-        for piece in pieces:
-            if answered(sock):
-                break
-            try:
-                sock.sendall(piece)
-            except (BrokenPipeError, ConnectionResetError, socket.timeout):
-                break
-        for piece in body:
-            if answered(sock):
-                break
-            try:
-                sock.sendall(piece)
-            except (BrokenPipeError, ConnectionResetError, socket.timeout):
-                break
-            sent += len(piece)
-            if pause_s:
-                time.sleep(pause_s)
-            if time.monotonic() - start > timeout:
-                break
+        stopped = _send(sock, pieces)[1]
+        if not stopped:
+            sent = _send(sock, body, pause_s, start + timeout)[0]
         raw = _read_response(sock, timeout)
     status, headers, payload = _parse(raw)
     return RawResponse(status, headers, payload, sent, time.monotonic() - start)
