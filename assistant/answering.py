@@ -366,7 +366,7 @@ class Answerer:
             if "first_token_ms" not in timings:     # nothing was streamed: the refusal is the whole reply
                 yield {"type": "token", "text": text}
         elif "first_token_ms" not in timings:
-            # nothing was streamed (a markers-only reply, held as no content of its own): the quoted passage is
+            # nothing was streamed (a markers-only reply has no wording of its own): the quoted passage goes out
             timings["first_token_ms"] = (time.perf_counter() - t_start) * 1000
             yield {"type": "token", "text": text}
         yield {"type": "answer", "answer": Answer(question, text, refused, citations, standalone, timings, usage,
