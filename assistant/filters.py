@@ -1,4 +1,5 @@
-"""Metadata filters shared by both retrievers: one definition, two renderings (Chroma `where`, Python predicate).
+"""Metadata filters shared by both retrievers: one definition, three renderings (Chroma `where` for dense, an SQL
+condition over the catalog's chunk rows for lexical search, a Python predicate).
 
 Validity is a hard filter: unless the caller names statuses, only `retrieval.default_status` is retrieved.
 A filter that matches nothing returns nothing.
@@ -10,6 +11,9 @@ from dataclasses import dataclass, field, fields, replace
 
 STATUSES = ("现行有效", "已废止", "历史版本", "已被修改", "尚未生效")
 ANY = "*"
+
+
+_SQL_OPS = {"$eq": "=", "$gte": ">=", "$lte": "<="}
 
 
 class FilterError(ValueError):
@@ -111,6 +115,23 @@ class Filters:
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else {"$and": parts}
+
+    def to_sql(self, column: str = "c.metadata") -> tuple[str, list]:
+        """The condition over a JSON metadata column, and its parameters: what `matches` keeps (a missing key
+        matches nothing; json_extract keeps JSON types, so "2020" is not 2020, as in Python). Keys are passed as
+        parameters too (JSON paths quoted), values never enter the SQL text."""
+        parts: list[str] = []
+        args: list = []
+        for key, op, value in self._conditions():
+            field_sql = f"json_extract({column}, ?)"
+            args.append(f'$."{key}"')
+            if op == "$in":
+                parts.append(f"{field_sql} IN ({','.join('?' * len(value))})")
+                args += list(value)
+            else:
+                parts.append(f"{field_sql} {_SQL_OPS[op]} ?")
+                args.append(value)
+        return (" AND ".join(parts) or "1"), args
 
     def matches(self, meta: dict) -> bool:
         for key, op, value in self._conditions():

@@ -1,4 +1,7 @@
-"""Hybrid retrieval: BM25 (jieba) ‖ dense (Chroma) → reciprocal rank fusion → optional rerank.
+"""Hybrid retrieval: BM25 (jieba tokens, SQLite FTS5) ‖ dense (Chroma) → reciprocal rank fusion → optional rerank.
+
+Vectors fill in behind a document's commit: dense ranks cover the chunks that have one, and a result reports the
+share of the searched chunks that do (vector_share).
 
 ACL is applied by the caller choosing `kbs` (services pass only knowledge bases the principal may read);
 filters (validity first) are applied inside both retrievers before ranking, so nothing filtered out can
@@ -18,7 +21,7 @@ from pydantic import ConfigDict
 
 from assistant.components.rerank import Reranker
 from assistant.components.store import KnowledgeStore
-from assistant.components.store.bm25 import tokenize
+from assistant.components.store.tokens import tokenize
 from assistant.filters import Filters
 from assistant.settings import RetrievalSettings, RerankSettings
 
@@ -61,6 +64,7 @@ class Hit:
 class SearchResult:
     hits: list[Hit]
     timings: dict[str, float] = field(default_factory=dict)
+    vector_share: float = 1.0     # of the searched knowledge bases' chunks, the share dense retrieval could find
 
 
 def query_terms(query: str) -> set[str]:
@@ -91,7 +95,7 @@ class HybridSearcher:
         if mode in ("hybrid", "bm25"):
             for kb in kbs:
                 bm25_lists += [(kb, cid, sc) for cid, sc in
-                               self.store.bm25.index(kb).search(q_tokens, s.candidates, flt.matches)]
+                               self.store.bm25.index(kb).search(q_tokens, s.candidates, flt)]
             bm25_lists.sort(key=lambda x: -x[2])
         timings["bm25_ms"] = (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
@@ -134,7 +138,14 @@ class HybridSearcher:
                     h.rerank_score = sc
                 resolved.sort(key=lambda h: -h.rerank_score)
                 timings["rerank_ms"] = (time.perf_counter() - t0) * 1000
-        return SearchResult(resolved[:top_k], timings)
+        return SearchResult(resolved[:top_k], timings, self.vector_share(kbs))
+
+    def vector_share(self, kbs: list[str]) -> float:
+        total = pending = 0
+        for kb in kbs:
+            n, p = self.store.catalog.vector_counts(kb)
+            total, pending = total + n, pending + p
+        return round(1 - pending / total, 4) if total else 1.0
 
     def _resolve(self, pool: list[Hit], query: str) -> list[Hit]:
         """Attach text and metadata from the catalog; vectors of uncommitted documents (orphans) drop out here."""

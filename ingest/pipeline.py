@@ -1,11 +1,16 @@
-"""Ingestion pipeline: SourceDocument → metadata → chunks → embeddings → store, atomically per document.
+"""Ingestion pipeline: SourceDocument → metadata → chunks → store, atomically per document; vectors behind.
 
-Per document, under the knowledge base's write lock (store/locks.py: threads and processes, released between
-documents): the unchanged / duplicate checks, mark the document pending, then batches of ingest.write_batch chunks:
-embed, stage the rows, write the vectors under new content-addressed chunk ids; then commit the staged rows and the
-state in one transaction, and only then drop the previous version's vectors. A failure discards what the write left;
-a crash (kill -9) leaves the old version or the new one visible, never half a document, and the next writer discards
-the dead one's staged vectors (recover). A re-run completes it.
+Text stage, per document under the knowledge base's write lock (store/locks.py: threads and processes, released
+between documents): the unchanged / duplicate checks, mark the document pending, stage its rows (with their jieba
+tokens) in batches of ingest.write_batch, then commit rows, lexical index and state in one transaction: the
+document is searchable by BM25 from that moment; the previous version's vectors go. A failure discards the staged
+rows; a crash (kill -9) leaves the old version or the new one visible, never half a document.
+
+Vector stage (fill_vectors, the embedding worker): the catalog lists the committed chunks still without a vector;
+the worker embeds a batch of them outside the write lock (a large document no longer holds it while it is
+embedded), then, under it, writes the vectors of those chunks that are still committed (a replace or a delete
+meanwhile drops the rest) and marks them. A crash or a restart loses at most one batch of work: the next worker
+(the next ingest, `kb embed`) resumes from the catalog. One worker per knowledge base (store.embed_locks).
 """
 from __future__ import annotations
 
@@ -18,8 +23,8 @@ from typing import Callable, Iterable
 from langchain_core.embeddings import Embeddings
 
 from assistant.components.store import KnowledgeStore
-from assistant.components.store.bm25 import tokenize
 from assistant.components.store.catalog import ChunkRecord, DuplicateContent
+from assistant.components.store.tokens import tokenize
 from assistant.filters import STATUSES, FilterError, date_to_int
 from assistant.progress import Progress, no_progress
 from assistant.settings import ChunkingSettings, IngestSettings
@@ -44,14 +49,29 @@ class DocResult:
     message: str = ""
     seconds: float = 0.0
     title: str = ""
+    pending_vectors: int = 0   # chunks searchable by BM25, waiting for their vectors (when the text stage ended)
+
+
+@dataclass
+class VectorReport:
+    kb: str
+    written: int = 0           # vectors written by this worker
+    skipped: int = 0           # embedded, then not written: the chunk was replaced or deleted meanwhile
+    pending: int = 0           # chunks of the knowledge base still without a vector when it stopped
+    seconds: float = 0.0
+    error: str = ""            # why it stopped early (the text stage stands; the next worker resumes)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "seconds": round(self.seconds, 2)}
 
 
 @dataclass
 class IngestReport:
     kb: str
     results: list[DocResult] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0       # the text stage: every document searchable by BM25 after it
     notes: list[str] = field(default_factory=list)     # what the run repaired before it began
+    vectors: VectorReport | None = None                # the vector stage, when the caller waited for it
 
     @property
     def counts(self) -> dict[str, int]:
@@ -70,7 +90,8 @@ class IngestReport:
 
     def to_dict(self) -> dict:
         return {"kb": self.kb, "ok": self.ok, "counts": self.counts, "chunks": self.chunks,
-                "seconds": round(self.seconds, 2), "results": [asdict(r) for r in self.results], "notes": self.notes}
+                "seconds": round(self.seconds, 2), "results": [asdict(r) for r in self.results], "notes": self.notes,
+                "vectors": self.vectors.to_dict() if self.vectors else None}
 
 
 class DocumentError(ValueError):
@@ -126,8 +147,8 @@ class IngestPipeline:
 
     def ingest_document(self, kb: str, doc: SourceDocument,
                         on_batch: Callable[[int, int], None] | None = None) -> DocResult:
-        """Store one document under the knowledge base's write lock; on_batch(chunks written, chunks) after
-        each batch of ingest.write_batch chunks."""
+        """The text stage of one document, under the knowledge base's write lock: searchable by BM25 when it
+        returns, its vectors pending; on_batch(chunks staged, chunks) after each batch of ingest.write_batch."""
         t0 = time.perf_counter()
         catalog = self.store.catalog
         try:
@@ -149,7 +170,7 @@ class IngestPipeline:
             old_ids = catalog.document_chunk_ids(kb, doc.doc_id) if existing else set()
             catalog.mark_pending(kb, doc.doc_id, content_hash, meta["title"], doc.source, meta, doc.path)
             try:
-                new_ids = self._write_batches(kb, doc, meta, content_hash, chunks, has_passage, on_batch)
+                new_ids = self._stage_batches(kb, doc, meta, content_hash, chunks, has_passage, on_batch)
                 catalog.commit_document(kb, doc.doc_id, content_hash, meta["title"], doc.source, meta, doc.path)
             except DuplicateContent as exc:      # another writer committed this content first
                 self.discard_uncommitted(kb, doc.doc_id)
@@ -157,13 +178,11 @@ class IngestPipeline:
             except BaseException:
                 self.discard_uncommitted(kb, doc.doc_id)
                 raise
-            self.store.vectors.delete_document(kb, doc.doc_id, keep=new_ids)
-            self.store.bm25.apply(kb, removed=sorted(old_ids - new_ids),
-                                  added=catalog.iter_document_chunks(kb, doc.doc_id),
-                                  new_version=catalog.kb_version(kb))
+            if old_ids:    # the previous version's chunks left the catalog with the commit: their vectors go too
+                self.store.vectors.delete_document(kb, doc.doc_id, keep=new_ids)
         # a document left pending by a crash had no visible version: completing it adds it
         return DocResult(doc.source, doc.doc_id, "replaced" if old_ids else "added", len(chunks),
-                         seconds=time.perf_counter() - t0, title=meta["title"])
+                         seconds=time.perf_counter() - t0, title=meta["title"], pending_vectors=len(new_ids))
 
     def _chunks(self, doc: SourceDocument, meta: dict) -> tuple[list[Chunk], bool]:
         """The document's chunks, the 文件信息 passage last when it has one (the bool)."""
@@ -180,18 +199,17 @@ class IngestPipeline:
             chunks.append(Chunk(text=passage, heading_path=[META_HEADING], position=len(chunks)))
         return chunks, passage is not None
 
-    def _write_batches(self, kb: str, doc: SourceDocument, meta: dict, content_hash: str, chunks: list[Chunk],
+    def _stage_batches(self, kb: str, doc: SourceDocument, meta: dict, content_hash: str, chunks: list[Chunk],
                        has_passage: bool, on_batch: Callable[[int, int], None] | None) -> set[str]:
-        """Embed and write the chunks a batch at a time (rows staged before their vectors), so memory stays
-        flat however long the document; the new chunk ids."""
+        """Stage the chunk rows a batch at a time, so memory stays flat however long the document; the new
+        chunk ids."""
         step = max(self.limits.write_batch, 1)
         new_ids: set[str] = set()
         for start in range(0, len(chunks), step):
-            records, search_texts = [], []
+            records = []
             for pos in range(start, min(start + step, len(chunks))):
                 ch = chunks[pos]
                 heading = format_heading_path(meta["title"], ch.heading_path)
-                search_text = f"{heading}\n{ch.text}"
                 cmeta = {**meta, "kb": kb, "doc_id": doc.doc_id, "position": pos, "heading": heading,
                          "source": doc.source}
                 if ch.article:
@@ -199,16 +217,43 @@ class IngestPipeline:
                 if has_passage and pos == len(chunks) - 1:
                     cmeta["passage"] = META_PASSAGE
                 records.append(ChunkRecord(f"{doc.doc_id}#{content_hash[:8]}#{pos:04d}", doc.doc_id, pos, ch.text,
-                                           tokenize(search_text), cmeta))
-                search_texts.append(search_text)
-            vectors = self.embeddings.embed_documents(search_texts)
+                                           tokenize(embedding_text(heading, ch.text)), cmeta))
             self.store.catalog.stage_chunks(kb, doc.doc_id, records)
-            ids = [r.chunk_id for r in records]
-            self.store.vectors.upsert(kb, ids, vectors, [r.metadata for r in records], [r.text for r in records])
-            new_ids.update(ids)
+            new_ids.update(r.chunk_id for r in records)
             if on_batch:
                 on_batch(len(new_ids), len(chunks))
         return new_ids
+
+    def fill_vectors(self, kb: str, progress: Progress = no_progress) -> VectorReport:
+        """The embedding worker: embed every committed chunk of the knowledge base that lacks a vector, a batch
+        of ingest.write_batch at a time, outside the write lock; write each batch under it."""
+        catalog, report, t0 = self.store.catalog, VectorReport(kb), time.perf_counter()
+        step = max(self.limits.write_batch, 1)
+        waiting = lambda: progress("vectors", 0, None, "waiting for another process's embedding worker")  # noqa: E731
+        with self.store.embed_locks.hold(kb, on_wait=waiting):
+            after, done = 0, 0
+            while True:
+                rows = catalog.unembedded(kb, step, after)
+                if not rows:
+                    break
+                after = rows[-1]["rowid"]
+                progress("vectors", done, done + catalog.vector_counts(kb)[1], rows[0]["metadata"].get("title", ""))
+                vectors = self.embeddings.embed_documents(
+                    [embedding_text(r["metadata"].get("heading", ""), r["text"]) for r in rows])
+                with self.store.writer(kb):
+                    live = catalog.still_unembedded(kb, [r["chunk_id"] for r in rows])
+                    keep = [i for i, r in enumerate(rows) if r["chunk_id"] in live]
+                    if keep:
+                        self.store.vectors.upsert(kb, [rows[i]["chunk_id"] for i in keep], [vectors[i] for i in keep],
+                                                  [rows[i]["metadata"] for i in keep], [rows[i]["text"] for i in keep])
+                        catalog.set_embedded(kb, [rows[i]["chunk_id"] for i in keep])
+                report.written += len(keep)
+                report.skipped += len(rows) - len(keep)
+                done += len(rows)
+            report.pending = catalog.vector_counts(kb)[1]
+            progress("vectors", done, done + report.pending, "")
+        report.seconds = time.perf_counter() - t0
+        return report
 
     def discard_uncommitted(self, kb: str, doc_id: str) -> int:
         """Remove what a write of doc_id left before its commit (staged rows, their vectors); the number of
@@ -253,7 +298,6 @@ class IngestPipeline:
                 report.results.append(result)
                 progress("ingest", len(report.results), total, result.title or result.source)
         finally:
-            self.store.bm25.flush(kb)
             report.seconds = time.perf_counter() - t0
         return report
 
@@ -283,6 +327,11 @@ class IngestPipeline:
         report = self.ingest_documents(kb, items(), total=total, progress=progress)
         report.results += [DocResult(s.source, None, "skipped", message=s.message) for s in found.skipped]
         return report
+
+
+def embedding_text(heading: str, text: str) -> str:
+    """What a chunk is embedded (and tokenized) as: its heading path line, then its text."""
+    return f"{heading}\n{text}"
 
 
 def _count_lines(path: Path) -> int:

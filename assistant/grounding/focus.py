@@ -2,7 +2,7 @@
 Shorter prompts prefill faster on CPU and leave the small model less unrelated text to copy."""
 from __future__ import annotations
 
-from assistant.components.store.bm25 import tokenize
+from assistant.components.store.tokens import tokenize
 from ingest.chunking import split_sentences
 
 

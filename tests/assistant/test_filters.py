@@ -1,4 +1,5 @@
-"""Metadata filters: parsing errors name the field; the Chroma `where` rendering and the Python predicate agree;
+"""Metadata filters: parsing errors name the field; the Chroma `where`, the SQL condition (lexical search) and the
+Python predicate agree;
 a filter that matches nothing returns nothing from either retriever (never fails open)."""
 from __future__ import annotations
 
@@ -64,6 +65,22 @@ def test_chroma_where_agrees_with_predicate(container):
         where = flt.to_where()
         chroma = set(col.get(where=where, include=[])["ids"]) if where else set(ids)
         assert chroma == expected, (items, where)
+
+
+def test_sql_condition_agrees_with_predicate():
+    """The lexical side filters in SQL over the catalog's JSON metadata: same rows as the predicate."""
+    import json
+    import sqlite3
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE chunks (id TEXT, metadata TEXT)")
+    db.executemany("INSERT INTO chunks VALUES (?,?)", [(k, json.dumps(v, ensure_ascii=False)) for k, v in TABLE.items()])
+    for items, expected in CASES:
+        cond, args = Filters.parse(items).with_default_status(DEFAULT).to_sql("c.metadata")
+        got = {r[0] for r in db.execute(f"SELECT id FROM chunks c WHERE {cond}", args)}
+        assert got == expected, (items, cond)
+    # a value never enters the SQL text
+    cond, args = Filters.parse(["agency=x') OR 1=1 --"]).to_sql()
+    assert "OR 1=1" not in cond and not {r[0] for r in db.execute(f"SELECT id FROM chunks c WHERE {cond}", args)}
 
 
 @pytest.mark.parametrize("items, field", [

@@ -1,10 +1,11 @@
-"""Hybrid retrieval and the BM25 index: incremental updates equal a full rebuild, the saved index reloads, a catalog
-version moved on by another process triggers a rebuild; fused hits carry both ranks; several knowledge bases."""
+"""Hybrid retrieval and the FTS5 lexical index: incremental updates equal a rebuild, CJK tokens match whole, FTS
+syntax in a query is text, filters in SQL, other processes' writes seen at once, old catalogs migrated; fused hits
+carry both ranks; several knowledge bases."""
 from __future__ import annotations
 
 import pytest
 
-from assistant.components.store.bm25 import BM25Index, tokenize
+from assistant.components.store.tokens import tokenize
 from assistant.components.store.catalog import CatalogError
 from assistant.filters import Filters
 from assistant.services.access import LOCAL_ADMIN
@@ -28,128 +29,133 @@ def doc(doc_id: str, **meta) -> SourceDocument:
     return SourceDocument(doc_id, title, f"{doc_id}.txt", text, metadata=meta)
 
 
-def ranking(idx: BM25Index, query: str) -> list[tuple[str, float]]:
-    return idx.search(tokenize(query), 100)
+def ranking(c, query: str, kb: str = "kb") -> list[tuple[str, float]]:
+    return c.store.bm25.index(kb).search(tokenize(query), 100)
 
 
-def assert_same_ranking(a: BM25Index, b: BM25Index) -> None:
-    assert len(a) == len(b)
+def assert_same_ranking(a, b, kb: str = "kb") -> None:
     for q in QUERIES:
-        ra, rb = ranking(a, q), ranking(b, q)
+        ra, rb = ranking(a, q, kb), ranking(b, q, kb)
         assert [cid for cid, _ in ra] == [cid for cid, _ in rb], q
         assert [s for _, s in ra] == pytest.approx([s for _, s in rb], rel=1e-9), q
 
 
-def test_index_add_remove_equals_rebuild():
-    chunks = {f"{d}#{i}": tokenize(line) for d, (_, text) in CORPUS.items() for i, line in enumerate(text.splitlines())}
-    incremental = BM25Index()
-    for cid, toks in chunks.items():
-        incremental.add(cid, toks, {"doc_id": cid.split("#")[0]})
-    removed = ["parking#1", "fund#0", "garbage#0"]
-    for cid in removed:
-        incremental.remove(cid)
-    incremental.add("elderly#0", chunks["elderly#0"], {"doc_id": "elderly"})     # re-add replaces, no double count
-    incremental.add("parking#9", tokenize("停车场收费公示"), {"doc_id": "parking"})
-    rebuilt = BM25Index()
-    for cid, toks in {**{c: t for c, t in chunks.items() if c not in removed},
-                      "parking#9": tokenize("停车场收费公示")}.items():
-        rebuilt.add(cid, toks, {"doc_id": cid.split("#")[0]})
-    assert_same_ranking(incremental, rebuilt)
-    assert all(cid not in {c for c, _ in ranking(incremental, q)} for q in QUERIES for cid in removed)
-    assert incremental.total_len == rebuilt.total_len
-
-
-def test_index_search_respects_keep_predicate_and_n():
-    idx = BM25Index()
-    for d in CORPUS:
-        idx.add(d, tokenize(CORPUS[d][1]), {"doc_id": d, "status": "已废止" if d == "parking" else "现行有效"})
-    assert ranking(idx, "停车收费")[0][0] == "parking"
-    kept = idx.search(tokenize("停车收费"), 10, keep=lambda m: m["status"] == "现行有效")
-    assert "parking" not in {c for c, _ in kept}
-    assert len(idx.search(tokenize("收费 登记"), 1)) == 1
-    assert idx.search([], 10) == [] and BM25Index().search(tokenize("停车"), 10) == []
-
-
-def test_store_incremental_updates_equal_a_rebuild(tmp_path):
+def test_incremental_index_equals_a_rebuild(tmp_path):
+    """Replace, delete and add keep the FTS5 tables exactly what a fill from the stored tokens gives."""
     data = tmp_path / "data"
     c = make_container(data)
     kbs = c.knowledge_bases
     assert kbs.ingest_documents("kb", [doc(d) for d in CORPUS], principal=LOCAL_ADMIN).ok
     kbs.delete_document("kb", "marriage", principal=LOCAL_ADMIN)
-    live = c.store.bm25.index("kb")                          # loaded now: later changes are applied incrementally
-    assert live.version == c.store.catalog.kb_version("kb")
     changed = SourceDocument("parking", "停车收费指南", "parking.txt", "第一条 路内停车每小时收费三元。")
     assert kbs.ingest_documents("kb", [changed], principal=LOCAL_ADMIN).results[0].status == "replaced"
-    assert kbs.ingest_documents("kb", [SourceDocument("new", "新规", "new.txt", "停车场收费公示制度。")], principal=LOCAL_ADMIN).ok
-    assert c.store.bm25.index("kb") is live                  # updated in place, not rebuilt
-    assert live.version == c.store.catalog.kb_version("kb")
-    (data / "bm25" / "kb.json").unlink(missing_ok=True)      # force a rebuild from the catalog
-    rebuilt = make_container(data).store.bm25.index("kb")
-    assert rebuilt is not live and rebuilt.version == live.version
-    assert_same_ranking(live, rebuilt)
-    top = ranking(rebuilt, "停车收费")
-    assert top and all(not cid.startswith("marriage") for cid, _ in ranking(rebuilt, "婚姻登记"))
+    assert kbs.ingest_documents("kb", [SourceDocument("new", "新规", "new.txt", "停车场收费公示制度。")],
+                                principal=LOCAL_ADMIN).ok
+    rebuilt = make_container(tmp_path / "other")
+    assert rebuilt.knowledge_bases.ingest_documents(
+        "kb", [doc(d) for d in CORPUS if d not in ("marriage", "parking")] +
+        [changed, SourceDocument("new", "新规", "new.txt", "停车场收费公示制度。")], principal=LOCAL_ADMIN).ok
+    assert_same_ranking(c, rebuilt)
+    before = {q: ranking(c, q) for q in QUERIES}
+    c.store.catalog.rebuild_lexical("kb")
+    assert {q: ranking(c, q) for q in QUERIES} == before
+    assert all(not cid.startswith("marriage") for cid, _ in ranking(c, "婚姻登记"))
+    assert not any("五元" in h.text for h in c.search.search("每小时收费五元", ["kb"], mode="bm25",
+                                                         principal=LOCAL_ADMIN).hits)
+    for level in (c.store.bm25.index("kb"), c.store.bm25.doc_index("kb")):
+        assert level.search([], 10) == [] and level.search(tokenize("停车"), 0) == []
+    assert [d for d, _ in c.store.bm25.doc_index("kb").search(tokenize("停车收费"), 10)][:1] == ["parking"]
 
 
-def test_the_saved_index_reloads_without_rebuilding(tmp_path, monkeypatch):
-    data = tmp_path / "data"
-    c = make_container(data)
-    assert c.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS], principal=LOCAL_ADMIN).ok
-    expected = [h.chunk_id for h in c.search.search("高龄津贴", ["kb"], mode="bm25", principal=LOCAL_ADMIN).hits]
-    assert expected and (data / "bm25" / "kb.json").exists()
-    fresh = make_container(data)
-    monkeypatch.setattr(type(fresh.store.bm25), "_rebuild",
-                        lambda *a, **k: pytest.fail("the persisted index should have been loaded"))
-    assert [h.chunk_id for h in fresh.search.search("高龄津贴", ["kb"], mode="bm25",
-                                                    principal=LOCAL_ADMIN).hits] == expected
+def test_cjk_tokens_match_whole(container):
+    """The FTS5 tokenizer splits on whitespace only: a jieba token is one term (no prefix, no part of a word,
+    punctuation inside a token kept)."""
+    assert container.knowledge_bases.ingest_documents("kb", [SourceDocument(
+        "law", "法", "law.txt", "中华人民共和国仲裁法 增长3.5亿元")], principal=LOCAL_ADMIN).ok
+    idx = container.store.bm25.index("kb")
+    assert idx.search(["中华人民共和国"], 5) and idx.search(["3.5"], 5)
+    assert idx.search(["中华人民"], 5) == [] and idx.search(["中华人民共和"], 5) == []
+    assert idx.search(["3"], 5) == [] and idx.search(["5"], 5) == []     # not split at the point
+    n, dfs = container.store.catalog.document_frequencies("kb", ["中华人民共和国", "3.5", "中华人民"])
+    assert dfs == {"中华人民共和国": 1, "3.5": 1, "中华人民": 0} and n == container.store.catalog.vector_counts("kb")[0]
 
 
-def test_other_process_changes_trigger_a_rebuild(tmp_path, monkeypatch):
+@pytest.mark.parametrize("query", ['"', '""', '*', '停车*', 'NEAR', 'NEAR(停车 收费)', 'OR', 'AND', 'NOT', '-', '-停车',
+                                   'tokens:停车', '^停车', '(停车', '停车)', '{tokens}: 停车', "'; DROP TABLE chunks; --",
+                                   '\x00'])
+def test_fts_query_syntax_in_a_query_is_text(container, query):
+    """Quotes, *, NEAR, OR, -, column filters in a token are matched as text: no syntax error, no injection."""
+    assert container.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS], principal=LOCAL_ADMIN).ok
+    idx = container.store.bm25.index("kb")
+    for tokens in ([query], [query, "停车"], tokenize(query)):
+        hits = idx.search(tokens, 10)
+        assert all(cid.startswith("parking") for cid, _ in hits)          # only 停车 itself can match
+        assert bool(hits) == ("停车" in tokens)
+        idx.term_weights(tokens)
+        container.store.bm25.doc_index("kb").search(tokens, 10)
+    container.search.search(query + " 停车", ["kb"], principal=LOCAL_ADMIN)
+    assert container.store.catalog.vector_counts("kb")[0] > 0            # the chunks are still there
+
+
+def test_lexical_filters_are_sql_and_agree_with_the_predicate(container):
+    kbs = container.knowledge_bases
+    docs = [doc("parking", status="已废止", agency="示范市交通局"), doc("fund", agency="示范市公积金中心"),
+            doc("ebike", agency="示范市公安局", date="2024-05-01")]
+    assert kbs.ingest_documents("kb", docs, principal=LOCAL_ADMIN).ok
+    idx, chunks = container.store.bm25.index("kb"), container.store.catalog
+    for items in ([], ["status=*"], ["status=已废止"], ["agency=示范市公安局"], ["date_from=2024-01"],
+                  ["date_to=2023", "status=*"], ["doc_ids=fund,parking", "status=*"]):
+        flt = Filters.parse(items).with_default_status(["现行有效"])
+        got = {cid for cid, _ in idx.search(tokenize("收费 登记 公积金 停车"), 100, flt)}
+        every = idx.search(tokenize("收费 登记 公积金 停车"), 100)
+        meta = chunks.get_chunks("kb", [cid for cid, _ in every])
+        assert got == {cid for cid, _ in every if flt.matches(meta[cid]["metadata"])}, items
+
+
+def test_other_process_changes_are_seen_at_once(tmp_path):
     data = tmp_path / "data"
     reader = make_container(data)
     assert reader.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS], principal=LOCAL_ADMIN).ok
     assert reader.search.search("公示制度", ["kb"], mode="bm25", principal=LOCAL_ADMIN).hits == []
     writer = make_container(data)                            # another process on the same data directory
     report = writer.knowledge_bases.ingest_documents("kb", [SourceDocument("new", "新规", "n.txt", "停车场收费公示制度。")],
-                                                     principal=LOCAL_ADMIN)
+                                                     principal=LOCAL_ADMIN, wait=False)
     assert report.ok
     writer.knowledge_bases.delete_document("kb", "elderly", principal=LOCAL_ADMIN)
     hits = reader.search.search("公示制度", ["kb"], mode="bm25", principal=LOCAL_ADMIN).hits
     assert [h.doc_id for h in hits][:1] == ["new"]
     assert reader.search.search("高龄津贴", ["kb"], mode="bm25", principal=LOCAL_ADMIN).hits == []
-    assert reader.store.bm25.index("kb").version == writer.store.catalog.kb_version("kb")
 
 
-@pytest.mark.parametrize("garbage", [b"not json", b'{"chunks": {"ids": [1]}, "documents": []}', b"[]"])
-def test_corrupt_or_stale_index_is_rebuilt(tmp_path, garbage):
-    data = tmp_path / "data"
-    c = make_container(data)
-    assert c.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS], principal=LOCAL_ADMIN).ok
-    expected = [h.chunk_id for h in c.search.search("住房公积金", ["kb"], mode="bm25", principal=LOCAL_ADMIN).hits]
-    saved = data / "bm25" / "kb.json"
-    saved.write_bytes(garbage)
-    assert [h.chunk_id for h in make_container(data).search.search("住房公积金", ["kb"], mode="bm25",
-                                                                   principal=LOCAL_ADMIN).hits] == expected
-    assert saved.read_bytes() != garbage                     # the rebuilt index was saved again
-
-
-def test_a_pickle_in_the_data_directory_is_never_loaded(tmp_path):
-    """#14 case 15: the index was pickle.load-ed from the data directory, so whoever could write there ran code."""
+def test_a_catalog_from_before_fts5_is_migrated_and_old_index_files_are_never_read(tmp_path):
+    """#14 case 15 stays fixed: a pickle (or JSON) index in the data directory is deleted unread."""
     import pickle
+    import sqlite3
 
     data = tmp_path / "data"
     c = make_container(data)
     assert c.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS], principal=LOCAL_ADMIN).ok
+    expected = [(h.chunk_id, h.bm25_score) for h in c.search.search("住房公积金", ["kb"], mode="bm25",
+                                                                  principal=LOCAL_ADMIN).hits]
+    assert expected
     marker = tmp_path / "pwned"
 
     class Payload:
         def __reduce__(self):
             return (open, (str(marker), "w"))
 
+    (data / "bm25").mkdir()
     (data / "bm25" / "kb.pkl").write_bytes(pickle.dumps(Payload()))
-    (data / "bm25" / "kb.json").unlink(missing_ok=True)
-    assert make_container(data).search.search("住房公积金", ["kb"], mode="bm25", principal=LOCAL_ADMIN).hits
-    assert not marker.exists() and not (data / "bm25" / "kb.pkl").exists()
+    (data / "bm25" / "kb.json").write_text('{"chunks": {}}', encoding="utf-8")
+    db = sqlite3.connect(data / "catalog.sqlite3")           # what a catalog of the previous release lacks
+    for table in ("lex_v_kb", "lex_d_kb", "lex_c_kb"):
+        db.execute(f'DROP TABLE "{table}"')
+    db.commit()
+    db.close()
+    fresh = make_container(data)
+    assert [(h.chunk_id, h.bm25_score) for h in fresh.search.search("住房公积金", ["kb"], mode="bm25",
+                                                                  principal=LOCAL_ADMIN).hits] == expected
+    assert not marker.exists() and not (data / "bm25").exists()
 
 
 def test_hybrid_hits_carry_both_ranks_and_fused_scores(container):
@@ -207,12 +213,10 @@ def test_search_service_rejects_bad_requests(container):
         container.search.search("停车", ["nope"], principal=LOCAL_ADMIN)
 
 
-def test_term_weights_rank_rare_and_unseen_terms_highest():
-    idx = BM25Index()
-    for d in CORPUS:
-        idx.add(d, tokenize(CORPUS[d][1]), {"doc_id": d})
-    w = idx.term_weights(["登记", "津贴", "最低工资"])
-    assert w["最低工资"] > w["津贴"] > w["登记"] > 0        # unseen > in one document > in three
+def test_term_weights_rank_rare_and_unseen_terms_highest(container):
+    assert container.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS], principal=LOCAL_ADMIN).ok
+    w = container.store.bm25.index("kb").term_weights(["应当", "津贴", "最低工资"])
+    assert w["最低工资"] > w["津贴"] > w["应当"] > 0        # unseen > in one document > in four
 
 
 def test_idf_coverage_discounts_passages_that_share_only_common_terms(container):

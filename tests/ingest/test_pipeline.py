@@ -37,7 +37,7 @@ def chunk_count(c, kb=KB) -> int:
 
 
 def catalog_chunk_ids(c, kb=KB) -> set[str]:
-    return {row["chunk_id"] for row in c.store.catalog.iter_chunks(kb)}
+    return set(c.store.catalog.chunk_ids(kb))
 
 
 def vector_ids(c, kb=KB) -> set[str]:
@@ -116,13 +116,12 @@ def _crash_on(monkeypatch, obj, attr, when):
     monkeypatch.setattr(obj, attr, flaky)
 
 
-@pytest.mark.parametrize("crash_in", ["catalog.commit_document", "vectors.upsert"])
+@pytest.mark.parametrize("crash_in", ["catalog.commit_document", "catalog.stage_chunks"])
 def test_crash_mid_document_leaves_nothing_half_visible(container, monkeypatch, crash_in):
     store = container.store
     owner, attr = crash_in.split(".")
-    # the 2nd document of the batch fails after it was marked pending (and, for commit, after its vectors)
-    _crash_on(monkeypatch, getattr(store, owner), attr, lambda kb, second, *a, **k:
-              second == "doc2" if owner == "catalog" else any(i.startswith("doc2#") for i in second))
+    # the 2nd document of the batch fails after it was marked pending (for commit, after its rows were staged)
+    _crash_on(monkeypatch, getattr(store, owner), attr, lambda kb, second, *a, **k: second == "doc2")
     docs = _docs()
     report = container.knowledge_bases.ingest_documents(KB, docs, principal=LOCAL_ADMIN)
     assert [r.status for r in report.results] == ["added", "failed"] + ["added"] * (len(docs) - 2)
@@ -131,7 +130,8 @@ def test_crash_mid_document_leaves_nothing_half_visible(container, monkeypatch, 
 
     assert store.catalog.get_document(KB, "doc2")["state"] == "pending"
     assert store.catalog.document_chunks(KB, "doc2") == []
-    # vectors written before the commit failed were discarded with the failure: no orphans
+    # nothing of it was left: no staged rows, no vectors
+    assert store.catalog.staged(KB) == {}
     assert store.vectors.collection(KB).get(where={"doc_id": "doc2"}, include=[])["ids"] == []
     query = "年满八十周岁的老年人可以申请高龄津贴"               # doc2's own text
     for mode in ("bm25", "dense", "hybrid"):
@@ -233,15 +233,18 @@ def test_kb_check_finds_and_repairs_orphan_and_missing_vectors(container, monkey
     assert kbs.ingest_documents(KB, _docs(), principal=LOCAL_ADMIN).ok
     assert kbs.check(KB, principal=LOCAL_ADMIN) == {
         "kb": KB, "chunks": chunk_count(container), "vectors": chunk_count(container),
-        "orphan_vectors": 0, "documents_missing_vectors": [], "pending_documents": [],
-        "interrupted_documents": [], "duplicate_contents": [], "consistent": True}
-    # a process killed after the vectors of doc2's new version were written, before the catalog commit: orphans
-    # (a failure inside the process discards them itself; tests/security/test_ingest_guards.py kills a real one)
+        "orphan_vectors": 0, "pending_vectors": 0, "documents_pending_vectors": [], "documents_missing_vectors": [],
+        "pending_documents": [], "interrupted_documents": [], "duplicate_contents": [], "consistent": True}
+    # a process killed before the catalog commit of doc2's new version, after staging its rows; an older release
+    # had written their vectors by then (orphans: no committed chunk has their ids)
     _crash_on(monkeypatch, container.pipeline, "discard_uncommitted", lambda *a, **k: True)
     _crash_on(monkeypatch, store.catalog, "commit_document", lambda *a, **k: True)
     assert kbs.ingest_documents(KB, [SourceDocument("doc2", "e.txt", "e.txt", "第一条 高龄津贴按季度发放。")], principal=LOCAL_ADMIN
                                 ).results[0].status == "failed"
     monkeypatch.undo()
+    staged = store.catalog.staged(KB)["doc2"]
+    store.vectors.upsert(KB, staged, [[0.1] * len(container.embeddings.embed_query("x"))] * len(staged),
+                         [{"doc_id": "doc2"}] * len(staged), ["x"] * len(staged))
     # and doc3's vectors lost (a Chroma server restored from an older backup)
     lost = [ch["chunk_id"] for ch in store.catalog.document_chunks(KB, "doc3")]
     store.vectors.delete_ids(KB, lost)
@@ -251,8 +254,8 @@ def test_kb_check_finds_and_repairs_orphan_and_missing_vectors(container, monkey
     assert not report["consistent"]
 
     fixed = kbs.check(KB, repair=True, principal=LOCAL_ADMIN)
-    assert fixed["repaired"] == {"orphan_vectors_deleted": report["orphan_vectors"], "documents_reembedded": 1,
-                                 "failed": []}
+    assert fixed["repaired"] == {"orphan_vectors_deleted": report["orphan_vectors"], "vectors_marked_pending": len(lost),
+                                 "vectors_written": len(lost), "pending_vectors_left": 0}
     assert kbs.check(KB, principal=LOCAL_ADMIN)["consistent"] and vector_ids(container) == catalog_chunk_ids(container)
     assert container.search.search(FILES["fund.txt"].split("\n")[1], [KB], mode="dense",
                                    principal=LOCAL_ADMIN).hits[0].doc_id == "doc3"
@@ -263,7 +266,7 @@ def test_kb_check_finds_and_repairs_orphan_and_missing_vectors(container, monkey
     res = CliRunner().invoke(cli.app, ["kb", "check", KB])
     assert res.exit_code == 1 and '"documents_missing_vectors": [\n  "doc3"\n ]' in res.output
     res = CliRunner().invoke(cli.app, ["kb", "check", KB, "--repair"])
-    assert res.exit_code == 0 and '"documents_reembedded": 1' in res.output
+    assert res.exit_code == 0 and f'"vectors_written": {len(lost)}' in res.output
 
 
 # -- the 文件信息 passage: one metadata chunk per document (issue #13 item 4) -----------------------------------

@@ -209,7 +209,7 @@ def run_cli_after(ready_file: str, go_file: str, *argv: str) -> None:
     import chromadb  # noqa: F401
 
     from assistant.cli import app
-    from assistant.components.store.bm25 import tokenize
+    from assistant.components.store.tokens import tokenize
     tokenize("示范市")
     Path(ready_file).write_text("ready", encoding="utf-8")
     while not Path(go_file).exists():

@@ -1,12 +1,12 @@
-"""The knowledge store: SQLite catalog (source of truth) + Chroma vectors + BM25, under one data directory, and
-the per-knowledge-base write lock every writer takes (locks.py)."""
+"""The knowledge store: SQLite catalog (source of truth, with its FTS5 lexical index: lexical.py) + Chroma vectors,
+under one data directory, and the per-knowledge-base write lock every writer takes (locks.py)."""
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from assistant.components.store.bm25 import BM25Store
 from assistant.components.store.catalog import Catalog
+from assistant.components.store.lexical import LexicalIndex
 from assistant.components.store.locks import WriteLocks
 from assistant.components.store.vectors import VectorStore
 from assistant.settings import Settings
@@ -18,8 +18,10 @@ class KnowledgeStore:
         root = Path(settings.data_dir)
         self.catalog = Catalog(root / "catalog.sqlite3")
         self.vectors = VectorStore(settings.vectorstore, root / "chroma")
-        self.bm25 = BM25Store(root / "bm25", self.catalog)
+        self.bm25 = LexicalIndex(self.catalog)
         self.locks = WriteLocks(root / "locks")
+        self.embed_locks = WriteLocks(root / "locks", suffix=".embed.lock")
+        _remove_old_index(root / "bm25")
 
     def writer(self, kb: str) -> AbstractContextManager[None]:
         """Hold the knowledge base's write lock (threads and processes) for one change."""
@@ -28,5 +30,16 @@ class KnowledgeStore:
     def delete_kb(self, kb: str) -> None:
         with self.writer(kb):
             self.vectors.drop(kb)
-            self.bm25.drop(kb)
             self.catalog.delete_kb(kb)
+
+
+def _remove_old_index(folder: Path) -> None:
+    """The JSON (or older pickle) postings saved before the FTS5 index: never read, the catalog holds it all."""
+    if folder.is_dir() and not folder.is_symlink():
+        for pattern in ("*.json", "*.pkl", "*.tmp"):
+            for f in folder.glob(pattern):
+                f.unlink(missing_ok=True)
+        try:
+            folder.rmdir()
+        except OSError:
+            pass     # something else lives there: not ours to remove

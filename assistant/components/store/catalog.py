@@ -1,10 +1,20 @@
-"""SQLite catalog: knowledge bases, documents (content hash, state), chunks (text, BM25 tokens, metadata).
+"""SQLite catalog: knowledge bases, documents (content hash, state), chunks (text, jieba tokens, metadata), and the
+lexical index over them (SQLite FTS5).
 
 The catalog is the source of truth. A document's chunks become visible only when its row is committed with
-state 'complete' in the same transaction as its chunk rows. A document is written in batches: each batch's rows go
-to staged_chunks before its vectors go to Chroma, so the vectors of a writer that died (kill -9) are known and the
-next writer removes them; commit moves the staged rows into chunks. No two complete documents of a knowledge base
-share a content hash (a unique index: the last word when two writers race).
+state 'complete' in the same transaction as its chunk rows and their FTS5 entries, so a document is searchable by
+keywords the moment it commits and a delete is invisible to every process at once. A document is written in
+batches to staged_chunks (a large file's rows never sit in memory at once); commit moves them into chunks. Vectors
+come after the commit: a committed chunk has embedded=0 until the embedding worker has written its vector (the
+catalog is the list of work left, so a restarted process resumes it). No two complete documents of a knowledge
+base share a content hash (a unique index: the last word when two writers race).
+
+Lexical index: per knowledge base, two contentless FTS5 tables over the space-joined tokens — lex_c_<kb> (rowid =
+the chunk's rowid) and lex_d_<kb> (rowid = the document's rowid, all its chunks' tokens) — plus an fts5vocab table
+for document frequencies. Per knowledge base, so BM25 statistics are those of the knowledge base searched, as
+before. The tokenizer splits on whitespace only, so a jieba token (中华人民共和国, covid-19) is one FTS5 term.
+Contentless tables are told what to delete with the exact text inserted, which the chunks table keeps. Rowids are
+those of rowid tables: never VACUUM the catalog (it may renumber them) without rebuild_lexical() after.
 
 A document's `source` is the name readers see (relative to the ingested folder, or the uploaded name); `path`, where
 it was read on the server, is for admins (the service layer drops it for everyone else). Catalogs from before `path`
@@ -35,7 +45,8 @@ CREATE TABLE IF NOT EXISTS documents (
   metadata TEXT NOT NULL DEFAULT '{}', ingested_at TEXT NOT NULL, path TEXT, PRIMARY KEY (kb, doc_id));
 CREATE TABLE IF NOT EXISTS chunks (
   kb TEXT NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL, position INTEGER NOT NULL,
-  text TEXT NOT NULL, tokens TEXT NOT NULL, metadata TEXT NOT NULL, PRIMARY KEY (kb, chunk_id),
+  text TEXT NOT NULL, tokens TEXT NOT NULL, metadata TEXT NOT NULL, embedded INTEGER NOT NULL DEFAULT 1,
+  PRIMARY KEY (kb, chunk_id),
   FOREIGN KEY (kb, doc_id) REFERENCES documents(kb, doc_id) ON DELETE CASCADE);
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(kb, doc_id);
 CREATE INDEX IF NOT EXISTS docs_by_hash ON documents(kb, content_hash);
@@ -44,6 +55,10 @@ CREATE TABLE IF NOT EXISTS staged_chunks (
   text TEXT NOT NULL, tokens TEXT NOT NULL, metadata TEXT NOT NULL, PRIMARY KEY (kb, chunk_id));
 CREATE INDEX IF NOT EXISTS staged_by_doc ON staged_chunks(kb, doc_id);
 """
+# created after the migration that adds chunks.embedded (catalogs from before it had every vector written)
+UNEMBEDDED_INDEX = "CREATE INDEX IF NOT EXISTS chunks_unembedded ON chunks(kb) WHERE embedded=0"
+# whitespace is the only separator (jieba cut the text already); no diacritics folding: terms are the tokens
+FTS_TOKENIZER = "unicode61 remove_diacritics 0 categories 'L* M* N* P* S* Co'"
 # created apart: a catalog written before it may hold duplicates (kb check lists them; the index waits for them)
 UNIQUE_CONTENT = "CREATE UNIQUE INDEX IF NOT EXISTS docs_unique_content ON documents(kb, content_hash) " \
                  "WHERE state='complete'"
@@ -71,6 +86,21 @@ class ChunkRecord:
     metadata: dict = field(default_factory=dict)
 
 
+def lex_tables(kb: str) -> tuple[str, str, str]:
+    """Quoted names of the knowledge base's chunk, document and vocabulary FTS5 tables (kb names are validated:
+    letters, digits, - and _; SQLite names are case-insensitive as kb names are unique regardless of case)."""
+    validate_kb_name(kb)
+    return f'"lex_c_{kb}"', f'"lex_d_{kb}"', f'"lex_v_{kb}"'
+
+
+def match_expression(tokens: list[str]) -> str:
+    """An FTS5 MATCH expression: any of the tokens (OR, as BM25 scores a query), each a quoted string so that
+    quotes, *, -, NEAR, AND/OR/NOT, column filters or parentheses in a token are text, never query syntax."""
+    # NUL ends FTS5's reading of the string ("unterminated string"): no token holds one
+    quoted = ('"' + t.replace("\x00", "").replace('"', '""') + '"' for t in tokens if t.replace("\x00", ""))
+    return " OR ".join(quoted)
+
+
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
@@ -90,6 +120,8 @@ class Catalog:
         self._lock = threading.RLock()
         self._db = open_db(path, SCHEMA)
         self._migrate_sources()
+        self._migrate_embedded()
+        self._migrate_lexical()
         self.unique_content = self._ensure_unique_content()
 
     def _migrate_sources(self) -> None:
@@ -107,6 +139,80 @@ class Catalog:
         except sqlite3.OperationalError as exc:
             if "duplicate column" not in str(exc):   # else another process migrated it first
                 raise
+
+    def _migrate_embedded(self) -> None:
+        if not any(r["name"] == "embedded" for r in self._db.execute("PRAGMA table_info(chunks)")):
+            try:   # chunks committed before the column had their vectors written before the commit
+                self._db.execute("ALTER TABLE chunks ADD COLUMN embedded INTEGER NOT NULL DEFAULT 1")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):
+                    raise
+        self._db.execute(UNEMBEDDED_INDEX)
+
+    def _migrate_lexical(self) -> None:
+        """Knowledge bases without FTS5 tables (catalogs from before them) get them, filled from the stored
+        tokens, each in one transaction."""
+        for kb in [r["name"] for r in self._db.execute("SELECT name FROM kbs")]:
+            if not self._has_lexical(kb):
+                with self.transaction() as db:
+                    if not self._has_lexical(kb):       # another process may have filled it meanwhile
+                        self._create_lexical(db, kb)
+                        self._fill_lexical(db, kb)
+
+    def _has_lexical(self, kb: str) -> bool:
+        return self._db.execute("SELECT 1 FROM sqlite_master WHERE name=?", (f"lex_d_{kb}",)).fetchone() is not None
+
+    @staticmethod
+    def _create_lexical(db: sqlite3.Connection, kb: str) -> None:
+        c, d, v = lex_tables(kb)
+        for table in (c, d):
+            db.execute(f"CREATE VIRTUAL TABLE {table} USING fts5(tokens, content='', tokenize=\"{FTS_TOKENIZER}\")")
+        db.execute(f"CREATE VIRTUAL TABLE {v} USING fts5vocab({c}, 'row')")
+
+    def _fill_lexical(self, db: sqlite3.Connection, kb: str) -> None:
+        c, _, _ = lex_tables(kb)
+        db.execute(f"INSERT INTO {c}(rowid, tokens) SELECT rowid, tokens FROM chunks WHERE kb=?", (kb,))
+        for r in db.execute("SELECT DISTINCT doc_id FROM chunks WHERE kb=?", (kb,)).fetchall():
+            self._lex_doc(db, kb, r["doc_id"], "add")
+
+    def rebuild_lexical(self, kb: str) -> None:
+        """Drop and refill the knowledge base's FTS5 tables from the stored tokens (after a VACUUM, or to repair)."""
+        with self.transaction() as db:
+            self._drop_lexical(db, kb)
+            self._create_lexical(db, kb)
+            self._fill_lexical(db, kb)
+
+    @staticmethod
+    def _drop_lexical(db: sqlite3.Connection, kb: str) -> None:
+        for table in reversed(lex_tables(kb)):
+            db.execute(f"DROP TABLE IF EXISTS {table}")
+
+    @staticmethod
+    def _lex_chunks(db: sqlite3.Connection, kb: str, doc_id: str, op: str) -> None:
+        """Add the document's committed chunks to the chunk index, or delete them from it (op 'add' | 'delete')."""
+        c, _, _ = lex_tables(kb)
+        if op == "add":
+            db.execute(f"INSERT INTO {c}(rowid, tokens) SELECT rowid, tokens FROM chunks WHERE kb=? AND doc_id=?",
+                       (kb, doc_id))
+        else:
+            db.execute(f"INSERT INTO {c}({c}, rowid, tokens) SELECT 'delete', rowid, tokens FROM chunks "
+                       "WHERE kb=? AND doc_id=?", (kb, doc_id))
+
+    @staticmethod
+    def _lex_doc(db: sqlite3.Connection, kb: str, doc_id: str, op: str) -> None:
+        """The document's row of the document index: all its chunks' tokens in position order (a delete must
+        repeat exactly the text that was inserted)."""
+        _, d, _ = lex_tables(kb)
+        doc = db.execute("SELECT rowid FROM documents WHERE kb=? AND doc_id=?", (kb, doc_id)).fetchone()
+        rows = db.execute("SELECT tokens FROM chunks WHERE kb=? AND doc_id=? ORDER BY position",
+                          (kb, doc_id)).fetchall()
+        if doc is None or not rows:
+            return
+        tokens = " ".join(r["tokens"] for r in rows)
+        if op == "add":
+            db.execute(f"INSERT INTO {d}(rowid, tokens) VALUES (?, ?)", (doc["rowid"], tokens))
+        else:
+            db.execute(f"INSERT INTO {d}({d}, rowid, tokens) VALUES ('delete', ?, ?)", (doc["rowid"], tokens))
 
     def _ensure_unique_content(self) -> bool:
         try:
@@ -140,6 +246,9 @@ class Catalog:
                                    "(names differing only in case are not allowed)")
             created = db.execute("INSERT OR IGNORE INTO kbs(name, description, embedding, created_at) "
                                  "VALUES (?,?,?,?)", (name, description, embedding, now_iso())).rowcount
+            if created:
+                self._drop_lexical(db, name)     # left by a knowledge base of that name deleted before it had rows
+                self._create_lexical(db, name)
         existing = self.get_kb(name)
         if not created:
             if not exist_ok:
@@ -170,6 +279,7 @@ class Catalog:
             db.execute("DELETE FROM chunks WHERE kb=?", (name,))
             db.execute("DELETE FROM documents WHERE kb=?", (name,))
             db.execute("DELETE FROM kbs WHERE name=?", (name,))
+            self._drop_lexical(db, name)
 
     def kb_version(self, name: str) -> int:
         rows = self._query("SELECT version FROM kbs WHERE name=?", (name,))
@@ -218,7 +328,8 @@ class Catalog:
 
     def commit_document(self, kb: str, doc_id: str, content_hash: str, title: str, source: str,
                         metadata: dict, path: str | None = None) -> None:
-        """Atomically replace the document's chunks with its staged ones and mark it complete; DuplicateContent
+        """Atomically replace the document's chunks (and their lexical entries) with its staged ones and mark it
+        complete, its new chunks waiting for vectors; DuplicateContent
         (nothing changed) when another complete document has this content."""
         twin = self.find_by_hash(kb, content_hash)
         if twin and twin["doc_id"] != doc_id:
@@ -226,6 +337,8 @@ class Catalog:
         try:
             with self.transaction() as db:
                 n = db.execute("SELECT COUNT(*) FROM staged_chunks WHERE kb=? AND doc_id=?", (kb, doc_id)).fetchone()[0]
+                self._lex_doc(db, kb, doc_id, "delete")
+                self._lex_chunks(db, kb, doc_id, "delete")
                 db.execute("DELETE FROM chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
                 db.execute("INSERT INTO documents(kb, doc_id, title, source, path, content_hash, state, n_chunks,"
                            " metadata, ingested_at) VALUES (?,?,?,?,?,?,'complete',?,?,?) ON CONFLICT(kb, doc_id) DO"
@@ -234,9 +347,11 @@ class Catalog:
                            " metadata=excluded.metadata, ingested_at=excluded.ingested_at",
                            (kb, doc_id, title, source, path, content_hash, n, json.dumps(metadata, ensure_ascii=False),
                             now_iso()))
-                db.execute("INSERT INTO chunks(kb, chunk_id, doc_id, position, text, tokens, metadata) SELECT kb,"
-                           " chunk_id, doc_id, position, text, tokens, metadata FROM staged_chunks WHERE kb=? AND"
-                           " doc_id=?", (kb, doc_id))
+                db.execute("INSERT INTO chunks(kb, chunk_id, doc_id, position, text, tokens, metadata, embedded) "
+                           "SELECT kb, chunk_id, doc_id, position, text, tokens, metadata, 0 FROM staged_chunks "
+                           "WHERE kb=? AND doc_id=? ORDER BY position", (kb, doc_id))
+                self._lex_chunks(db, kb, doc_id, "add")
+                self._lex_doc(db, kb, doc_id, "add")
                 db.execute("DELETE FROM staged_chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
                 db.execute("UPDATE kbs SET version=version+1 WHERE name=?", (kb,))
         except sqlite3.IntegrityError:
@@ -265,18 +380,14 @@ class Catalog:
     def delete_document(self, kb: str, doc_id: str) -> bool:
         with self.transaction() as db:
             db.execute("DELETE FROM staged_chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
+            self._lex_doc(db, kb, doc_id, "delete")
+            self._lex_chunks(db, kb, doc_id, "delete")
             db.execute("DELETE FROM chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
             cur = db.execute("DELETE FROM documents WHERE kb=? AND doc_id=?", (kb, doc_id))
             db.execute("UPDATE kbs SET version=version+1 WHERE name=?", (kb,))
         return cur.rowcount > 0
 
     # chunks
-    def iter_chunks(self, kb: str) -> Iterator[sqlite3.Row]:
-        with self._lock:
-            rows = self._db.execute("SELECT chunk_id, doc_id, tokens, metadata FROM chunks WHERE kb=? "
-                                    "ORDER BY doc_id, position", (kb,)).fetchall()
-        yield from rows
-
     def chunk_ids(self, kb: str) -> dict[str, str]:
         """chunk_id → doc_id for every committed chunk of the knowledge base."""
         return {r["chunk_id"]: r["doc_id"] for r in self._query("SELECT chunk_id, doc_id FROM chunks WHERE kb=?", (kb,))}
@@ -295,18 +406,86 @@ class Catalog:
     def document_chunk_ids(self, kb: str, doc_id: str) -> set[str]:
         return {r["chunk_id"] for r in self._query("SELECT chunk_id FROM chunks WHERE kb=? AND doc_id=?", (kb, doc_id))}
 
-    def iter_document_chunks(self, kb: str, doc_id: str, page: int = 1000) -> Iterator[tuple[str, list[str], dict]]:
-        """(chunk_id, tokens, metadata) of a committed document, read a page at a time (a large document's BM25
-        update never holds all its rows twice)."""
-        last = -1
-        while True:
-            rows = self._query("SELECT chunk_id, position, tokens, metadata FROM chunks WHERE kb=? AND doc_id=? AND "
-                               "position>? ORDER BY position LIMIT ?", (kb, doc_id, last, page))
-            for r in rows:
-                yield r["chunk_id"], r["tokens"].split(), json.loads(r["metadata"])
-            if len(rows) < page:
-                return
-            last = rows[-1]["position"]
+    # lexical search
+    def lexical_search(self, kb: str, tokens: list[str], n: int, level: str = "chunk",
+                       where: tuple[str, list] | None = None) -> list[tuple[str, float]]:
+        """(chunk_id or doc_id, BM25 score) best first, by FTS5's bm25() (negated: FTS5 orders ascending).
+        where: an SQL condition over the chunk row `c` (Filters.to_sql) for level 'chunk'."""
+        if not tokens or n <= 0:
+            return []
+        c, d, _ = lex_tables(kb)
+        cond, args = where or ("1", [])
+        if level == "chunk":
+            sql = (f"SELECT c.chunk_id AS id, bm25({c}) AS s FROM {c} JOIN chunks c ON c.rowid={c}.rowid "
+                   f"WHERE {c} MATCH ? AND c.kb=? AND ({cond}) ORDER BY s, c.rowid LIMIT ?")
+        elif level == "document":
+            sql = (f"SELECT x.doc_id AS id, bm25({d}) AS s FROM {d} JOIN documents x ON x.rowid={d}.rowid "
+                   f"WHERE {d} MATCH ? AND x.kb=? AND ({cond}) ORDER BY s, x.rowid LIMIT ?")
+        else:
+            raise ValueError(f"unknown lexical level {level!r}")
+        expression = match_expression(tokens)
+        if not expression:
+            return []
+        try:
+            rows = self._query(sql, (expression, kb, *args, n))
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):     # deleted by another process meanwhile
+                return []
+            raise
+        return [(r["id"], -r["s"]) for r in rows]
+
+    def document_frequencies(self, kb: str, tokens: list[str]) -> tuple[int, dict[str, int]]:
+        """(chunks in the knowledge base, token → chunks containing it) from the fts5vocab table."""
+        _, _, v = lex_tables(kb)
+        uniq = sorted(set(tokens))
+        n = self._query("SELECT COUNT(*) AS n FROM chunks WHERE kb=?", (kb,))[0]["n"]
+        dfs = dict.fromkeys(uniq, 0)
+        for start in range(0, len(uniq), 500):
+            part = uniq[start:start + 500]
+            try:
+                rows = self._query(f"SELECT term, doc FROM {v} WHERE term IN ({','.join('?' * len(part))})", tuple(part))
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return n, dfs
+                raise
+            dfs.update({r["term"]: r["doc"] for r in rows})
+        return n, dfs
+
+    # vectors: the embedding worker's list of work
+    def unembedded(self, kb: str, limit: int, after: int = 0) -> list[dict]:
+        """Committed chunks still without a vector, in commit order, from rowid `after` on."""
+        return [{"rowid": r["rowid"], "chunk_id": r["chunk_id"], "doc_id": r["doc_id"], "text": r["text"],
+                 "metadata": json.loads(r["metadata"])}
+                for r in self._query("SELECT rowid, chunk_id, doc_id, text, metadata FROM chunks WHERE kb=? AND "
+                                     "embedded=0 AND rowid>? ORDER BY rowid LIMIT ?", (kb, after, limit))]
+
+    def unembedded_ids(self, kb: str) -> set[str]:
+        return {r["chunk_id"] for r in self._query("SELECT chunk_id FROM chunks WHERE kb=? AND embedded=0", (kb,))}
+
+    def still_unembedded(self, kb: str, chunk_ids: list[str]) -> set[str]:
+        """Those of chunk_ids that are still committed and without a vector (a replace or delete since drops them)."""
+        out: set[str] = set()
+        for start in range(0, len(chunk_ids), 500):
+            part = chunk_ids[start:start + 500]
+            out.update(r["chunk_id"] for r in self._query(
+                f"SELECT chunk_id FROM chunks WHERE kb=? AND embedded=0 AND chunk_id IN ({','.join('?' * len(part))})",
+                (kb, *part)))
+        return out
+
+    def set_embedded(self, kb: str, chunk_ids: list[str], embedded: bool = True) -> None:
+        with self.transaction() as db:
+            db.executemany("UPDATE chunks SET embedded=? WHERE kb=? AND chunk_id=?",
+                           [(int(embedded), kb, cid) for cid in chunk_ids])
+
+    def vector_counts(self, kb: str) -> tuple[int, int]:
+        """(committed chunks, of them without a vector yet)."""
+        r = self._query("SELECT COUNT(*) AS n, (SELECT COUNT(*) FROM chunks WHERE kb=? AND embedded=0) AS pending "
+                        "FROM chunks WHERE kb=?", (kb, kb))[0]
+        return r["n"], r["pending"]
+
+    def pending_vectors_by_document(self, kb: str) -> dict[str, int]:
+        return {r["doc_id"]: r["n"] for r in self._query(
+            "SELECT doc_id, COUNT(*) AS n FROM chunks WHERE kb=? AND embedded=0 GROUP BY doc_id", (kb,))}
 
     def document_chunks(self, kb: str, doc_id: str) -> list[dict]:
         return [{"chunk_id": r["chunk_id"], "position": r["position"], "text": r["text"],
