@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_LINK_MODE ?= copy
 
-.PHONY: install install-test demo serve test test-fast eval-ncp eval-ncp-answers eval-rgb eval-rejection clean
+.PHONY: install install-test demo serve test test-fast eval-ncp eval-ncp-answers eval-rgb eval-rejection eval-laws clean
 
 $(UV):
 	$(PY) -m venv .uv && .uv/bin/pip install -q uv==0.13.8
@@ -49,6 +49,10 @@ eval-rgb: install
 # refusal of questions whose evidence was removed from the KB vs answers to those still covered (NCP, 25 + 25)
 eval-rejection: install
 	$(BIN)/gov-assistant eval run --suite rejection --out eval-runs/rejection
+
+# citizens' lay questions whose answer is one article of a law (samples/law_questions.jsonl): article Hit@k per mode
+eval-laws: install
+	$(BIN)/gov-assistant eval run --suite laws --out eval-runs/laws
 
 test: install-test
 	$(BIN)/python -m pytest -q

@@ -93,6 +93,9 @@ def _print_summary(summary: dict, suite: str, out: Path) -> None:
                       pct(g["answer_rate_present"]), "–" if g["f1_answered"] is None else f"{g['f1_answered']:.3f}",
                       pct(g["cites_gold_answered"]), {True: "yes", False: "no", None: "–"}[g["meets_targets"]])
         console.print(t)
+    if suite == "laws" and agg.get("articles"):
+        from eval.suites.laws import print_table
+        console.print(print_table(agg))
     for note in agg.get("run", {}).get("notes", []):
         console.print(f"[dim]note: {note}[/]", highlight=False)
     console.print(f"report: {out / 'report.md'} · {out / 'report.html'} · {out / 'summary.json'} · "
@@ -100,11 +103,11 @@ def _print_summary(summary: dict, suite: str, out: Path) -> None:
 
 
 @eval_app.command("run")
-def run(suite: str = typer.Option(..., "--suite", help="ncp | rgb | summaries | custom | rejection"),
+def run(suite: str = typer.Option(..., "--suite", help="ncp | rgb | summaries | custom | rejection | laws"),
         out: Path = typer.Option(..., "--out", help="Run folder (created; a re-run resumes)."),
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML file merged over the profile."),
         data: Optional[Path] = typer.Option(None, "--data", help="Data folder or file (default ../shared/data/...)."),
-        kb: Optional[str] = typer.Option(None, "--kb", help="Knowledge base (ncp: default eval-ncp; rejection: eval-rejection; custom: required)."),
+        kb: Optional[str] = typer.Option(None, "--kb", help="Knowledge base (ncp: default eval-ncp; rejection: eval-rejection; laws: eval-laws; custom: required)."),
         limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N questions (per set for summaries)."),
         retrieval_only: bool = typer.Option(False, "--retrieval-only", help="ncp/custom: skip the answer stage."),
         modes: str = typer.Option("bm25,dense,hybrid", "--modes", help="Retrieval modes, comma-separated."),
@@ -115,7 +118,8 @@ def run(suite: str = typer.Option(..., "--suite", help="ncp | rgb | summaries | 
                                                 "LLM judge (faithfulness, relevance); off by default."),
         judge_model: Optional[str] = typer.Option(None, "--judge-model", help="Judge model (default: the first "
                                                   "the endpoint lists)."),
-        no_ingest: bool = typer.Option(False, "--no-ingest", help="ncp, rejection: use --kb as it is, without ingesting."),
+        no_ingest: bool = typer.Option(False, "--no-ingest", help="ncp, rejection, laws: use --kb as it is, "
+                                       "without ingesting."),
         concurrency: int = typer.Option(1, "--concurrency", help="Items in flight at once; up to the local LLM's "
                                         "llm.local.n_parallel slots helps on CPU (answers may differ in the last "
                                         "digits of batched arithmetic)."),

@@ -28,6 +28,7 @@ DEFAULT_PATHS = {
     "rgb": SHARED_DATA / "rgb" / "zh_refine.json",
     "summaries": SHARED_DATA / "summaries",
     "custom": PROJECT_ROOT / "samples" / "questions.jsonl",
+    "laws": PROJECT_ROOT / "samples" / "law_questions.jsonl",
 }
 
 

@@ -12,7 +12,7 @@ from eval import metrics as M
 from eval.runner import MODES, load_items, settings_snapshot
 from eval.suites.common import CUTOFFS
 
-SUITE_ORDER = ("ncp", "rgb", "summaries", "custom", "rejection")
+SUITE_ORDER = ("ncp", "rgb", "summaries", "custom", "rejection", "laws")
 CURVE_K = tuple(range(1, 11))
 
 
@@ -160,6 +160,9 @@ def aggregate(suite: str, records: list[dict]) -> dict:
         return aggregate_rejection(records)
     if suite == "summaries":
         return aggregate_summaries(records)
+    if suite == "laws":
+        from eval.suites.laws import aggregate as aggregate_laws
+        return aggregate_laws(records)
     out: dict = {"n": len(records), "retrieval": aggregate_retrieval(records), "answer": aggregate_answers(records)}
     if suite == "ncp":
         from eval.suites.ncp import PUBLISHED
@@ -347,6 +350,11 @@ def chart_rejection(summary: dict, path: Path) -> Path | None:
     return path
 
 
+def chart_laws(summary: dict, path: Path) -> Path | None:
+    from eval.suites.laws import chart
+    return chart(summary, path)
+
+
 # --- documents (one model, rendered to Markdown and HTML) ---------------------------------------------------
 
 def _fmt(v, pct: bool = False) -> str:
@@ -431,6 +439,9 @@ def build_document(summary: dict, by_suite: dict[str, list[dict]], charts: dict[
             _summaries_section(doc, agg, by_suite[suite], charts)
         elif suite == "rejection":
             _rejection_section(doc, agg, by_suite[suite], charts)
+        elif suite == "laws":
+            from eval.suites.laws import report_section
+            report_section(doc, agg, by_suite[suite], charts)
     if "latency" in charts:
         doc.append(("h", 2, "Latency"))
         doc.append(("img", charts["latency"], "latency histograms"))
@@ -663,9 +674,11 @@ def write_report(out: Path, container) -> dict:
     for name, fn in (("recall", lambda p: chart_recall(summary, p)), ("noise", lambda p: chart_noise(summary, p)),
                      ("summaries", lambda p: chart_summaries(summary, p)),
                      ("rejection", lambda p: chart_rejection(summary, p)),
+                     ("laws", lambda p: chart_laws(summary, p)),
                      ("latency", lambda p: chart_latency(by_suite, p))):
         path = fn(out / {"recall": "recall_at_k.png", "noise": "rgb_noise.png", "summaries": "summaries_rouge.png",
-                         "rejection": "rejection.png", "latency": "latency.png"}[name])
+                         "rejection": "rejection.png", "laws": "laws_hits.png",
+                         "latency": "latency.png"}[name])
         if path:
             charts[name] = path
     summary["charts"] = {k: v.name for k, v in charts.items()}

@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Protocol
 
 from assistant.progress import Progress, no_progress
 
-SUITES = ("ncp", "rgb", "summaries", "custom", "rejection")
+SUITES = ("ncp", "rgb", "summaries", "custom", "rejection", "laws")
 MAX_FAILURES_IN_A_ROW = 5
 DEFAULT_NCP_KB = "eval-ncp"      # the ncp suite's scratch knowledge base (ingest is idempotent: reused)
 MODES = ("bm25", "dense", "hybrid")
@@ -193,6 +193,9 @@ def get_suite(name: str) -> Suite:
     if name == "rejection":
         from eval.suites.rejection import RejectionSuite
         return RejectionSuite()
+    if name == "laws":
+        from eval.suites.laws import LawsSuite
+        return LawsSuite()
     raise EvalError(f"unknown suite {name!r}: use one of {', '.join(SUITES)}")
 
 
