@@ -25,6 +25,23 @@ def retrieval_metrics(ranked_doc_ids: list[str], gold_ids: list[str]) -> dict:
     return out
 
 
+def note_ingest(ctx: RunContext, report, what: str) -> None:
+    """A suite's ingest in the run's notes: counts, time and the first failure."""
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
+    ctx.note(f"ingest {what}: {counts} ({report.seconds:.1f}s)")
+    failed = [r for r in report.results if r.status == "failed"]
+    if failed:
+        ctx.note(f"{len(failed)} document(s) failed to ingest, e.g. {failed[0].source}: {failed[0].message}")
+
+
+def note_embedding(ctx: RunContext, kb: str) -> None:
+    """Warn when the knowledge base's vectors come from another embedder than the configured one."""
+    kb_embedding = ctx.container.store.catalog.require_kb(kb).get("embedding")
+    if kb_embedding and kb_embedding != ctx.container.embedding_name:
+        ctx.note(f"warning: {kb} was embedded with {kb_embedding}, the configuration uses "
+                 f"{ctx.container.embedding_name}: dense results are not meaningful")
+
+
 def warm_up(ctx: RunContext, kb: str) -> None:
     """One untimed query per mode, so that loading indexes and the embedder is not counted as the first item's
     latency."""

@@ -27,8 +27,8 @@ from pathlib import Path
 from assistant.services.access import LOCAL_ADMIN
 from eval import metrics as M
 from eval.data import DEFAULT_PATHS, DataError
-from eval.runner import EvalError, RunContext, WorkItem, distinct, timed
-from eval.suites.common import retrieval_complete, warm_up
+from eval.runner import EvalError, RunContext, WorkItem, timed
+from eval.suites.common import note_embedding, note_ingest, retrieval_complete, warm_up
 from eval.suites.rejection import half_of
 
 DEFAULT_KB = "eval-laws"
@@ -209,13 +209,8 @@ class LawsSuite:
                 kb, list(iter_law_documents(laws)),
                 lambda phase, done, total, detail="": ctx.progress(f"{phase} {kb}", done, total, detail),
                 principal=LOCAL_ADMIN)
-            counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
-            versions = len(laws) - len(names)
-            ctx.note(f"laws.db → {kb}: {len(names)} law(s), {len(laws)} version(s) ({versions} not current); "
-                     f"{counts} ({report.seconds:.1f}s)")
-            failed = [r for r in report.results if r.status == "failed"]
-            if failed:
-                ctx.note(f"{len(failed)} law(s) failed to ingest, e.g. {failed[0].source}: {failed[0].message}")
+            note_ingest(ctx, report, f"laws.db → {kb} ({len(names)} law(s) in {len(laws)} version(s), "
+                                     f"{len(laws) - len(names)} not current)")
             wanted = {f"law-{law['law_id']}" for law in laws}
             stale = [d["doc_id"] for d in c.store.catalog.list_documents(kb)
                      if d["doc_id"].startswith("law-") and d["doc_id"] not in wanted]
@@ -226,10 +221,7 @@ class LawsSuite:
         foreign = [d for d in c.store.catalog.list_documents(kb) if not d["doc_id"].startswith("law-")]
         if foreign:
             ctx.note(f"warning: {kb} holds {len(foreign)} document(s) that are not from laws.db")
-        kb_embedding = c.store.catalog.require_kb(kb).get("embedding")
-        if kb_embedding and kb_embedding != c.embedding_name:
-            ctx.note(f"warning: {kb} was embedded with {kb_embedding}, the configuration uses {c.embedding_name}: "
-                     "dense results are not meaningful")
+        note_embedding(ctx, kb)
 
     def is_complete(self, ctx: RunContext, record: dict) -> bool:
         return retrieval_complete(ctx, record)

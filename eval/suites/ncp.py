@@ -12,7 +12,7 @@ from __future__ import annotations
 from assistant.services.access import LOCAL_ADMIN
 from eval.data import load_ncp
 from eval.runner import DEFAULT_NCP_KB, RunContext, WorkItem
-from eval.suites.common import QuestionSuite, warm_up
+from eval.suites.common import QuestionSuite, note_embedding, note_ingest, warm_up
 
 DEFAULT_KB = DEFAULT_NCP_KB
 # BM25 (jieba cut_for_search + rank-bm25 Okapi), document level, on the same questions and corpus
@@ -28,15 +28,8 @@ def ingest_corpus(ctx: RunContext, kb: str, corpus) -> None:
         report = c.knowledge_bases.ingest_paths(
             kb, [str(corpus)], lambda phase, done, total, detail="": ctx.progress("ingest " + kb, done, total, detail),
             principal=LOCAL_ADMIN, description=f"evaluation corpus {corpus}")
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
-        ctx.note(f"ingest {corpus} → {kb}: {counts} ({report.seconds:.1f}s)")
-        failed = [r for r in report.results if r.status == "failed"]
-        if failed:
-            ctx.note(f"{len(failed)} document(s) failed to ingest, e.g. {failed[0].source}: {failed[0].message}")
-    kb_embedding = c.store.catalog.require_kb(kb).get("embedding")
-    if kb_embedding and kb_embedding != c.embedding_name:
-        ctx.note(f"warning: {kb} was embedded with {kb_embedding}, the configuration uses {c.embedding_name}: "
-                 "dense results are not meaningful")
+        note_ingest(ctx, report, f"{corpus} → {kb}")
+    note_embedding(ctx, kb)
 
 
 class NCPSuite(QuestionSuite):

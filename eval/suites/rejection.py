@@ -32,7 +32,7 @@ from assistant.services.access import LOCAL_ADMIN
 from eval import metrics as M
 from eval.data import load_ncp, read_jsonl
 from eval.runner import EvalError, RunContext, WorkItem
-from eval.suites.common import ask
+from eval.suites.common import ask, note_embedding, note_ingest
 
 DEFAULT_KB = "eval-rejection"
 DEFAULT_N = 25
@@ -176,11 +176,7 @@ class RejectionSuite:
                 kb, [str(path)], lambda phase, done, total, detail="": ctx.progress("ingest " + kb, done, total,
                                                                                     detail),
                 principal=LOCAL_ADMIN, description="evaluation corpus (rejection suite)")
-            counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
-            ctx.note(f"ingest {KB_CORPUS} → {kb}: {counts} ({report.seconds:.1f}s)")
-            failed = [r for r in report.results if r.status == "failed"]
-            if failed:
-                ctx.note(f"{len(failed)} document(s) failed to ingest, e.g. {failed[0].source}: {failed[0].message}")
+            note_ingest(ctx, report, f"{KB_CORPUS} → {kb}")
         stored = {d["doc_id"] for d in c.store.catalog.list_documents(kb)}
         stale = sorted(stored & removed)
         if stale and ctx.options.no_ingest:
@@ -193,9 +189,7 @@ class RejectionSuite:
         foreign = len(stored - set(corpus))
         if foreign:
             ctx.note(f"warning: {kb} holds {foreign} document(s) that are not in the corpus")
-        kb_embedding = c.store.catalog.require_kb(kb).get("embedding")
-        if kb_embedding and kb_embedding != c.embedding_name:
-            ctx.note(f"warning: {kb} was embedded with {kb_embedding}, the configuration uses {c.embedding_name}")
+        note_embedding(ctx, kb)
 
     def is_complete(self, ctx: RunContext, record: dict) -> bool:
         return "answer" in record
