@@ -295,9 +295,9 @@ def chart(summary: dict, path: Path) -> Path | None:
             right.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + .01,
                        f"{agg['articles'][mode][s]['hit@5']:.2f}", ha="center", va="bottom", fontsize=7)
     right.set_xticks(range(len(subsets)), [f"{s}\nn={agg['articles'][modes[0]][s]['n']}" for s in subsets])
-    right.set(title="article Hit@5 per subset", ylabel="Hit@5", ylim=(0, 1.1))
+    right.set(title="article Hit@5 per subset", ylabel="Hit@5", ylim=(0, 1.22))
     right.grid(alpha=.3, axis="y")
-    right.legend(loc="upper right", fontsize=8)
+    right.legend(loc="upper center", ncol=len(modes), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -338,6 +338,8 @@ def report_section(doc: list, agg: dict, records: list[dict], charts: dict) -> N
     key = "hybrid" if "hybrid" in modes else modes[-1]
     miss = [r for r in records if (r["metrics"][key]["rank"] or 99) > 5]
     doc.append(("h", 3, f"Questions whose gold article is not in {key}'s first 5 ({len(miss)} of {len(records)})"))
+    if not miss:
+        return
     rows = []
     for r in sorted(miss, key=lambda r: (r["metrics"][key]["rank"] or 99, r["key"])):
         gold = "; ".join(f"{_short_law(g['law'])} {'、'.join(g['articles'])}" for g in r["gold"])
