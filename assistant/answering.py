@@ -30,6 +30,7 @@ ATOM_KIND_NAMES = {"amount": "金额", "percent": "比例", "date": "日期", "n
                    "content": "内容"}
 REFUSAL_MARKERS = ("知识库中未找到", "未找到相关依据", "资料中没有", "参考资料中没有", "无法根据参考资料")
 _CITE = re.compile(r"\[(\d{1,2})\]")
+_LEAD_NUMBER = re.compile(r"^\s*[（(]?(?:\d{1,3}|[一二三四五六七八九十]{1,3})[)）.、．]\s*")
 TOP_LOGPROBS = 10      # candidates read for the first answer token (answerability: first_token)
 
 
@@ -43,12 +44,27 @@ def citation_label(meta: dict) -> str:
     return label
 
 
-def passage_header(n: int, meta: dict) -> str:
+def document_header(meta: dict) -> str:
+    """《标题》（文号）（发文机关，成文日期，效力）: said once for all of a document's passages in the prompt."""
     bits = [b for b in (meta.get("agency"), meta.get("date"), meta.get("status")) if b]
+    label = f"《{meta['law']}》" if meta.get("law") else citation_label(meta)   # its articles open with 第X条
+    return label + (f"（{'，'.join(bits)}）" if bits else "")
+
+
+def passage_header(n: int, meta: dict, text: str = "") -> str:
+    """[n] and where in its document the passage sits; the last heading level is left out when the passage opens
+    with it (a numbered item's title is its first sentence), since prompt tokens are the slow part on CPU."""
+    if meta.get("law"):
+        return f"[{n}]"
     heading = meta.get("heading", "")
-    label = citation_label(meta)
-    where = heading if heading and not meta.get("law") else label
-    return f"[{n}] {where}" + (f"（{'，'.join(bits)}）" if bits else "")
+    title = meta.get("title", "")
+    for own in (f"《{title}》", title) if title else ():   # the document's title is in its group header already
+        heading = heading.strip().removeprefix(own)
+    levels = [h.strip() for h in heading.split(">") if h.strip()]
+    opening = _LEAD_NUMBER.sub("", text.removeprefix(f"《{title}》") if title else text)
+    if levels and opening.startswith(_LEAD_NUMBER.sub("", levels[-1])):
+        levels.pop()
+    return f"[{n}] {' > '.join(levels)}".rstrip()
 
 
 def is_refusal(text: str) -> bool:
@@ -117,22 +133,28 @@ class Citation:
         return cls(n, hit.doc_id, hit.chunk_id, hit.kb, hit.title, citation_label(hit.metadata), hit.text, hit.metadata)
 
 
-def build_context(hits: list[Hit], budget: int, header: Callable[[int, dict], str] = passage_header,
+def build_context(hits: list[Hit], budget: int, header: Callable[[int, dict], str] | None = None,
                   focus: Callable[[str], str] | None = None) -> tuple[str, list[Citation]]:
     """Numbered passages within a character budget (prefill is the slow part on CPU) and their citations; `focus`
-    cuts each passage to its relevant sentences first (the citation keeps the whole passage)."""
-    parts, citations, used = [], [], 0
+    cuts each passage to its relevant sentences first (the citation keeps the whole passage). Without `header`,
+    passages are grouped under their document's header, said once; numbers stay in rank order."""
+    shown_texts, citations, used = [], [], 0
     for hit in hits:
         shown = focus(hit.text) if focus else hit.text
         truncated = used + len(shown) > budget
         text = shown[:max(budget - used, 0)] if truncated else shown
         if citations and truncated and len(text) < 40:  # short passages (law articles) are kept whole
             break
-        n = len(citations) + 1
-        parts.append(f"{header(n, hit.metadata)}\n{text}")
-        citations.append(Citation.from_hit(n, hit))
+        citations.append(Citation.from_hit(len(citations) + 1, hit))
+        shown_texts.append(text)
         used += len(text)
-    return "\n\n".join(parts), citations
+    if header is not None:
+        return "\n\n".join(f"{header(c.n, c.metadata)}\n{t}" for c, t in zip(citations, shown_texts)), citations
+    groups: dict[str, list[str]] = {}
+    for c, t in zip(citations, shown_texts):
+        groups.setdefault(c.doc_id or c.chunk_id, [document_header(c.metadata)]).append(
+            f"{passage_header(c.n, c.metadata, t)}\n{t}")
+    return "\n\n".join("\n".join(g) for g in groups.values()), citations
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Time to first token and total time of `ask`, the configuration in effect against the pre-#13 one (whole
-1,500-character passages, no answerability judgement, no constraints, no verification, gate 0.88/0.6), side by side
-in one run on the same questions: each question is asked both ways, in alternating order, so machine noise hits
-both alike.
+1,500-character passages each under its full header, no answerability judgement, no constraints, no verification,
+gate 0.88/0.6), side by side in one run on the same questions: each question is asked both ways, in alternating
+order, so machine noise hits both alike.
 
     GOV_ASSISTANT_DATA_DIR=./data python benchmarks/ask_latency.py [--profile fast] [--kb demo] [-n 6]
         [--questions samples/questions.jsonl]
@@ -18,7 +18,7 @@ import json
 import statistics
 from pathlib import Path
 
-from assistant.answering import Answerer
+from assistant.answering import Answerer, build_context, citation_label
 from assistant.container import Container
 from assistant.demo import build_demo
 from assistant.retrieval import HybridSearcher
@@ -29,13 +29,25 @@ OLD = {"answer": {"max_context_chars": 1500, "focus_chars": 0, "max_passages": 0
        "retrieval": {"min_dense_similarity": 0.88, "min_term_coverage": 0.6}}
 
 
+def pre13_header(n: int, meta: dict) -> str:
+    """The passage header before #13: the heading path (or label) and agency, date and status on every passage."""
+    bits = [b for b in (meta.get("agency"), meta.get("date"), meta.get("status")) if b]
+    where = meta.get("heading") if meta.get("heading") and not meta.get("law") else citation_label(meta)
+    return f"[{n}] {where}" + (f"（{'，'.join(bits)}）" if bits else "")
+
+
+class Pre13Answerer(Answerer):
+    def build_context(self, hits, question=""):
+        return build_context(hits, self.settings.answer.max_context_chars, header=pre13_header)
+
+
 def old_answerer(c: Container) -> Answerer:
     settings = c.settings.model_copy(deep=True)
     settings.answer = settings.answer.model_copy(update=OLD["answer"])
     settings.retrieval = settings.retrieval.model_copy(update=OLD["retrieval"])
     s = c.searcher
     searcher = HybridSearcher(s.store, s.embeddings, s.reranker, settings.retrieval, c.settings.rerank)
-    return Answerer(lambda: c.llm, searcher, settings, c.model_name)
+    return Pre13Answerer(lambda: c.llm, searcher, settings, c.model_name)
 
 
 def flush_prompt_cache(c: Container) -> None:

@@ -44,6 +44,19 @@ _PAREN_ITEM_RE = re.compile(rf"^[（(]{_CN}[）)]")
 _BOLD_ITEM_RE = re.compile(r"^(?:\d+|[０-９]+)\s*[.．、]\s*\*\*(.+?)\*\*")
 
 
+# where a flattened page (paragraphs joined by spaces, as scraped policy pages often are) had its paragraph breaks:
+# whitespace or a sentence end, then an item number (一、 / （一） / 第X条 followed by a space)
+_FLAT_ITEM = rf"(?={_CN}、|[（(]{_CN}[）)]|第{_NUM}条\s)"
+_FLAT_BREAK_RE = re.compile(rf"\s+{_FLAT_ITEM}|(?<=[。；：:]){_FLAT_ITEM}|(?<=[。；：:][”’）]){_FLAT_ITEM}")
+
+
+def restore_paragraphs(text: str, min_line_chars: int = 200) -> str:
+    """Line breaks put back before the item numbers of long lines, so a flattened document keeps its 一、/（一）/
+    第X条 structure (headings, sections) instead of being one paragraph; text with its own breaks is unchanged."""
+    return "\n".join(_FLAT_BREAK_RE.sub("\n", line) if len(line) >= min_line_chars else line
+                     for line in text.split("\n"))
+
+
 def split_sentences(text: str) -> list[str]:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return [s.strip() for s in _SENT_RE.findall(text) if s.strip()]

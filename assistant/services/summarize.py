@@ -48,7 +48,7 @@ from assistant.services.summary_format import (
     read_structured, render_markdown, structured_schema, summary_plain_text, trim_cut,
 )
 from assistant.settings import PROMPTS_DIR, Settings
-from ingest.chunking import Block, split_sentences
+from ingest.chunking import Block, restore_paragraphs, split_sentences
 from ingest.loaders import TEXT_SUFFIXES, LoadError, SourceDocument, decode_text, discover, load_file
 from ingest.metadata import extract_metadata
 
@@ -578,7 +578,8 @@ class _RecordLog:
 
 
 def _text_blocks(text: str) -> list[Block]:
-    return [Block(line) for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
+    text = restore_paragraphs(text.replace("\r\n", "\n"))    # a flattened page keeps its 一、/（一） sections
+    return [Block(line) for line in text.split("\n") if line.strip()]
 
 
 def _file_blocks(path: Path, doc: SourceDocument) -> list[Block]:

@@ -46,8 +46,10 @@ def test_citations_are_numbered_and_map_to_passages(qa):
     # the passages in the prompt are numbered exactly as the citations
     prompt = llm.calls[-1][-1]["content"]
     for c in answer.citations:
-        assert f"[{c.n}] " in prompt and c.text in prompt
-    assert prompt.index("[1] ") < prompt.index(first.text) < prompt.index("[2] ")
+        assert f"[{c.n}]" in prompt and c.text in prompt
+    assert prompt.index("[1]") < prompt.index(first.text) < prompt.index("[2]")
+    # a document's header (title, 文号, agency, date, validity) is said once for all its passages
+    assert prompt.count("《示范市停车收费管理办法》（示政发〔2025〕3号）（示范市交通局") == 1
 
 
 def test_default_scripted_answer_cites_the_first_passage(qa):
@@ -188,12 +190,12 @@ def test_context_budget_limits_passages(qa):
              for i in range(1, 5)]
     context, citations = answerer.build_context(short)
     assert [c.n for c in citations] == [1, 2, 3, 4]      # short passages (law articles) are all kept
-    assert "[4] 《某法》第4条" in context
+    assert "《某法》\n[4]\n第4条" in context
     qa.settings.answer.max_context_chars = 30
     hits = [Hit(f"c{i}", f"d{i}", "kb", "甲" * 25 + str(i), {"title": f"文件{i}"}) for i in range(4)]
     context, citations = answerer.build_context(hits)
     assert [c.n for c in citations] == [1]                # the next passage would be cut under 40 chars
-    assert "[1] 《文件0》" in context and "d1" not in {c.doc_id for c in citations}
+    assert "《文件0》\n[1]" in context and "d1" not in {c.doc_id for c in citations}
 
 
 def test_citation_labels_and_refusal_detection():

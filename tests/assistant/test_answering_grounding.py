@@ -189,3 +189,19 @@ def test_passages_are_focused_on_the_question():
     hits = [Hit("c1", "d1", "kb", text, {"title": "指南"})]
     ctx, cites = build_context(hits, 600, focus=lambda t: focus_text(t, {"收费"}, {}, 20))
     assert "收费标准为不收费" in ctx and "天气" not in ctx and cites[0].text == text   # the citation keeps it all
+
+
+def test_passages_are_grouped_under_their_document_header_said_once():
+    meta = {"title": "市数据局2025年工作要点", "agency": "上海市数据局办公室", "date": "2025-03-10", "status": "现行有效"}
+    hits = [Hit("c1", "d1", "kb", "5. 建强国家区块链网络(上海枢纽)。推动核心技术研发。",
+                {**meta, "heading": "《市数据局2025年工作要点》二、夯实数字基础设施底座 > 建强国家区块链网络(上海枢纽)"}),
+            Hit("c2", "d2", "kb", "第二十一条 国家建立数据分类分级保护制度。",
+                {"title": "数据安全法", "law": "中华人民共和国数据安全法", "article": "第二十一条", "status": "现行有效"}),
+            Hit("c3", "d1", "kb", "加强区域数据标准协作。", {**meta, "heading": "一、强化规划引领 > 强化数据标准建设与互通"})]
+    ctx, cites = build_context(hits, 600)
+    assert [c.n for c in cites] == [1, 2, 3]
+    assert ctx == ("《市数据局2025年工作要点》（上海市数据局办公室，2025-03-10，现行有效）\n"
+                   "[1] 二、夯实数字基础设施底座\n5. 建强国家区块链网络(上海枢纽)。推动核心技术研发。\n"
+                   # the item's title opens its text: the heading's last level is not repeated
+                   "[3] 一、强化规划引领 > 强化数据标准建设与互通\n加强区域数据标准协作。\n\n"
+                   "《中华人民共和国数据安全法》（现行有效）\n[2]\n第二十一条 国家建立数据分类分级保护制度。")

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.chunking import Block, Chunk, chunk_blocks, chunk_text, format_heading_path, split_sentences
+from ingest.chunking import (Block, Chunk, chunk_blocks, chunk_text, format_heading_path, restore_paragraphs,
+                            split_sentences)
 
 SEED = Path("/work/shared/data/seed/shanghai_data_bureau_2025_work_points.md")
 ENDS = "。！？；!?;”’）》」』\"')"
@@ -226,3 +227,18 @@ def test_real_work_points_document(max_chars):
     if max_chars == 120:  # items longer than 120 chars are split, keeping their path
         split = [c for c in chunks if c.heading_path == first_item[0].heading_path]
         assert len(split) >= 2
+
+
+def test_a_flattened_page_gets_its_item_breaks_back():
+    flat = ("国家税务总局南阳市税务局 各单位：为坚决贯彻落实，提出以下要求。 一、支持疫情防控物资供应 对生产、销售防控物资的"
+            "统一、规范管理。 二、支持公益捐赠 （一）捐赠可以扣除。（二）另有规定。第三条 本法自公布之日起施行。“一、二”并列。")
+    assert restore_paragraphs(flat, min_line_chars=0).split("\n") == [
+        "国家税务总局南阳市税务局 各单位：为坚决贯彻落实，提出以下要求。",
+        "一、支持疫情防控物资供应 对生产、销售防控物资的统一、规范管理。",   # 统一、 inside a sentence is no item
+        "二、支持公益捐赠", "（一）捐赠可以扣除。", "（二）另有规定。",
+        "第三条 本法自公布之日起施行。“一、二”并列。"]
+    assert restore_paragraphs(flat) == flat                      # a short line is left as it is
+    broken = "一、总则\n本办法适用于全市。 二、附则"             # text with its own breaks: only long lines change
+    assert restore_paragraphs(broken) == broken
+    chunks = chunk_text(restore_paragraphs(flat * 2))
+    assert any(c.heading_path and c.heading_path[0].startswith("二、") for c in chunks)

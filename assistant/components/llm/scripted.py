@@ -16,7 +16,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 
 from assistant.settings import Settings
 
-_PASSAGE = re.compile(r"^\[1\][^\n]*\n(.+?)(?:\n\[2\]|\n\n|$)", re.S | re.M)
+_PASSAGE = re.compile(r"^\[1\][^\n]*\n(.+?)(?:\n\[\d+\]|\n\n|$)", re.S | re.M)
 
 
 def _instance(schema: dict) -> Any:
