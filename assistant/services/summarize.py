@@ -726,14 +726,16 @@ def _doc_label(r: dict) -> str:
 
 def score_summaries(predictions: list, references: list[str], tokenize: str = "char") -> dict:
     """ROUGE-L F (×100) of summaries against references, character level by default (eval.metrics.rouge_l;
-    tokenize="jieba" for word level). A prediction is a str, a summaries.jsonl record or summarize_text's result."""
-    from eval.metrics import mean, rouge_l
+    tokenize="jieba" for word level, "lawbench" for LawBench's own scorer: jieba + rouge-chinese). A prediction
+    is a str, a summaries.jsonl record or summarize_text's result."""
+    from eval.metrics import mean, rouge_l, rouge_l_lawbench
 
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     texts = [p if isinstance(p, str) else summary_plain_text(p.get("style", "brief"), p.get("summary") or {})
              if p.get("status", "ok") == "ok" else "" for p in predictions]
-    scores = [rouge_l(t, ref, tokenize) for t, ref in zip(texts, references)]
+    scores = rouge_l_lawbench(texts, references) if tokenize == "lawbench" else \
+        [rouge_l(t, ref, tokenize) for t, ref in zip(texts, references)]
     return {"n": len(scores), "tokenize": tokenize, "rouge_l": round(100 * mean(scores), 2),
             "per_item": [round(100 * s, 2) for s in scores],
             "mean_chars": round(mean(len(t) for t in texts), 1) if texts else 0.0}

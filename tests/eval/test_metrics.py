@@ -136,3 +136,12 @@ def test_mean_percentile():
     assert percentile(xs, 100) == pytest.approx(10.0)
     for p in (5, 33.3, 90, 99):
         assert percentile(xs, p) == pytest.approx(float(np.percentile(xs, p)))
+
+
+def test_lawbench_rouge_l_is_its_own_scorer_jieba_plus_rouge_chinese():
+    from eval.metrics import rouge_l_lawbench
+
+    pred, gold = "公司因违法排污被罚款十万元", "某公司违法排污被罚十万元"
+    # on one sentence it agrees with our jieba-level LCS ROUGE-L; an empty prediction scores as "无内容"
+    assert rouge_l_lawbench([pred], [gold])[0] == pytest.approx(rouge_l(pred, gold, "jieba"), abs=1e-6)
+    assert rouge_l_lawbench([""], [gold]) == [0.0]
