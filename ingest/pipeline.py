@@ -49,7 +49,7 @@ class DocResult:
     message: str = ""
     seconds: float = 0.0
     title: str = ""
-    pending_vectors: int = 0   # chunks searchable by BM25, waiting for their vectors (when the text stage ended)
+    pending_vectors: int = 0   # chunks searchable by BM25 still waiting for their vectors (when the report was made)
 
 
 @dataclass

@@ -160,6 +160,11 @@ class KnowledgeBaseService:
             except Exception as exc:  # noqa: BLE001 - the documents are committed and searchable: report, resume later
                 report.vectors = VectorReport(report.kb, pending=self.catalog.vector_counts(report.kb)[1],
                                               error=f"{type(exc).__name__}: {exc}"[:300])
+            # each stored document's line says what it still lacks after both stages (an API job keeps these lines)
+            left = self.catalog.pending_vectors_by_document(report.kb)
+            for r in report.results:
+                if r.status in ("added", "replaced"):
+                    r.pending_vectors = left.get(r.doc_id, 0)
         return report
 
     def ingest_laws(self, kb: str, names: list[str] | None = None, progress: Progress = no_progress,

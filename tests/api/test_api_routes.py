@@ -225,7 +225,7 @@ def test_kb_check_and_repair(api):
     assert check["documents_missing_vectors"] == [doc] and not check["consistent"]
     assert api.client.post("/api/v1/kbs/samples/repair", headers=api.h("editor")).status_code == 403
     fixed = api.client.post("/api/v1/kbs/samples/repair", headers=api.h("admin")).json()
-    assert fixed["repaired"]["documents_reembedded"] == 1
+    assert fixed["repaired"]["vectors_written"] == fixed["repaired"]["vectors_marked_pending"] > 0
     assert api.client.get("/api/v1/kbs/samples/check", headers=api.h("reader")).json()["consistent"]
 
 
@@ -245,8 +245,11 @@ def test_upload_job_list_show_reindex_delete(api):
     assert accepted["files"] == ["通知.txt", "指南.md"] and accepted["status_url"].endswith(accepted["job_id"])
     job = api.wait_job(accepted["job_id"], "editor")
     assert job["state"] == "done" and job["ok"], job
-    assert job["counts"] == {"added": 2} and job["progress"]["done"] == job["progress"]["total"] == 2
+    # both stages: each file's text (searchable by keywords), then the vectors (the job's last progress)
+    assert job["counts"] == {"added": 2} and job["progress"]["phase"] == "vectors"
+    assert job["progress"]["done"] == job["progress"]["total"] == sum(r["chunks"] for r in job["results"])
     assert sorted(r["source"] for r in job["results"]) == ["指南.md", "通知.txt"]
+    assert all(r["pending_vectors"] == 0 for r in job["results"])
 
     docs = api.client.get("/api/v1/kbs/samples/documents", headers=api.h("reader")).json()
     uploaded = [d for d in docs if d["source"] == "通知.txt"]

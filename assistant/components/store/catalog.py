@@ -438,7 +438,7 @@ class Catalog:
         """(chunks in the knowledge base, token → chunks containing it) from the fts5vocab table."""
         _, _, v = lex_tables(kb)
         uniq = sorted(set(tokens))
-        n = self._query("SELECT COUNT(*) AS n FROM chunks WHERE kb=?", (kb,))[0]["n"]
+        n = self.chunk_count(kb)
         dfs = dict.fromkeys(uniq, 0)
         for start in range(0, len(uniq), 500):
             part = uniq[start:start + 500]
@@ -477,11 +477,15 @@ class Catalog:
             db.executemany("UPDATE chunks SET embedded=? WHERE kb=? AND chunk_id=?",
                            [(int(embedded), kb, cid) for cid in chunk_ids])
 
+    def chunk_count(self, kb: str) -> int:
+        """Committed chunks, from the documents' counts (a document's n_chunks is set in the commit that writes its
+        chunks): one row per document read, not one per chunk, on every search."""
+        return self._query("SELECT COALESCE(SUM(n_chunks), 0) AS n FROM documents WHERE kb=?", (kb,))[0]["n"]
+
     def vector_counts(self, kb: str) -> tuple[int, int]:
-        """(committed chunks, of them without a vector yet)."""
-        r = self._query("SELECT COUNT(*) AS n, (SELECT COUNT(*) FROM chunks WHERE kb=? AND embedded=0) AS pending "
-                        "FROM chunks WHERE kb=?", (kb, kb))[0]
-        return r["n"], r["pending"]
+        """(committed chunks, of them without a vector yet: read from a partial index of those only)."""
+        pending = self._query("SELECT COUNT(*) AS n FROM chunks WHERE kb=? AND embedded=0", (kb,))[0]["n"]
+        return self.chunk_count(kb), pending
 
     def pending_vectors_by_document(self, kb: str) -> dict[str, int]:
         return {r["doc_id"]: r["n"] for r in self._query(
