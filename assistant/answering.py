@@ -15,6 +15,7 @@ from assistant.filters import Filters
 from assistant.grounding.answer_type import asked_kind, states
 from assistant.grounding.answerability import answerability, first_token_logprobs, refusal_mass
 from assistant.grounding.atoms import Evidence
+from assistant.grounding.extractive import Extract, best_extract
 from assistant.grounding.constraints import (describe_missing, missing_constraints, passage_evidence,
                                              question_constraints, satisfies)
 from assistant.grounding.focus import focus_text
@@ -217,7 +218,12 @@ class Answerer:
         out = (self.condense_prompt | self.llm.bind(max_tokens=80)).invoke({"history": text, "question": question})
         rewritten = str(out.content).strip().splitlines()[0].strip() if str(out.content).strip() else ""
         rewritten = re.sub(r"^【?改写后的问题】?[:：]?", "", rewritten).strip()  # the model may repeat the label
-        return rewritten if 2 <= len(rewritten) <= 200 else question
+        if not 2 <= len(rewritten) <= 200:
+            return question
+        # a small model's rewrite may drop the user's own key word (办理时限 → 需要多久), and retrieval then misses
+        # the one section that answers: the user's words are kept next to the rewrite
+        dropped = [t for t in query_terms(question) if t not in rewritten]
+        return f"{rewritten}（{question}）" if dropped else rewritten
 
     def build_context(self, hits: list[Hit], question: str = "") -> tuple[str, list[Citation]]:
         a = self.settings.answer
@@ -236,6 +242,14 @@ class Answerer:
             return self.searcher.store.bm25.index(sorted(kbs)[0]).term_weights(terms)
         except Exception:  # noqa: BLE001 - given passages (benchmarks) have no index: all terms count the same
             return {}
+
+    def _extract(self, kind, question: str, hits: list[Hit], citations: list[Citation]) -> Extract | None:
+        a = self.settings.answer
+        if not a.extract_min_coverage:
+            return None
+        terms = query_terms(question)
+        passages = [(c.n, str(c.metadata.get("heading", "")), c.text) for c in citations]
+        return best_extract(kind, terms, self._term_weights(hits, terms), passages, a.extract_min_coverage)
 
     def stream(self, question: str, kbs: list[str], filters: Filters | None = None,
                history: list[dict] | None = None) -> Iterator[dict]:
@@ -371,6 +385,14 @@ class Answerer:
             # the invented atoms stay out of the reply (they are in `verification`); their kinds are named
             kinds = "、".join(dict.fromkeys(ATOM_KIND_NAMES.get(k, "内容") for c in verification.sentences
                                            for k in c.kinds)) or "内容"
+            extract = self._extract(kind, standalone, hits, citations) if kind and not has_content(kept) else None
+            if extract:
+                # the passage states what was asked: its sentence goes out instead of a refusal
+                verification.reason, verification.extract = "", asdict(extract)
+                kept = load_prompt("answer_extract").format(kinds=kinds, text=extract.sentence) + f"[{extract.n}]"
+                timings.setdefault("first_token_ms", (time.perf_counter() - t_start) * 1000)
+                yield {"type": "token", "text": kept}
+        if verification.reason == "unsupported":
             yield from self._refuse(question, standalone, load_prompt("refusal_unsupported").format(kinds=kinds),
                                     verification, citations, timings, t_start, usage, sources_sent=True)
             return

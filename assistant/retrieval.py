@@ -27,7 +27,7 @@ from assistant.settings import RetrievalSettings, RerankSettings
 
 # question words that say nothing about the topic; ignored when measuring how much of a query a passage covers
 QUESTION_WORDS = frozenset("什么 哪些 如何 怎么 怎样 是否 多少 需要 可以 有何 哪里 为什么 请问 有关 相关 关于 应当 能否 哪个 几个 "
-                           "规定 要求 内容 情况 问题 办理 我们 我要 一下".split())
+                           "规定 要求 内容 情况 问题 办理 我们 我要 一下 然后 那么 还有 另外 此外 多久 多长 多长时间 几天 何时".split())
 
 
 @dataclass

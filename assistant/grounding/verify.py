@@ -32,6 +32,7 @@ class Verification:
     answerability: float | None = None       # P(the passages answer the question), when judged
     missing_constraints: list[str] = field(default_factory=list)
     reason: str = ""                         # why the answer was refused, when it was
+    extract: dict | None = None              # the passage sentence quoted instead (grounding/extractive.py)
 
     @property
     def removed(self) -> int:

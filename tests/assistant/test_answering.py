@@ -157,6 +157,9 @@ def test_condense_keeps_only_recent_turns_and_falls_back_on_bad_rewrites(qa):
         assert answerer.condense("然后呢？", turns) == "然后呢？"
     llm.replies.append("【改写后的问题】办理营业执照要多少钱？\n多余的解释")
     assert answerer.condense("要多少钱？", turns) == "办理营业执照要多少钱？"
+    # the rewrite dropped the user's own term (办理时限): it is kept, or retrieval misses the 办理时限 section
+    llm.replies.append("办理新生儿落户需要多久？")
+    assert answerer.condense("办理时限是多久？", turns) == "办理新生儿落户需要多久？（办理时限是多久？）"
 
 
 def test_export_text_carries_the_ai_label_and_sources(qa):

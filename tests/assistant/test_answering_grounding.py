@@ -48,6 +48,34 @@ def test_an_answer_with_nothing_supported_is_a_refusal_that_says_why(qa):
     assert a.related and not any(c.cited for c in a.related)
 
 
+def test_an_invented_time_limit_gives_way_to_the_passage_sentence_that_states_it(qa):
+    qa.llm.replies.append("新生儿入户需要1个工作日[1]。")
+    events = list(qa.qa.stream("新生儿入户的办理时限是多久？", ["kb"], principal=LOCAL_ADMIN))
+    a = events[-1]["answer"]
+    assert not a.refused and "1个工作日" not in a.answer
+    assert "材料齐全的，3个工作日内办结。" in a.answer and "依据原文" in a.answer
+    assert a.verification["reason"] == "" and a.verification["removed"] == 1
+    extract = a.verification["extract"]
+    assert extract["coverage"] >= 0.6 and a.citations[extract["n"] - 1].cited
+    assert "".join(e["text"] for e in events if e["type"] == "token").strip() == a.answer
+    # off: the refusal as before
+    c = make_container(qa.settings.data_dir / "off", GOV_ASSISTANT_ANSWER__EXTRACT_MIN_COVERAGE="0")
+    assert c.knowledge_bases.ingest_documents("kb", DOCS, principal=LOCAL_ADMIN).ok
+    c.llm.replies.append("新生儿入户需要1个工作日[1]。")
+    off = c.qa.ask("新生儿入户的办理时限是多久？", ["kb"], principal=LOCAL_ADMIN)
+    assert off.refused and off.verification["reason"] == "unsupported"
+
+
+def test_no_extract_for_an_untyped_question_or_a_sentence_off_the_question(qa):
+    # untyped (哪些材料): the refusal stands, although a passage holds figures
+    qa.llm.replies.append("需要缴纳工本费50元[1]。")
+    assert qa.qa.ask("新生儿入户需要哪些材料？", ["kb"], principal=LOCAL_ADMIN).refused
+    # typed (多少个), a sentence stating a count exists (200个) but not the question's 开放平台 / 访问量
+    qa.llm.replies.append("开放平台的访问量为3000次[1]。")
+    a = qa.qa.ask("示范市数据局公共数据开放平台全年的访问量是多少次？", ["kb"], principal=LOCAL_ADMIN)
+    assert a.refused and a.verification["extract"] is None
+
+
 def test_the_stream_never_emits_an_unsupported_sentence(qa):
     qa.llm.replies.append("需要出生医学证明原件[1]。另需缴纳工本费50元[1]。")
     events = list(qa.qa.stream("新生儿入户需要哪些材料？", ["kb"], principal=LOCAL_ADMIN))
