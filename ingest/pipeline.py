@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -224,20 +225,28 @@ class IngestPipeline:
                 on_batch(len(new_ids), len(chunks))
         return new_ids
 
-    def fill_vectors(self, kb: str, progress: Progress = no_progress) -> VectorReport:
-        """The embedding worker: embed every committed chunk of the knowledge base that lacks a vector, a batch
-        of ingest.write_batch at a time, outside the write lock; write each batch under it."""
+    def fill_vectors(self, kb: str, progress: Progress = no_progress, doc_ids: list[str] | None = None) -> VectorReport:
+        """The embedding worker: embed every committed chunk of the knowledge base that lacks a vector (of
+        doc_ids only: what one ingest waits for, not a background backlog), a batch of ingest.write_batch at a
+        time, outside the write lock; write each batch under it."""
         catalog, report, t0 = self.store.catalog, VectorReport(kb), time.perf_counter()
         step = max(self.limits.write_batch, 1)
         waiting = lambda: progress("vectors", 0, None, "waiting for another process's embedding worker")  # noqa: E731
-        with self.store.embed_locks.hold(kb, on_wait=waiting):
+        # one backlog worker per KB at a time; an ingest filling its own documents does not queue behind one (a
+        # row both embed is written once: still_unembedded under the write lock)
+        lock = self.store.embed_locks.hold(kb, on_wait=waiting) if doc_ids is None else nullcontext()
+        with lock:
             after, done = 0, 0
+            if doc_ids is not None:
+                waiting_docs = catalog.pending_vectors_by_document(kb)
+                mine = sum(waiting_docs.get(d, 0) for d in doc_ids)
             while True:
-                rows = catalog.unembedded(kb, step, after)
+                rows = catalog.unembedded(kb, step, after, doc_ids)
                 if not rows:
                     break
                 after = rows[-1]["rowid"]
-                progress("vectors", done, done + catalog.vector_counts(kb)[1], rows[0]["metadata"].get("title", ""))
+                total = done + catalog.vector_counts(kb)[1] if doc_ids is None else mine
+                progress("vectors", done, total, rows[0]["metadata"].get("title", ""))
                 vectors = self.embeddings.embed_documents(
                     [embedding_text(r["metadata"].get("heading", ""), r["text"]) for r in rows])
                 with self.store.writer(kb):
