@@ -96,6 +96,7 @@ def _print_report(report, as_json: bool) -> None:
                 line = f"[{styles[r.status]}]{r.status:<9}[/] {r.source}"
                 line += f"  ({r.chunks} chunks)" if r.chunks else ""
                 line += f"  {r.message}" if r.message else ""
+                line += f"  [{'; '.join(r.how)}]" if r.how else ""
                 console.print(line, highlight=False)
         for note in report.notes:
             console.print(f"[yellow]repaired[/]  {note}", highlight=False)
