@@ -119,3 +119,14 @@ def test_a_hung_conversion_is_stopped_with_its_children(tmp_path, monkeypatch):
         time.sleep(0.05)
     else:
         pytest.fail(f"soffice's child {pid} outlived the timeout")
+
+
+def test_cli_result_line_shows_how_as_text(capsys):
+    from assistant import cli
+    from ingest.pipeline import DocResult, IngestReport
+    report = IngestReport("k", [DocResult("通知[red].wps", "d", "added", 2, how=["converted by LibreOffice to .docx",
+                                                                                "1 table"])])
+    with cli.console.capture() as captured:
+        cli._print_report(report, as_json=False)
+    said = " ".join(captured.get().split())                                   # the console wraps at its width
+    assert "added 通知[red].wps (2 chunks) [converted by LibreOffice to .docx; 1 table]" in said
