@@ -93,9 +93,11 @@ def _print_report(report, as_json: bool) -> None:
                   "failed": "red"}
         for r in report.results:
             if r.status != "unchanged" or len(report.results) <= 50:
-                line = f"[{styles[r.status]}]{r.status:<9}[/] {r.source}"
+                # names, messages and notes are text, not rich markup ("[converted by …]" would vanish as a tag)
+                line = f"[{styles[r.status]}]{r.status:<9}[/] {escape(r.source)}"
                 line += f"  ({r.chunks} chunks)" if r.chunks else ""
-                line += f"  {r.message}" if r.message else ""
+                line += f"  {escape(r.message)}" if r.message else ""
+                line += escape(f"  [{'; '.join(r.how)}]") if r.how else ""
                 console.print(line, highlight=False)
         for note in report.notes:
             console.print(f"[yellow]repaired[/]  {note}", highlight=False)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ingest.tables import is_rule, is_table_row, split_table
+
 __all__ = ["Block", "Chunk", "split_sentences", "chunk_blocks", "chunk_text", "format_heading_path"]
 
 
@@ -17,6 +19,7 @@ __all__ = ["Block", "Chunk", "split_sentences", "chunk_blocks", "chunk_text", "f
 class Block:
     text: str
     is_title: bool = False  # parser's guess; unreliable for Chinese, so only trusted for short lines
+    page: int | None = None  # 1-based page of a PDF or scanned image the text came from
 
 
 @dataclass
@@ -145,22 +148,46 @@ def _split_section(paras: list[str], max_chars: int, min_chars: int) -> list[str
     return [_join(p) for p in pieces]
 
 
+def _table_pieces(lines: list[str], max_chars: int) -> list[str]:
+    """A Markdown table's pieces, its header on each; a row too long for one piece is cut at sentence ends, each
+    part under the header."""
+    budget = max(max_chars - len(lines[0]) - len(lines[1]) - 2, max_chars // 3)
+    rows = [part for row in lines[2:] for part in (_split_section([row], budget, 0) if len(row) > budget else [row])]
+    return split_table(lines[:2] + rows, max_chars)
+
+
 def chunk_blocks(blocks: list[Block], *, max_chars: int = 300, min_chars: int = 40) -> list[Chunk]:
     path: list[tuple[int, str, bool]] = []  # (level, label, is_article)
     body: list[str] = []
-    sections: list[tuple[tuple[str, ...], str | None, list[str]]] = []
+    table: list[str] = []                   # Markdown table rows being read (a table may span blocks)
+    sections: list[tuple[tuple[str, ...], str | None, list[str], bool]] = []   # (..., is_table)
     started = False
 
     def flush() -> None:
         if body:
             article = next((label for _, label, is_art in reversed(path) if is_art), None)
-            sections.append((tuple(label for _, label, _ in path), article, body.copy()))
+            sections.append((tuple(label for _, label, _ in path), article, body.copy(), False))
             body.clear()
+
+    def end_table() -> None:
+        if len(table) >= 3 and is_rule(table[1]):   # a table is a section of its own, under the current heading
+            flush()
+            article = next((label for _, label, is_art in reversed(path) if is_art), None)
+            sections.append((tuple(label for _, label, _ in path), article, table.copy(), True))
+        else:
+            body.extend(table)                      # lines that only look like rows
+        table.clear()
 
     for block in blocks:
         lines = [_SPACE_RE.sub(" ", ln).strip() for ln in block.text.splitlines()]
         lines = [ln for ln in lines if ln and not _HR_RE.match(ln)]  # blank lines and markdown rules
         for line in lines:
+            if is_table_row(line):
+                table.append(line)
+                started = True
+                continue
+            if table:
+                end_table()
             in_article = any(is_art for _, _, is_art in path)
             head = _heading(line, block.is_title and len(lines) == 1, in_article)
             text = _MD_RE.sub(r"\2", line).replace("**", "").strip()
@@ -178,9 +205,12 @@ def chunk_blocks(blocks: list[Block], *, max_chars: int = 300, min_chars: int = 
             path = [p for p in path if p[0] < level] + [(level, label, kind == "article")]
             if keep_body:
                 body.append(text)
+    if table:
+        end_table()
     flush()
 
-    pieces = [(p, art, piece) for p, art, paras in sections for piece in _split_section(paras, max_chars, min_chars)]
+    pieces = [(p, art, piece) for p, art, paras, is_table in sections
+              for piece in (_table_pieces(paras, max_chars) if is_table else _split_section(paras, max_chars, min_chars))]
     merged: list[tuple[tuple[str, ...], str | None, str]] = []
     for p, art, piece in pieces:
         # tiny pieces join the next one only under the same path, hence never across articles

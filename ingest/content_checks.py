@@ -15,7 +15,7 @@ from assistant.settings import IngestSettings
 
 ZIP_MAGIC = b"PK\x03\x04"
 RATIO_FLOOR = 1 << 20          # members smaller than this may compress as well as they like
-ZIP_SUFFIXES = {".docx", ".xlsx", ".pptx"}
+ZIP_SUFFIXES = {".docx", ".xlsx", ".pptx", ".ofd"}
 TEXT_LIKE = {".txt", ".md", ".markdown", ".jsonl", ".html", ".htm"}
 # what a file that claims to be text may not start with (other binaries have NUL bytes near the start)
 BINARY_MAGIC = {b"PK\x03\x04": "a zip archive (.docx .xlsx .pptx are zips)", b"%PDF-": "a PDF",

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from ingest.chunking import Block
+from ingest.tables import html_rows, markdown_table
 
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 
@@ -67,8 +68,15 @@ def file_blocks(path: str) -> list[Block]:
 
 
 def _blocks(elements) -> list[Block]:
-    """unstructured elements → blocks; Title is only a hint (it labels most Chinese paragraphs as titles)."""
-    return [Block(str(e.text), getattr(e, "category", "") == "Title") for e in elements if str(e.text).strip()]
+    """unstructured elements → blocks; Title is only a hint (it labels most Chinese paragraphs as titles); a Table
+    becomes a Markdown table (its cells would otherwise run together as one line of words)."""
+    return [Block(_table_text(e) or str(e.text), getattr(e, "category", "") == "Title")
+            for e in elements if str(e.text).strip()]
+
+
+def _table_text(element) -> str:
+    html = getattr(element, "category", "") == "Table" and getattr(element.metadata, "text_as_html", None)
+    return markdown_table(html_rows(html)) if html else ""
 
 
 def _check_pdf(path: Path) -> None:

@@ -51,6 +51,7 @@ class DocResult:
     seconds: float = 0.0
     title: str = ""
     pending_vectors: int = 0   # chunks searchable by BM25 still waiting for their vectors (when the report was made)
+    how: list[str] = field(default_factory=list)   # how the file was read: "OFD, 2 pages", "3 tables", ...
 
 
 @dataclass
@@ -101,8 +102,9 @@ class DocumentError(ValueError):
 
 def normalise_metadata(doc: SourceDocument) -> dict:
     """Extracted 公文 metadata, overridden by what the source states; validated, with the field named."""
-    meta = {k: v for k, v in extract_metadata(doc.text, title_hint=doc.title or None).items() if v} \
-        if doc.extract_metadata else {}
+    meta = {k: v for k, v in doc.hints.items() if v not in (None, "")}     # the file's properties: weakest
+    if doc.extract_metadata:
+        meta.update({k: v for k, v in extract_metadata(doc.text, title_hint=doc.title or None).items() if v})
     meta.update({k: v for k, v in doc.metadata.items() if v not in (None, "")})
     meta["title"] = str(meta.get("title") or doc.title or Path(doc.source.split(":")[0]).stem)
     meta["status"] = str(meta.get("status") or DEFAULT_STATUS)
@@ -304,6 +306,7 @@ class IngestPipeline:
                     except Exception as exc:  # noqa: BLE001 - one bad document must not stop the batch
                         result = DocResult(item.source, item.doc_id, "failed",
                                            message=f"{type(exc).__name__}: {exc}"[:300])
+                    result.how = list(item.how)
                 report.results.append(result)
                 progress("ingest", len(report.results), total, result.title or result.source)
         finally:
