@@ -17,6 +17,7 @@ __all__ = ["Block", "Chunk", "split_sentences", "chunk_blocks", "chunk_text", "f
 class Block:
     text: str
     is_title: bool = False  # parser's guess; unreliable for Chinese, so only trusted for short lines
+    page: int | None = None  # 1-based page of a PDF or scanned image the text came from
 
 
 @dataclass

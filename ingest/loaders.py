@@ -18,7 +18,9 @@ from assistant.settings import IngestSettings
 from ingest.chunking import Block, Chunk
 from ingest.content_checks import ContentRejected, check_content
 from ingest.isolation import WorkerFailed, run_bounded
+from ingest.ocr import IMAGE_SUFFIXES
 from ingest.parsers import MARKDOWN_SUFFIXES, file_blocks, text_blocks
+from ingest.scanned import OnPage, ScanError, read_image, read_pdf
 
 os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -26,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TEXT_SUFFIXES = {".txt"} | MARKDOWN_SUFFIXES
 UNSTRUCTURED_SUFFIXES = {".html", ".htm", ".docx", ".doc", ".pdf", ".xlsx", ".pptx"}
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | UNSTRUCTURED_SUFFIXES | {".jsonl"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | UNSTRUCTURED_SUFFIXES | IMAGE_SUFFIXES | {".jsonl"}
 
 
 class LoadError(Exception):
@@ -46,6 +48,7 @@ class SourceDocument:
     metadata: dict = field(default_factory=dict)
     extract_metadata: bool = True           # structured sources state their metadata; no 公文 heuristics
     path: str | None = None                 # where it was read on the server: shown to admins only
+    note: str = ""                          # what reading it involved, for its result line ("OCR 3 pages")
 
     @property
     def content_hash(self) -> str:
@@ -96,12 +99,13 @@ def display_name(name: str) -> str:
 
 
 def load_file(path: Path, source_name: str | None = None, limits: IngestSettings | None = None,
-              shown_as: str | None = None) -> Iterator[SourceDocument | LoadError]:
+              shown_as: str | None = None, on_page: OnPage | None = None) -> Iterator[SourceDocument | LoadError]:
     """One document per file; one per line for .jsonl, where a bad line is yielded as a LoadError and the
     rest go on. source_name is the document's stable name, its id derives from it (default: the absolute path;
     uploads give the uploaded name, which is then also what readers see and no server path is kept); shown_as
     is what readers see instead (a folder ingest: the path relative to the folder's parent). Text formats parse
-    in-process; every other format after the content checks, in a bounded worker (limits: ingest settings)."""
+    in-process; every other format after the content checks, in a bounded worker (limits: ingest settings); scanned
+    PDF pages and images by OCR a page per worker call, on_page(pages done, pages to OCR) after each."""
     limits = limits or IngestSettings()
     source = source_name or str(path.resolve())
     shown = display_name(shown_as or source)
@@ -126,23 +130,29 @@ def load_file(path: Path, source_name: str | None = None, limits: IngestSettings
                 item.path = f"{server_path}:{item.source.rsplit(':', 1)[-1]}"
             yield item
         return
+    note = ""
     if suffix in TEXT_SUFFIXES:
         text = decode_text(path.read_bytes(), str(path))
         try:
             blocks = text_blocks(text, suffix)
         except Exception as exc:  # noqa: BLE001 - unstructured raises many types
             raise LoadError(str(path), f"cannot parse {suffix} file: {str(exc)[:200] or type(exc).__name__}") from None
+    elif suffix == ".pdf" or suffix in IMAGE_SUFFIXES:
+        try:
+            read = (read_pdf if suffix == ".pdf" else read_image)(path, limits, on_page)
+        except ScanError as exc:
+            raise LoadError(str(path), str(exc)) from None
+        blocks, note = read.blocks, read.note
     else:
         try:
             blocks = run_bounded(file_blocks, (str(path.resolve()),), limits.parse_timeout_s, limits.parse_memory_mb)
         except WorkerFailed as exc:
             raise LoadError(str(path), str(exc)) from None
     if not blocks:
-        raise LoadError(str(path), "no text found (a scanned PDF needs OCR first)" if suffix == ".pdf"
-                        else "no text found")
+        raise LoadError(str(path), f"no text found{f' ({note})' if note else ''}")
     full = "\n".join(b.text for b in blocks)
     yield SourceDocument(doc_id=derive_doc_id(source), title="", source=shown, text=full, blocks=blocks,
-                         path=server_path)
+                         path=server_path, note=note)
 
 
 def load_jsonl(path: Path, shown: str | None = None) -> Iterator[SourceDocument | LoadError]:
