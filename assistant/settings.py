@@ -99,6 +99,14 @@ class IngestSettings(_Section):
     parse_timeout_s: float = 120
     parse_memory_mb: int = 2048           # address space the worker may add beyond what it starts with
     write_batch: int = 256                # chunks embedded and written per step (memory stays flat)
+    # scanned PDF pages and images (.png .jpg .jpeg .tif .tiff): OCR in the same worker, one page per call
+    ocr: bool = True                      # needs the `ocr` extra; off or missing: scanned pages are reported
+    ocr_min_confidence: float = 0.75      # boxes scored below are dropped (seals, signatures); benchmarks/ocr_quality.py
+    ocr_max_pages: int = 200              # pages of one file read by OCR; more: the file is refused
+    ocr_max_pixels: int = 40_000_000      # an image's pixels, from its header before decoding (A4 at 600 dpi: 35 M)
+    ocr_page_timeout_s: float = 120       # each page's OCR is stopped after this
+    ocr_dpi: int = 200                    # PDF pages are rendered at this resolution
+    ocr_threads: int = 2                  # onnxruntime threads of the OCR worker
 
 
 class RetrievalSettings(_Section):

@@ -20,8 +20,10 @@ from ingest.content_checks import ContentRejected, check_content
 from ingest.isolation import WorkerFailed, run_bounded
 from ingest import libreoffice
 from ingest.metadata import parse_cn_date
+from ingest.ocr import IMAGE_SUFFIXES
 from ingest.ofd import read_ofd
 from ingest.parsers import MARKDOWN_SUFFIXES, file_blocks, text_blocks
+from ingest.scanned import OnPage, ScanError, read_image, read_pdf
 from ingest.tables import table_count
 
 os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
@@ -31,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TEXT_SUFFIXES = {".txt"} | MARKDOWN_SUFFIXES
 UNSTRUCTURED_SUFFIXES = {".html", ".htm", ".docx", ".pdf", ".xlsx", ".pptx"}
 CONVERTED_SUFFIXES = set(libreoffice.CONVERT_TO)          # .doc .xls .ppt .wps .et .dps, by LibreOffice
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | UNSTRUCTURED_SUFFIXES | CONVERTED_SUFFIXES | {".ofd", ".jsonl"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | UNSTRUCTURED_SUFFIXES | CONVERTED_SUFFIXES | IMAGE_SUFFIXES | {".ofd", ".jsonl"}
 
 
 class LoadError(Exception):
@@ -53,7 +55,7 @@ class SourceDocument:
     path: str | None = None                 # where it was read on the server: shown to admins only
     hints: dict = field(default_factory=dict)  # what the file's properties say (an OFD's DocInfo): used where the
                                                # text itself gives no 发文机关 / 日期
-    how: list[str] = field(default_factory=list)   # how it was read, for its result line ("OFD", "2 tables")
+    how: list[str] = field(default_factory=list)   # how it was read, for its result line ("OFD", "OCR 3 pages")
 
     @property
     def content_hash(self) -> str:
@@ -105,12 +107,13 @@ def display_name(name: str) -> str:
 
 
 def load_file(path: Path, source_name: str | None = None, limits: IngestSettings | None = None,
-              shown_as: str | None = None) -> Iterator[SourceDocument | LoadError]:
+              shown_as: str | None = None, on_page: OnPage | None = None) -> Iterator[SourceDocument | LoadError]:
     """One document per file; one per line for .jsonl, where a bad line is yielded as a LoadError and the
     rest go on. source_name is the document's stable name, its id derives from it (default: the absolute path;
     uploads give the uploaded name, which is then also what readers see and no server path is kept); shown_as
     is what readers see instead (a folder ingest: the path relative to the folder's parent). Text formats parse
-    in-process; every other format after the content checks, in a bounded worker (limits: ingest settings)."""
+    in-process; every other format after the content checks, in a bounded worker (limits: ingest settings); scanned
+    PDF pages and images by OCR a page per worker call, on_page(pages done, pages to OCR) after each."""
     limits = limits or IngestSettings()
     source = source_name or str(path.resolve())
     shown = display_name(shown_as or source)
@@ -154,13 +157,17 @@ def load_file(path: Path, source_name: str | None = None, limits: IngestSettings
         blocks = _bounded(path, libreoffice.converted_blocks, (str(path.resolve()), soffice, limits.parse_timeout_s),
                           limits, timeout_s=2 * limits.parse_timeout_s)
         how.append(f"converted by LibreOffice to .{libreoffice.CONVERT_TO[suffix]}")
+    elif suffix == ".pdf" or suffix in IMAGE_SUFFIXES:
+        try:
+            read = (read_pdf if suffix == ".pdf" else read_image)(path, limits, on_page)
+        except ScanError as exc:
+            raise LoadError(str(path), str(exc)) from None
+        blocks = read.blocks
+        how.append(read.note or "text layer")
     else:
         blocks = _bounded(path, file_blocks, (str(path.resolve()),), limits)
-        if suffix == ".pdf":
-            how.append("text layer")
     if not blocks:
-        raise LoadError(str(path), "no text found (a scanned PDF needs OCR first)" if suffix == ".pdf"
-                        else "no text found")
+        raise LoadError(str(path), f"no text found{f' ({how[-1]})' if how else ''}")
     if tables := table_count(b.text for b in blocks):
         how.append(f"{tables} table{'s' * (tables != 1)}")
     full = "\n".join(b.text for b in blocks)

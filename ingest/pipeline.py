@@ -322,16 +322,27 @@ class IngestPipeline:
         not a regular file) or failed (missing, unsupported, too large, unreadable)."""
         found = scan(paths, self.limits.max_files)
 
+        yielded = 0     # each item yielded is reported before the next is read: the results so far
+
         def items() -> Iterable[SourceDocument | LoadError]:
-            yield from found.problems
+            nonlocal yielded
+            for item in found.problems:
+                yielded += 1
+                yield item
             for f in found.files:
                 name = (source_names or {}).get(str(f.path))
+
+                def on_page(done: int, pages: int, label: str = Path(f.name).name) -> None:  # a scan's OCR
+                    progress("ingest", yielded, total, f"OCR {done}/{pages} pages · {label}")
                 try:
-                    for doc in load_file(f.path, name, self.limits, shown_as=None if name else f.name):
+                    for doc in load_file(f.path, name, self.limits, shown_as=None if name else f.name,
+                                         on_page=on_page):
                         if extra_metadata and isinstance(doc, SourceDocument):
                             doc.metadata.update(extra_metadata)
+                        yielded += 1
                         yield doc
                 except LoadError as exc:
+                    yielded += 1
                     yield exc
 
         total = len(found.problems) + sum(_count_lines(f.path) if f.path.suffix.lower() == ".jsonl" else 1

@@ -47,7 +47,9 @@ _MESSAGES = [
 # how a file was read (DocResult.how), in Chinese where known
 _HOW = [(re.compile(r"^OFD, (\d+) pages?$"), "OFD 版式文件，{0} 页"), (re.compile(r"^text layer$"), "读取文字层"),
         (re.compile(r"^converted by LibreOffice to (\.\w+)$"), "经 LibreOffice 转换为 {0}"),
-        (re.compile(r"^(\d+) tables?$"), "{0} 个表格")]
+        (re.compile(r"^(\d+) tables?$"), "{0} 个表格"),
+        (re.compile(r"^OCR (\d+) of (\d+) pages?"), "文字识别（OCR）{1} 页中的 {0} 页"),
+        (re.compile(r"^OCR (\d+) pages?"), "文字识别（OCR）{0} 页")]
 
 
 def how_zh(how: list[str]) -> str:
