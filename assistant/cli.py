@@ -160,6 +160,7 @@ def ingest_laws(kb: str = typer.Option(..., "--kb"),
     with friendly_errors():
         c = container()
         names = list(law) or (c.settings.demo.laws if demo_subset else None)
+        names = None if names and "*" in names else names     # demo.laws ["*"]: all of them
         with rich_progress("laws") as progress:
             report = c.knowledge_bases.ingest_laws(kb, names, progress, principal=LOCAL_ADMIN, wait=not no_wait)
     _print_report(report, as_json)

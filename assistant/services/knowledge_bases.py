@@ -160,8 +160,9 @@ class KnowledgeBaseService:
     def _vectors(self, report: IngestReport, wait: bool, progress: Progress) -> IngestReport:
         if wait:
             try:
-                # this ingest's documents only: a backlog (the demo's law corpus) is the background worker's
-                mine = [r.doc_id for r in report.results if r.status in ("added", "replaced")]
+                # the documents this ingest names (an unchanged one left half-embedded by a crash resumes), not
+                # the rest of the KB's backlog (the demo's law corpus): that is the background worker's
+                mine = [r.doc_id for r in report.results if r.doc_id and r.status != "failed"]
                 report.vectors = self.pipeline.fill_vectors(report.kb, progress, doc_ids=mine)
             except Exception as exc:  # noqa: BLE001 - the documents are committed and searchable: report, resume later
                 report.vectors = VectorReport(report.kb, pending=self.catalog.vector_counts(report.kb)[1],
