@@ -46,6 +46,7 @@ class SourceDocument:
     metadata: dict = field(default_factory=dict)
     extract_metadata: bool = True           # structured sources state their metadata; no 公文 heuristics
     path: str | None = None                 # where it was read on the server: shown to admins only
+    file: str | None = None                 # the file it was parsed from: the pipeline keeps a copy (its original)
 
     @property
     def content_hash(self) -> str:
@@ -142,7 +143,7 @@ def load_file(path: Path, source_name: str | None = None, limits: IngestSettings
                         else "no text found")
     full = "\n".join(b.text for b in blocks)
     yield SourceDocument(doc_id=derive_doc_id(source), title="", source=shown, text=full, blocks=blocks,
-                         path=server_path)
+                         path=server_path, file=str(path))
 
 
 def load_jsonl(path: Path, shown: str | None = None) -> Iterator[SourceDocument | LoadError]:
