@@ -42,7 +42,7 @@ def _open(path: Path):
     try:
         import pypdfium2 as pdfium
     except ImportError:
-        raise PdfViewUnavailable("rendering PDF pages needs pypdfium2 (the pdf-view extra)") from None
+        raise PdfViewUnavailable("rendering PDF pages needs pypdfium2 (installed with unstructured[pdf])") from None
     return pdfium.PdfDocument(str(path))
 
 
