@@ -93,9 +93,11 @@ def _print_report(report, as_json: bool) -> None:
                   "failed": "red"}
         for r in report.results:
             if r.status != "unchanged" or len(report.results) <= 50:
-                line = f"[{styles[r.status]}]{r.status:<9}[/] {r.source}"
+                # names, messages and notes are text, not rich markup ("[converted by …]" would vanish as a tag)
+                line = f"[{styles[r.status]}]{r.status:<9}[/] {escape(r.source)}"
                 line += f"  ({r.chunks} chunks)" if r.chunks else ""
-                line += f"  {r.message}" if r.message else ""
+                line += f"  {escape(r.message)}" if r.message else ""
+                line += escape(f"  [{'; '.join(r.how)}]") if r.how else ""
                 console.print(line, highlight=False)
         for note in report.notes:
             console.print(f"[yellow]repaired[/]  {note}", highlight=False)
@@ -308,16 +310,26 @@ def kb_info(name: str):
 
 
 @kb_app.command("embed")
-def kb_embed(name: str, as_json: bool = typer.Option(False, "--json")):
+def kb_embed(name: Optional[str] = typer.Argument(None, help="The knowledge base (or --all)."),
+             every: bool = typer.Option(False, "--all", help="Every knowledge base that lacks vectors."),
+             as_json: bool = typer.Option(False, "--json")):
     """Fill the vectors a knowledge base still lacks (after `ingest --no-wait`, a crash or a restart)."""
+    if bool(name) == every:
+        err.print("name one knowledge base or pass --all")
+        raise typer.Exit(2)
     with friendly_errors():
         c = container()
-        with rich_progress("vectors") as progress:
-            vectors = c.knowledge_bases.fill_vectors(name, progress, principal=LOCAL_ADMIN)
+        names = c.knowledge_bases.pending_kbs() if every else [name]
+        reports = []
+        for kb in names:
+            with rich_progress(f"vectors of {kb}") as progress:
+                reports.append((kb, c.knowledge_bases.fill_vectors(kb, progress, principal=LOCAL_ADMIN)))
     if as_json:
-        print(json.dumps(vectors.to_dict(), ensure_ascii=False, indent=1))
+        out = {kb: v.to_dict() for kb, v in reports}
+        print(json.dumps(out if every else out[name], ensure_ascii=False, indent=1))
     else:
-        _print_vectors(vectors, name)
+        for kb, v in reports:
+            _print_vectors(v, kb)
 
 
 @kb_app.command("check")
@@ -387,6 +399,12 @@ def demo(serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the 
         for r in report.results:
             if r.status == "failed":
                 console.print(f"[red]failed[/] {r.source}: {r.message}", highlight=False)
+    pending = c.store.catalog.vector_counts(c.settings.demo.kb)[1]
+    if pending:
+        console.print(f"{pending:,} chunks are searchable by BM25 and still without vectors: "
+                      + ("the server embeds them in the background" if serve and c.settings.api.fill_vectors_in_background
+                         else f"gov-assistant kb embed {c.settings.demo.kb}") + f" (progress: gov-assistant kb info "
+                      f"{c.settings.demo.kb}).", soft_wrap=True)
     if serve:
         with friendly_errors():
             key_file, secret = demo_admin_key(c)

@@ -1,5 +1,6 @@
-"""The demo knowledge base: the project's sample documents (validity from samples/metadata.jsonl) plus a
-stated subset of the national-law corpus. Idempotent: a second run finds everything unchanged in seconds."""
+"""The demo knowledge base: the project's sample documents (validity from samples/metadata.jsonl) plus the
+national-law corpus (all of it by default: its text is searchable by BM25 in seconds, its vectors are filled by
+the server's background worker). Idempotent: a second run finds everything unchanged in seconds."""
 from __future__ import annotations
 
 import json
@@ -41,10 +42,11 @@ def build_demo(container, progress: Progress = no_progress) -> list[IngestReport
     s = container.settings.demo
     kbs = container.knowledge_bases
     if container.store.catalog.get_kb(s.kb) is None:
-        kbs.create(s.kb, "演示知识库：示例政务文件 + 国家法律（节选）", principal=LOCAL_ADMIN)
+        kbs.create(s.kb, "演示知识库：示例政务文件 + 国家法律法规", principal=LOCAL_ADMIN)
     reports = [kbs.ingest_documents(s.kb, sample_documents(Path(s.samples_dir)), progress, principal=LOCAL_ADMIN)]
     if s.laws:
-        reports.append(kbs.ingest_laws(s.kb, s.laws, progress, principal=LOCAL_ADMIN))
+        names = None if "*" in s.laws else s.laws
+        reports.append(kbs.ingest_laws(s.kb, names, progress, principal=LOCAL_ADMIN, wait=s.wait_for_law_vectors))
     return reports
 
 

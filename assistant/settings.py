@@ -99,6 +99,14 @@ class IngestSettings(_Section):
     parse_timeout_s: float = 120
     parse_memory_mb: int = 2048           # address space the worker may add beyond what it starts with
     write_batch: int = 256                # chunks embedded and written per step (memory stays flat)
+    # scanned PDF pages and images (.png .jpg .jpeg .tif .tiff): OCR in the same worker, one page per call
+    ocr: bool = True                      # needs the `ocr` extra; off or missing: scanned pages are reported
+    ocr_min_confidence: float = 0.75      # boxes scored below are dropped (seals, signatures); benchmarks/ocr_quality.py
+    ocr_max_pages: int = 200              # pages of one file read by OCR; more: the file is refused
+    ocr_max_pixels: int = 40_000_000      # an image's pixels, from its header before decoding (A4 at 600 dpi: 35 M)
+    ocr_page_timeout_s: float = 120       # each page's OCR is stopped after this
+    ocr_dpi: int = 200                    # PDF pages are rendered at this resolution
+    ocr_threads: int = 2                  # onnxruntime threads of the OCR worker
 
 
 class RetrievalSettings(_Section):
@@ -113,6 +121,8 @@ class RetrievalSettings(_Section):
     # how query terms count toward coverage: idf = by their rarity in the knowledge base, so a passage that shares
     # the common words (2025, 标准) but not the key one (最低工资) scores low; null = equally
     coverage_weighting: Literal["idf"] | None = "idf"
+    # rows an OR query may score: past it the commonest query tokens are left out (lexical.py); 0 = all tokens
+    lexical_max_postings: int = 0
 
 
 class CrossEncoderSettings(_Section):
@@ -155,6 +165,9 @@ class ApiSettings(_Section):
     cors_origins: list[str] = []          # browser origins allowed to call the API; empty = no CORS headers
     plain_llm: bool = True                # /v1/chat/completions model "llm": the model without retrieval
     warmup: bool = True                   # load embeddings and LLM before the server accepts connections
+    # chunks still without vectors (ingest --no-wait, the demo's law corpus) are embedded by a lower-priority
+    # child process while the server runs (assistant/api/background_vectors.py)
+    fill_vectors_in_background: bool = True
     jobs_kept: int = 200                  # finished ingestion jobs remembered for GET /api/v1/jobs/{id}
     # transport limits (issue #14, docs/security/transport.md): counted while the body streams, chunked included
     max_json_mb: int = 4                  # the body of any route that is not a file upload; larger: 413
@@ -183,7 +196,8 @@ class SummarizeSettings(_Section):
 class DemoSettings(_Section):
     kb: str = "demo"
     samples_dir: str = "samples"
-    laws: list[str] = []
+    laws: list[str] = []                  # law names (substrings) from laws.db; "*" = all
+    wait_for_law_vectors: bool = True     # false: the laws are searchable by BM25 at once, vectors fill behind
 
 
 class Settings(_Section):

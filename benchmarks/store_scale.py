@@ -157,6 +157,7 @@ def run_one(size: int, work: Path, n_queries: int) -> dict:
     if failed:
         raise SystemExit(f"{len(failed)} synthetic documents failed, e.g. {failed[0].message}")
     searcher = c.searcher
+    max_postings = settings.retrieval.lexical_max_postings or 100_000
     qs = queries(n_queries)
     flt = Filters(status=["现行有效"], agency=AGENCIES[3])
     for q in qs[:5]:                                         # warm caches (SQLite pages, HNSW index load)
@@ -168,8 +169,23 @@ def run_one(size: int, work: Path, n_queries: int) -> dict:
             t = time.perf_counter()
             searcher.search(q, [kb], f, mode=mode)
             lat[name].append((time.perf_counter() - t) * 1000)
+    # the same BM25 queries with every token scored vs bounded to max_postings rows (lexical.py), interleaved;
+    # overlap: share of the full query's top 10 the bounded one keeps
+    lex, overlaps = searcher.store.bm25, []
+    lat["bm25_all_tokens"], lat["bm25_bounded"] = [], []
+    for q in qs:
+        tops = {}
+        for name, bound in (("bm25_all_tokens", 0), ("bm25_bounded", max_postings)):
+            lex.max_postings = bound
+            t = time.perf_counter()
+            tops[name] = [h.chunk_id for h in searcher.search(q, [kb], mode="bm25", top_k=10).hits]
+            lat[name].append((time.perf_counter() - t) * 1000)
+        full = tops["bm25_all_tokens"]
+        overlaps.append(len(set(full) & set(tops["bm25_bounded"])) / max(len(full), 1))
+    lex.max_postings = max_postings
     proc = psutil.Process()
-    return {"size": size, "text_stage_s": round(t_text, 1), "all_s": round(t_all, 1),
+    return {"max_postings": max_postings, "bounded_top10_overlap": round(statistics.mean(overlaps), 3),
+            "size": size, "text_stage_s": round(t_text, 1), "all_s": round(t_all, 1),
             "text_chunks_per_s": round(size / t_text, 1), "all_chunks_per_s": round(size / t_all, 1),
             **{f"{k}_p50_ms": round(_pct(v, 50), 1) for k, v in lat.items()},
             **{f"{k}_p95_ms": round(_pct(v, 95), 1) for k, v in lat.items()},
@@ -233,6 +249,11 @@ def main() -> int:
     print(" ".join(f"{c:>14}" for c in cols))
     for r in results:
         print(" ".join(f"{r[c]:>14,}" if isinstance(r[c], int) else f"{r[c]:>14.1f}" for c in cols))
+    for r in results:
+        print(f"{r['size']:,}: BM25 p95 all tokens {r['bm25_all_tokens_p95_ms']:.1f} ms, bounded to "
+              f"{r['max_postings']:,} rows {r['bm25_bounded_p95_ms']:.1f} ms "
+              f"(x{r['bm25_bounded_p95_ms'] / max(r['bm25_all_tokens_p95_ms'], .1):.2f}), "
+              f"top-10 overlap {r['bounded_top10_overlap']:.3f}")
     for r in results[1:]:
         print(f"{r['size']:,} / {base['size']:,}: hybrid p95 x{r['hybrid_p95_ms'] / max(base['hybrid_p95_ms'], .1):.2f}, "
               f"filtered hybrid p95 x{r['hybrid+filter_p95_ms'] / max(base['hybrid+filter_p95_ms'], .1):.2f}, "

@@ -9,12 +9,20 @@ Positions: given where each block starts in the document's extracted text (`star
 [start, end) there and the pages of the blocks it came from. A chunk's text is a normalised form of
 text[start:end]: runs of spaces collapsed, lines stripped, markdown heading marks and ** removed, blank and
 rule lines (---) dropped; with rule lines, all whitespace, '#' and '*' removed both are equal.
+
+Tables (Markdown: header, rule, rows; ingest/tables.py) are sections of their own: kept whole when they fit, else
+split at rows with the header and rule repeated on every piece. A table chunk's [start, end) runs from its first
+row's start to its last row's end, its pages are its rows' pages: for a whole table and the first piece of a split
+one that is the header on; a later piece's repeated header is a copy, not part of its span, so its text is the
+header and rule followed by (the normalised form of) text[start:end].
 """
 from __future__ import annotations
 
 import bisect
 import re
 from dataclasses import dataclass, field
+
+from ingest.tables import is_rule, is_table_row, split_table
 
 __all__ = ["Block", "Chunk", "split_sentences", "chunk_blocks", "chunk_text", "block_starts", "format_heading_path"]
 
@@ -23,7 +31,7 @@ __all__ = ["Block", "Chunk", "split_sentences", "chunk_blocks", "chunk_text", "b
 class Block:
     text: str
     is_title: bool = False  # parser's guess; unreliable for Chinese, so only trusted for short lines
-    page: int | None = None
+    page: int | None = None  # 1-based page of a PDF or scanned image the text came from
 
 
 @dataclass
@@ -220,26 +228,71 @@ def _lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
+def _table_pieces(lines: list[str], max_chars: int) -> list[tuple[str, list[Span]]]:
+    """A Markdown table's pieces, its header on each, with the spans of the rows each holds (as _split_section's:
+    (row index, start, end)); a row too long for one piece is cut at sentence ends, each part under the header.
+
+    The header and rule are in the first piece's spans only: on a later piece they are a copy, so its span in the
+    document runs from its first row to its last. A header and rule repeated inside (a table re-read from its
+    stored pieces) is dropped, as split_table does."""
+    budget = max(max_chars - len(lines[0]) - len(lines[1]) - 2, max_chars // 3)
+    rows: list[tuple[str, list[Span]]] = []
+    i = 2
+    while i < len(lines):
+        if lines[i] == lines[0] and i + 1 < len(lines) and lines[i + 1] == lines[1]:
+            i += 2
+            continue
+        if len(lines[i]) > budget:
+            rows += [(part, [(i, a, b) for _, a, b in spans]) for part, spans in _split_section([lines[i]], budget, 0)]
+        else:
+            rows.append((lines[i], [(i, 0, len(lines[i]))]))
+        i += 1
+    header = [(0, 0, len(lines[0])), (1, 0, len(lines[1]))]
+    out, k = [], 0
+    for n, piece in enumerate(split_table(lines[:2] + [r for r, _ in rows], max_chars)):
+        held = piece.count("\n") - 1                    # rows never hold a line break
+        out.append((piece, (header if n == 0 else []) + [sp for _, spans in rows[k:k + held] for sp in spans]
+                    or header))
+        k += held
+    return out
+
+
 def chunk_blocks(blocks: list[Block], *, max_chars: int = 300, min_chars: int = 40,
                  starts: list[int | None] | None = None) -> list[Chunk]:
     """starts[i]: where block i's text begins in the document's extracted text (None: not known), so chunks get
     their start/end there; without starts chunks get none. Pages come from the blocks either way."""
     path: list[tuple[int, str, bool]] = []  # (level, label, is_article)
     body: list[_Para] = []
-    sections: list[tuple[tuple[str, ...], str | None, list[_Para]]] = []
+    table: list[_Para] = []                 # Markdown table rows being read (a table may span blocks)
+    sections: list[tuple[tuple[str, ...], str | None, list[_Para], bool]] = []   # (..., is_table)
     started = False
 
     def flush() -> None:
         if body:
             article = next((label for _, label, is_art in reversed(path) if is_art), None)
-            sections.append((tuple(label for _, label, _ in path), article, body.copy()))
+            sections.append((tuple(label for _, label, _ in path), article, body.copy(), False))
             body.clear()
+
+    def end_table() -> None:
+        if len(table) >= 3 and is_rule(table[1].text):   # a table is a section of its own, under the current heading
+            flush()
+            article = next((label for _, label, is_art in reversed(path) if is_art), None)
+            sections.append((tuple(label for _, label, _ in path), article, table.copy(), True))
+        else:
+            body.extend(table)                      # lines that only look like rows
+        table.clear()
 
     for bi, block in enumerate(blocks):
         base = starts[bi] if starts is not None and bi < len(starts) else None
         raw_lines = [(at, raw, _SPACE_RE.sub(" ", raw).strip()) for at, raw in _lines(block.text)]
         raw_lines = [r for r in raw_lines if r[2] and not _HR_RE.match(r[2])]  # blank lines and markdown rules
         for at, raw, line in raw_lines:
+            if is_table_row(line):
+                table.append(_Para(line, _trace(raw, line, None if base is None else base + at), block.page))
+                started = True
+                continue
+            if table:
+                end_table()
             in_article = any(is_art for _, _, is_art in path)
             head = _heading(line, block.is_title and len(raw_lines) == 1, in_article)
             text = _MD_RE.sub(r"\2", line).replace("**", "").strip()
@@ -260,12 +313,15 @@ def chunk_blocks(blocks: list[Block], *, max_chars: int = 300, min_chars: int = 
             path = [p for p in path if p[0] < level] + [(level, label, kind == "article")]
             if keep_body:
                 body.append(para)
+    if table:
+        end_table()
     flush()
 
     Piece = tuple[tuple[str, ...], str | None, str, int | None, int | None, list[int]]
     pieces: list[Piece] = []
-    for p, art, paras in sections:
-        for text, spans in _split_section([x.text for x in paras], max_chars, min_chars):
+    for p, art, paras, is_table in sections:
+        split = _table_pieces if is_table else lambda lines, n: _split_section(lines, n, min_chars)
+        for text, spans in split([x.text for x in paras], max_chars):
             (first, a, _), (last, _, b) = spans[0], spans[-1]
             start, end = paras[first].offset(a), paras[last].offset(b - 1)
             pages = list(dict.fromkeys(paras[i].page for i, _, _ in spans if paras[i].page is not None))

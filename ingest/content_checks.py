@@ -1,5 +1,6 @@
 """Checks a file must pass before any parser reads it: its bytes match its extension, and a zip-based file
-(.docx .xlsx .pptx, or anything whose bytes are a zip) declares sizes within the ingest limits.
+(.docx .xlsx .pptx, or anything whose bytes are a zip) declares sizes within the ingest limits, and an image's
+header declares no more pixels than ingest.ocr_max_pixels.
 
 The zip check reads only the central directory, so a bomb is refused before one byte is inflated. The declared
 sizes are enough because every parser here reads members through Python's zipfile (python-docx, openpyxl,
@@ -15,7 +16,7 @@ from assistant.settings import IngestSettings
 
 ZIP_MAGIC = b"PK\x03\x04"
 RATIO_FLOOR = 1 << 20          # members smaller than this may compress as well as they like
-ZIP_SUFFIXES = {".docx", ".xlsx", ".pptx"}
+ZIP_SUFFIXES = {".docx", ".xlsx", ".pptx", ".ofd"}
 TEXT_LIKE = {".txt", ".md", ".markdown", ".jsonl", ".html", ".htm"}
 # what a file that claims to be text may not start with (other binaries have NUL bytes near the start)
 BINARY_MAGIC = {b"PK\x03\x04": "a zip archive (.docx .xlsx .pptx are zips)", b"%PDF-": "a PDF",
@@ -43,6 +44,13 @@ def check_content(path: Path, limits: IngestSettings) -> None:
         raise ContentRejected("cannot parse .pdf file: it does not start with a PDF header (%PDF-)")
     if head.startswith(ZIP_MAGIC):
         check_archive(path, limits)
+    from ingest.ocr import IMAGE_SUFFIXES, image_header
+    if suffix in IMAGE_SUFFIXES:
+        from ingest.parsers import ParseError
+        try:
+            image_header(path, limits.ocr_max_pixels)     # the header's size, before any pixel is decoded
+        except ParseError as exc:
+            raise ContentRejected(str(exc)) from None
 
 
 def check_archive(path: Path, limits: IngestSettings) -> None:

@@ -78,9 +78,11 @@ def _child(conn, fn: Callable[..., Any], args: tuple, memory_mb: int) -> None:
     conn.close()
 
 
-def run_bounded(fn: Callable[..., Any], args: tuple, timeout_s: float, memory_mb: int) -> Any:
-    """fn(*args) in a worker; its return value, or WorkerFailed naming the limit that stopped it. fn must be
-    importable (a module-level function) and its exceptions' messages are the error text."""
+def run_bounded(fn: Callable[..., Any], args: tuple, timeout_s: float, memory_mb: int,
+                timeout_setting: str = "ingest.parse_timeout_s") -> Any:
+    """fn(*args) in a worker; its return value, or WorkerFailed naming the limit that stopped it (timeout_setting:
+    the setting that gave timeout_s). fn must be importable (a module-level function) and its exceptions' messages
+    are the error text."""
     ctx = _context()
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(send, fn, args, memory_mb), daemon=True)
@@ -88,7 +90,7 @@ def run_bounded(fn: Callable[..., Any], args: tuple, timeout_s: float, memory_mb
     send.close()
     try:
         if not recv.poll(timeout_s):
-            raise WorkerFailed(f"parsing took longer than {timeout_s:g} s (ingest.parse_timeout_s); stopped")
+            raise WorkerFailed(f"parsing took longer than {timeout_s:g} s ({timeout_setting}); stopped")
         try:
             status, payload = recv.recv()
         except EOFError:

@@ -18,15 +18,22 @@ from assistant.settings import IngestSettings
 from ingest.chunking import Block, Chunk
 from ingest.content_checks import ContentRejected, check_content
 from ingest.isolation import WorkerFailed, run_bounded
+from ingest import libreoffice
+from ingest.metadata import parse_cn_date
+from ingest.ocr import IMAGE_SUFFIXES
+from ingest.ofd import read_ofd
 from ingest.parsers import MARKDOWN_SUFFIXES, file_blocks, text_blocks
+from ingest.scanned import OnPage, ScanError, read_image, read_pdf
+from ingest.tables import table_count
 
 os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TEXT_SUFFIXES = {".txt"} | MARKDOWN_SUFFIXES
-UNSTRUCTURED_SUFFIXES = {".html", ".htm", ".docx", ".doc", ".pdf", ".xlsx", ".pptx"}
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | UNSTRUCTURED_SUFFIXES | {".jsonl"}
+UNSTRUCTURED_SUFFIXES = {".html", ".htm", ".docx", ".pdf", ".xlsx", ".pptx"}
+CONVERTED_SUFFIXES = set(libreoffice.CONVERT_TO)          # .doc .xls .ppt .wps .et .dps, by LibreOffice
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | UNSTRUCTURED_SUFFIXES | CONVERTED_SUFFIXES | IMAGE_SUFFIXES | {".ofd", ".jsonl"}
 
 
 class LoadError(Exception):
@@ -47,10 +54,14 @@ class SourceDocument:
     extract_metadata: bool = True           # structured sources state their metadata; no 公文 heuristics
     path: str | None = None                 # where it was read on the server: shown to admins only
     file: str | None = None                 # the file it was parsed from: the pipeline keeps a copy (its original)
+    hints: dict = field(default_factory=dict)  # what the file's properties say (an OFD's DocInfo): used where the
+                                               # text itself gives no 发文机关 / 日期
+    how: list[str] = field(default_factory=list)   # how it was read, for its result line ("OFD", "OCR 3 pages")
 
     @property
     def content_hash(self) -> str:
-        payload = json.dumps([self.title, self.text, self.metadata], ensure_ascii=False, sort_keys=True)
+        fields = [self.title, self.text, self.metadata] + ([self.hints] if self.hints else [])
+        payload = json.dumps(fields, ensure_ascii=False, sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -97,12 +108,13 @@ def display_name(name: str) -> str:
 
 
 def load_file(path: Path, source_name: str | None = None, limits: IngestSettings | None = None,
-              shown_as: str | None = None) -> Iterator[SourceDocument | LoadError]:
+              shown_as: str | None = None, on_page: OnPage | None = None) -> Iterator[SourceDocument | LoadError]:
     """One document per file; one per line for .jsonl, where a bad line is yielded as a LoadError and the
     rest go on. source_name is the document's stable name, its id derives from it (default: the absolute path;
     uploads give the uploaded name, which is then also what readers see and no server path is kept); shown_as
     is what readers see instead (a folder ingest: the path relative to the folder's parent). Text formats parse
-    in-process; every other format after the content checks, in a bounded worker (limits: ingest settings)."""
+    in-process; every other format after the content checks, in a bounded worker (limits: ingest settings); scanned
+    PDF pages and images by OCR a page per worker call, on_page(pages done, pages to OCR) after each."""
     limits = limits or IngestSettings()
     source = source_name or str(path.resolve())
     shown = display_name(shown_as or source)
@@ -127,23 +139,66 @@ def load_file(path: Path, source_name: str | None = None, limits: IngestSettings
                 item.path = f"{server_path}:{item.source.rsplit(':', 1)[-1]}"
             yield item
         return
+    title, stated, hints, how = "", {}, {}, []
     if suffix in TEXT_SUFFIXES:
         text = decode_text(path.read_bytes(), str(path))
         try:
             blocks = text_blocks(text, suffix)
         except Exception as exc:  # noqa: BLE001 - unstructured raises many types
             raise LoadError(str(path), f"cannot parse {suffix} file: {str(exc)[:200] or type(exc).__name__}") from None
-    else:
+    elif suffix == ".ofd":
+        ofd = _bounded(path, read_ofd, (str(path.resolve()),), limits)
+        blocks, (title, stated, hints) = ofd.blocks, _ofd_metadata(ofd.info)
+        how.append(f"OFD, {ofd.pages} page{'s' * (ofd.pages != 1)}")
+    elif suffix in CONVERTED_SUFFIXES:
+        soffice = libreoffice.find_soffice()
+        if not soffice:
+            raise LoadError(str(path), libreoffice.missing_message(suffix))
+        # the worker's limit covers the conversion and the parse of its output, each bounded by parse_timeout_s
+        blocks = _bounded(path, libreoffice.converted_blocks, (str(path.resolve()), soffice, limits.parse_timeout_s),
+                          limits, timeout_s=2 * limits.parse_timeout_s)
+        how.append(f"converted by LibreOffice to .{libreoffice.CONVERT_TO[suffix]}")
+    elif suffix == ".pdf" or suffix in IMAGE_SUFFIXES:
         try:
-            blocks = run_bounded(file_blocks, (str(path.resolve()),), limits.parse_timeout_s, limits.parse_memory_mb)
-        except WorkerFailed as exc:
+            read = (read_pdf if suffix == ".pdf" else read_image)(path, limits, on_page)
+        except ScanError as exc:
             raise LoadError(str(path), str(exc)) from None
+        blocks = read.blocks
+        how.append(read.note or "text layer")
+    else:
+        blocks = _bounded(path, file_blocks, (str(path.resolve()),), limits)
     if not blocks:
-        raise LoadError(str(path), "no text found (a scanned PDF needs OCR first)" if suffix == ".pdf"
-                        else "no text found")
+        raise LoadError(str(path), f"no text found{f' ({how[-1]})' if how else ''}")
+    if tables := table_count(b.text for b in blocks):
+        how.append(f"{tables} table{'s' * (tables != 1)}")
     full = "\n".join(b.text for b in blocks)
-    yield SourceDocument(doc_id=derive_doc_id(source), title="", source=shown, text=full, blocks=blocks,
-                         path=server_path, file=str(path))
+    yield SourceDocument(doc_id=derive_doc_id(source), title=title, source=shown, text=full, blocks=blocks,
+                         metadata=stated, path=server_path, hints=hints, how=how, file=str(path))
+
+
+def _bounded(path: Path, fn, args: tuple, limits: IngestSettings, timeout_s: float | None = None):
+    try:
+        return run_bounded(fn, args, timeout_s or limits.parse_timeout_s, limits.parse_memory_mb)
+    except WorkerFailed as exc:
+        raise LoadError(str(path), str(exc)) from None
+
+
+# GB/T 33476 公文 OFDs state their fields in CustomData: they are the document's metadata; DocInfo's Author and
+# CreationDate are the file's, so they only fill in what the text does not say
+_OFD_CUSTOM = {"文号": "doc_number", "发文字号": "doc_number", "发文机关": "agency", "发文机关名称": "agency",
+               "成文日期": "date", "印发日期": "date", "文种": "doc_type"}
+
+
+def _ofd_metadata(info: dict[str, str]) -> tuple[str, dict, dict]:
+    """(title, stated metadata, hints) from an OFD's DocInfo."""
+    stated = {_OFD_CUSTOM[k]: v for k, v in info.items() if k in _OFD_CUSTOM}
+    hints = {"agency": info.get("Author"), "date": info.get("CreationDate")}
+    for fields in (stated, hints):
+        if fields.get("date"):
+            fields["date"] = parse_cn_date(fields["date"])     # a date that does not parse is left out, not an error
+    title = (info.get("标题") or info.get("Title") or "").strip()
+    clean = lambda d: {k: v.strip()[:200] for k, v in d.items() if v and v.strip()}  # noqa: E731
+    return title[:200], clean(stated), clean(hints)
 
 
 def load_jsonl(path: Path, shown: str | None = None) -> Iterator[SourceDocument | LoadError]:

@@ -88,7 +88,7 @@ def _is_header_noise(line: str) -> bool:
 
 
 def _find_title(lines: list[str], text: str) -> str | None:
-    body = [ln for ln in lines[:6] if not _is_header_noise(ln)]
+    body = [ln for ln in lines[:6] if not _is_header_noise(ln) and not ln.startswith("|")]   # nor a table row
     if body and len(body[0]) <= 60:
         first = body[0]
         # long 公文 titles wrap: "……关于印发《……》的" + "通知"

@@ -15,6 +15,13 @@ logging.disable(logging.WARNING)
 
 import ingest.parsers  # noqa: E402
 import pypdf  # noqa: E402,F401  (damaged-PDF check)
+import ingest.ocr  # noqa: E402
+
+if ingest.ocr.available():
+    # OCR's stack (onnxruntime, OpenCV, shapely, pdfium) imported once; each worker builds its own engine, as
+    # onnxruntime's thread pools do not survive a fork
+    import pypdfium2  # noqa: E402,F401
+    import rapidocr_onnxruntime  # noqa: E402,F401
 
 
 # One parse of each format here imports its partitioner and loads what a first call loads (langdetect's profiles,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.chunking import Block
+from ingest.tables import html_rows, markdown_table
 
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 
@@ -47,7 +49,8 @@ def _windows(text: str, size: int = TEXT_WINDOW) -> list[str]:
 
 
 def file_blocks(path: str) -> list[Block]:
-    """Blocks of a .docx .pdf .html .xlsx .pptx .doc file; runs in the worker process."""
+    """Blocks of a .docx .pdf .html .xlsx .pptx .doc file (a PDF's text layer only, each block with its page);
+    runs in the worker process."""
     p = Path(path)
     suffix = p.suffix.lower()
     try:
@@ -60,15 +63,65 @@ def file_blocks(path: str) -> list[Block]:
         if suffix == ".doc" and "soffice" in msg.lower():
             msg = "parsing .doc needs LibreOffice (apt-get install libreoffice-writer-nogui)"
         raise ParseError(f"cannot parse {suffix} file: {msg}") from None
-    blocks = _blocks(elements)
+    blocks = _blocks(elements, pages=suffix == ".pdf")
     if not blocks and suffix == ".pdf":
         _check_pdf(p)  # unstructured returns nothing for a corrupt PDF: say so rather than "needs OCR"
     return blocks
 
 
-def _blocks(elements) -> list[Block]:
-    """unstructured elements → blocks; Title is only a hint (it labels most Chinese paragraphs as titles)."""
-    return [Block(str(e.text), getattr(e, "category", "") == "Title") for e in elements if str(e.text).strip()]
+# a page whose text layer has fewer visible characters than this is read as a scan (a scanner's invisible page
+# number or a stray header is not the page's text)
+MIN_TEXT_LAYER_CHARS = 10
+
+
+@dataclass
+class PdfText:
+    blocks: list[Block]      # the text layer, each block with its page (a scanned page's few characters too)
+    pages: int
+    scanned: list[int]       # 1-based pages with no (or negligible) text layer: for OCR
+
+
+def pdf_text(path: str) -> PdfText:
+    """A PDF's text layer per page and the pages that need OCR; runs in the worker process."""
+    blocks = file_blocks(path)
+    chars: dict[int, int] = {}
+    for b in blocks:
+        if b.page is not None:
+            chars[b.page] = chars.get(b.page, 0) + len(re.sub(r"\s+", "", b.text))
+    pages, with_images = _pages_with_images(Path(path))
+    scanned = [n for n in with_images if chars.get(n, 0) < MIN_TEXT_LAYER_CHARS]
+    return PdfText(blocks, pages, scanned)
+
+
+def _pages_with_images(path: Path) -> tuple[int, list[int]]:
+    """The page count and the 1-based pages holding an image: a page without one has nothing to OCR (a blank or
+    damaged page costs no render)."""
+    try:
+        import pypdfium2 as pdfium
+        from pypdfium2 import raw
+    except ImportError:
+        from pypdf import PdfReader
+        n = len(PdfReader(str(path), strict=False).pages)
+        return n, list(range(1, n + 1))
+    try:
+        pdf = pdfium.PdfDocument(str(path))
+        return len(pdf), [k + 1 for k in range(len(pdf))
+                          if next(pdf[k].get_objects(filter=[raw.FPDF_PAGEOBJ_IMAGE], max_depth=3), None)]
+    except Exception as exc:  # noqa: BLE001 - pdfium raises PdfiumError and others for damaged files
+        raise ParseError(f"cannot parse .pdf file (damaged or not a PDF): {_first_line(exc)}") from None
+
+
+def _blocks(elements, pages: bool = False) -> list[Block]:
+    """unstructured elements → blocks; Title is only a hint (it labels most Chinese paragraphs as titles); a Table
+    becomes a Markdown table (its cells would otherwise run together as one line of words)."""
+    return [Block(_table_text(e) or str(e.text), getattr(e, "category", "") == "Title",
+                  getattr(getattr(e, "metadata", None), "page_number", None) if pages else None)
+            for e in elements if str(e.text).strip()]
+
+
+def _table_text(element) -> str:
+    html = getattr(element, "category", "") == "Table" and getattr(element.metadata, "text_as_html", None)
+    return markdown_table(html_rows(html)) if html else ""
 
 
 def _check_pdf(path: Path) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -56,6 +57,7 @@ class DocResult:
     seconds: float = 0.0
     title: str = ""
     pending_vectors: int = 0   # chunks searchable by BM25 still waiting for their vectors (when the report was made)
+    how: list[str] = field(default_factory=list)   # how the file was read: "OFD, 2 pages", "3 tables", ...
 
 
 @dataclass
@@ -106,8 +108,9 @@ class DocumentError(ValueError):
 
 def normalise_metadata(doc: SourceDocument) -> dict:
     """Extracted 公文 metadata, overridden by what the source states; validated, with the field named."""
-    meta = {k: v for k, v in extract_metadata(doc.text, title_hint=doc.title or None).items() if v} \
-        if doc.extract_metadata else {}
+    meta = {k: v for k, v in doc.hints.items() if v not in (None, "")}     # the file's properties: weakest
+    if doc.extract_metadata:
+        meta.update({k: v for k, v in extract_metadata(doc.text, title_hint=doc.title or None).items() if v})
     meta.update({k: v for k, v in doc.metadata.items() if v not in (None, "")})
     meta["title"] = str(meta.get("title") or doc.title or Path(doc.source.split(":")[0]).stem)
     meta["status"] = str(meta.get("status") or DEFAULT_STATUS)
@@ -259,20 +262,28 @@ class IngestPipeline:
                 on_batch(len(new_ids), len(chunks))
         return new_ids
 
-    def fill_vectors(self, kb: str, progress: Progress = no_progress) -> VectorReport:
-        """The embedding worker: embed every committed chunk of the knowledge base that lacks a vector, a batch
-        of ingest.write_batch at a time, outside the write lock; write each batch under it."""
+    def fill_vectors(self, kb: str, progress: Progress = no_progress, doc_ids: list[str] | None = None) -> VectorReport:
+        """The embedding worker: embed every committed chunk of the knowledge base that lacks a vector (of
+        doc_ids only: what one ingest waits for, not a background backlog), a batch of ingest.write_batch at a
+        time, outside the write lock; write each batch under it."""
         catalog, report, t0 = self.store.catalog, VectorReport(kb), time.perf_counter()
         step = max(self.limits.write_batch, 1)
         waiting = lambda: progress("vectors", 0, None, "waiting for another process's embedding worker")  # noqa: E731
-        with self.store.embed_locks.hold(kb, on_wait=waiting):
+        # one backlog worker per KB at a time; an ingest filling its own documents does not queue behind one (a
+        # row both embed is written once: still_unembedded under the write lock)
+        lock = self.store.embed_locks.hold(kb, on_wait=waiting) if doc_ids is None else nullcontext()
+        with lock:
             after, done = 0, 0
+            if doc_ids is not None:
+                waiting_docs = catalog.pending_vectors_by_document(kb)
+                mine = sum(waiting_docs.get(d, 0) for d in doc_ids)
             while True:
-                rows = catalog.unembedded(kb, step, after)
+                rows = catalog.unembedded(kb, step, after, doc_ids)
                 if not rows:
                     break
                 after = rows[-1]["rowid"]
-                progress("vectors", done, done + catalog.vector_counts(kb)[1], rows[0]["metadata"].get("title", ""))
+                total = done + catalog.vector_counts(kb)[1] if doc_ids is None else mine
+                progress("vectors", done, total, rows[0]["metadata"].get("title", ""))
                 vectors = self.embeddings.embed_documents(
                     [embedding_text(r["metadata"].get("heading", ""), r["text"]) for r in rows])
                 with self.store.writer(kb):
@@ -330,6 +341,7 @@ class IngestPipeline:
                     except Exception as exc:  # noqa: BLE001 - one bad document must not stop the batch
                         result = DocResult(item.source, item.doc_id, "failed",
                                            message=f"{type(exc).__name__}: {exc}"[:300])
+                    result.how = list(item.how)
                 report.results.append(result)
                 progress("ingest", len(report.results), total, result.title or result.source)
         finally:
@@ -345,16 +357,27 @@ class IngestPipeline:
         not a regular file) or failed (missing, unsupported, too large, unreadable)."""
         found = scan(paths, self.limits.max_files)
 
+        yielded = 0     # each item yielded is reported before the next is read: the results so far
+
         def items() -> Iterable[SourceDocument | LoadError]:
-            yield from found.problems
+            nonlocal yielded
+            for item in found.problems:
+                yielded += 1
+                yield item
             for f in found.files:
                 name = (source_names or {}).get(str(f.path))
+
+                def on_page(done: int, pages: int, label: str = Path(f.name).name) -> None:  # a scan's OCR
+                    progress("ingest", yielded, total, f"OCR {done}/{pages} pages · {label}")
                 try:
-                    for doc in load_file(f.path, name, self.limits, shown_as=None if name else f.name):
+                    for doc in load_file(f.path, name, self.limits, shown_as=None if name else f.name,
+                                         on_page=on_page):
                         if extra_metadata and isinstance(doc, SourceDocument):
                             doc.metadata.update(extra_metadata)
+                        yielded += 1
                         yield doc
                 except LoadError as exc:
+                    yielded += 1
                     yield exc
 
         total = len(found.problems) + sum(_count_lines(f.path) if f.path.suffix.lower() == ".jsonl" else 1

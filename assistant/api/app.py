@@ -16,6 +16,7 @@ from assistant.api import routers
 from assistant.api.errors import install_error_handlers
 from assistant.api.metrics import Metrics
 from assistant.api.body_guard import BodyGuardMiddleware, BodyLimits
+from assistant.api.background_vectors import BackgroundVectors
 from assistant.api.middleware import AuthMiddleware, ObservabilityMiddleware, RouteTable
 from assistant.container import Container
 from assistant.services.auth import ENV_ADMIN_KEY
@@ -50,7 +51,14 @@ def create_app(container: Container, with_ui: bool = True) -> FastAPI:
             checks = await run_in_threadpool(readiness, container)
             if not checks["ready"]:
                 log.warning("not ready: %s", {k: v.get("error") for k, v in checks["checks"].items() if not v["ok"]})
-        yield
+        vectors = BackgroundVectors(container)
+        app.state.background_vectors = vectors
+        if api.fill_vectors_in_background:
+            await run_in_threadpool(vectors.start)
+        try:
+            yield
+        finally:
+            vectors.stop()
 
     app = FastAPI(title="政务大模型助手 API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.container = container

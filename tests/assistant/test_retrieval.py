@@ -232,3 +232,19 @@ def test_idf_coverage_discounts_passages_that_share_only_common_terms(container)
     idf = {q: best_coverage(q) for q in ("登记的最低工资", "高龄津贴")}
     assert 0 < idf["登记的最低工资"] < uniform["登记的最低工资"]   # 登记 matched, the key term nowhere
     assert idf["高龄津贴"] == uniform["高龄津贴"] == 1.0              # every term present: full coverage either way
+
+
+def test_a_bounded_query_leaves_out_the_commonest_tokens_first(tmp_path):
+    """Past lexical_max_postings rows the commonest query tokens are dropped (rarest kept), so a token in every
+    chunk cannot make a query score the whole index; under the bound nothing changes."""
+    c = make_container(tmp_path / "data", GOV_ASSISTANT_RETRIEVAL__LEXICAL_MAX_POSTINGS="3")
+    assert c.knowledge_bases.ingest_documents("kb", [doc(d) for d in CORPUS], principal=LOCAL_ADMIN).ok
+    idx = c.store.bm25.index("kb")
+    _, dfs = c.store.catalog.document_frequencies("kb", ["登记", "应当", "停车"])
+    assert dfs["应当"] >= 3 and dfs["停车"] <= 2
+    assert idx.bounded(["应当", "停车", "应当"]) == ["停车"]
+    assert idx.bounded(["应当"]) == ["应当"]                        # one token: always searched
+    assert all(cid.startswith("parking") for cid, _ in idx.search(["应当", "停车"], 10))
+    idx.max_postings = 0
+    assert idx.bounded(["应当", "停车"]) == ["应当", "停车"]
+    assert any(not cid.startswith("parking") for cid, _ in idx.search(["应当", "停车"], 10))

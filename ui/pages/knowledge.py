@@ -41,8 +41,31 @@ _MESSAGES = [
     (re.compile(r"unsupported file type ([.\w()]+)"), "不支持的文件类型 {0}"),
     (re.compile(r"same content as (\S+)"), "与已有文档 {0} 内容相同，未重复入库"),
     (re.compile(r"parsing \.doc needs LibreOffice"), "解析 .doc 需要安装 LibreOffice"),
+    (re.compile(r"reading (\.\w+) files needs LibreOffice"), "读取 {0} 文件需要安装 LibreOffice"),
+    (re.compile(r"LibreOffice did not convert the (\.\w+) file within"), "LibreOffice 转换 {0} 文件超时"),
+    (re.compile(r"it has no OFD\.xml"), "不是 OFD 文件（缺少 OFD.xml）"),
+    (re.compile(r"damaged OFD"), "OFD 文件已损坏"),
     (re.compile(r"metadata field '(\w+)' is (.+?); use"), "元数据字段 {0} 的值 {1} 无效"),
 ]
+
+
+# how a file was read (DocResult.how), in Chinese where known
+_HOW = [(re.compile(r"^OFD, (\d+) pages?$"), "OFD 版式文件，{0} 页"), (re.compile(r"^text layer$"), "读取文字层"),
+        (re.compile(r"^converted by LibreOffice to (\.\w+)$"), "经 LibreOffice 转换为 {0}"),
+        (re.compile(r"^(\d+) tables?$"), "{0} 个表格"),
+        (re.compile(r"^OCR (\d+) of (\d+) pages?"), "文字识别（OCR）{1} 页中的 {0} 页"),
+        (re.compile(r"^OCR (\d+) pages?"), "文字识别（OCR）{0} 页")]
+
+
+def how_zh(how: list[str]) -> str:
+    out = []
+    for note in how or []:
+        for rx, template in _HOW:
+            if m := rx.match(note):
+                note = template.format(*m.groups())
+                break
+        out.append(note)
+    return "；".join(out)
 
 
 def message_zh(message: str) -> str:
@@ -274,7 +297,8 @@ def build(ctx: UIContext) -> None:
         rows = []
         for r in report.results:
             src = r.source.split("upload/", 1)[-1] if r.source.startswith("upload/") else Path(r.source).name
-            rows.append([src, RESULT_NAMES.get(r.status, r.status), r.chunks, r.title, message_zh(r.message)])
+            said = "；".join(p for p in (message_zh(r.message), how_zh(r.how)) if p)
+            rows.append([src, RESULT_NAMES.get(r.status, r.status), r.chunks, r.title, said])
         counts = "，".join(f"{RESULT_NAMES.get(k, k)} {v}" for k, v in sorted(report.counts.items()))
         kind = "ok" if report.ok else "warn"
         msg = notice(f"知识库 <b>{esc(name)}</b>：{counts}；写入 {report.chunks} 个分块，用时 {report.seconds:.1f} 秒。", kind)

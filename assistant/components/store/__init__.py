@@ -20,7 +20,7 @@ class KnowledgeStore:
         root = Path(settings.data_dir)
         self.catalog = Catalog(root / "catalog.sqlite3")
         self.vectors = VectorStore(settings.vectorstore, root / "chroma")
-        self.bm25 = LexicalIndex(self.catalog)
+        self.bm25 = LexicalIndex(self.catalog, settings.retrieval.lexical_max_postings)
         self.locks = WriteLocks(root / "locks")
         self.embed_locks = WriteLocks(root / "locks", suffix=".embed.lock")
         self.originals = Originals(root / "originals", WriteLocks(root / "locks", suffix=".lock"))

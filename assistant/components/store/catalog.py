@@ -478,12 +478,14 @@ class Catalog:
         return n, dfs
 
     # vectors: the embedding worker's list of work
-    def unembedded(self, kb: str, limit: int, after: int = 0) -> list[dict]:
-        """Committed chunks still without a vector, in commit order, from rowid `after` on."""
+    def unembedded(self, kb: str, limit: int, after: int = 0, doc_ids: list[str] | None = None) -> list[dict]:
+        """Committed chunks still without a vector, in commit order, from rowid `after` on (of doc_ids only)."""
+        only, args = ("", ()) if doc_ids is None else (
+            " AND doc_id IN (SELECT value FROM json_each(?))", (json.dumps(sorted(doc_ids), ensure_ascii=False),))
         return [{"rowid": r["rowid"], "chunk_id": r["chunk_id"], "doc_id": r["doc_id"], "text": r["text"],
                  "metadata": json.loads(r["metadata"])}
                 for r in self._query("SELECT rowid, chunk_id, doc_id, text, metadata FROM chunks WHERE kb=? AND "
-                                     "embedded=0 AND rowid>? ORDER BY rowid LIMIT ?", (kb, after, limit))]
+                                     f"embedded=0 AND rowid>?{only} ORDER BY rowid LIMIT ?", (kb, after, *args, limit))]
 
     def unembedded_ids(self, kb: str) -> set[str]:
         return {r["chunk_id"] for r in self._query("SELECT chunk_id FROM chunks WHERE kb=? AND embedded=0", (kb,))}

@@ -1,0 +1,117 @@
+"""Tables as Markdown (a header row, a rule, the rows): the form parsers' tables take in a document's blocks, so the
+chunker can keep a table whole, or split a long one at row boundaries with its header repeated on every piece
+(a row of 申请材料 means nothing without the column names above it)."""
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+__all__ = ["html_rows", "markdown_table", "is_table_row", "is_rule", "split_table", "table_count"]
+
+_RULE_RE = re.compile(r"^\|(?:\s*:?-{3,}:?\s*\|)+$")
+_WS_RE = re.compile(r"\s+")
+MAX_COLUMNS = 50            # wider "tables" are layout grids or damaged files: kept as rows, capped
+
+
+class _TableHTML(HTMLParser):
+    """Rows of cell texts from one <table> (unstructured's metadata.text_as_html); a colspan repeats the cell so
+    every column keeps its meaning; nested tables' text joins their cell."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+        self._span = 1
+        self._depth = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self._depth += 1
+        elif self._depth > 1:
+            return
+        elif tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            if not self.rows:
+                self.rows.append([])
+            self._cell = []
+            span = dict(attrs).get("colspan") or "1"
+            self._span = min(int(span), MAX_COLUMNS) if span.isdigit() and int(span) > 0 else 1
+        elif tag == "br" and self._cell is not None:
+            self._cell.append(" ")
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._depth -= 1
+        elif self._depth > 1:
+            return
+        elif tag in ("td", "th") and self._cell is not None:
+            text = _WS_RE.sub(" ", "".join(self._cell)).strip()
+            self.rows[-1].extend([text] * self._span)
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def html_rows(html: str) -> list[list[str]]:
+    parser = _TableHTML()
+    parser.feed(html)
+    parser.close()
+    return parser.rows
+
+
+def _cell(text: str) -> str:
+    return _WS_RE.sub(" ", str(text or "")).strip().replace("|", "\\|")
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    """rows → Markdown, the first row as the header; empty rows and columns dropped, short rows padded. '' when
+    nothing is left."""
+    rows = [[_cell(c) for c in row[:MAX_COLUMNS]] for row in rows]
+    rows = [r for r in rows if any(r)]
+    if not rows:
+        return ""
+    width = max(len(r) for r in rows)
+    rows = [r + [""] * (width - len(r)) for r in rows]
+    keep = [j for j in range(width) if any(r[j] for r in rows)]
+    rows = [[r[j] for j in keep] for r in rows]
+    lines = ["| " + " | ".join(r) + " |" for r in rows]
+    lines.insert(1, "|" + " --- |" * len(keep))
+    return "\n".join(lines)
+
+
+def is_table_row(line: str) -> bool:
+    s = line.strip()
+    return len(s) >= 2 and s.startswith("|") and s.endswith("|")
+
+
+def is_rule(line: str) -> bool:
+    return bool(_RULE_RE.match(line.replace(" ", "").strip()))
+
+
+def table_count(texts) -> int:
+    """Markdown tables among block texts (a rule line under a header row marks one)."""
+    return sum(1 for t in texts for a, b in zip(t.splitlines(), t.splitlines()[1:]) if is_table_row(a) and is_rule(b))
+
+
+def split_table(lines: list[str], max_chars: int) -> list[str]:
+    """A Markdown table (header, rule, rows) as pieces of at most max_chars, each starting with the header and rule;
+    a row that alone exceeds the budget is a piece of its own (a row is never cut). A header and rule repeated
+    inside (a table re-read from its stored pieces) is dropped."""
+    head, body, rows, i = lines[:2], lines[2:], [], 0
+    while i < len(body):
+        if body[i] == head[0] and i + 1 < len(body) and body[i + 1] == head[1]:
+            i += 2
+            continue
+        rows.append(body[i])
+        i += 1
+    header = "\n".join(head)
+    pieces: list[list[str]] = []
+    for row in rows:
+        if pieces and len(header) + sum(len(r) + 1 for r in pieces[-1]) + 1 + len(row) <= max_chars:
+            pieces[-1].append(row)
+        else:
+            pieces.append([row])
+    return ["\n".join([header, *p]) for p in pieces] or [header]
