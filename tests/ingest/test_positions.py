@@ -11,7 +11,7 @@ import pytest
 
 from assistant.components.store.catalog import Catalog
 from assistant.services.access import LOCAL_ADMIN
-from ingest.chunking import Block, chunk_blocks, chunk_text
+from ingest.chunking import Block, Chunk, chunk_blocks, chunk_text
 from ingest.loaders import SourceDocument
 from test_chunking import REGULATION, SEED, WORK_POINTS
 
@@ -157,3 +157,130 @@ def test_old_catalogs_open_and_their_chunks_have_no_positions(tmp_path):
     assert catalog.get_document("old", "d1")["origin"] is None
     from assistant.retrieval import positions
     assert positions({"title": "t"}) == {"offsets": None, "pages": [], "page": None}
+
+
+# --- tables (#16 parts 2 and 4 together): a table chunk's span holds its rows, a split table's pieces too --------
+
+def table_span_rows(text: str, chunk) -> list[str]:
+    """The table rows a table chunk's span holds, checked against its text: a whole table or a split table's first
+    piece is the normalised form of its span, header on; a later piece's header and rule are a copy (not in its
+    span), its rows are the normalised form of the span."""
+    span = text[chunk.start:chunk.end]
+    lines = chunk.text.split("\n")
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("|"))       # a lead-in may have joined the table
+    if squeeze(chunk.text) == squeeze(span):
+        return lines[at + 2:]
+    assert squeeze("\n".join(lines[at + 2:])) == squeeze(span), (chunk.text, span)
+    assert not span.startswith(lines[at])
+    return lines[at + 2:]
+
+
+def test_a_split_tables_pieces_span_their_rows_and_carry_their_pages():
+    from test_tables import HEADER, RULE, _rows
+    rows = _rows(30)
+    blocks = [Block("一、申请材料", page=1), Block("申请人应当提交下列材料：", page=1),
+              Block("\n".join([HEADER, RULE, *rows[:10]]), page=1), Block("\n".join(rows[10:]), page=2),
+              Block("二、办理时限", page=2), Block("自受理之日起5个工作日内办结。", page=2)]
+    text = "\n".join(b.text for b in blocks)
+    chunks = chunk_blocks(blocks, max_chars=300, starts=[text.index(b.text) for b in blocks])
+    tables = [c for c in chunks if HEADER in c.text]
+    assert len(tables) > 3
+    assert text[tables[0].start:].startswith("申请人应当提交下列材料：\n" + HEADER)    # the lead-in joined the first
+    held = [table_span_rows(text, c) for c in tables]
+    assert [r for piece in held for r in piece] == rows                            # every row once, in order
+    for c, piece in zip(tables, held):
+        span = text[c.start:c.end]
+        assert span.rstrip().endswith(piece[-1]) and all(r in span for r in piece)
+        assert c.pages == sorted({1 if rows.index(r) < 10 else 2 for r in piece}), (c.pages, piece)
+    assert [1, 2] in [c.pages for c in tables]                                  # a piece across the page break
+    assert all(a.end <= b.start for a, b in zip(chunks, chunks[1:]))             # in order, never overlapping
+    assert chunks[-1].pages == [2] and text[chunks[-1].start:chunks[-1].end] == "自受理之日起5个工作日内办结。"
+    # a row too long for a chunk: each part's span is inside that row
+    long_row = "| 1 | " + "申请人应当如实填写申请表并提交身份证明材料。" * 20 + " | 1份 | 无 |"
+    table = "\n".join([HEADER, RULE, long_row])
+    parts = chunk_blocks([Block(table, page=3)], max_chars=200, starts=[0])
+    assert len(parts) > 1 and all(p.pages == [3] for p in parts)
+    assert parts[0].start == 0 and parts[-1].end == len(table)
+    for p in parts[1:]:
+        assert table.index(long_row) <= p.start < p.end <= len(table)
+        assert squeeze(p.text.split("\n", 2)[2]) == squeeze(table[p.start:p.end])
+
+
+def test_a_docx_table_chunk_spans_its_rows_in_the_kept_text_and_reindex_keeps_it(container, tmp_path):
+    from test_tables import MATERIALS, write_guide
+    from ingest.tables import markdown_table
+    kbs = container.knowledge_bases
+    report = kbs.ingest_paths("guides", [write_guide(tmp_path / "guide.docx")], principal=LOCAL_ADMIN)
+    assert report.ok, report.to_dict()
+    doc_id = report.results[0].doc_id
+    full = container.originals.passage("guides", doc_id, principal=LOCAL_ADMIN)["text"]
+
+    def table_chunks():
+        return [c for c in container.store.catalog.document_chunks("guides", doc_id) if "| 序号 |" in c["text"]]
+    (table,) = table_chunks()
+    assert table["text"] == markdown_table(MATERIALS) and "pages" not in table["metadata"]   # a .docx has no pages
+    s, e = table["metadata"]["offsets"]
+    assert full[s:e] == markdown_table(MATERIALS)
+    assert all(cell in full[s:e] for row in MATERIALS for cell in row)
+    before = [(c["text"], c["metadata"].get("offsets"), c["metadata"].get("pages"))
+              for c in container.store.catalog.document_chunks("guides", doc_id)]
+    # reindex reads the kept text, a line a block: the table's rows are read across blocks, whole again
+    assert kbs.reindex_document("guides", doc_id, principal=LOCAL_ADMIN).ok
+    assert [(c["text"], c["metadata"].get("offsets"), c["metadata"].get("pages"))
+            for c in container.store.catalog.document_chunks("guides", doc_id)] == before
+    assert [c["metadata"]["offsets"] for c in table_chunks()] == [[s, e]]
+
+
+def test_a_paged_split_table_keeps_offsets_and_pages_through_reindex(container):
+    from test_tables import HEADER, RULE, _rows
+    rows = _rows(30)
+    blocks = [Block("示范市户籍迁入登记办事指南", is_title=True), Block("一、申请材料", page=1),
+              Block("\n".join([HEADER, RULE, *rows[:12]]), page=1), Block("\n".join(rows[12:]), page=2)]
+    doc = SourceDocument("guide-pdf", "示范市户籍迁入登记办事指南", "指南.pdf", "\n".join(b.text for b in blocks),
+                         blocks=blocks)
+    kbs = container.knowledge_bases
+    assert kbs.ingest_documents("pos", [doc], principal=LOCAL_ADMIN).ok
+
+    def positions():
+        return [(c["text"], c["metadata"].get("offsets"), c["metadata"].get("pages"))
+                for c in container.store.catalog.document_chunks("pos", "guide-pdf") if "offsets" in c["metadata"]]
+    before = positions()
+    assert len(before) > 3 and {p for _, _, pg in before for p in pg} == {1, 2}
+    held = [r for text, (s, e), _ in before for r in table_span_rows(doc.text, Chunk(text, [], 0, start=s, end=e))]
+    assert held == rows
+    assert kbs.reindex_document("pos", "guide-pdf", principal=LOCAL_ADMIN).ok
+    assert positions() == before
+
+
+# --- PDF pages (#16 parts 1 and 4 together): a PDF's chunks carry the pages their text came from ------------------
+
+def test_a_mixed_pdfs_chunks_carry_their_pages(container, tmp_path):
+    import io
+
+    from test_ocr import FONT, NOTICE, page, pdf_of
+    if not FONT.exists():
+        pytest.skip("needs fonts-wqy-microhei to draw Chinese pages")
+    pytest.importorskip("rapidocr_onnxruntime")
+    pytest.importorskip("pypdfium2")
+    from pypdf import PdfReader, PdfWriter
+
+    from ingest.parsers import tiny_pdf
+    writer = PdfWriter()
+    writer.add_page(PdfReader(io.BytesIO(tiny_pdf(["Text layer page about open data."]))).pages[0])
+    writer.add_page(PdfReader(io.BytesIO(pdf_of(page(NOTICE)))).pages[0])
+    path = tmp_path / "mixed.pdf"
+    with open(path, "wb") as f:
+        writer.write(f)
+    kbs = container.knowledge_bases
+    report = kbs.ingest_paths("pdf", [path], principal=LOCAL_ADMIN)
+    assert report.ok and report.results[0].how == ["OCR 1 of 2 pages"], report.to_dict()
+    doc = kbs.documents("pdf", principal=LOCAL_ADMIN)[0]
+    full = container.originals.passage("pdf", doc["doc_id"], principal=LOCAL_ADMIN)["text"]
+    body = [c for c in container.store.catalog.document_chunks("pdf", doc["doc_id"]) if "passage" not in c["metadata"]]
+    assert body and all(c["metadata"].get("pages") for c in body)
+    for c in body:
+        s, e = c["metadata"]["offsets"]
+        assert squeeze(c["text"]) == squeeze(full[s:e])
+    pages = {p: [c["text"] for c in body if p in c["metadata"]["pages"]] for p in (1, 2)}
+    assert any("Text layer page" in t for t in pages[1]) and any("公共数据开放" in t for t in pages[2])
+    assert [p for _, p in doc["origin"]["pages"]] == [1, 2]
