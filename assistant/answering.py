@@ -23,7 +23,7 @@ from assistant.grounding.injection import injection_attempt
 from assistant.grounding.verify import (SentenceCheck, Verification, check_sentence, has_content, substantive,
                                         union)
 from assistant.prompts import load_prompt
-from assistant.retrieval import Hit, HybridSearcher, query_terms
+from assistant.retrieval import Hit, HybridSearcher, positions, query_terms
 from assistant.settings import Settings
 
 ATOM_KIND_NAMES = {"amount": "金额", "percent": "比例", "date": "日期", "number": "数字", "doc_number": "文号",
@@ -128,10 +128,15 @@ class Citation:
     text: str
     metadata: dict
     cited: bool = False
+    # where it stands in its document (retrieval.positions): offsets [start, end] in the extracted text, pages
+    offsets: list[int] | None = None
+    pages: list[int] = field(default_factory=list)
+    page: int | None = None
 
     @classmethod
     def from_hit(cls, n: int, hit: Hit) -> "Citation":
-        return cls(n, hit.doc_id, hit.chunk_id, hit.kb, hit.title, citation_label(hit.metadata), hit.text, hit.metadata)
+        return cls(n, hit.doc_id, hit.chunk_id, hit.kb, hit.title, citation_label(hit.metadata), hit.text, hit.metadata,
+                   **positions(hit.metadata))
 
 
 def build_context(hits: list[Hit], budget: int, header: Callable[[int, dict], str] | None = None,

@@ -86,6 +86,11 @@ class Container:
         return KnowledgeBaseService(self.store, self.pipeline)
 
     @cached_property
+    def originals(self):
+        from assistant.services.originals import OriginalsService
+        return OriginalsService(self.store)
+
+    @cached_property
     def search(self):
         from assistant.services.search import SearchService
         return SearchService(self.searcher, self.store.catalog)

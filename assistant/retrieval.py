@@ -52,12 +52,22 @@ class Hit:
     def to_dict(self) -> dict:
         return {"doc_id": self.doc_id, "chunk_id": self.chunk_id, "kb": self.kb, "title": self.title,
                 "text": self.text, "score": round(self.score, 6), "metadata": self.metadata,
+                **positions(self.metadata),
                 "scores": {"bm25": self.bm25_score, "bm25_rank": self.bm25_rank, "dense": self.dense_score,
                            "dense_rank": self.dense_rank, "rerank": self.rerank_score,
                            "coverage": round(self.coverage, 3)}}
 
     def to_document(self) -> Document:
         return Document(page_content=self.text, id=self.chunk_id, metadata={**self.metadata, "score": self.score})
+
+
+def positions(meta: dict) -> dict:
+    """Where a chunk stands in its document, from its metadata: offsets [start, end] in the extracted text (None
+    for chunks stored before positions, or made up such as the 文件信息 passage), its pages and first page."""
+    offsets = meta.get("offsets")
+    pages = [p for p in meta.get("pages") or [] if isinstance(p, int)]
+    ok = isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(x, int) for x in offsets)
+    return {"offsets": list(offsets) if ok else None, "pages": pages, "page": pages[0] if pages else None}
 
 
 @dataclass

@@ -53,6 +53,7 @@ class SourceDocument:
     metadata: dict = field(default_factory=dict)
     extract_metadata: bool = True           # structured sources state their metadata; no 公文 heuristics
     path: str | None = None                 # where it was read on the server: shown to admins only
+    file: str | None = None                 # the file it was parsed from: the pipeline keeps a copy (its original)
     hints: dict = field(default_factory=dict)  # what the file's properties say (an OFD's DocInfo): used where the
                                                # text itself gives no 发文机关 / 日期
     how: list[str] = field(default_factory=list)   # how it was read, for its result line ("OFD", "OCR 3 pages")
@@ -172,7 +173,7 @@ def load_file(path: Path, source_name: str | None = None, limits: IngestSettings
         how.append(f"{tables} table{'s' * (tables != 1)}")
     full = "\n".join(b.text for b in blocks)
     yield SourceDocument(doc_id=derive_doc_id(source), title=title, source=shown, text=full, blocks=blocks,
-                         metadata=stated, path=server_path, hints=hints, how=how)
+                         metadata=stated, path=server_path, hints=hints, how=how, file=str(path))
 
 
 def _bounded(path: Path, fn, args: tuple, limits: IngestSettings, timeout_s: float | None = None):

@@ -11,6 +11,10 @@ the worker embeds a batch of them outside the write lock (a large document no lo
 embedded), then, under it, writes the vectors of those chunks that are still committed (a replace or a delete
 meanwhile drops the rest) and marks them. A crash or a restart loses at most one batch of work: the next worker
 (the next ingest, `kb embed`) resumes from the catalog. One worker per knowledge base (store.embed_locks).
+
+Originals: a document's extracted text, and the file it was parsed from (up to ingest.max_file_mb), are staged in
+the originals store before the commit and published after it; the document's `origin` names them. Each chunk's
+metadata carries "offsets" [start, end] into that text and "pages" when its blocks had pages.
 """
 from __future__ import annotations
 
@@ -24,12 +28,13 @@ from typing import Callable, Iterable
 from langchain_core.embeddings import Embeddings
 
 from assistant.components.store import KnowledgeStore
-from assistant.components.store.catalog import ChunkRecord, DuplicateContent
+from assistant.components.store.catalog import ChunkRecord, DuplicateContent, origin_blobs
+from assistant.components.store.originals import Staged
 from assistant.components.store.tokens import tokenize
 from assistant.filters import STATUSES, FilterError, date_to_int
 from assistant.progress import Progress, no_progress
 from assistant.settings import ChunkingSettings, IngestSettings
-from ingest.chunking import Block, Chunk, chunk_blocks, format_heading_path
+from ingest.chunking import Block, Chunk, block_starts, chunk_blocks, format_heading_path
 from ingest.discovery import scan
 from ingest.loaders import LoadError, SourceDocument, load_file
 from ingest.metadata import (META_HEADING, META_PASSAGE, extract_metadata, metadata_passage,
@@ -37,8 +42,9 @@ from ingest.metadata import (META_HEADING, META_PASSAGE, extract_metadata, metad
 
 DEFAULT_STATUS = "现行有效"
 # what a stored document's hash covers besides its content: bumped when the chunks made from the same content
-# change shape (v1: the 文件信息 passage), so a re-ingest after an upgrade replaces each document once
-INDEX_FORMAT = "meta-passage-v1"
+# change shape (v1: the 文件信息 passage; v2: positions and originals), so a re-ingest after an upgrade replaces
+# each document once
+INDEX_FORMAT = "positions-v2"
 
 
 @dataclass
@@ -167,40 +173,65 @@ class IngestPipeline:
             if twin and twin["doc_id"] != doc.doc_id:
                 return DocResult(doc.source, doc.doc_id, "duplicate", 0, f"same content as {twin['doc_id']}",
                                  title=meta["title"])
-            chunks, has_passage = self._chunks(doc, meta)
+            chunks, has_passage, pages = self._chunks(doc, meta)
             if not chunks:
                 return DocResult(doc.source, doc.doc_id, "failed", message="no text to index")
             old_ids = catalog.document_chunk_ids(kb, doc.doc_id) if existing else set()
+            staged, origin = self._stage_originals(doc, pages)
             catalog.mark_pending(kb, doc.doc_id, content_hash, meta["title"], doc.source, meta, doc.path)
             try:
                 new_ids = self._stage_batches(kb, doc, meta, content_hash, chunks, has_passage, on_batch)
-                catalog.commit_document(kb, doc.doc_id, content_hash, meta["title"], doc.source, meta, doc.path)
+                catalog.commit_document(kb, doc.doc_id, content_hash, meta["title"], doc.source, meta, doc.path,
+                                        origin)
             except DuplicateContent as exc:      # another writer committed this content first
+                self.store.originals.discard(staged)
                 self.discard_uncommitted(kb, doc.doc_id)
                 return DocResult(doc.source, doc.doc_id, "duplicate", 0, str(exc), title=meta["title"])
             except BaseException:
+                self.store.originals.discard(staged)
                 self.discard_uncommitted(kb, doc.doc_id)
                 raise
+            self.store.originals.publish(staged)
             if old_ids:    # the previous version's chunks left the catalog with the commit: their vectors go too
                 self.store.vectors.delete_document(kb, doc.doc_id, keep=new_ids)
+            if existing:   # and its originals, unless another document uses them
+                self.store.release_originals(origin_blobs(existing.get("origin")))
         # a document left pending by a crash had no visible version: completing it adds it
         return DocResult(doc.source, doc.doc_id, "replaced" if old_ids else "added", len(chunks),
                          seconds=time.perf_counter() - t0, title=meta["title"], pending_vectors=len(new_ids))
 
-    def _chunks(self, doc: SourceDocument, meta: dict) -> tuple[list[Chunk], bool]:
-        """The document's chunks, the 文件信息 passage last when it has one (the bool)."""
+    def _chunks(self, doc: SourceDocument, meta: dict) -> tuple[list[Chunk], bool, list[list[int]]]:
+        """The document's chunks, the 文件信息 passage last when it has one (the bool), and where its pages begin
+        in its text ([offset, page] pairs)."""
         # a stored 文件信息 passage comes back in the text a document is re-indexed from: it is not body text
         prefix = metadata_passage_prefix(meta["title"])
-        blocks = [b for b in (doc.blocks or [Block(line) for line in doc.text.splitlines()])
-                  if not b.text.strip().startswith(prefix)]
-        chunks = doc.chunks if doc.chunks is not None else chunk_blocks(
-            blocks, max_chars=self.chunking.max_chars, min_chars=self.chunking.min_chars)
+        blocks = doc.blocks or [Block(line) for line in doc.text.splitlines()]
+        starts = block_starts(doc.text, blocks)
+        kept = [(b, at) for b, at in zip(blocks, starts) if not b.text.strip().startswith(prefix)]
+        if doc.chunks is not None:
+            chunks = locate_chunks(doc.text, doc.chunks)
+        else:
+            chunks = chunk_blocks([b for b, _ in kept], max_chars=self.chunking.max_chars,
+                                  min_chars=self.chunking.min_chars, starts=[at for _, at in kept])
         chunks = [c for c in chunks if c.text.strip()]
         # one metadata passage per document (标题, 文号, 发文机关, 成文日期, 文种, 效力), retrieved and cited like any chunk
         passage = metadata_passage(meta) if chunks and _titled(doc, meta) else None
         if passage:
             chunks.append(Chunk(text=passage, heading_path=[META_HEADING], position=len(chunks)))
-        return chunks, passage is not None
+        return chunks, passage is not None, page_starts(blocks, starts)
+
+    def _stage_originals(self, doc: SourceDocument, pages: list[list[int]]) -> tuple[list[Staged | None], dict]:
+        """Copies of the document's text and file in the originals store (published after the commit) and the
+        `origin` that names them."""
+        originals = self.store.originals
+        text = originals.stage_text(doc.text)
+        origin: dict = {"text": text.sha256, "chars": len(doc.text)}
+        if pages:
+            origin["pages"] = pages
+        file = originals.stage_file(doc.file, self.limits.max_file_mb * 2**20) if doc.file else None
+        if file is not None:
+            origin.update(file=file.sha256, size=file.size, name=Path(doc.source.replace("\\", "/")).name)
+        return [text, file], origin
 
     def _stage_batches(self, kb: str, doc: SourceDocument, meta: dict, content_hash: str, chunks: list[Chunk],
                        has_passage: bool, on_batch: Callable[[int, int], None] | None) -> set[str]:
@@ -217,6 +248,10 @@ class IngestPipeline:
                          "source": doc.source}
                 if ch.article:
                     cmeta["article"] = ch.article
+                if ch.start is not None and ch.end is not None:
+                    cmeta["offsets"] = [ch.start, ch.end]
+                if ch.pages:
+                    cmeta["pages"] = list(ch.pages)
                 if has_passage and pos == len(chunks) - 1:
                     cmeta["passage"] = META_PASSAGE
                 records.append(ChunkRecord(f"{doc.doc_id}#{content_hash[:8]}#{pos:04d}", doc.doc_id, pos, ch.text,
@@ -350,6 +385,43 @@ class IngestPipeline:
         report = self.ingest_documents(kb, items(), total=total, progress=progress)
         report.results += [DocResult(s.source, None, "skipped", message=s.message) for s in found.skipped]
         return report
+
+
+def locate_chunks(text: str, chunks: list[Chunk]) -> list[Chunk]:
+    """Chunks a structured source gave (law articles) with their start/end: where each one's text stands in the
+    document's text, in order (none where it is not found verbatim)."""
+    cursor = 0
+    for c in chunks:
+        if c.start is None:
+            at = text.find(c.text, cursor)
+            if at >= 0:
+                c.start, c.end = at, at + len(c.text)
+        if c.end is not None:
+            cursor = c.end
+    return chunks
+
+
+def page_starts(blocks: list[Block], starts: list[int | None]) -> list[list[int]]:
+    """[offset, page] where each page begins in the document's text (the first block of each page that was found)."""
+    out: list[list[int]] = []
+    for b, at in zip(blocks, starts):
+        if b.page is not None and at is not None and (not out or out[-1][1] != b.page):
+            out.append([at, b.page])
+    return out
+
+
+def blocks_from_text(text: str, pages: list[list[int]] | None, title: str = "") -> list[Block]:
+    """A stored text's lines as blocks, each with the page it begins on (re-indexing from an original's text); a
+    line that is the document's title is flagged as one, as its parser had it."""
+    from bisect import bisect_right
+    marks = [at for at, _ in pages or []]
+    blocks, at = [], 0
+    for piece in text.splitlines(keepends=True):
+        line = piece.splitlines()[0] if piece.splitlines() else ""
+        k = bisect_right(marks, at) - 1
+        blocks.append(Block(line, bool(title) and line.strip() == title, pages[k][1] if pages and k >= 0 else None))
+        at += len(piece)
+    return blocks
 
 
 def embedding_text(heading: str, text: str) -> str:

@@ -22,6 +22,7 @@ import gradio as gr  # noqa: E402
 from ui.auth import KeyAuthenticator, Login, LoginError, PrincipalResolver  # noqa: E402
 from ui.common import ROLE_NAMES, UIContext, esc  # noqa: E402
 from ui.session import audit  # noqa: E402
+from ui.source_view import SOURCE_VIEW_CSS, SOURCE_VIEW_JS  # noqa: E402
 from ui.theme import CSS, build_theme  # noqa: E402
 from ui.upload_gate import CLEAR_COOKIE_JS, SET_COOKIE_JS, UploadGate, UploadTickets  # noqa: E402
 
@@ -137,9 +138,9 @@ def mount_ui(app, container: Any, path: str = UI_PATH, principal_resolver: Princ
     app.state.ui_upload_tickets = blocks.upload_tickets
     app.add_middleware(UploadGate, tickets=blocks.upload_tickets, prefix=path)
     max_mb = getattr(getattr(container.settings, "api", None), "max_upload_mb", 50)
-    return gr.mount_gradio_app(app, blocks, path=path, footer_links=[], theme=build_theme(), css=CSS,
-                               ssr_mode=False, show_error=True, max_file_size=f"{max_mb}mb", pwa=False,
-                               mcp_server=False)
+    return gr.mount_gradio_app(app, blocks, path=path, footer_links=[], theme=build_theme(),
+                               css=CSS + SOURCE_VIEW_CSS, js=SOURCE_VIEW_JS, ssr_mode=False, show_error=True,
+                               max_file_size=f"{max_mb}mb", pwa=False, mcp_server=False)
 
 
 def standalone_app(container: Any, principal_resolver: PrincipalResolver | None = None,

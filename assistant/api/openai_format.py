@@ -84,7 +84,8 @@ def openai_usage(usage: dict | None) -> dict:
 
 def source_dicts(citations: list, related: bool = False) -> list[dict]:
     return [{"n": c.n, "kb": c.kb, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "title": c.title, "label": c.label,
-             "cited": c.cited and not related, "related": related, "text": c.text, "metadata": c.metadata}
+             "cited": c.cited and not related, "related": related, "text": c.text, "metadata": c.metadata,
+             "offsets": c.offsets, "pages": c.pages, "page": c.page}
             for c in citations]
 
 
@@ -106,6 +107,9 @@ class SourceOut(BaseModel):
     related: bool = Field(False, description="A refusal's closest passage (in `related`), not the answer's evidence.")
     text: str
     metadata: dict[str, Any]
+    offsets: list[int] | None = None
+    pages: list[int] = Field(default_factory=list)
+    page: int | None = None
 
 
 class ChatCompletionOut(BaseModel):

@@ -77,6 +77,10 @@ class CitationOut(BaseModel):
     text: str
     metadata: dict[str, Any]
     cited: bool = Field(description="The answer cites it as [n].")
+    offsets: list[int] | None = Field(None, description="[start, end] of the passage in the document's extracted "
+                                                      "text (GET …/documents/{doc_id}/text); null when not known.")
+    pages: list[int] = Field(default_factory=list, description="The pages it is on (PDF, OFD, scans); [] otherwise.")
+    page: int | None = Field(None, description="Its first page, or null.")
     related: bool = Field(False, description="A refusal's closest passage (相关但未直接回答): shown for reference, "
                                              "never the answer's evidence. Items of `related` are true, of "
                                              "`citations` false.")
@@ -138,6 +142,10 @@ class HitOut(BaseModel):
     score: float
     metadata: dict[str, Any]
     scores: dict[str, Any]
+    offsets: list[int] | None = Field(None, description="[start, end] of the passage in the document's extracted "
+                                                      "text (GET …/documents/{doc_id}/text); null when not known.")
+    pages: list[int] = Field(default_factory=list, description="The pages it is on (PDF, OFD, scans); [] otherwise.")
+    page: int | None = Field(None, description="Its first page, or null.")
 
 
 class SearchResponse(BaseModel):

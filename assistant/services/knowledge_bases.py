@@ -12,7 +12,7 @@ from assistant.progress import Progress, no_progress
 from assistant.services.access import Principal, readable_kbs, require_write
 from ingest.laws import count_articles, iter_law_documents, select_laws
 from ingest.loaders import SourceDocument
-from ingest.pipeline import IngestPipeline, IngestReport, VectorReport
+from ingest.pipeline import IngestPipeline, IngestReport, VectorReport, blocks_from_text
 
 
 class KnowledgeBaseService:
@@ -118,17 +118,22 @@ class KnowledgeBaseService:
     def delete_document(self, kb: str, doc_id: str, *, principal: Principal) -> None:
         require_write(principal, kb)
         self._document(kb, doc_id)
-        with self.store.writer(kb):
-            self.catalog.delete_document(kb, doc_id)       # invisible to every search from this commit on
-            self.store.vectors.delete_document(kb, doc_id)
+        self.store.delete_document(kb, doc_id)
 
     def reindex_document(self, kb: str, doc_id: str, *, principal: Principal, wait: bool = True) -> IngestReport:
-        """Re-chunk and re-embed a stored document from its stored text (after a chunking or model change)."""
+        """Re-chunk and re-embed a stored document from its stored text (after a chunking or model change): the
+        extracted text it keeps (its lines with their pages), else its chunks' text; its original file stays."""
         require_write(principal, kb)
         doc = self._document(kb, doc_id, with_chunks=True)   # its path too: reindexing keeps it
-        text = "\n".join(c["text"] for c in doc["chunks"])
-        source = SourceDocument(doc_id, doc["title"] or "", doc["source"] or doc_id, text,
-                                metadata=doc["metadata"], extract_metadata=False, path=doc.get("path"))
+        origin = doc.get("origin") or {}
+        text = self.store.originals.read_text(origin.get("text"))
+        blocks = blocks_from_text(text, origin.get("pages"), doc["title"] or "") if text is not None else None
+        if text is None:
+            text = "\n".join(c["text"] for c in doc["chunks"])
+        file = self.store.originals.path(origin.get("file"))
+        source = SourceDocument(doc_id, doc["title"] or "", doc["source"] or doc_id, text, blocks=blocks,
+                                metadata=doc["metadata"], extract_metadata=False, path=doc.get("path"),
+                                file=str(file) if file else None)
         with self.store.writer(kb):
             self.catalog.mark_pending(kb, doc_id, "reindex", doc["title"], doc["source"], doc["metadata"])
             report = self.pipeline.ingest_documents(kb, [source])

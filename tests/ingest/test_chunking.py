@@ -184,7 +184,8 @@ def test_tiny_pieces_merge_under_same_path_but_never_across_articles():
 def test_crlf_fullwidth_spaces_blank_blocks_and_determinism():
     text = "第一章\u3000总则\r\n\r\n\u3000\u3000第一条\u3000为了规范管理，制定本办法。\r\n"
     chunks = chunk_text(text)
-    assert chunks == [Chunk("第一条 为了规范管理，制定本办法。", ["第一章 总则", "第一条"], 0, "第一条")]
+    assert chunks == [Chunk("第一条 为了规范管理，制定本办法。", ["第一章 总则", "第一条"], 0, "第一条", 12, 29)]
+    assert text[12:29] == "第一条\u3000为了规范管理，制定本办法。"
     assert chunk_blocks([Block("  "), Block("\u3000\n"), Block("")]) == []
     assert chunk_text(REGULATION, max_chars=60) == chunk_text(REGULATION, max_chars=60)
     assert all(c.text.strip() for c in chunk_text(REGULATION + WORK_POINTS, max_chars=60))

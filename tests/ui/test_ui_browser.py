@@ -482,6 +482,57 @@ def test_a_reader_sees_only_readable_knowledge_bases(browser, app_server):
         s.close()
 
 
+def squeeze(s: str) -> str:
+    return re.sub(r"[\s#*]", "", s)
+
+
+def test_a_citation_opens_the_original_at_the_passage(admin, app_server):
+    """#16: 查看原文 on a cited source shows the document's text scrolled to the passage, in a <mark>; audited."""
+    page, c = admin.page, app_server.container
+    admin.tab("tab-chat")
+    page.click("#chat-new")
+    ask(page, QUESTION)
+    link = page.locator("#chat-sources .src-card:not(.uncited) .src-open").first
+    chunk = link.get_attribute("data-chunk")
+    link.click()
+    page.wait_for_selector("#chat-src-view .src-view-text mark")
+    stored = c.store.catalog.get_chunks("samples", [chunk])[chunk]["text"]
+    assert squeeze(page.inner_text("#chat-src-view mark")) == squeeze(stored)
+    in_view = page.evaluate("() => { const v = document.querySelector('#chat-src-view .src-view-text');"
+                            " const a = v.getBoundingClientRect(), b = v.querySelector('mark').getBoundingClientRect();"
+                            " return b.top >= a.top - 1 && b.top < a.bottom; }")
+    assert in_view, "the passage is not scrolled into the text view"
+    admin.shot("source-view.png")
+    rows = [e for e in c.audit.tail(30) if e["operation"] == "ui.source_view.open_source"]
+    assert rows and rows[-1]["sources"] == [chunk] and rows[-1]["outcome"] == "ok" and rows[-1]["kb"] == "samples"
+    page.click("#chat-new")                                      # a new chat closes it
+    page.wait_for_function("() => !document.querySelector('#chat-src-view .src-view')")
+
+
+def test_a_hit_in_a_pdf_opens_its_page_with_the_passage_highlighted(admin, app_server, tmp_path):
+    from assistant.components import pdf_view
+    from ingest.parsers import tiny_pdf
+    if not pdf_view.available():
+        pytest.skip("pypdfium2 is not installed")
+    c = app_server.container
+    f = tmp_path / "open-data-notice.pdf"
+    f.write_bytes(tiny_pdf(["Open data notice", "Every agency publishes its open data catalogue by June."]))
+    assert c.knowledge_bases.ingest_paths("samples", [f], principal=LOCAL_ADMIN).ok
+    page = admin.page
+    admin.tab("tab-kb")
+    pick(page, "#kb-select", "samples")
+    page.get_by_role("tab", name="命中测试").click()
+    page.fill("#hit-query textarea", "open data catalogue agency")
+    page.click("#hit-run")
+    page.wait_for_function("() => document.querySelector('#hit-results table')")
+    page.locator("#hit-results tr", has_text="catalogue").locator(".src-open").first.click()
+    page.wait_for_selector("#hit-src-view img[data-found=true]")
+    assert "第 1 页 / 共 1 页" in page.inner_text("#hit-src-view")
+    doc = next(d for d in c.knowledge_bases.documents("samples", principal=LOCAL_ADMIN)
+               if (d["origin"] or {}).get("name") == f.name)
+    c.knowledge_bases.delete_document("samples", doc["doc_id"], principal=LOCAL_ADMIN)
+
+
 def test_no_request_leaves_loopback(admin):
     assert admin.urls, "no request was recorded"
     assert not admin.external(), admin.external()

@@ -1,5 +1,6 @@
 """问答: streaming answers with a sources panel, knowledge-base selector, filters, multi-turn history, feedback
-and copy/export. Calls container.qa.stream with the logged-in principal (ACL is enforced in the service)."""
+and copy/export; a source's 查看原文 opens its document at the passage (ui/source_view.py). Calls
+container.qa.stream with the logged-in principal (ACL is enforced in the service)."""
 from __future__ import annotations
 
 import re
@@ -13,6 +14,10 @@ from assistant.retrieval import query_terms
 from ui.common import (Refresher, UIContext, can_read, download_file, esc, fail, friendly, highlight, kb_names,
                        notice, service, status_badge)
 from ui.session import note
+from ui.source_view import build as build_source_view
+from ui.source_view import positioned, source_link
+
+SOURCE_VIEW = "chat-src"
 
 EMPTY_SOURCES = ('<div class="src-empty">提问后，这里列出回答所依据的文件和条文：<br>'
                  '标题、文号或条款、发文机关、日期、效力状态和引用原文（命中的词语高亮显示）。</div>')
@@ -89,9 +94,10 @@ def _card(c, terms: set[str], cited: bool, related: bool = False) -> str:
     klass = "src-card related" if related else ("src-card" if cited else "src-card uncited")
     flag = ' data-related="true"' if related else ""
     number = "·" if related else f"[{c.n}]"
+    link = source_link(SOURCE_VIEW, c.kb, c.doc_id, c.chunk_id) if positioned(m) and c.kb else ""
     return (f'<div class="{klass}" data-n="{c.n}"{flag}>'
             f'<div class="src-title"><span class="src-n">{number}</span>{esc(title)}'
-            f'{status_badge(m.get("status", ""))}{badge}</div>'
+            f'{status_badge(m.get("status", ""))}{badge}{link}</div>'
             + (f'<div class="src-label">{esc(source_label(m))}</div>' if source_label(m) else "")
             + f'<div class="src-meta">{" · ".join(meta_bits)}</div>'
             + (f'<div class="src-heading">{esc(section_of(m))}</div>' if section_of(m) else "")
@@ -236,6 +242,7 @@ def build(ctx: UIContext) -> None:
         with gr.Column(scale=5, min_width=380):
             gr.Markdown("#### 参考依据")
             sources = gr.HTML(EMPTY_SOURCES, elem_id="chat-sources")
+            source_view = build_source_view(ctx, SOURCE_VIEW)
 
     # -- handlers ------------------------------------------------------------------------------------------------
     def refresh_kbs(principal, current=None):
@@ -303,7 +310,7 @@ def build(ctx: UIContext) -> None:
                {"answer": answer, "kbs": list(kbs)}, export, gr.update(value=path, interactive=True))
 
     def clear():
-        return [], [], None, EMPTY_SOURCES, "", gr.update(value=None, interactive=False), ""
+        return [], [], None, EMPTY_SOURCES, "", gr.update(value=None, interactive=False), "", ""
 
     def rate(principal, rating, last, text):
         if not last:
@@ -327,7 +334,8 @@ def build(ctx: UIContext) -> None:
     outputs = [chatbot, question, sources, turns, last_answer, export_text, download]
     ctx.bind(send.click, ask, inputs, outputs, show_progress="hidden", **ctx.llm_queue)
     ctx.bind(question.submit, ask, inputs, outputs, show_progress="hidden", **ctx.llm_queue)
-    new_chat.click(clear, None, [chatbot, turns, last_answer, sources, export_text, download, feedback_msg],
+    new_chat.click(clear, None, [chatbot, turns, last_answer, sources, export_text, download, feedback_msg,
+                                 source_view],
                    api_visibility="private")
     ctx.bind(up.click, rate_up, [ctx.principal, last_answer, comment], [feedback_msg, comment])
     ctx.bind(down.click, rate_down, [ctx.principal, last_answer, comment], [feedback_msg, comment])

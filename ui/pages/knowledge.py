@@ -1,5 +1,6 @@
 """知识库: knowledge bases and their documents; multi-file upload with a progress bar and per-file results;
-delete / re-index a document; chunk previews; the hit test (which chunks a query retrieves, BM25 vs dense)."""
+delete / re-index a document; chunk previews; the hit test (which chunks a query retrieves, BM25 vs dense), each
+hit's 查看原文 opening its document at the passage (ui/source_view.py)."""
 from __future__ import annotations
 
 import re
@@ -15,6 +16,10 @@ from ingest.loaders import SUPPORTED_SUFFIXES
 from ui.common import (ROLE_NAMES, Refresher, UIContext, can_read, denied, esc, fail, friendly, highlight, notice,
                        readable_kbs, status_badge)
 from ui.session import note
+from ui.source_view import build as build_source_view
+from ui.source_view import positioned, source_link
+
+SOURCE_VIEW = "hit-src"
 
 RESULT_NAMES = {"added": "✅ 新增", "replaced": "🔄 已更新", "unchanged": "➖ 未变化", "duplicate": "⚠️ 重复",
                 "failed": "❌ 失败", "skipped": "⏭️ 已跳过"}
@@ -135,11 +140,12 @@ def render_hits(hits: list, query: str, mode: str) -> str:
         dense = (f"{h.dense_score:.3f}<br><span class='hit-why'>第 {h.dense_rank} 名</span>"
                  if h.dense_score is not None else "—")
         m = h.metadata or {}
+        link = source_link(SOURCE_VIEW, h.kb, h.doc_id, h.chunk_id) if positioned(m) else ""
         rows.append(
             f"<tr><td class='num'>{i}</td><td class='num'>{h.score:.4f}</td><td class='num'>{bm25}</td>"
             f"<td class='num'>{dense}</td><td class='num'>{h.coverage:.0%}</td>"
             f"<td><div class='src-title' style='font-size:13px'>{esc(citation_label(m))}"
-            f"{status_badge(m.get('status', ''))}</div>"
+            f"{status_badge(m.get('status', ''))}{link}</div>"
             f"<div class='hit-why'>{esc(m.get('heading', ''))} · {esc(h.kb)}</div>"
             f"<div class='hit-why'>命中原因：{'，'.join(why) or '—'}</div>"
             f"<div class='hit-text'>{highlight(h.text, terms)}</div></td></tr>")
@@ -210,6 +216,7 @@ def build(ctx: UIContext) -> None:
                         hrun = gr.Button("测试", variant="primary", scale=1, min_width=80, elem_id="hit-run")
                     hits = gr.HTML(notice("输入问题后点“测试”。结果列出每个分块的 BM25 分数与向量相似度及各自名次，"
                                           "便于判断为什么会（或不会）检索到某份文件。"), elem_id="hit-results")
+                    build_source_view(ctx, SOURCE_VIEW)
 
     # -- handlers ------------------------------------------------------------------------------------------------
     def info_md(name: str | None, principal) -> str:

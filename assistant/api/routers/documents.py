@@ -1,11 +1,13 @@
 """Documents of a knowledge base: upload (multipart, many files → a job), list, metadata (+chunks), delete,
-re-index (a job). Writes need an editor key with access to the knowledge base."""
+re-index (a job), the original file and the extracted text a citation's offsets point into. Writes need an editor
+key with access to the knowledge base; reads, a key that may read it."""
 from __future__ import annotations
 
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import FileResponse
 
 from assistant.api.deps import Editor, Reader, get_container, note
 from assistant.api.schemas import JobAccepted
@@ -51,6 +53,38 @@ def get_document(kb: KbPath, doc_id: DocPath, request: Request, principal: Princ
                  chunks: bool = Query(False)) -> dict[str, Any]:
     note(request, kb=kb, sources=[doc_id])
     return get_container(request).knowledge_bases.document(kb, doc_id, chunks, principal=principal)
+
+
+# an original is the uploader's bytes: never run as a page of this origin (an .html upload would be stored XSS)
+SOURCE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'",
+                  "Cache-Control": "private, no-store"}
+INLINE_TYPES = ("application/pdf", "text/plain")
+
+
+@router.get("/documents/{doc_id}/source", summary="The original file the document was ingested from",
+            response_class=FileResponse,
+            responses={200: {"content": {"application/octet-stream": {}},
+                             "description": "The file as ingested (its content type; PDF and plain text inline)."},
+                       404: {"description": "No such knowledge base or document, or no original kept for it."}})
+def document_source(kb: KbPath, doc_id: DocPath, request: Request, principal: Principal = Reader) -> FileResponse:
+    note(request, kb=kb, sources=[doc_id])
+    f = get_container(request).originals.original(kb, doc_id, principal=principal)
+    inline = f.media_type.split(";")[0] in INLINE_TYPES
+    return FileResponse(f.path, media_type=f.media_type, filename=f.filename, headers=SOURCE_HEADERS,
+                        content_disposition_type="inline" if inline else "attachment")
+
+
+@router.get("/documents/{doc_id}/text", summary="The document's extracted text and the span to highlight",
+            description="Citation offsets [start, end] index this text (chunk_id: that chunk's span; or start/end). "
+                        "context: only that many characters either side of the span; `offset` says where the "
+                        "returned text begins.")
+def document_text(kb: KbPath, doc_id: DocPath, request: Request, principal: Principal = Reader,
+                  chunk_id: str | None = Query(None, max_length=300), start: int | None = Query(None, ge=0),
+                  end: int | None = Query(None, ge=0),
+                  context: int | None = Query(None, ge=0, le=200_000)) -> dict[str, Any]:
+    note(request, kb=kb, sources=[chunk_id or doc_id])
+    return get_container(request).originals.passage(kb, doc_id, principal=principal, chunk_id=chunk_id, start=start,
+                                                    end=end, context=context)
 
 
 @router.delete("/documents/{doc_id}", summary="Delete a document")

@@ -1,13 +1,15 @@
 """The knowledge store: SQLite catalog (source of truth, with its FTS5 lexical index: lexical.py) + Chroma vectors,
-under one data directory, and the per-knowledge-base write lock every writer takes (locks.py)."""
+under one data directory, the per-knowledge-base write lock every writer takes (locks.py) and the documents'
+originals (ingested files, extracted texts: originals.py)."""
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from assistant.components.store.catalog import Catalog
+from assistant.components.store.catalog import Catalog, origin_blobs
 from assistant.components.store.lexical import LexicalIndex
 from assistant.components.store.locks import WriteLocks
+from assistant.components.store.originals import Originals
 from assistant.components.store.vectors import VectorStore
 from assistant.settings import Settings
 
@@ -21,6 +23,7 @@ class KnowledgeStore:
         self.bm25 = LexicalIndex(self.catalog, settings.retrieval.lexical_max_postings)
         self.locks = WriteLocks(root / "locks")
         self.embed_locks = WriteLocks(root / "locks", suffix=".embed.lock")
+        self.originals = Originals(root / "originals", WriteLocks(root / "locks", suffix=".lock"))
         _remove_old_index(root / "bm25")
 
     def writer(self, kb: str) -> AbstractContextManager[None]:
@@ -29,8 +32,23 @@ class KnowledgeStore:
 
     def delete_kb(self, kb: str) -> None:
         with self.writer(kb):
+            blobs = [b for o in self.catalog.origins(kb) for b in origin_blobs(o)]
             self.vectors.drop(kb)
             self.catalog.delete_kb(kb)
+        self.release_originals(blobs)
+
+    def delete_document(self, kb: str, doc_id: str) -> None:
+        """Invisible to every search from the catalog's commit on; then its vectors and originals no one else
+        uses go."""
+        with self.writer(kb):
+            blobs = [b for o in self.catalog.origins(kb, doc_id) for b in origin_blobs(o)]
+            self.catalog.delete_document(kb, doc_id)
+            self.vectors.delete_document(kb, doc_id)
+        self.release_originals(blobs)
+
+    def release_originals(self, blobs: list[str]) -> None:
+        if blobs:
+            self.originals.release(blobs, self.catalog.origin_in_use)
 
 
 def _remove_old_index(folder: Path) -> None:

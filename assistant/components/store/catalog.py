@@ -19,6 +19,11 @@ those of rowid tables: never VACUUM the catalog (it may renumber them) without r
 A document's `source` is the name readers see (relative to the ingested folder, or the uploaded name); `path`, where
 it was read on the server, is for admins (the service layer drops it for everyone else). Catalogs from before `path`
 are migrated on open: an absolute source becomes the path, and its file name the source (documents and chunks).
+
+A document's `origin` (JSON, null in catalogs from before it and for documents not kept) names what it was made
+from, kept in the originals store (originals.py): {"file": sha256, "name", "size"} of the ingested file, {"text":
+sha256, "chars"} of its extracted text (chunk offsets point into it) and "pages": [[offset, page], ...] where a
+page begins in that text. A chunk's metadata may carry "offsets" [start, end] and "pages" (see ingest/chunking.py).
 """
 from __future__ import annotations
 
@@ -42,7 +47,7 @@ CREATE TABLE IF NOT EXISTS kbs (
 CREATE TABLE IF NOT EXISTS documents (
   kb TEXT NOT NULL REFERENCES kbs(name) ON DELETE CASCADE, doc_id TEXT NOT NULL, title TEXT, source TEXT,
   content_hash TEXT NOT NULL, state TEXT NOT NULL, n_chunks INTEGER NOT NULL DEFAULT 0,
-  metadata TEXT NOT NULL DEFAULT '{}', ingested_at TEXT NOT NULL, path TEXT, PRIMARY KEY (kb, doc_id));
+  metadata TEXT NOT NULL DEFAULT '{}', ingested_at TEXT NOT NULL, path TEXT, origin TEXT, PRIMARY KEY (kb, doc_id));
 CREATE TABLE IF NOT EXISTS chunks (
   kb TEXT NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL, position INTEGER NOT NULL,
   text TEXT NOT NULL, tokens TEXT NOT NULL, metadata TEXT NOT NULL, embedded INTEGER NOT NULL DEFAULT 1,
@@ -120,6 +125,7 @@ class Catalog:
         self._lock = threading.RLock()
         self._db = open_db(path, SCHEMA)
         self._migrate_sources()
+        self._migrate_origin()
         self._migrate_embedded()
         self._migrate_lexical()
         self.unique_content = self._ensure_unique_content()
@@ -139,6 +145,14 @@ class Catalog:
         except sqlite3.OperationalError as exc:
             if "duplicate column" not in str(exc):   # else another process migrated it first
                 raise
+
+    def _migrate_origin(self) -> None:
+        if not any(r["name"] == "origin" for r in self._db.execute("PRAGMA table_info(documents)")):
+            try:   # documents from before it kept no original: their origin is null
+                self._db.execute("ALTER TABLE documents ADD COLUMN origin TEXT")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):
+                    raise
 
     def _migrate_embedded(self) -> None:
         if not any(r["name"] == "embedded" for r in self._db.execute("PRAGMA table_info(chunks)")):
@@ -327,7 +341,7 @@ class Catalog:
                              json.dumps(c.metadata, ensure_ascii=False)) for c in chunks])
 
     def commit_document(self, kb: str, doc_id: str, content_hash: str, title: str, source: str,
-                        metadata: dict, path: str | None = None) -> None:
+                        metadata: dict, path: str | None = None, origin: dict | None = None) -> None:
         """Atomically replace the document's chunks (and their lexical entries) with its staged ones and mark it
         complete, its new chunks waiting for vectors; DuplicateContent
         (nothing changed) when another complete document has this content."""
@@ -341,12 +355,12 @@ class Catalog:
                 self._lex_chunks(db, kb, doc_id, "delete")
                 db.execute("DELETE FROM chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
                 db.execute("INSERT INTO documents(kb, doc_id, title, source, path, content_hash, state, n_chunks,"
-                           " metadata, ingested_at) VALUES (?,?,?,?,?,?,'complete',?,?,?) ON CONFLICT(kb, doc_id) DO"
-                           " UPDATE SET title=excluded.title, source=excluded.source, path=excluded.path,"
+                           " metadata, ingested_at, origin) VALUES (?,?,?,?,?,?,'complete',?,?,?,?) ON CONFLICT(kb,"
+                           " doc_id) DO UPDATE SET title=excluded.title, source=excluded.source, path=excluded.path,"
                            " content_hash=excluded.content_hash, state='complete', n_chunks=excluded.n_chunks,"
-                           " metadata=excluded.metadata, ingested_at=excluded.ingested_at",
+                           " metadata=excluded.metadata, ingested_at=excluded.ingested_at, origin=excluded.origin",
                            (kb, doc_id, title, source, path, content_hash, n, json.dumps(metadata, ensure_ascii=False),
-                            now_iso()))
+                            now_iso(), json.dumps(origin, ensure_ascii=False) if origin else None))
                 db.execute("INSERT INTO chunks(kb, chunk_id, doc_id, position, text, tokens, metadata, embedded) "
                            "SELECT kb, chunk_id, doc_id, position, text, tokens, metadata, 0 FROM staged_chunks "
                            "WHERE kb=? AND doc_id=? ORDER BY position", (kb, doc_id))
@@ -386,6 +400,18 @@ class Catalog:
             cur = db.execute("DELETE FROM documents WHERE kb=? AND doc_id=?", (kb, doc_id))
             db.execute("UPDATE kbs SET version=version+1 WHERE name=?", (kb,))
         return cur.rowcount > 0
+
+    def origin_in_use(self, sha: str) -> bool:
+        """Whether any document (of any knowledge base) names this blob as its file or text."""
+        return bool(self._query("SELECT 1 FROM documents WHERE origin IS NOT NULL AND (json_extract(origin, '$.file')=?"
+                                " OR json_extract(origin, '$.text')=?) LIMIT 1", (sha, sha)))
+
+    def origins(self, kb: str, doc_id: str | None = None) -> list[dict]:
+        """The origins of the knowledge base's documents (or of one), for releasing their blobs after a delete."""
+        sql, args = "SELECT origin FROM documents WHERE kb=? AND origin IS NOT NULL", (kb,)
+        if doc_id is not None:
+            sql, args = sql + " AND doc_id=?", (kb, doc_id)
+        return [json.loads(r["origin"]) for r in self._query(sql, args)]
 
     # chunks
     def chunk_ids(self, kb: str) -> dict[str, str]:
@@ -502,4 +528,9 @@ class Catalog:
 def _doc(row: sqlite3.Row) -> dict:
     d = dict(row)
     d["metadata"] = json.loads(d["metadata"] or "{}")
+    d["origin"] = json.loads(d["origin"]) if d.get("origin") else None
     return d
+
+
+def origin_blobs(origin: dict | None) -> list[str]:
+    return [origin[k] for k in ("file", "text") if origin and origin.get(k)]
