@@ -100,6 +100,16 @@ def _find_title(lines: list[str], text: str) -> str | None:
     return m.group(0) if m else None
 
 
+def lead_title(text: str, max_chars: int = 30) -> str:
+    """A readable name for a document that states no title (a .jsonl line of a news or policy corpus): its
+    opening clause, cut at max_chars with an ellipsis — citations then read 《广西多项措施保障“菜篮子”…》, not
+    the file's name 《corpus》."""
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    clause = re.split(r"[。！？；：，,;:!?]|\s{1,}(?=\S{8,})", first, maxsplit=1)[0].strip()
+    clause = clause or first
+    return clause if len(clause) <= max_chars else clause[:max_chars].rstrip() + "…"
+
+
 def _doc_type(title: str) -> str | None:
     t = re.sub(r"[（(][^（()）]*[）)]$", "", title.strip()).strip("《》「」“”\"")  # drop （试行）/（征求意见稿）
     for word in _TYPES:

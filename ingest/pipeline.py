@@ -37,7 +37,7 @@ from assistant.settings import ChunkingSettings, IngestSettings
 from ingest.chunking import Block, Chunk, block_starts, chunk_blocks, format_heading_path
 from ingest.discovery import scan
 from ingest.loaders import LoadError, SourceDocument, load_file
-from ingest.metadata import (META_HEADING, META_PASSAGE, extract_metadata, metadata_passage,
+from ingest.metadata import (META_HEADING, META_PASSAGE, extract_metadata, lead_title, metadata_passage,
                              metadata_passage_prefix, parse_cn_date)
 
 DEFAULT_STATUS = "现行有效"
@@ -112,7 +112,10 @@ def normalise_metadata(doc: SourceDocument) -> dict:
     if doc.extract_metadata:
         meta.update({k: v for k, v in extract_metadata(doc.text, title_hint=doc.title or None).items() if v})
     meta.update({k: v for k, v in doc.metadata.items() if v not in (None, "")})
-    meta["title"] = str(meta.get("title") or doc.title or Path(doc.source.split(":")[0]).stem)
+    # a line of a multi-document file (.jsonl) with no title of its own is named by its opening, not the file
+    untitled = ":" in doc.source and doc.text.strip()
+    meta["title"] = str(meta.get("title") or doc.title or (lead_title(doc.text) if untitled else "")
+                        or Path(doc.source.split(":")[0]).stem)
     meta["status"] = str(meta.get("status") or DEFAULT_STATUS)
     if meta["status"] not in STATUSES:
         raise DocumentError(f"metadata field 'status' is {meta['status']!r}; use one of {', '.join(STATUSES)}")
@@ -134,7 +137,7 @@ def _titled(doc: SourceDocument, meta: dict) -> bool:
     a 文件信息 passage would then name every line of that file after it."""
     if doc.title or doc.metadata.get("title") or ":" not in doc.source:
         return True
-    return meta["title"] != Path(doc.source.split(":")[0]).stem
+    return meta["title"] not in (Path(doc.source.split(":")[0]).stem, lead_title(doc.text))    # a label, no title
 
 
 def index_hash(doc: SourceDocument) -> str:

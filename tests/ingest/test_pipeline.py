@@ -364,6 +364,9 @@ def test_jsonl_lines_without_a_title_get_no_passage_named_after_the_file(contain
             {"docid": "titled", "title": "春耕通知", "text": "各地要抓好春耕备耕。\n示范市农业局\n2020年2月3日"}]
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     assert container.knowledge_bases.ingest_paths(KB, [path], principal=LOCAL_ADMIN).ok
-    assert meta_chunks(container, "untitled") == []                 # its title would be "corpus"
+    assert meta_chunks(container, "untitled") == []     # its label is no title a 文件信息 passage could state
+    # named by its opening clause, not by the file ("corpus"): citations read 《各地要抓好春耕备耕》
+    docs = {d["doc_id"]: d for d in container.knowledge_bases.documents(KB, principal=LOCAL_ADMIN)}
+    assert docs["untitled"]["title"] == "各地要抓好春耕备耕" and docs["titled"]["title"] == "春耕通知"
     (info,) = meta_chunks(container, "titled")
     assert info["text"].startswith("《春耕通知》文件信息。") and "2020年2月3日" in info["text"]
