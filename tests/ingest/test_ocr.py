@@ -103,18 +103,22 @@ def test_scanned_pdf_is_ocrd_and_searchable(engine, tmp_path):
     assert "各区人民政府，市政府各委、办、局：" in text and "现将有关事项通知如下" in text
 
 
-@ocr_engine
-def test_mixed_pdf_keeps_its_text_page_and_ocrs_the_scanned_one(engine, tmp_path):
+def mixed_pdf(path):
+    """Page 1 with a text layer, page 2 a scan of NOTICE."""
     from pypdf import PdfReader, PdfWriter
 
     from ingest.parsers import tiny_pdf
     writer = PdfWriter()
     writer.add_page(PdfReader(io.BytesIO(tiny_pdf(["Text layer page about open data."]))).pages[0])
     writer.add_page(PdfReader(io.BytesIO(pdf_of(page(NOTICE)))).pages[0])
-    path = tmp_path / "mixed.pdf"
     with open(path, "wb") as f:
         writer.write(f)
-    (doc,) = load_file(path)
+    return path
+
+
+@ocr_engine
+def test_mixed_pdf_keeps_its_text_page_and_ocrs_the_scanned_one(engine, tmp_path):
+    (doc,) = load_file(mixed_pdf(tmp_path / "mixed.pdf"))
     assert doc.how == ["OCR 1 of 2 pages"]
     assert [b.page for b in doc.blocks][0] == 1 and doc.blocks[0].text == "Text layer page about open data."
     ocr = [b.text for b in doc.blocks if b.page == 2]

@@ -255,22 +255,12 @@ def test_a_paged_split_table_keeps_offsets_and_pages_through_reindex(container):
 # --- PDF pages (#16 parts 1 and 4 together): a PDF's chunks carry the pages their text came from ------------------
 
 def test_a_mixed_pdfs_chunks_carry_their_pages(container, tmp_path):
-    import io
-
-    from test_ocr import FONT, NOTICE, page, pdf_of
+    from test_ocr import FONT, mixed_pdf
     if not FONT.exists():
         pytest.skip("needs fonts-wqy-microhei to draw Chinese pages")
     pytest.importorskip("rapidocr_onnxruntime")
     pytest.importorskip("pypdfium2")
-    from pypdf import PdfReader, PdfWriter
-
-    from ingest.parsers import tiny_pdf
-    writer = PdfWriter()
-    writer.add_page(PdfReader(io.BytesIO(tiny_pdf(["Text layer page about open data."]))).pages[0])
-    writer.add_page(PdfReader(io.BytesIO(pdf_of(page(NOTICE)))).pages[0])
-    path = tmp_path / "mixed.pdf"
-    with open(path, "wb") as f:
-        writer.write(f)
+    path = mixed_pdf(tmp_path / "mixed.pdf")
     kbs = container.knowledge_bases
     report = kbs.ingest_paths("pdf", [path], principal=LOCAL_ADMIN)
     assert report.ok and report.results[0].how == ["OCR 1 of 2 pages"], report.to_dict()
