@@ -119,7 +119,33 @@ class Container:
     @cached_property
     def api_keys(self):
         from assistant.services.auth import ApiKeyStore
-        return ApiKeyStore(Path(self.settings.data_dir) / "api_keys.sqlite3")
+        return ApiKeyStore(Path(self.settings.data_dir) / "api_keys.sqlite3", self.classification)
+
+    # --- identity (issue #17): classification levels, the directory mapping, every way in
+    @cached_property
+    def classification(self):
+        from assistant.services.classification import Classification
+        return Classification(self.settings.classification)
+
+    @cached_property
+    def directory(self):
+        from assistant.services.directory import Directory
+        return Directory(Path(self.settings.data_dir) / "directory.sqlite3", self.classification)
+
+    @cached_property
+    def oidc(self):
+        """The OIDC relying party when identity.oidc.enabled, else None."""
+        if not self.settings.identity.oidc.enabled:
+            return None
+        from assistant.components.identity.oidc import OidcClient
+        return OidcClient(self.settings.identity.oidc)
+
+    @cached_property
+    def principals(self):
+        from assistant.services.principals import PrincipalService
+        oidc = self.oidc
+        verifier = oidc.verify_access_token if oidc is not None and self.settings.identity.oidc.api_audience else None
+        return PrincipalService(self.api_keys, self.directory, verifier)
 
     @cached_property
     def audit(self):

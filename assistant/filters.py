@@ -20,6 +20,10 @@ class FilterError(ValueError):
     pass
 
 
+class NoClearance(PermissionError):
+    """Filters that name no document levels reached the searcher: a path that skipped access.scope."""
+
+
 def date_to_int(value: str, end: bool = False) -> int:
     """'2020', '2020-03', '2020-03-05' (or 2020年3月5日) -> 20200101 / 20200301 / 20200305; end=True rounds up."""
     m = re.fullmatch(r"(\d{4})(?:[-./年](\d{1,2})(?:[-./月](\d{1,2})日?)?月?)?", str(value).strip())
@@ -42,6 +46,9 @@ class Filters:
     date_to: str | None = None
     doc_ids: list[str] | None = None
     extra: dict[str, str] = field(default_factory=dict)  # any other exact metadata match, e.g. law=...
+    # document levels the caller may see (access.scope sets them from the principal; "*" = all). Never parsed from
+    # a request: None means nobody said, and the searcher refuses to search
+    levels: tuple[str, ...] | None = None
 
     @classmethod
     def parse(cls, items: list[str] | None) -> "Filters":
@@ -58,7 +65,8 @@ class Filters:
     @classmethod
     def from_dict(cls, data: dict | None) -> "Filters":
         data = dict(data or {})
-        known = {f.name for f in fields(cls)} - {"extra"}
+        data.pop("levels", None)   # the principal's clearance decides, never the request
+        known = {f.name for f in fields(cls)} - {"extra", "levels"}
         kwargs: dict = {"extra": {}}
         for key, value in data.items():
             if value is None or value == "" or value == []:
@@ -87,6 +95,19 @@ class Filters:
                 except FilterError as exc:
                     raise FilterError(f"filter field {key!r}: {exc}") from None
         return flt
+
+    def visible_to(self, levels: tuple[str, ...] | list[str]) -> "Filters":
+        """These filters narrowed to the levels a principal may see (an intersection: never wider)."""
+        levels = tuple(levels)
+        if self.levels is not None and "*" not in self.levels:
+            levels = self.levels if "*" in levels else tuple(lv for lv in levels if lv in self.levels)
+        return replace(self, levels=levels)
+
+    def level_ok(self, meta: dict) -> bool:
+        """The chunk's or document's level is one the caller may see (checked on the catalog's own record)."""
+        if self.levels is None:
+            return False
+        return "*" in self.levels or meta.get("sensitivity") in self.levels
 
     def with_default_status(self, default: list[str]) -> "Filters":
         # an empty list is "not given" too: it must never mean "any validity"
@@ -149,6 +170,7 @@ class Filters:
         return True
 
     def as_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra" and getattr(self, f.name)}
+        out = {f.name: getattr(self, f.name) for f in fields(self)
+               if f.name not in ("extra", "levels") and getattr(self, f.name)}
         out.update(self.extra)
         return out

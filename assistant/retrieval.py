@@ -22,7 +22,7 @@ from pydantic import ConfigDict
 from assistant.components.rerank import Reranker
 from assistant.components.store import KnowledgeStore
 from assistant.components.store.tokens import tokenize
-from assistant.filters import Filters
+from assistant.filters import Filters, NoClearance
 from assistant.settings import RetrievalSettings, RerankSettings
 
 # question words that say nothing about the topic; ignored when measuring how much of a query a passage covers
@@ -96,6 +96,8 @@ class HybridSearcher:
         s = self.settings
         top_k = top_k or s.top_k
         flt = (filters or Filters()).with_default_status(s.default_status)
+        if flt.levels is None:   # fail closed: a caller that did not go through access.scope gets nothing
+            raise NoClearance("retrieval without a principal's clearance (use access.scope)")
         where = flt.to_where()
         timings: dict[str, float] = {}
         q_tokens = tokenize(query)
@@ -139,7 +141,7 @@ class HybridSearcher:
                                                        h.bm25_rank or 10**9))
         # a little headroom: vectors of uncommitted documents drop out in _resolve
         pool = ordered[:max(top_k + 10, self.rerank_top_n)]
-        resolved = self._resolve(pool, query)
+        resolved = self._resolve(pool, query, flt)
         if len(resolved) > 1:
             t0 = time.perf_counter()
             scores = self.reranker.scores(query, [h.text for h in resolved])
@@ -157,8 +159,10 @@ class HybridSearcher:
             total, pending = total + n, pending + p
         return round(1 - pending / total, 4) if total else 1.0
 
-    def _resolve(self, pool: list[Hit], query: str) -> list[Hit]:
-        """Attach text and metadata from the catalog; vectors of uncommitted documents (orphans) drop out here."""
+    def _resolve(self, pool: list[Hit], query: str, flt: Filters) -> list[Hit]:
+        """Attach text and metadata from the catalog; vectors of uncommitted documents (orphans) drop out here,
+        and so does every chunk above the caller's clearance, read from the catalog's own record (a level changed
+        a moment ago counts; the vector store's copy of the metadata is never trusted for it)."""
         by_kb: dict[str, list[str]] = {}
         for h in pool:
             by_kb.setdefault(h.kb, []).append(h.chunk_id)
@@ -168,7 +172,7 @@ class HybridSearcher:
         out = []
         for h in pool:
             row = rows[h.kb].get(h.chunk_id)
-            if row is None:
+            if row is None or not flt.level_ok(row["metadata"]):
                 continue
             h.doc_id, h.text, h.metadata = row["doc_id"], row["text"], row["metadata"]
             if terms:
@@ -193,7 +197,8 @@ class HybridSearcher:
 
 
 class KnowledgeBaseRetriever(BaseRetriever):
-    """LangChain retriever over the hybrid searcher, bound to knowledge bases and filters."""
+    """LangChain retriever over the hybrid searcher, bound to knowledge bases and the filters `access.scope` gives
+    for a principal (filters naming no levels are refused)."""
     model_config = ConfigDict(arbitrary_types_allowed=True)
     searcher: Any
     kbs: list[str]

@@ -200,6 +200,69 @@ class DemoSettings(_Section):
     wait_for_law_vectors: bool = True     # false: the laws are searchable by BM25 at once, vectors fill behind
 
 
+class ClassificationSettings(_Section):
+    """数据分类分级 (issue #17): every document has a level, every principal a clearance; retrieval, answers, document
+    views and the source view never return what lies above it."""
+    levels: list[str] = ["公开", "内部", "敏感"]   # lowest first; a clearance admits its level and those below
+    default_level: str = "内部"             # a document whose metadata, folder rule or admin edit names none
+    default_clearance: str = "内部"         # a principal no key record or mapping rule gives one (admins: all)
+    # source-name patterns (fnmatch, first match wins) → level, e.g. [{pattern: "*/敏感/*", level: 敏感}]
+    folder_rules: list[dict[str, str]] = []
+
+    @model_validator(mode="after")
+    def _known_levels(self) -> "ClassificationSettings":
+        if not self.levels or len(set(self.levels)) != len(self.levels):
+            raise ValueError("classification.levels must be a non-empty list of distinct names")
+        for key in ("default_level", "default_clearance"):
+            if getattr(self, key) not in self.levels:
+                raise ValueError(f"classification.{key} {getattr(self, key)!r} is not one of {self.levels}")
+        for i, rule in enumerate(self.folder_rules):
+            if set(rule) != {"pattern", "level"} or rule["level"] not in self.levels:
+                raise ValueError(f"classification.folder_rules[{i}] needs pattern and a level of {self.levels}")
+        return self
+
+
+class OidcSettings(_Section):
+    """OpenID Connect login for the UI (authorization code + PKCE) and JWKS-verified bearer tokens for the API."""
+    enabled: bool = False
+    issuer: str | None = None             # e.g. https://sso.example.gov.cn/realms/gov; discovery at /.well-known/...
+    client_id: str | None = None
+    client_secret: str | None = None      # GOV_ASSISTANT_IDENTITY__OIDC__CLIENT_SECRET; never logged
+    public_url: str | None = None         # this app as the browser reaches it (redirect URI = <public_url>/auth/oidc/callback)
+    scopes: str = "openid profile email"
+    api_audience: str | None = None       # the `aud` an API bearer token must carry; None: bearer tokens are refused
+    # claims → identity: subject is the stable id; groups and department feed the mapping rules
+    name_claim: str = "name"
+    groups_claim: str = "groups"
+    department_claim: str = "department"
+    timeout_s: float = 10
+
+
+class LdapSettings(_Section):
+    """LDAP / Active Directory bind login for the UI, with group lookup."""
+    enabled: bool = False
+    url: str | None = None                # ldap://127.0.0.1:389 or ldaps://...
+    start_tls: bool = False
+    bind_dn: str | None = None            # service account that searches users; None: anonymous search
+    bind_password: str | None = None      # GOV_ASSISTANT_IDENTITY__LDAP__BIND_PASSWORD; never logged
+    user_base: str | None = None          # e.g. ou=people,dc=example,dc=gov
+    user_filter: str = "(uid={username})" # AD: (sAMAccountName={username})
+    group_base: str | None = None         # e.g. ou=groups,dc=example,dc=gov
+    group_filter: str = "(member={dn})"   # groups whose member is the user (or a group the user is in: nested)
+    nested_groups: bool = True
+    name_attr: str = "cn"
+    department_attr: str = "ou"
+    timeout_s: float = 5
+
+
+class IdentitySettings(_Section):
+    """How people sign in. API keys always work; oidc and ldap add UI logins (and bearer tokens for oidc)."""
+    session_idle_s: int = 1800            # a UI session unused this long ends
+    session_max_s: int = 28800            # ... and any UI session ends after this (8 h)
+    oidc: OidcSettings = OidcSettings()
+    ldap: LdapSettings = LdapSettings()
+
+
 class Settings(_Section):
     data_dir: Path = Path("./data")
     models_dir: Path | None = None
@@ -216,6 +279,8 @@ class Settings(_Section):
     api: ApiSettings = ApiSettings()
     summarize: SummarizeSettings = SummarizeSettings()
     demo: DemoSettings = DemoSettings()
+    classification: ClassificationSettings = ClassificationSettings()
+    identity: IdentitySettings = IdentitySettings()
     profiles: list[str] = []
 
     @model_validator(mode="after")

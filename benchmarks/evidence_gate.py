@@ -19,6 +19,7 @@ import json
 import numpy as np
 
 from assistant.container import Container
+from assistant.services.access import LOCAL_ADMIN, scope
 from assistant.settings import PROJECT_ROOT, load_settings
 
 DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -28,7 +29,7 @@ WEIGHTINGS = {"uniform": None, "idf": "idf"}
 def features(c: Container, kb: str, questions: list[str]) -> np.ndarray:
     out = []
     for q in questions:
-        hits = c.searcher.search(q, [kb], None, c.settings.retrieval.top_k).hits
+        hits = c.searcher.search(q, [kb], scope(LOCAL_ADMIN, [kb])[1], c.settings.retrieval.top_k).hits
         out.append((max((h.dense_score or 0.0) for h in hits) if hits else 0.0,
                     max((h.coverage for h in hits), default=0.0)))
     return np.array(out)

@@ -18,6 +18,7 @@ metadata carries "offsets" [start, end] into that text and "pages" when its bloc
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import time
 from contextlib import nullcontext
@@ -165,6 +166,7 @@ class IngestPipeline:
         catalog = self.store.catalog
         try:
             meta = normalise_metadata(doc)
+            meta["sensitivity"] = self._sensitivity(doc, meta)
         except DocumentError as exc:
             return DocResult(doc.source, doc.doc_id, "failed", message=str(exc))
         content_hash = index_hash(doc)
@@ -202,6 +204,20 @@ class IngestPipeline:
         # a document left pending by a crash had no visible version: completing it adds it
         return DocResult(doc.source, doc.doc_id, "replaced" if old_ids else "added", len(chunks),
                          seconds=time.perf_counter() - t0, title=meta["title"], pending_vectors=len(new_ids))
+
+    def _sensitivity(self, doc: SourceDocument, meta: dict) -> str:
+        """数据分类分级: the level the document states (metadata `sensitivity`; `level` is a law's 效力级别), else
+        the first folder rule matching its source name or server path, else the default. An unknown name fails
+        the document, naming the field."""
+        cls = self.store.settings.classification
+        level = str(meta.get("sensitivity") or "")
+        if not level:
+            where = [doc.source] + ([str(doc.path)] if doc.path else [])
+            level = next((r["level"] for r in cls.folder_rules
+                          if any(fnmatch.fnmatch(w, r["pattern"]) for w in where)), cls.default_level)
+        if level not in cls.levels:
+            raise DocumentError(f"metadata field 'sensitivity' is {level!r}; use one of {', '.join(cls.levels)}")
+        return level
 
     def _chunks(self, doc: SourceDocument, meta: dict) -> tuple[list[Chunk], bool, list[list[int]]]:
         """The document's chunks, the 文件信息 passage last when it has one (the bool), and where its pages begin

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from assistant.services.access import Principal
 
-PrincipalResolver = Callable[[str, str], "Principal | None"]
+# (username, password) -> a Principal, or an ExternalIdentity the directory maps (LDAP), or None
+PrincipalResolver = Callable[[str, str], Any]
 KeyAuthenticator = Callable[[str], Principal]
 
 MAX_FAILURES = 5          # per client address within WINDOW_S, then locked for WINDOW_S
@@ -27,12 +29,27 @@ WINDOW_S = 60.0
 RECHECK_S = 10.0          # how stale the list of active keys may be when a logged-in session acts
 
 
+@dataclass
+class Session:
+    kind: str                  # key | identity (OIDC, LDAP: re-checked against the directory) | password
+    identity: Any              # the ExternalIdentity of an identity session
+    started: float
+    last_used: float
+
+
 class LoginError(Exception):
     """A login that did not succeed; the message is shown to the user (Chinese, no detail that helps guessing)."""
 
 
 def find_key_authenticator(container: Any) -> KeyAuthenticator | None:
-    """The API's key store as the container exposes it (api_keys / auth / keys), if this build has one."""
+    """The API's key login as the container exposes it (principals: the key plus the directory's grants; else a
+    bare key store: api_keys / auth / keys), if this build has one."""
+    try:
+        principals = getattr(container, "principals")
+        if callable(getattr(principals, "from_key", None)):
+            return principals.from_key
+    except Exception:  # noqa: BLE001 - a store that cannot open is reported at login, not at start
+        pass
     for name in ("api_keys", "auth", "keys", "key_store"):
         try:
             svc = getattr(container, name)
@@ -98,28 +115,51 @@ class Login:
         self._key_authenticator = key_authenticator
         self.throttle = Throttle(clock=clock)
         self.recheck_s, self._clock = recheck_s, clock
-        self._sessions: dict[Principal, str] = {}        # principals this process logged in → "key" | "password"
+        self._sessions: dict[Principal, Session] = {}    # principals this process logged in
+        identity = getattr(getattr(container, "settings", None), "identity", None)
+        self.idle_s = float(getattr(identity, "session_idle_s", 1800))
+        self.max_s = float(getattr(identity, "session_max_s", 28800))
         self._active: tuple[float, dict[str, dict]] = (float("-inf"), {})   # (as of, active key records by id)
         self._lock = threading.Lock()
 
     def still_valid(self, principal: Principal) -> bool:
-        """A principal that this Login issued; for a key login, while that key id is active with the same role,
-        knowledge bases and departments (seen at most `recheck_s` late). A password login is the resolver's
-        business. A session that fails once stays ended."""
+        """A principal that this Login issued, used within `idle_s` and started within `max_s`; for a key login,
+        while that key id is active and gives the same principal (role, KBs, departments, clearance, grants; seen
+        at most `recheck_s` late); for a directory login (OIDC, LDAP), while the directory's mapping still gives
+        the same principal. A password login from a bare resolver is the resolver's business. A session that
+        fails once stays ended."""
         with self._lock:
-            kind = self._sessions.get(principal) if isinstance(principal, Principal) else None
-        if kind is None:                     # forged, or ended
+            session = self._sessions.get(principal) if isinstance(principal, Principal) else None
+        if session is None:                  # forged, or ended
             return False
-        store = find_key_store(self.container)
-        if kind == "password" or store is None or self._key_authenticator is not None:
-            return True                      # nothing here can re-check it
-        rec = self._active_key(store, principal.id)
-        ok = (rec is not None and rec["role"] == principal.role and tuple(rec["kbs"]) == principal.kbs
-              and tuple(rec.get("departments") or ()) == principal.departments)
-        if not ok:
-            with self._lock:
+        now = self._clock()
+        ok = now - session.last_used < self.idle_s and now - session.started < self.max_s
+        if ok and session.kind == "identity":
+            ok = self._same(principal, lambda p: p.from_identity(session.identity))
+        elif ok and session.kind == "key":
+            store = find_key_store(self.container)
+            if store is not None and self._key_authenticator is None:
+                rec = self._active_key(store, principal.id)
+                ok = rec is not None and self._same(principal, lambda p: p.for_key_record(rec), rec)
+        with self._lock:
+            if ok:
+                session.last_used = now
+            else:
                 self._sessions.pop(principal, None)
         return ok
+
+    def _same(self, principal: Principal, now_is: Callable[[Any], Principal], rec: dict | None = None) -> bool:
+        """Whether the principal is still what its credential gives (the directory read afresh)."""
+        principals = getattr(self.container, "principals", None)
+        if principals is None or not callable(getattr(principals, "from_identity", None)):
+            if rec is None:
+                return False
+            return (rec["role"] == principal.role and tuple(rec["kbs"]) == principal.kbs   # a bare key store
+                    and tuple(rec.get("departments") or ()) == principal.departments)
+        try:
+            return now_is(principals) == principal
+        except PermissionError:              # disabled in the directory, key gone
+            return False
 
     def _active_key(self, store: Any, key_id: str) -> dict | None:
         """The active key record with this id, from a list at most `recheck_s` old; an id the list lacks is
@@ -156,9 +196,26 @@ class Login:
             self.throttle.failed(client)
             raise LoginError("API 密钥无效或已被吊销。")
         self.throttle.succeeded(client)
+        return self._start(principal, "key")
+
+    def with_identity(self, ident: Any, client: str = "") -> Principal:
+        """A person an identity provider vouched for (OIDC callback, LDAP bind): the directory's principal."""
+        try:
+            principal = self.container.principals.from_identity(ident)
+        except PermissionError:
+            raise LoginError("该账号不可用（已停用或缺少标识）。") from None
+        return self._start(principal, "identity", ident)
+
+    def _start(self, principal: Principal, kind: str, identity: Any = None) -> Principal:
+        now = self._clock()
         with self._lock:
-            self._sessions[principal] = "key"
+            self._sessions[principal] = Session(kind, identity, now, now)
         return principal
+
+    def end(self, principal: Principal) -> None:
+        """Logout: the session is gone for every handler at once."""
+        with self._lock:
+            self._sessions.pop(principal, None)
 
     def with_password(self, username: str, password: str, client: str = "") -> Principal:
         username, password = (username or "").strip(), password or ""
@@ -171,10 +228,10 @@ class Login:
             principal = self.principal_resolver(username, password)
         except PermissionError:
             principal = None
-        if not isinstance(principal, Principal):
+        if principal is None or not (isinstance(principal, Principal) or hasattr(principal, "principal_id")):
             self.throttle.failed(client)
             raise LoginError("用户名或密码错误。")
         self.throttle.succeeded(client)
-        with self._lock:
-            self._sessions[principal] = "password"
-        return principal
+        if isinstance(principal, Principal):
+            return self._start(principal, "password")
+        return self.with_identity(principal, client)   # an ExternalIdentity (LDAP bind)

@@ -147,7 +147,7 @@ def request_credentials(headers: list[tuple[bytes, bytes]]) -> str | None:
 def authenticate_scope(container: Any, scope: dict) -> Principal:
     """The key's Principal (AuthError: 401), after taking its rate-limit token (RateLimited: 429); the audit
     record names the key id from here on, whatever happens to the request later."""
-    principal = container.api_keys.authenticate(request_credentials(scope.get("headers") or []))
+    principal = container.principals.authenticate(request_credentials(scope.get("headers") or []))
     scope.setdefault("state", {}).setdefault("audit", {})["principal"] = principal.id
     container.rate_limiter.check(principal.id)
     scope[SCOPE_PRINCIPAL] = principal

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from assistant.components.store.catalog import now_iso
 from assistant.services.access import ROLES, Principal
+from assistant.services.classification import Classification
+from assistant.settings import ClassificationSettings
 from assistant.sqlite import open_db
 
 KEY_PREFIX = "gak_"
@@ -27,6 +29,8 @@ CREATE TABLE IF NOT EXISTS api_keys (
   role TEXT NOT NULL, kbs TEXT NOT NULL, departments TEXT NOT NULL,
   created_at TEXT NOT NULL, revoked_at TEXT, last_used_at TEXT);
 """
+# keys created before 数据分类分级 have no clearance: the configured default applies to them
+CLEARANCE_COLUMN = "ALTER TABLE api_keys ADD COLUMN clearance TEXT"
 
 
 class AuthError(PermissionError):
@@ -38,13 +42,21 @@ def hash_key(secret: str) -> str:
 
 
 class ApiKeyStore:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, classification: Classification | None = None):
         self._lock = threading.Lock()
         self._db = open_db(path, SCHEMA)
+        if not any(r["name"] == "clearance" for r in self._db.execute("PRAGMA table_info(api_keys)")):
+            try:
+                self._db.execute(CLEARANCE_COLUMN)
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):   # else another process added it first
+                    raise
+        self.classification = classification or Classification(ClassificationSettings())
         self._touched: dict[str, float] = {}
 
     def create(self, name: str, role: str, kbs: list[str] | None = None,
-               departments: list[str] | None = None, secret: str | None = None) -> tuple[str, dict]:
+               departments: list[str] | None = None, secret: str | None = None,
+               clearance: str | None = None) -> tuple[str, dict]:
         """Returns (secret, record). The secret is not stored and cannot be shown again."""
         name = (name or "").strip()
         if not name or len(name) > 64:
@@ -53,16 +65,18 @@ class ApiKeyStore:
             raise ValueError("a key name must not look like a key id (k_ and 8 hex digits)")
         if role not in ROLES:
             raise ValueError(f"invalid role {role!r}: use {', '.join(ROLES)}")
+        if clearance is not None:
+            self.classification.require(clearance, "clearance")
         if any(k["name"] == name for k in self.list()):
             raise ValueError(f"an active key named {name!r} exists: revoke it first or pick another name")
         secret = secret or KEY_PREFIX + secrets.token_urlsafe(32)
         key_id = "k_" + secrets.token_hex(4)   # the principal's id: what owns jobs, feedback and audit rows
         with self._lock:
             self._db.execute(
-                "INSERT INTO api_keys(id, name, key_hash, prefix, role, kbs, departments, created_at)"
-                " VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO api_keys(id, name, key_hash, prefix, role, kbs, departments, created_at, clearance)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
                 (key_id, name, hash_key(secret), secret[:8], role, json.dumps(sorted(set(kbs or []))),
-                 json.dumps(list(departments or []), ensure_ascii=False), now_iso()))
+                 json.dumps(list(departments or []), ensure_ascii=False), now_iso(), clearance))
         return secret, self.get(key_id)
 
     def get(self, key_id: str) -> dict | None:
@@ -94,8 +108,12 @@ class ApiKeyStore:
             if now - self._touched.get(row["id"], 0.0) > _TOUCH_EVERY_S:
                 self._touched[row["id"]] = now
                 self._db.execute("UPDATE api_keys SET last_used_at=? WHERE id=?", (now_iso(), row["id"]))
-        rec = _record(row)
-        return Principal(rec["name"], rec["role"], tuple(rec["kbs"]), tuple(rec["departments"]), id=rec["id"])
+        return self.principal(_record(row))
+
+    def principal(self, rec: dict) -> Principal:
+        """The principal of an active key record (its clearance, or the configured default, gives its levels)."""
+        return Principal(rec["name"], rec["role"], tuple(rec["kbs"]), tuple(rec["departments"]), id=rec["id"],
+                         levels=self.classification.visible(rec["role"], rec.get("clearance")), source="key")
 
     def seed_admin(self, secret: str | None) -> dict | None:
         """GOV_ASSISTANT_ADMIN_KEY (demo bootstrap): make that secret an admin key, replacing an older seeded one."""

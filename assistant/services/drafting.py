@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Callable
 
 from langchain_core.language_models import BaseChatModel
@@ -24,7 +24,7 @@ from assistant.grounding.atoms import Evidence
 from assistant.grounding.verify import mark_unsupported
 from assistant.prompts import load_prompt
 from assistant.retrieval import HybridSearcher
-from assistant.services.access import Principal, readable_kbs
+from assistant.services.access import Principal, scope
 from assistant.settings import Settings
 
 # 文种 -> its guidance file prompts/draft_<name>.md
@@ -468,12 +468,12 @@ class DraftingService:
         return str(msg.content or ""), truncated
 
     # -- drafting ---------------------------------------------------------------------------------------------
-    def _passages(self, topic: str, requirements: str, kbs: list[str], doc_ids: list[str] | None
-                  ) -> tuple[str, list[Citation]]:
+    def _passages(self, topic: str, requirements: str, kbs: list[str], doc_ids: list[str] | None,
+                  visible: Filters) -> tuple[str, list[Citation]]:
         if not kbs:
             return "", []
         query = f"{topic} {requirements[:200]}".strip()
-        flt = Filters(doc_ids=list(doc_ids)) if doc_ids else None
+        flt = replace(visible, doc_ids=list(doc_ids)) if doc_ids else visible
         hits = self.searcher.search(query, kbs, flt, self.settings.retrieval.top_k).hits
         if not doc_ids and not self.searcher.has_evidence(hits):
             return "", []       # nothing on the topic: the body marks facts 〔待补充〕 instead of borrowing noise
@@ -503,19 +503,21 @@ class DraftingService:
             if len(value) > MAX_NAME_CHARS:
                 raise ValueError(f"{name} is longer than {MAX_NAME_CHARS} characters")
         date_text = chinese_date(date)
-        kbs = readable_kbs(principal, list(kbs or []))
+        kbs, visible = scope(principal, list(kbs or []))
         for kb in kbs:
             self.catalog.require_kb(kb)
         doc_ids = [d for d in (doc_ids or []) if d]
         if doc_ids:
             if not kbs:
                 raise ValueError("doc_ids given without a knowledge base")
-            missing = [d for d in doc_ids if not any(self.catalog.get_document(kb, d) for kb in kbs)]
+            # a document above the principal's clearance is "not found", like a missing one
+            missing = [d for d in doc_ids if not any((doc := self.catalog.get_document(kb, d)) is not None
+                                                     and visible.level_ok(doc["metadata"]) for kb in kbs)]
             if missing:
                 raise ValueError(f"doc_ids: not found in {', '.join(kbs)}: {', '.join(missing)}")
 
         t0 = time.perf_counter()
-        context, citations = self._passages(topic, requirements, kbs, doc_ids)
+        context, citations = self._passages(topic, requirements, kbs, doc_ids, visible)
         timings = {"retrieval_ms": (time.perf_counter() - t0) * 1000}
         t0 = time.perf_counter()
         raw, truncated = self._generate_full(

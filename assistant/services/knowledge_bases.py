@@ -9,7 +9,8 @@ from pathlib import Path
 from assistant.components.store import KnowledgeStore
 from assistant.components.store.catalog import CatalogError
 from assistant.progress import Progress, no_progress
-from assistant.services.access import Principal, readable_kbs, require_write
+from assistant.services.access import AccessDenied, Principal, readable_kbs, require_write
+from assistant.services.classification import Classification
 from ingest.laws import count_articles, iter_law_documents, select_laws
 from ingest.loaders import SourceDocument
 from ingest.pipeline import IngestPipeline, IngestReport, VectorReport, blocks_from_text
@@ -100,11 +101,28 @@ class KnowledgeBaseService:
                   *, principal: Principal) -> list[dict]:
         readable_kbs(principal, [kb])
         self.catalog.require_kb(kb)
-        return [_as_seen_by(principal, d) for d in self.catalog.list_documents(kb, limit, offset)]
+        if "*" in principal.levels:
+            docs = self.catalog.list_documents(kb, limit, offset)
+        else:   # the page is counted over what the principal may see
+            visible = [d for d in self.catalog.list_documents(kb) if principal.can_see(d["metadata"].get("sensitivity"))]
+            docs = visible[offset:offset + limit if limit is not None else None]
+        return [_as_seen_by(principal, d) for d in docs]
 
     def document(self, kb: str, doc_id: str, with_chunks: bool = False, *, principal: Principal) -> dict:
         readable_kbs(principal, [kb])
-        return _as_seen_by(principal, self._document(kb, doc_id, with_chunks))
+        doc = self._document(kb, doc_id, with_chunks)
+        if not principal.can_see(doc["metadata"].get("sensitivity")):   # above clearance: as if it did not exist
+            raise CatalogError(f"document {doc_id!r} not found in knowledge base {kb!r}")
+        return _as_seen_by(principal, doc)
+
+    def set_sensitivity(self, kb: str, doc_id: str, level: str, classification: Classification,
+                        *, principal: Principal) -> dict:
+        """An admin's edit of a document's level: in force for the next retrieval (the caller audits it)."""
+        if principal.role != "admin":
+            raise AccessDenied(f"{principal.name} ({principal.role}) may not change a document's level: admins only")
+        classification.require(level, "sensitivity")
+        self._document(kb, doc_id)
+        return self.catalog.set_level(kb, doc_id, level)
 
     def _document(self, kb: str, doc_id: str, with_chunks: bool = False) -> dict:
         """The stored record, its server path included: for callers that checked the principal's access."""

@@ -6,7 +6,7 @@ from typing import Iterator
 from assistant.answering import Answer, Answerer
 from assistant.components.store.catalog import Catalog
 from assistant.filters import Filters
-from assistant.services.access import Principal, readable_kbs
+from assistant.services.access import Principal, scope
 
 MAX_QUESTION_CHARS = 2000
 
@@ -16,24 +16,25 @@ class QAService:
         self.answerer = answerer
         self.catalog = catalog
 
-    def _check(self, question: str, kbs: list[str], principal: Principal) -> list[str]:
+    def _check(self, question: str, kbs: list[str], principal: Principal,
+               filters: Filters | None) -> tuple[list[str], Filters]:
         if not question or not question.strip():
             raise ValueError("question is empty")
         if len(question) > MAX_QUESTION_CHARS:
             raise ValueError(f"question is longer than {MAX_QUESTION_CHARS} characters")
         if not kbs:
             raise ValueError("no knowledge base given")
-        kbs = readable_kbs(principal, kbs)
+        kbs, filters = scope(principal, kbs, filters)
         for kb in kbs:
             self.catalog.require_kb(kb)
-        return kbs
+        return kbs, filters
 
     def ask(self, question: str, kbs: list[str], filters: Filters | None = None, history: list[dict] | None = None,
             *, principal: Principal) -> Answer:
-        kbs = self._check(question, kbs, principal)
+        kbs, filters = self._check(question, kbs, principal, filters)
         return self.answerer.ask(question.strip(), kbs, filters, history)
 
     def stream(self, question: str, kbs: list[str], filters: Filters | None = None,
                history: list[dict] | None = None, *, principal: Principal) -> Iterator[dict]:
-        kbs = self._check(question, kbs, principal)
+        kbs, filters = self._check(question, kbs, principal, filters)
         return self.answerer.stream(question.strip(), kbs, filters, history)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from assistant.components.store.catalog import Catalog
 from assistant.filters import Filters
 from assistant.retrieval import HybridSearcher, SearchResult
-from assistant.services.access import Principal, readable_kbs
+from assistant.services.access import Principal, scope
 
 
 class SearchService:
@@ -18,7 +18,7 @@ class SearchService:
             raise ValueError("query is empty")
         if mode not in ("hybrid", "bm25", "dense"):
             raise ValueError(f"invalid search mode {mode!r}: use hybrid, bm25 or dense")
-        kbs = readable_kbs(principal, kbs)
+        kbs, filters = scope(principal, kbs, filters)
         for kb in kbs:
             self.catalog.require_kb(kb)
         return self.searcher.search(query.strip(), kbs, filters, top_k, mode)

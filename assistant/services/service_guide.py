@@ -25,7 +25,7 @@ from assistant.components.store.catalog import Catalog
 from assistant.grounding.atoms import unsupported_atoms
 from assistant.prompts import load_prompt
 from assistant.retrieval import Hit, HybridSearcher
-from assistant.services.access import Principal, readable_kbs
+from assistant.services.access import Principal, scope
 from assistant.settings import Settings
 
 FIELDS = ("办理条件", "申请材料", "办理流程", "办理时限", "收费标准", "办理地点", "依据")
@@ -165,13 +165,13 @@ class ServiceGuideService:
             raise ValueError(f"request is longer than {MAX_REQUEST_CHARS} characters")
         if not kbs:
             raise ValueError("no knowledge base given")
-        kbs = readable_kbs(principal, list(kbs))
+        kbs, visible = scope(principal, list(kbs))
         for kb in kbs:
             self.catalog.require_kb(kb)
         result = {"request": request, "fields": empty_fields(), "citations": [], "ai_generated": True,
                   "document": None, "timings": {}}
         t0 = time.perf_counter()
-        hits = self.searcher.search(request, kbs, None, max(self.candidates, self.settings.retrieval.top_k)).hits
+        hits = self.searcher.search(request, kbs, visible, max(self.candidates, self.settings.retrieval.top_k)).hits
         timings = {"retrieval_ms": (time.perf_counter() - t0) * 1000}
         chosen = self._choose(hits) if self.searcher.has_evidence(hits) else None
         if chosen is not None:

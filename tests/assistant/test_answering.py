@@ -8,7 +8,7 @@ from assistant.answering import Answer, Citation, attach_citations, citation_lab
 from assistant.components.store.catalog import CatalogError
 from assistant.prompts import load_prompt
 from assistant.retrieval import Hit, KnowledgeBaseRetriever
-from assistant.services.access import LOCAL_ADMIN
+from assistant.services.access import LOCAL_ADMIN, scope
 from ingest.loaders import SourceDocument
 
 DOCS = [
@@ -222,6 +222,7 @@ def test_qa_service_validates_requests(qa):
 
 
 def test_langchain_retriever(qa):
-    docs = KnowledgeBaseRetriever(searcher=qa.searcher, kbs=["kb"], top_k=2).invoke("高龄津贴")
+    kbs, visible = scope(LOCAL_ADMIN, ["kb"])   # what the principal may see, as every service passes it
+    docs = KnowledgeBaseRetriever(searcher=qa.searcher, kbs=kbs, filters=visible, top_k=2).invoke("高龄津贴")
     assert 1 <= len(docs) <= 2
     assert docs[0].metadata["doc_id"] == "elderly" and docs[0].metadata["score"] > 0 and docs[0].id

@@ -8,7 +8,7 @@ import pytest
 from assistant.components.store.tokens import tokenize
 from assistant.components.store.catalog import CatalogError
 from assistant.filters import Filters
-from assistant.services.access import LOCAL_ADMIN
+from assistant.services.access import LOCAL_ADMIN, scope
 from conftest import make_container
 from ingest.loaders import SourceDocument
 
@@ -224,7 +224,7 @@ def test_idf_coverage_discounts_passages_that_share_only_common_terms(container)
     searcher, s = container.searcher, container.settings.retrieval
 
     def best_coverage(query: str) -> float:
-        return max(h.coverage for h in searcher.search(query, ["kb"]).hits)
+        return max(h.coverage for h in searcher.search(query, ["kb"], scope(LOCAL_ADMIN, ["kb"])[1]).hits)
 
     s.coverage_weighting = None
     uniform = {q: best_coverage(q) for q in ("登记的最低工资", "高龄津贴")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.grounding.atoms import Evidence, unsupported_atoms
-from assistant.services.access import LOCAL_ADMIN
+from assistant.services.access import LOCAL_ADMIN, scope
 
 pytestmark = pytest.mark.e2e
 KB = "samples"
@@ -21,7 +21,7 @@ def test_a_question_about_another_city_is_refused_naming_it(e2e_container):
 def test_a_figure_the_kb_lacks_never_reaches_the_user(e2e_container):
     c = e2e_container
     a = c.qa.ask("示范市2025年公共数据开放共享工作的财政专项资金总额是多少万元？", [KB], principal=LOCAL_ADMIN)
-    evidence = Evidence.of(*(x.text for x in c.searcher.search(a.standalone_question, [KB]).hits))
+    evidence = Evidence.of(*(x.text for x in c.searcher.search(a.standalone_question, [KB], scope(LOCAL_ADMIN, [KB])[1]).hits))
     # either refused (judged unanswerable, or every sentence carried an unsupported figure) or, if something is
     # left, none of its figures is missing from the evidence
     if not a.refused:

@@ -453,7 +453,7 @@ def test_readers_see_the_name_relative_to_the_folder_and_admins_the_server_path(
     c = make_container(tmp_path / "data")
     kbs = c.knowledge_bases
     assert kbs.ingest_paths("guards", [tricky_folder], principal=LOCAL_ADMIN).counts["added"] == 2
-    reader = Principal("reader", "reader", ("guards",))
+    reader = Principal("reader", "reader", ("guards",), levels=("公开", "内部"))
     docs = {d["source"]: d for d in kbs.documents("guards", principal=reader)}
     assert set(docs) == {"docs/good.txt", "docs/link_in.txt"} and all("path" not in d for d in docs.values())
     full = kbs.document("guards", docs["docs/good.txt"]["doc_id"], with_chunks=True, principal=reader)

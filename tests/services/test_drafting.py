@@ -118,7 +118,7 @@ def test_draft_enforces_read_access(svc, kb_container):
     with pytest.raises(AccessDenied):
         svc.draft("通知", "推进公共数据开放共享", ["samples"], principal=outsider)
     assert kb_container.llm.calls == []             # refused before retrieval or generation
-    reader = Principal("reader-of-samples", "reader", ("samples",))
+    reader = Principal("reader-of-samples", "reader", ("samples",), levels=("公开", "内部"))
     assert svc.draft("通知", "推进公共数据开放共享", ["samples"], principal=reader)["body"]
 
 

@@ -8,8 +8,8 @@ import pytest
 from assistant.services.access import Principal
 from assistant.services.jobs import INTERRUPTED, JobManager
 
-EDITOR = Principal("editor", "editor", ("samples",), id="k_0000e1e1")
-ADMIN = Principal("admin", "admin", ("*",), id="k_0000a1a1")
+EDITOR = Principal("editor", "editor", ("samples",), id="k_0000e1e1", levels=("公开", "内部"))
+ADMIN = Principal("admin", "admin", ("*",), id="k_0000a1a1", levels=("*",))
 
 
 class Report:

@@ -149,7 +149,7 @@ def test_condensing_asks_one_json_string_per_field_and_survives_a_backend_withou
 def test_guide_enforces_read_access_and_validates(svc):
     with pytest.raises(AccessDenied):
         svc.guide("我要开办餐饮店", ["guides"], principal=Principal("r", "reader", ("other",)))
-    assert svc.guide("我要开办餐饮店", ["guides"], principal=Principal("r", "reader", ("guides",)))["fields"]
+    assert svc.guide("我要开办餐饮店", ["guides"], principal=Principal("r", "reader", ("guides",), levels=("内部",)))["fields"]
     with pytest.raises(ValueError, match="request"):
         svc.guide("  ", ["guides"], principal=LOCAL_ADMIN)
     with pytest.raises(ValueError, match="knowledge base"):

@@ -20,7 +20,7 @@ from ui.pages.evaluation import charts_html, find_reports, resolve_report
 from ui.pages.knowledge import message_zh, render_hits, safe_name
 from ui.pages.summarize import to_markdown
 
-READER = Principal("alice", "reader", ("samples",), id="k_a11ce000")
+READER = Principal("alice", "reader", ("samples",), id="k_a11ce000", levels=("公开", "内部"))
 
 
 class FakeKeys:

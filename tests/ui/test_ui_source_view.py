@@ -13,7 +13,7 @@ from ingest.parsers import tiny_pdf
 from ui.pages.chat import render_sources
 from ui.source_view import render_text, source_link
 
-READER = Principal("reader", "reader", ("kb",), id="k_reader01")
+READER = Principal("reader", "reader", ("kb",), id="k_reader01", levels=("公开", "内部"))
 OUTSIDER = Principal("outsider", "reader", ("other",), id="k_outsid01")
 
 

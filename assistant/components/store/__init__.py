@@ -18,7 +18,7 @@ class KnowledgeStore:
     def __init__(self, settings: Settings):
         self.settings = settings
         root = Path(settings.data_dir)
-        self.catalog = Catalog(root / "catalog.sqlite3")
+        self.catalog = Catalog(root / "catalog.sqlite3", settings.classification.default_level)
         self.vectors = VectorStore(settings.vectorstore, root / "chroma")
         self.bm25 = LexicalIndex(self.catalog, settings.retrieval.lexical_max_postings)
         self.locks = WriteLocks(root / "locks")

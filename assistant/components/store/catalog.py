@@ -120,15 +120,37 @@ def validate_kb_name(name: str) -> str:
 
 
 class Catalog:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, default_level: str = "内部"):
         self.path = path
         self._lock = threading.RLock()
         self._db = open_db(path, SCHEMA)
+        self._migrate_levels(default_level)
         self._migrate_sources()
         self._migrate_origin()
         self._migrate_embedded()
         self._migrate_lexical()
         self.unique_content = self._ensure_unique_content()
+
+    def _migrate_levels(self, default_level: str) -> None:
+        """Documents stored before 数据分类分级 get the default level (theirs and their chunks')."""
+        if self._db.execute("SELECT 1 FROM documents WHERE json_extract(metadata, '$.sensitivity') IS NULL LIMIT 1"
+                            ).fetchone() is None:
+            return
+        with self.transaction() as db:
+            for table in ("documents", "chunks"):
+                db.execute(f"UPDATE {table} SET metadata=json_set(metadata, '$.sensitivity', ?)"
+                           " WHERE json_extract(metadata, '$.sensitivity') IS NULL", (default_level,))
+
+    def set_level(self, kb: str, doc_id: str, level: str) -> dict:
+        """A document's level, its chunks' with it, in one transaction: the next retrieval obeys it."""
+        with self.transaction() as db:
+            cur = db.execute("UPDATE documents SET metadata=json_set(metadata, '$.sensitivity', ?) WHERE kb=? AND doc_id=?",
+                             (level, kb, doc_id))
+            if cur.rowcount == 0:
+                raise CatalogError(f"document {doc_id!r} not found in knowledge base {kb!r}")
+            db.execute("UPDATE chunks SET metadata=json_set(metadata, '$.sensitivity', ?) WHERE kb=? AND doc_id=?",
+                       (level, kb, doc_id))
+        return self.get_document(kb, doc_id)
 
     def _migrate_sources(self) -> None:
         if any(r["name"] == "path" for r in self._db.execute("PRAGMA table_info(documents)")):
