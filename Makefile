@@ -20,11 +20,12 @@ install-test: $(UV)
 	$(UV) sync --inexact --frozen --extra model-small --extra test --extra use
 	@# browser tests: Debian's chromium (driven by Playwright's Python package; never `playwright install`) and
 	@# CJK + emoji fonts so the UI screenshots render Chinese text
-	@missing=$$(for p in chromium fonts-wqy-microhei fonts-noto-color-emoji; do \
+	@# and OpenLDAP's slapd (+ ldap-utils) for the LDAP sign-in tests, started by the tests on loopback
+	@missing=$$(for p in chromium fonts-wqy-microhei fonts-noto-color-emoji slapd ldap-utils; do \
 	    dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if ! command -v apt-get >/dev/null; then echo "warning: no apt-get; install $$missing for the browser tests"; \
-	  else sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); echo "installing $$missing (browser tests)"; \
+	  else sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); echo "installing $$missing (browser and LDAP tests)"; \
 	    $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
 	fi
 
