@@ -132,11 +132,12 @@ class Citation:
     offsets: list[int] | None = None
     pages: list[int] = field(default_factory=list)
     page: int | None = None
+    sensitivity: str | None = None          # 数据分类分级 level of the cited document (shown beside the citation)
 
     @classmethod
     def from_hit(cls, n: int, hit: Hit) -> "Citation":
         return cls(n, hit.doc_id, hit.chunk_id, hit.kb, hit.title, citation_label(hit.metadata), hit.text, hit.metadata,
-                   **positions(hit.metadata))
+                   **positions(hit.metadata), sensitivity=hit.metadata.get("sensitivity"))
 
 
 def build_context(hits: list[Hit], budget: int, header: Callable[[int, dict], str] | None = None,

@@ -435,10 +435,11 @@ def models_prepare():
     console.print(f"ready: {path}")
 
 
-from assistant.cli_api import audit_app, keys_app, serve  # noqa: E402  (HTTP API, issue #3)
+from assistant.cli_api import access_app, audit_app, keys_app, serve  # noqa: E402  (HTTP API #3, access #17)
 app.command()(serve)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(access_app, name="access")
 
 from eval.cli import eval_app  # noqa: E402  (evaluation harness, issue #6)
 app.add_typer(eval_app, name="eval")

@@ -11,6 +11,9 @@ from rich.table import Table
 
 keys_app = typer.Typer(help="API keys for the HTTP API (shown once, stored hashed).", no_args_is_help=True)
 audit_app = typer.Typer(help="The append-only audit log of the HTTP API.", no_args_is_help=True)
+access_app = typer.Typer(help="Who may see what: directory mapping rules (SSO users, groups, departments → role, "
+                         "department, clearance) and knowledge-base grants. Every change is audited.",
+                         no_args_is_help=True)
 
 
 def _cli():
@@ -46,11 +49,14 @@ def serve(host: Optional[str] = typer.Option(None, "--host", help="Default: serv
 def keys_create(name: str = typer.Option(..., "--name", help="Who or what uses the key (unique)."),
                 role: str = typer.Option("reader", "--role", help="admin | editor | reader"),
                 kb: list[str] = typer.Option([], "--kb", help="Readable knowledge base (repeatable); '*' = all."),
-                department: list[str] = typer.Option([], "--department", help="Department (repeatable).")):
+                department: list[str] = typer.Option([], "--department", help="Department (repeatable)."),
+                clearance: Optional[str] = typer.Option(None, "--clearance", help="Highest document level it may "
+                                                        "see (classification.levels); default: "
+                                                        "classification.default_clearance.")):
     """Create a key. The key is printed once and cannot be shown again."""
     cli = _cli()
     with cli.friendly_errors():
-        secret, rec = cli.container().api_keys.create(name, role, list(kb), list(department))
+        secret, rec = cli.container().api_keys.create(name, role, list(kb), list(department), clearance=clearance)
     cli.err.print(f"created key {rec['id']} for {rec['name']} ({rec['role']}; kbs: {', '.join(rec['kbs']) or '-'}). "
                   "Store it now; it is not shown again:")
     print(secret)
@@ -66,10 +72,11 @@ def keys_list(all_keys: bool = typer.Option(False, "--all", help="Include revoke
     if as_json:
         print(json.dumps(keys, ensure_ascii=False, indent=1))
         return
-    table = Table("id", "name", "role", "kbs", "departments", "prefix", "created", "last used", "revoked")
+    table = Table("id", "name", "role", "kbs", "departments", "clearance", "prefix", "created", "last used", "revoked")
     for k in keys:
-        table.add_row(k["id"], k["name"], k["role"], ",".join(k["kbs"]), ",".join(k["departments"]), k["prefix"] + "…",
-                      k["created_at"], k["last_used_at"] or "", k["revoked_at"] or "")
+        table.add_row(k["id"], k["name"], k["role"], ",".join(k["kbs"]), ",".join(k["departments"]),
+                      k.get("clearance") or "(default)", k["prefix"] + "…", k["created_at"], k["last_used_at"] or "",
+                      k["revoked_at"] or "")
     cli.console.print(table)
 
 
@@ -108,3 +115,93 @@ def audit_export(out: Path = typer.Option(..., "--out", help="JSONL file to writ
     with cli.friendly_errors():
         n = cli.container().audit.export(out)
     cli.console.print(f"wrote {n} entries to {out}")
+
+
+def _access():
+    from assistant.services.access import LOCAL_ADMIN
+    return _cli().container().access_admin, LOCAL_ADMIN
+
+
+def _print(obj, as_json: bool, columns: tuple[str, ...]) -> None:
+    rows = obj if isinstance(obj, list) else [obj]
+    if as_json:
+        print(json.dumps(obj, ensure_ascii=False, indent=1))
+        return
+    table = Table(*columns)
+    for r in rows:
+        table.add_row(*[str(r.get(c) if r.get(c) is not None else "") for c in columns])
+    _cli().console.print(table)
+
+
+RULE_COLUMNS = ("id", "kind", "match", "role", "department", "clearance", "created_by")
+GRANT_COLUMNS = ("kb", "kind", "subject", "access", "created_by")
+
+
+@access_app.command("rules")
+def access_rules(as_json: bool = typer.Option(False, "--json")):
+    """The mapping rules, oldest first."""
+    with _cli().friendly_errors():
+        svc, me = _access()
+        _print(svc.rules(principal=me), as_json, RULE_COLUMNS)
+
+
+@access_app.command("map")
+def access_map(kind: str = typer.Argument(..., help="user (oidc:<sub>, ldap:<dn> or the bare subject) | group | "
+                                          "department | claim (name=value)"),
+               match: str = typer.Argument(..., help="What the rule matches, e.g. cn=editors,ou=groups,dc=x"),
+               role: Optional[str] = typer.Option(None, "--role", help="reader | editor | admin"),
+               department: Optional[str] = typer.Option(None, "--department", help="A department it puts them in."),
+               clearance: Optional[str] = typer.Option(None, "--clearance", help="A clearance it gives them."),
+               as_json: bool = typer.Option(False, "--json")):
+    """Add a rule: whoever it matches gets the role, department and clearance (the highest of all rules wins)."""
+    with _cli().friendly_errors():
+        svc, me = _access()
+        _print(svc.add_rule(kind, match, role=role, department=department, clearance=clearance, principal=me,
+                            channel="CLI"), as_json, RULE_COLUMNS)
+
+
+@access_app.command("unmap")
+def access_unmap(rule_id: int = typer.Argument(..., help="The rule's id (`access rules`).")):
+    with _cli().friendly_errors():
+        svc, me = _access()
+        svc.remove_rule(rule_id, principal=me, channel="CLI")
+    _cli().console.print(f"removed rule {rule_id}")
+
+
+@access_app.command("grants")
+def access_grants(kb: Optional[str] = typer.Option(None, "--kb"), as_json: bool = typer.Option(False, "--json")):
+    with _cli().friendly_errors():
+        svc, me = _access()
+        _print(svc.grants(kb, principal=me), as_json, GRANT_COLUMNS)
+
+
+@access_app.command("grant")
+def access_grant(kb: str = typer.Argument(...),
+                 kind: str = typer.Argument(..., help="department | group | user | key"),
+                 subject: str = typer.Argument(..., help="The department name, group DN or name, user id "
+                                               "(oidc:<sub>, ldap:<dn>) or key id (k_…)."),
+                 write: bool = typer.Option(False, "--write", help="Editors among them may also change the KB."),
+                 as_json: bool = typer.Option(False, "--json")):
+    """Let a department, group, user or key read (or write) a knowledge base."""
+    with _cli().friendly_errors():
+        svc, me = _access()
+        _print(svc.grant(kb, kind, subject, "write" if write else "read", principal=me, channel="CLI"), as_json,
+               GRANT_COLUMNS)
+
+
+@access_app.command("revoke")
+def access_revoke(kb: str = typer.Argument(...), kind: str = typer.Argument(...), subject: str = typer.Argument(...)):
+    with _cli().friendly_errors():
+        svc, me = _access()
+        svc.revoke(kb, kind, subject, principal=me, channel="CLI")
+    _cli().console.print(f"revoked {kind} {subject} on {kb}")
+
+
+@access_app.command("classify")
+def access_classify(doc_id: str = typer.Argument(...), kb: str = typer.Option(..., "--kb"),
+                    level: str = typer.Option(..., "--level", help="One of classification.levels, e.g. 敏感.")):
+    """Set a document's sensitivity level (数据分类分级); in force for the next retrieval."""
+    with _cli().friendly_errors():
+        svc, me = _access()
+        doc = svc.set_sensitivity(kb, doc_id, level, principal=me, channel="CLI")
+    _cli().console.print(f"{doc_id}: {doc['metadata']['sensitivity']}")

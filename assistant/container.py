@@ -83,7 +83,7 @@ class Container:
     @cached_property
     def knowledge_bases(self):
         from assistant.services.knowledge_bases import KnowledgeBaseService
-        return KnowledgeBaseService(self.store, self.pipeline)
+        return KnowledgeBaseService(self.store, self.pipeline, self.directory)
 
     @cached_property
     def originals(self):
@@ -131,6 +131,11 @@ class Container:
     def directory(self):
         from assistant.services.directory import Directory
         return Directory(Path(self.settings.data_dir) / "directory.sqlite3", self.classification)
+
+    @cached_property
+    def access_admin(self):
+        from assistant.services.access_admin import AccessAdminService
+        return AccessAdminService(self.directory, self.knowledge_bases, self.classification, self.audit)
 
     @cached_property
     def oidc(self):

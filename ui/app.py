@@ -52,7 +52,7 @@ def _badge(principal) -> str:
 def build_ui(container: Any, principal_resolver: PrincipalResolver | None = None,
              key_authenticator: KeyAuthenticator | None = None, login: Login | None = None) -> gr.Blocks:
     """`login` replaces the default session policy (tests pass one with their own clock)."""
-    from ui.pages import chat, drafting, evaluation, knowledge, summarize
+    from ui.pages import access, chat, drafting, evaluation, knowledge, summarize
 
     login = login or Login(container, principal_resolver, key_authenticator)
     tickets = UploadTickets(login.still_valid)
@@ -89,6 +89,8 @@ def build_ui(container: Any, principal_resolver: PrincipalResolver | None = None
                     summarize.build(ctx)
                 with gr.Tab("评测", id="eval", elem_id="tab-eval"):
                     evaluation.build(ctx)
+                with gr.Tab("权限", id="access", elem_id="tab-access"):
+                    access.build(ctx)
 
         ticket = gr.Textbox(visible=False, elem_id="upload-ticket")
 

@@ -232,6 +232,13 @@ def status_badge(status: str) -> str:
     return f'<span class="badge {STATUS_BADGE.get(status, "badge-warn")}">{esc(status)}</span>'
 
 
+def sensitivity_badge(level: str | None) -> str:
+    """数据分类分级 beside a citation or document (the reader may see it, or it would not be shown)."""
+    if not level:
+        return ""
+    return f'<span class="badge badge-level" title="数据分级">{esc(level)}</span>'
+
+
 DOWNLOADS = Path(tempfile.gettempdir()) / "gov-assistant-ui"
 DOWNLOADS_KEPT_S = 24 * 3600
 

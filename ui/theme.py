@@ -64,6 +64,8 @@ footer { display: none !important; }
 .badge-bad { background: #fee2e2; color: #991b1b; }
 .badge-warn { background: #fef3c7; color: #92400e; }
 .badge-cited { background: #b91c1c; color: #fff; }
+.badge-level { background: #e0e7ff; color: #3730a3; }
+.me-table th { text-align: left; padding: 2px 12px 2px 0; color: #475569; font-weight: 500; }
 .badge-related { background: #e2e8f0; color: #475569; }
 .src-card.related { border-left-color: #94a3b8; border-style: dashed; background: #f8fafc; }
 .related-head { font-size: 13px; font-weight: 600; color: #475569; margin: 10px 0 6px; }

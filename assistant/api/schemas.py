@@ -81,6 +81,7 @@ class CitationOut(BaseModel):
                                                       "text (GET …/documents/{doc_id}/text); null when not known.")
     pages: list[int] = Field(default_factory=list, description="The pages it is on (PDF, OFD, scans); [] otherwise.")
     page: int | None = Field(None, description="Its first page, or null.")
+    sensitivity: str | None = Field(None, description="The cited document's level (数据分类分级), e.g. 内部.")
     related: bool = Field(False, description="A refusal's closest passage (相关但未直接回答): shown for reference, "
                                              "never the answer's evidence. Items of `related` are true, of "
                                              "`citations` false.")

@@ -20,7 +20,7 @@ MAX_QUESTION_CHARS = 2000
 # rows may carry an answer id too (a feedback request names the answer it rates)
 ANSWER_OPERATIONS = ("ask", "chat_completions", "ui.chat.ask")
 FIELDS = ("ts", "principal", "client_ip", "operation", "method", "path", "status", "outcome", "kb", "question",
-          "sources", "model", "answer_id", "latency_ms")
+          "sources", "model", "answer_id", "latency_ms", "detail")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -41,16 +41,24 @@ class AuditLog:
         self._lock = threading.Lock()
         self._db = open_db(path, SCHEMA)
         self._db.execute("PRAGMA synchronous=NORMAL")   # WAL + NORMAL: durable across crashes, fast per row
+        if not any(r["name"] == "detail" for r in self._db.execute("PRAGMA table_info(audit)")):
+            try:   # what an administrative change changed (a rule, a grant, a level): adding a column is no UPDATE
+                self._db.execute("ALTER TABLE audit ADD COLUMN detail TEXT")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):
+                    raise
 
     def record(self, *, principal: str, operation: str, outcome: str, client_ip: str | None = None,
                method: str | None = None, path: str | None = None, status: int | None = None,
                kb: str | list[str] | None = None, question: str | None = None, sources: list[str] | None = None,
-               model: str | None = None, answer_id: str | None = None, latency_ms: float | None = None) -> None:
+               model: str | None = None, answer_id: str | None = None, latency_ms: float | None = None,
+               detail: dict | None = None) -> None:
         if isinstance(kb, list):
             kb = ",".join(kb)
         row = (now_iso(), principal, client_ip, operation, method, path, status, outcome, kb,
                (question or None) and question[:MAX_QUESTION_CHARS], json.dumps(sources or [], ensure_ascii=False),
-               model, answer_id, None if latency_ms is None else round(latency_ms, 1))
+               model, answer_id, None if latency_ms is None else round(latency_ms, 1),
+               json.dumps(detail, ensure_ascii=False) if detail else None)
         with self._lock:
             self._db.execute(f"INSERT INTO audit({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})", row)
 
@@ -90,4 +98,5 @@ class AuditLog:
 def _entry(row: sqlite3.Row) -> dict:
     entry = dict(row)
     entry["sources"] = json.loads(entry["sources"] or "[]")
+    entry["detail"] = json.loads(entry["detail"]) if entry.get("detail") else None
     return entry

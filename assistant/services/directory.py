@@ -24,8 +24,7 @@ ACCESS = ("read", "write")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rules (
   id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, match TEXT NOT NULL,
-  role TEXT, department TEXT, clearance TEXT, created_at TEXT NOT NULL, created_by TEXT NOT NULL,
-  UNIQUE(kind, match, role, department, clearance));
+  role TEXT, department TEXT, clearance TEXT, created_at TEXT NOT NULL, created_by TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS grants (
   kb TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL, access TEXT NOT NULL,
   created_at TEXT NOT NULL, created_by TEXT NOT NULL, PRIMARY KEY (kb, kind, subject));
@@ -77,12 +76,13 @@ class Directory:
         if role is None and department is None and clearance is None:
             raise DirectoryError("a rule must give a role, a department or a clearance")
         with self._lock:
-            try:
-                cur = self._db.execute(
-                    "INSERT INTO rules(kind, match, role, department, clearance, created_at, created_by)"
-                    " VALUES (?,?,?,?,?,?,?)", (kind, match, role, department, clearance, now_iso(), by))
-            except Exception as exc:  # noqa: BLE001 - sqlite3.IntegrityError: the same rule exists
-                raise DirectoryError(f"this rule exists already: {kind} {match}") from exc
+            # UNIQUE treats NULLs as distinct: the same rule is looked for with IS
+            if self._db.execute("SELECT 1 FROM rules WHERE kind=? AND match=? AND role IS ? AND department IS ?"
+                                " AND clearance IS ?", (kind, match, role, department, clearance)).fetchone():
+                raise DirectoryError(f"this rule exists already: {kind} {match}")
+            cur = self._db.execute(
+                "INSERT INTO rules(kind, match, role, department, clearance, created_at, created_by)"
+                " VALUES (?,?,?,?,?,?,?)", (kind, match, role, department, clearance, now_iso(), by))
             row = self._db.execute("SELECT * FROM rules WHERE id=?", (cur.lastrowid,)).fetchone()
         return dict(row)
 
@@ -110,7 +110,7 @@ class Directory:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO grants(kb, kind, subject, access, created_at, created_by)"
                              " VALUES (?,?,?,?,?,?)", (kb, kind, subject, access, now_iso(), by))
-        return {"kb": kb, "kind": kind, "subject": subject, "access": access}
+        return {"kb": kb, "kind": kind, "subject": subject, "access": access, "created_by": by}
 
     def revoke_grant(self, kb: str, kind: str, subject: str) -> dict:
         with self._lock:

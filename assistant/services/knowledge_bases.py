@@ -11,14 +11,16 @@ from assistant.components.store.catalog import CatalogError
 from assistant.progress import Progress, no_progress
 from assistant.services.access import AccessDenied, Principal, readable_kbs, require_write
 from assistant.services.classification import Classification
+from assistant.services.directory import Directory
 from ingest.laws import count_articles, iter_law_documents, select_laws
 from ingest.loaders import SourceDocument
 from ingest.pipeline import IngestPipeline, IngestReport, VectorReport, blocks_from_text
 
 
 class KnowledgeBaseService:
-    def __init__(self, store: KnowledgeStore, pipeline: IngestPipeline):
+    def __init__(self, store: KnowledgeStore, pipeline: IngestPipeline, directory: Directory | None = None):
         self.store = store
+        self.directory = directory      # a deleted KB's grants go with it (a new KB of that name starts bare)
         self.catalog = store.catalog
         self.pipeline = pipeline
         # writers (API jobs, UI uploads, deletes, other processes) take store.writer(kb), one document at a time;
@@ -96,6 +98,8 @@ class KnowledgeBaseService:
         if principal.role != "admin":
             raise CatalogError("only an admin may delete a knowledge base")
         self.store.delete_kb(kb)
+        if self.directory is not None:
+            self.directory.drop_kb(kb)
 
     def documents(self, kb: str, limit: int | None = None, offset: int = 0,
                   *, principal: Principal) -> list[dict]:

@@ -12,7 +12,7 @@ from assistant.answering import Answer, citation_label
 from assistant.filters import STATUSES, FilterError, Filters
 from assistant.retrieval import query_terms
 from ui.common import (Refresher, UIContext, can_read, download_file, esc, fail, friendly, highlight, kb_names,
-                       notice, service, status_badge)
+                       notice, sensitivity_badge, service, status_badge)
 from ui.session import note
 from ui.source_view import build as build_source_view
 from ui.source_view import positioned, source_link
@@ -97,7 +97,7 @@ def _card(c, terms: set[str], cited: bool, related: bool = False) -> str:
     link = source_link(SOURCE_VIEW, c.kb, c.doc_id, c.chunk_id) if positioned(m) and c.kb else ""
     return (f'<div class="{klass}" data-n="{c.n}"{flag}>'
             f'<div class="src-title"><span class="src-n">{number}</span>{esc(title)}'
-            f'{status_badge(m.get("status", ""))}{badge}{link}</div>'
+            f'{status_badge(m.get("status", ""))}{sensitivity_badge(m.get("sensitivity"))}{badge}{link}</div>'
             + (f'<div class="src-label">{esc(source_label(m))}</div>' if source_label(m) else "")
             + f'<div class="src-meta">{" · ".join(meta_bits)}</div>'
             + (f'<div class="src-heading">{esc(section_of(m))}</div>' if section_of(m) else "")

@@ -14,7 +14,7 @@ from assistant.retrieval import query_terms
 from assistant.services.access import AccessDenied
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ui.common import (ROLE_NAMES, Refresher, UIContext, can_read, denied, esc, fail, friendly, highlight, notice,
-                       readable_kbs, status_badge)
+                       readable_kbs, sensitivity_badge, status_badge)
 from ui.session import note
 from ui.source_view import build as build_source_view
 from ui.source_view import positioned, source_link
@@ -108,7 +108,8 @@ def doc_choices(docs: list[dict]) -> list[tuple[str, str]]:
 def render_chunks(doc: dict) -> str:
     m = doc.get("metadata") or {}
     facts = [str(b) for b in (m.get("doc_number"), m.get("agency"), m.get("date"), doc.get("source")) if b]
-    head = (f'<div class="src-title">{esc(doc.get("title") or doc["doc_id"])}{status_badge(m.get("status", ""))}</div>'
+    head = (f'<div class="src-title">{esc(doc.get("title") or doc["doc_id"])}{status_badge(m.get("status", ""))}'
+            f'{sensitivity_badge(m.get("sensitivity"))}</div>'
             f'<div class="src-meta">{esc(" · ".join(facts))} · {len(doc.get("chunks", []))} 个分块</div>')
     cards = []
     for ch in doc.get("chunks", []):
