@@ -23,11 +23,12 @@ SOURCE_VIEW = "hit-src"
 
 RESULT_NAMES = {"added": "✅ 新增", "replaced": "🔄 已更新", "unchanged": "➖ 未变化", "duplicate": "⚠️ 重复",
                 "failed": "❌ 失败", "skipped": "⏭️ 已跳过"}
-DOC_HEADERS = ["标题", "文号", "发文机关", "成文日期", "效力", "类型", "分块", "入库时间"]
+DOC_HEADERS = ["标题", "文号", "发文机关", "成文日期", "效力", "密级", "类型", "分块", "入库时间"]
 KB_HEADERS = ["名称", "说明", "文档数", "分块数", "向量模型", "创建时间"]
 UPLOAD_HEADERS = ["文件", "结果", "分块", "标题", "说明"]
 MODES = [("混合检索（BM25 + 向量，RRF 融合）", "hybrid"), ("仅 BM25 关键词", "bm25"), ("仅向量语义", "dense")]
 AUTO_STATUS = "自动识别（默认现行有效）"
+AUTO_LEVEL = "按规则（目录规则或默认密级）"
 
 
 _MESSAGES = [
@@ -96,7 +97,8 @@ def doc_rows(docs: list[dict]) -> list[list]:
         m = d.get("metadata") or {}
         state = "" if d.get("state") == "complete" else "（未完成）"
         rows.append([(d.get("title") or m.get("title", "") or d["doc_id"]) + state, m.get("doc_number", ""),
-                     m.get("agency", ""), m.get("date", ""), m.get("status", ""), m.get("doc_type", ""),
+                     m.get("agency", ""), m.get("date", ""), m.get("status", ""), m.get("sensitivity", ""),
+                     m.get("doc_type", ""),
                      d.get("n_chunks", 0), (d.get("ingested_at") or "")[:10]])
     return rows
 
@@ -178,7 +180,8 @@ def build(ctx: UIContext) -> None:
                 with gr.Tab("文档", id="docs"):
                     docs_table = gr.Dataframe(headers=DOC_HEADERS, value=[], interactive=False, wrap=True,
                                               max_height=330, elem_id="kb-docs",
-                                              column_widths=["25%", "14%", "14%", "12%", "9%", "9%", "5%", "12%"])
+                                              column_widths=["23%", "13%", "13%", "11%", "8%", "6%", "9%", "5%",
+                                                             "12%"])
                     doc = gr.Dropdown(label="选择文档（查看分块、重新索引或删除）", choices=[], elem_id="kb-doc")
                     with gr.Row():
                         show = gr.Button("查看分块", size="sm", min_width=90, elem_id="kb-show")
@@ -194,6 +197,8 @@ def build(ctx: UIContext) -> None:
                     with gr.Row():
                         status = gr.Dropdown(label="效力状态", choices=[AUTO_STATUS, *STATUSES], value=AUTO_STATUS,
                                              scale=2)
+                        level = gr.Dropdown(label="密级（数据分级）", choices=[AUTO_LEVEL, *c.classification.levels],
+                                            value=AUTO_LEVEL, scale=2, elem_id="kb-upload-level")
                         upload_btn = gr.Button("开始入库", variant="primary", scale=1, elem_id="kb-upload")
                     gr.Markdown("支持 " + " ".join(sorted(SUPPORTED_SUFFIXES)) + "；同名文件再次上传会替换旧版本，"
                                 "内容未变的文件会跳过。", elem_classes="ai-note")
@@ -273,13 +278,15 @@ def build(ctx: UIContext) -> None:
         gr.Info(f"已创建知识库 {name}")
         return (*refresh_all(principal, name), "", "")
 
-    def upload(principal, name, paths, status_v, progress=gr.Progress()):
+    def upload(principal, name, paths, status_v, level_v, progress=gr.Progress()):
         check_writable(principal, name)
         if not paths:
             raise gr.Error("请先选择要上传的文件。", title="没有文件")
         paths = [p if isinstance(p, str) else getattr(p, "name", str(p)) for p in paths]
         names = {str(Path(p)): f"upload/{safe_name(Path(p).name)}" for p in paths}
-        extra = {"status": status_v} if status_v and status_v in STATUSES else None
+        extra = {"status": status_v} if status_v and status_v in STATUSES else {}
+        if level_v in c.classification.levels:
+            extra["sensitivity"] = level_v
         progress((0, len(paths)), desc="准备入库…", unit="份")
 
         def on_progress(phase, done, total, detail=""):
@@ -289,7 +296,7 @@ def build(ctx: UIContext) -> None:
 
         try:
             report = kbsvc.ingest_paths(name, paths, on_progress, principal=principal, source_names=names,
-                                        extra_metadata=extra)
+                                        extra_metadata=extra or None)
         except AccessDenied as exc:
             raise fail(exc, "无权限") from None
         except Exception as exc:  # noqa: BLE001
@@ -374,7 +381,7 @@ def build(ctx: UIContext) -> None:
     ev = ctx.bind(create.click, create_kb, [ctx.principal, new_name, new_desc],
                   [kb, *kb_outputs, kbs_table, new_name, new_desc])
     ctx.kbs_changed(ev)
-    ev = ctx.bind(upload_btn.click, upload, [ctx.principal, kb, files, status],
+    ev = ctx.bind(upload_btn.click, upload, [ctx.principal, kb, files, status, level],
                   [upload_msg, upload_table, files, *kb_outputs], show_progress="full")
     ctx.kbs_changed(ev)
     ctx.bind(show.click, show_chunks, [ctx.principal, kb, doc], [chunks])
