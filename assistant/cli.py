@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+# the state, consoles, container, errors and progress every command module shares
+from assistant.cli_context import _state, console, container, err, friendly_errors, rich_progress  # noqa: F401
 from assistant.services.access import LOCAL_ADMIN   # the CLI is the trusted local operator
 
 app = typer.Typer(help="政务大模型助手: government knowledge base with cited answers from a local LLM.",
@@ -24,65 +23,12 @@ app.add_typer(kb_app, name="kb")
 app.add_typer(doc_app, name="doc")
 app.add_typer(models_app, name="models")
 
-console = Console()
-err = Console(stderr=True)
-_state: dict = {"profile": None, "config": None}
-
-
 @app.callback()
 def main(profile: Optional[str] = typer.Option(None, "--profile", "-p", envvar="GOV_ASSISTANT_PROFILE",
                                                help="Settings profile(s) from configs/, comma-separated."),
          config: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML file merged over the profile.")):
     _state["profile"], _state["config"] = profile, config
     _state.pop("container", None)  # each invocation builds from its own options (matters when run in-process)
-
-
-def container():
-    if "container" not in _state:
-        from assistant.container import Container
-        from assistant.settings import load_settings
-        _state["container"] = Container(load_settings(_state["profile"], _state["config"]))
-    return _state["container"]
-
-
-def _known_errors() -> tuple[type[BaseException], ...]:
-    from assistant.components.registry import ComponentError
-    from assistant.components.store.catalog import CatalogError
-    from assistant.filters import FilterError
-    from assistant.models import ModelError
-    from assistant.services.access import AccessDenied
-    from assistant.settings import SettingsError
-    from ingest.laws import LawCorpusError
-    return (SettingsError, CatalogError, FilterError, ComponentError, AccessDenied, ModelError, LawCorpusError,
-            ValueError, FileNotFoundError)
-
-
-@contextmanager
-def friendly_errors() -> Iterator[None]:
-    """Known problems print one clear line (exit 2), never a traceback."""
-    try:
-        yield
-    except _known_errors() as exc:
-        # one line, never wrapped at the terminal width; the message is text, not rich markup
-        err.print(f"[red]错误 error:[/red] {escape(' '.join(str(exc).split()))}", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from None
-
-
-@contextmanager
-def rich_progress(label: str) -> Iterator:
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), TextColumn("{task.fields[detail]}", style="dim"), console=err,
-                  transient=False) as bar:
-        main = bar.add_task(label, total=None, detail="")
-        tasks = {label: main}
-
-        def update(phase: str, done: int, total: int | None, detail: str = "") -> None:
-            # a stage of its own gets a bar of its own (ingest: text, then vectors)
-            if phase == "vectors" and phase not in tasks:
-                tasks[phase] = bar.add_task("vectors", total=None, detail="")
-            bar.update(tasks.get(phase, main), completed=done, total=total, detail=detail[:40])
-
-        yield update
 
 
 def _print_report(report, as_json: bool) -> None:

@@ -17,8 +17,9 @@ access_app = typer.Typer(help="Who may see what: directory mapping rules (SSO us
 
 
 def _cli():
-    from assistant import cli  # late: cli.py imports this module at its end
-    return cli
+    """The shared command-line context (consoles, container, errors): not cli.py, which imports this module."""
+    from assistant import cli_context
+    return cli_context
 
 
 def serve(host: Optional[str] = typer.Option(None, "--host", help="Default: server.host (127.0.0.1)."),

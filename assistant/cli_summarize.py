@@ -9,8 +9,9 @@ import typer
 
 
 def _cli():
-    from assistant import cli   # late: cli.py imports this module at its end
-    return cli
+    """The shared command-line context (consoles, container, errors): not cli.py, which imports this module."""
+    from assistant import cli_context
+    return cli_context
 
 
 def summarize(paths: list[Path] = typer.Argument(..., help="Files or folders (.txt .md .html .docx .pdf .xlsx "

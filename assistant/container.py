@@ -76,7 +76,7 @@ class Container:
 
     @cached_property
     def pipeline(self):
-        from ingest.pipeline import IngestPipeline
+        from assistant.pipeline import IngestPipeline
         return IngestPipeline(self.store, _LazyEmbeddings(self), self.settings.chunking, self.embedding_name,
                               self.settings.ingest)
 

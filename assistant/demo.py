@@ -10,7 +10,7 @@ from assistant.progress import Progress, no_progress
 from assistant.services.access import LOCAL_ADMIN
 from assistant.settings import PROJECT_ROOT
 from ingest.loaders import LoadError, SourceDocument, discover, load_file
-from ingest.pipeline import IngestReport
+from assistant.pipeline import IngestReport
 
 
 def sample_documents(samples_dir: Path | None = None) -> list[SourceDocument | LoadError]:

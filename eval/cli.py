@@ -129,7 +129,7 @@ def run(suite: str = typer.Option(..., "--suite", help="ncp | rgb | summaries | 
                                   "rejection test with noise 1.0 always runs)."),
         fresh: bool = typer.Option(False, "--fresh", help="Discard what the run folder holds and start over.")):
     """Run a suite through the product's services; writes summary.json, items.jsonl, report.md/.html and charts."""
-    from assistant import cli as main
+    from assistant import cli_context as main
     from eval.runner import RunOptions, run_suite
     from eval.suites.summaries import SummarizerMissing
 
@@ -174,7 +174,7 @@ def run(suite: str = typer.Option(..., "--suite", help="ncp | rgb | summaries | 
 @eval_app.command("report")
 def report_cmd(out: Path = typer.Argument(..., help="Run folder (of a run finished, still going or cut off).")):
     """Rebuild summary.json, report.md/.html and charts from the run folder's items, without running anything."""
-    from assistant import cli as main
+    from assistant import cli_context as main
     from eval.runner import report_run
 
     with main.friendly_errors():
@@ -188,7 +188,7 @@ def compare_cmd(dir1: Path = typer.Argument(..., help="Baseline run folder (A)."
                 dir2: Path = typer.Argument(..., help="Run folder to compare (B)."),
                 out: Optional[Path] = typer.Option(None, "--out", help="Markdown file (default DIR2/compare.md).")):
     """Metric deltas B − A between two runs (rich table), written to compare.md."""
-    from assistant import cli as main
+    from assistant import cli_context as main
     from eval.compare import compare, to_markdown
 
     with main.friendly_errors():
@@ -214,7 +214,7 @@ def calibrate_cmd(run_dir: Path = typer.Argument(..., help="A rejection run fold
                   signal: str = typer.Option("answerability", "--signal", help="answerability "
                                              "(answer.min_answerability) | support (answer.min_support).")):
     """Pick a refusal threshold on the rejection run's tuned half; report both halves; calibration-<signal>.json/png."""
-    from assistant import cli as main
+    from assistant import cli_context as main
     from eval.calibrate import calibrate
 
     with main.friendly_errors():

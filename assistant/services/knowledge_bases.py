@@ -1,6 +1,6 @@
 """Knowledge bases and their documents: create, list, inspect, delete, re-index, ingest.
 
-Ingest is two stages (ingest/pipeline.py): text (searchable by BM25 when it ends), then vectors. The ingest methods
+Ingest is two stages (assistant/pipeline.py): text (searchable by BM25 when it ends), then vectors. The ingest methods
 wait for the vectors unless wait=False; fill_vectors resumes whatever a knowledge base still lacks."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from assistant.services.classification import Classification
 from assistant.services.directory import Directory
 from ingest.laws import count_articles, iter_law_documents, select_laws
 from ingest.loaders import SourceDocument
-from ingest.pipeline import IngestPipeline, IngestReport, VectorReport, blocks_from_text
+from assistant.pipeline import IngestPipeline, IngestReport, VectorReport, blocks_from_text
 
 
 class KnowledgeBaseService:

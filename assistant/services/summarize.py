@@ -725,10 +725,10 @@ def _doc_label(r: dict) -> str:
 # --- evaluation -----------------------------------------------------------------------------------------
 
 def score_summaries(predictions: list, references: list[str], tokenize: str = "char") -> dict:
-    """ROUGE-L F (×100) of summaries against references, character level by default (eval.metrics.rouge_l;
+    """ROUGE-L F (×100) of summaries against references, character level by default (assistant.text_metrics.rouge_l;
     tokenize="jieba" for word level, "lawbench" for LawBench's own scorer: jieba + rouge-chinese). A prediction
     is a str, a summaries.jsonl record or summarize_text's result."""
-    from eval.metrics import mean, rouge_l, rouge_l_lawbench
+    from assistant.text_metrics import mean, rouge_l, rouge_l_lawbench
 
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")

@@ -98,14 +98,14 @@ def test_a_hung_conversion_is_stopped_with_its_children(tmp_path, monkeypatch):
     """A stand-in soffice that never finishes (and leaves a child behind): stopped at the limit, a clear error."""
     fake = tmp_path / "soffice"
     marker = tmp_path / "child.pid"
-    fake.write_text(f"#!/bin/sh\nsleep 60 &\necho $! > {marker}\nwait\n")
+    fake.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {marker}\nwait\n")
     fake.chmod(0o755)
     monkeypatch.setattr(libreoffice, "find_soffice", lambda: str(fake))
     (tmp_path / "slow.wps").write_bytes(b"\xd0\xcf\x11\xe0" + b"\x00" * 100)
     t0 = time.perf_counter()
     with pytest.raises(LoadError) as exc:
         list(load_file(tmp_path / "slow.wps", limits=IngestSettings(parse_timeout_s=1)))
-    assert time.perf_counter() - t0 < 10
+    assert time.perf_counter() - t0 < 120   # stopped, not waited out (generous: a loaded 2-core machine is slow)
     assert exc.value.source == str(tmp_path / "slow.wps")
     assert "LibreOffice did not convert the .wps file within 1 s" in exc.value.message
     pid = int(marker.read_text())
@@ -123,7 +123,7 @@ def test_a_hung_conversion_is_stopped_with_its_children(tmp_path, monkeypatch):
 
 def test_cli_result_line_shows_how_as_text(capsys):
     from assistant import cli
-    from ingest.pipeline import DocResult, IngestReport
+    from assistant.pipeline import DocResult, IngestReport
     report = IngestReport("k", [DocResult("通知[red].wps", "d", "added", 2, how=["converted by LibreOffice to .docx",
                                                                                 "1 table"])])
     with cli.console.capture() as captured:

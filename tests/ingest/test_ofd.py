@@ -69,7 +69,7 @@ def test_without_docinfo_the_text_gives_the_metadata(tmp_path):
     notice(tmp_path / "bare.ofd", with_info=False)
     doc = next(load_file(tmp_path / "bare.ofd"))
     assert doc.title == "" and doc.metadata == {} and doc.hints == {}
-    from ingest.pipeline import normalise_metadata
+    from assistant.pipeline import normalise_metadata
     meta = normalise_metadata(doc)
     assert meta["doc_number"] == "示政办发〔2025〕12号" and meta["date"] == "2025-03-01"
 

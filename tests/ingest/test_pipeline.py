@@ -10,7 +10,7 @@ from assistant.filters import Filters
 from assistant.services.access import LOCAL_ADMIN
 from ingest.loaders import SourceDocument
 from assistant.settings import PROJECT_ROOT
-from ingest.pipeline import normalise_metadata
+from assistant.pipeline import normalise_metadata
 
 KB = "pipe"
 FILES = {

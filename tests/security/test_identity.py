@@ -178,7 +178,7 @@ def test_ui_actions_are_audited_with_the_principal_id(api, ui):
     steps = ui.call("ui.chat.ask", p, QUESTION, [], [], ["open"], ["现行有效"], None, "", "")
     answer = steps[-1][4]["answer"]
     ui.call("ui.chat.rate_down", p, steps[-1][4], "不够具体")
-    ui.call("ui.knowledge.upload", p, "closed", ["x.md"], None)
+    ui.call("ui.knowledge.upload", p, "closed", ["x.md"], None, None)
     ui.call("ui.summarize.summarize", p, None, "一、示范市数据局负责编制目录。", "", "brief")
     rows = rows_of(api, p.id)
     seen = [(e["operation"], e["outcome"]) for e in rows]

@@ -220,7 +220,7 @@ def test_a_zip_bomb_under_any_extension_is_checked(tmp_path, monkeypatch):
 
 def test_a_large_document_is_written_in_batches_with_progress_and_the_lock_free_between_documents(tmp_path,
                                                                                                  monkeypatch):
-    import ingest.pipeline
+    import assistant.pipeline
     c = make_container(tmp_path / "data", GOV_ASSISTANT_INGEST__WRITE_BATCH="40")
     docs = write_text_files(tmp_path / "docs", {"a_large.txt": article_text(400), "b_small.txt": GOOD_TEXT})
     batches, free_between = [], []
@@ -237,7 +237,7 @@ def test_a_large_document_is_written_in_batches_with_progress_and_the_lock_free_
                 finally:
                     fcntl.flock(f, fcntl.LOCK_UN)
         return loaders.load_file(path, *args, **kwargs)
-    monkeypatch.setattr(ingest.pipeline, "load_file", load_and_probe)
+    monkeypatch.setattr(assistant.pipeline, "load_file", load_and_probe)
     details = []
     report = c.knowledge_bases.ingest_paths("guards", [docs], lambda ph, d, t, detail="": details.append(detail),
                                             principal=LOCAL_ADMIN)
