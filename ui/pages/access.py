@@ -43,7 +43,7 @@ def build(ctx: UIContext) -> None:
             r_clear = gr.Dropdown(label="密级上限", choices=[("（不变）", ""), *levels], value="", scale=1)
         with gr.Row():
             r_add = gr.Button("添加规则", variant="primary", size="sm", elem_id="access-rule-add")
-            r_id = gr.Number(label="规则编号", precision=0, minimum=1, scale=0, min_width=120)
+            r_id = gr.Number(label="规则编号", value=None, precision=0, minimum=1, scale=0, min_width=120)
             r_del = gr.Button("删除规则", variant="stop", size="sm")
         gr.Markdown("#### 知识库授权：部门、组、用户或 API 密钥可读（或可写）某知识库")
         grants = gr.Dataframe(headers=GRANT_HEADERS, value=[], interactive=False, wrap=True, max_height=260,
@@ -60,10 +60,10 @@ def build(ctx: UIContext) -> None:
             g_del = gr.Button("撤销授权", variant="stop", size="sm")
         gr.Markdown("#### 文档密级（数据分类分级）：修改后立即对检索、问答、文档列表和原文查看生效")
         with gr.Row():
-            s_kb = gr.Textbox(label="知识库", scale=1)
+            s_kb = gr.Textbox(label="知识库", scale=1, elem_id="access-doc-kb")
             s_doc = gr.Textbox(label="文档编号 doc_id", scale=3, elem_id="access-doc")
             s_level = gr.Dropdown(label="密级", choices=list(levels), value=c.settings.classification.default_level,
-                                  scale=1)
+                                  scale=1, elem_id="access-level")
             s_set = gr.Button("设置密级", variant="primary", size="sm", scale=0, min_width=100,
                               elem_id="access-set-level")
     msg = gr.HTML("", elem_id="access-msg")
