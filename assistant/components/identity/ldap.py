@@ -17,12 +17,13 @@ without one an LdapAccount with the same fields comes back.
 from __future__ import annotations
 
 import logging
+import math
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from ldap3 import (ANONYMOUS, AUTO_BIND_NO_TLS, AUTO_BIND_TLS_BEFORE_BIND, BASE, NO_ATTRIBUTES, SIMPLE, SUBTREE,
-                   Connection, Server, Tls)
+from ldap3 import (ANONYMOUS, AUTO_BIND_NO_TLS, AUTO_BIND_TLS_BEFORE_BIND, BASE, NO_ATTRIBUTES, NONE, SIMPLE,
+                   SUBTREE, Connection, Server, Tls)
 from ldap3.core.exceptions import LDAPBindError, LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
@@ -81,6 +82,7 @@ class LdapAuthenticator:
             raise ValueError("identity.ldap needs url and user_base")
         self.settings = settings
         self._identity = identity
+        self._timeout = max(1, math.ceil(settings.timeout_s))
         self._ad: bool | None = {"ad": True, "openldap": False}.get(settings.server_type)
         if settings.url.lower().startswith("ldap://") and not settings.start_tls and not _loopback(settings.url):
             log.warning("identity.ldap: passwords go to %s unencrypted (use ldaps:// or start_tls)", settings.url)
@@ -130,7 +132,8 @@ class LdapAuthenticator:
     def _server(self) -> Server:
         s = self.settings
         tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=s.tls_ca_file)
-        return Server(s.url, connect_timeout=s.timeout_s, tls=tls)
+        # get_info NONE: no schema read per login (the rootDSE is read once, by _is_ad, where it matters)
+        return Server(s.url, connect_timeout=self._timeout, tls=tls, get_info=NONE)
 
     def _bind(self, server: Server, user: str | None, password: str | None, *, service: bool) -> Connection | None:
         """A bound connection; for the user, None on refused credentials; for the service account (or the anonymous
@@ -139,7 +142,7 @@ class LdapAuthenticator:
         try:
             return Connection(server, user=user or None, password=password if user else None,
                               authentication=SIMPLE if user else ANONYMOUS, read_only=True, raise_exceptions=False,
-                              receive_timeout=s.timeout_s,
+                              receive_timeout=self._timeout,   # whole seconds: ldap3 packs it as SO_RCVTIMEO
                               auto_bind=AUTO_BIND_TLS_BEFORE_BIND if s.start_tls else AUTO_BIND_NO_TLS)
         except LDAPBindError:
             if not service:
@@ -153,7 +156,7 @@ class LdapAuthenticator:
     def _search(self, conn: Connection, base: str, flt: str, scope: str, attributes: Any,
                 size_limit: int) -> list[dict]:
         conn.search(base, flt, scope, attributes=attributes, size_limit=size_limit,
-                    time_limit=max(1, int(self.settings.timeout_s)))
+                    time_limit=self._timeout)
         code = (conn.result or {}).get("result", 0)
         if code not in OK_RESULTS and not (code == 32 and scope == BASE):   # noSuchObject on a base read: none
             log.warning("identity.ldap: search under %s answered %s", base, (conn.result or {}).get("description"))
