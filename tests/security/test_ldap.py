@@ -203,3 +203,63 @@ def test_enabled_ldap_settings_must_name_the_server_and_the_user_base():
     with pytest.raises(ValueError, match="username"):
         LdapSettings(enabled=True, url="ldap://127.0.0.1", user_base=PEOPLE, user_filter="(uid=bob)")
     assert LdapSettings().enabled is False                        # the embedded default: no LDAP
+
+
+# -- in the browser --------------------------------------------------------------------------------------------------
+
+@pytest.mark.browser
+def test_the_password_tab_signs_in_over_ldap_in_chromium(ldap_container):
+    """create_app (what `gov-assistant serve` runs) with identity.ldap on: the 用户名密码登录 tab refuses a wrong
+    password and signs bob in as the directory maps him."""
+    import os
+    import threading
+    from pathlib import Path
+
+    import uvicorn
+
+    from assistant.api.app import create_app
+    chromium = os.environ.get("GOV_ASSISTANT_CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).exists():
+        pytest.fail(f"{chromium} not found: `make install-test` installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    c = ldap_container
+    c.directory.add_rule("group", group_dn("editors"), role="editor", by="t")
+    c.directory.grant("数据目录", "department", DATA, "read", by="t")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(c), host="127.0.0.1", port=sock.getsockname()[1],
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the app did not start"
+            time.sleep(0.1)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True,
+                                        args=["--headless", "--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_context(locale="zh-CN").new_page()
+                page.set_default_timeout(30_000)
+                page.goto(f"http://127.0.0.1:{sock.getsockname()[1]}/ui/")
+                page.get_by_role("tab", name="用户名密码登录").click()
+                page.fill("#login-user textarea, #login-user input", "bob")
+                page.fill("#login-password input", "wrong")
+                page.click("#login-password-btn")
+                page.get_by_text("用户名或密码错误").first.wait_for()
+                assert page.locator("#main-box").is_hidden()
+                page.fill("#login-password input", PASSWORDS["bob"])
+                page.click("#login-password-btn")
+                page.wait_for_selector("#main-box", state="visible")
+                info = page.inner_text("#user-info")
+                assert "李博" in info and "编辑" in info and "数据目录" in info, info
+            finally:
+                browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+    logins = [e for e in c.audit.tail(20) if e["operation"] == "ui.login"]
+    assert [e["outcome"] for e in logins][-2:] == ["denied", "ok"] and logins[-1]["principal"] == f"ldap:{BOB}"
