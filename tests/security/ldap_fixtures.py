@@ -129,25 +129,57 @@ access to *
 """
 
 
+def make_certificates(where: Path) -> tuple[Path, Path, Path]:
+    """A test CA and a server certificate for 127.0.0.1 it signed: (ca.pem, server.pem, server.key)."""
+    where.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = where / "ca.pem", where / "ca.key"
+    cert, key, csr, ext = where / "server.pem", where / "server.key", where / "server.csr", where / "san.ext"
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=gov-assistant test CA",
+            "-keyout", str(ca_key), "-out", str(ca))
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr))
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n", encoding="ascii")
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-days", "2",
+            "-extfile", str(ext), "-out", str(cert))
+    return ca, cert, key
+
+
 @dataclass
 class Slapd:
     root: Path
     port: int = field(default_factory=free_port)
+    tls: bool = False                 # a test CA's certificate: start_tls on `url`, ldaps:// on `ldaps_url`
+    ldaps_port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    ca_file: Path | None = None
 
     @property
     def url(self) -> str:
         return f"ldap://127.0.0.1:{self.port}"
 
+    @property
+    def ldaps_url(self) -> str:
+        return f"ldaps://127.0.0.1:{self.ldaps_port}"
+
     def start(self) -> "Slapd":
         (self.root / "db").mkdir(parents=True, exist_ok=True)
         conf = self.root / "slapd.conf"
-        conf.write_text(SLAPD_CONF.format(
+        text = SLAPD_CONF.format(
             includes="\n".join(f"include /etc/ldap/schema/{s}.schema" for s in SCHEMAS), root=self.root,
-            suffix=SUFFIX, rootdn=ROOT_DN, rootpw=_hash(ROOT_PW)), encoding="utf-8")
+            suffix=SUFFIX, rootdn=ROOT_DN, rootpw=_hash(ROOT_PW))
+        listen = f"{self.url}/"
+        if self.tls:
+            self.ca_file, cert, key = make_certificates(self.root / "tls")
+            text = (f"TLSCACertificateFile {self.ca_file}\nTLSCertificateFile {cert}\n"
+                    f"TLSCertificateKeyFile {key}\n") + text
+            listen += f" {self.ldaps_url}/"
+        conf.write_text(text, encoding="utf-8")
         log = open(self.root / "slapd.log", "wb")
         # -d 0: stay in the foreground (no fork), no debug output; its own process group for the teardown
-        self.proc = subprocess.Popen([SLAPD, "-h", f"{self.url}/", "-f", str(conf), "-d", "0"],
+        self.proc = subprocess.Popen([SLAPD, "-h", listen, "-f", str(conf), "-d", "0"],
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 20
         while True:
@@ -182,7 +214,7 @@ class Slapd:
 
 
 def slapd_available() -> bool:
-    return Path(SLAPD).exists() and all(shutil.which(t) for t in ("ldapadd", "ldapsearch", "slappasswd"))
+    return Path(SLAPD).exists() and all(shutil.which(t) for t in ("ldapadd", "ldapsearch", "slappasswd", "openssl"))
 
 
 def ldap_env(url: str, **extra: str) -> dict[str, str]:

@@ -3,6 +3,7 @@ loopback port with a small directory (tests/security/ldap_fixtures.py: two depar
 user). ldap3 talks to slapd over the wire; nothing of the protocol is mocked."""
 from __future__ import annotations
 
+import logging
 import socket
 import time
 
@@ -23,7 +24,7 @@ pytestmark = [pytest.mark.skipif(not slapd_available(), reason="Debian's slapd (
 
 @pytest.fixture(scope="module")
 def slapd(tmp_path_factory):
-    server = Slapd(tmp_path_factory.mktemp("slapd")).start()
+    server = Slapd(tmp_path_factory.mktemp("slapd"), tls=True).start()
     yield server
     server.stop()
 
@@ -126,6 +127,32 @@ def test_a_directory_that_accepts_but_never_answers_times_out(slapd):
         with pytest.raises(LdapUnavailable):
             LdapAuthenticator(settings(url, timeout_s=1)).authenticate("bob", PASSWORDS["bob"])
         assert time.monotonic() - start < 10
+
+
+def test_start_tls_and_ldaps_verify_the_servers_certificate(slapd, caplog):
+    ca = str(slapd.ca_file)
+    for kw in (dict(url=slapd.url, start_tls=True, tls_ca_file=ca), dict(url=slapd.ldaps_url, tls_ca_file=ca)):
+        assert LdapAuthenticator(settings(**kw)).authenticate("bob", PASSWORDS["bob"]).subject == BOB, kw
+    for kw in (dict(url=slapd.url, start_tls=True), dict(url=slapd.ldaps_url)):   # the test CA is not trusted
+        caplog.clear()
+        with pytest.raises(LdapUnavailable):
+            LdapAuthenticator(settings(**kw)).authenticate("bob", PASSWORDS["bob"])
+        assert "CERTIFICATE_VERIFY_FAILED" in caplog.text, kw
+
+
+def test_no_password_reaches_the_log(slapd, caplog):
+    caplog.set_level(logging.DEBUG)
+    for url in (slapd.url, f"ldap://127.0.0.1:{free_port()}"):
+        for bind_password in (SEARCH_PW, "not-it"):
+            auth = LdapAuthenticator(settings(url, bind_password=bind_password))
+            for user, pw in (("bob", PASSWORDS["bob"]), ("bob", "Wrong-Pw-9"), ("carol", PASSWORDS["carol"])):
+                try:
+                    auth.authenticate(user, pw)
+                except LdapUnavailable as exc:
+                    assert pw not in str(exc) and SEARCH_PW not in str(exc)
+    assert "signed in" in caplog.text and "unreachable" in caplog.text and "refused the search account" in caplog.text
+    for secret in (*PASSWORDS.values(), SEARCH_PW, "not-it", "Wrong-Pw-9"):
+        assert secret not in caplog.text
 
 
 def test_server_type_auto_reads_the_root_dse_and_finds_no_active_directory(ldap):

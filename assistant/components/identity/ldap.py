@@ -111,7 +111,7 @@ class LdapAuthenticator:
             disabled = self._disabled(reader, dn)
             groups = self._groups(reader, dn)
         except LDAPException as exc:
-            log.warning("identity.ldap: %s failed: %s", s.url, type(exc).__name__)
+            log.warning("identity.ldap: %s failed: %s: %s", s.url, type(exc).__name__, str(exc)[:300])
             raise LdapUnavailable(f"directory {s.url} failed: {type(exc).__name__}") from None
         finally:
             for conn in (user_conn, search):
@@ -150,7 +150,7 @@ class LdapAuthenticator:
             log.error("identity.ldap: %s refused the search account %s", s.url, user or "(anonymous)")
             raise LdapUnavailable(f"directory {s.url} refused the search account") from None
         except LDAPException as exc:
-            log.warning("identity.ldap: %s unreachable: %s", s.url, type(exc).__name__)
+            log.warning("identity.ldap: %s unreachable: %s: %s", s.url, type(exc).__name__, str(exc)[:300])
             raise LdapUnavailable(f"directory {s.url} unreachable: {type(exc).__name__}") from None
 
     def _search(self, conn: Connection, base: str, flt: str, scope: str, attributes: Any,
