@@ -290,3 +290,13 @@ def test_the_password_tab_signs_in_over_ldap_in_chromium(ldap_container):
         sock.close()
     logins = [e for e in c.audit.tail(20) if e["operation"] == "ui.login"]
     assert [e["outcome"] for e in logins][-2:] == ["denied", "ok"] and logins[-1]["principal"] == f"ldap:{BOB}"
+
+
+def test_a_cleartext_url_to_another_host_is_warned_about(caplog):
+    LdapAuthenticator(settings("ldap://dc.example.gov.cn:389"))
+    assert "unencrypted" in caplog.text
+    caplog.clear()
+    for kw in (dict(url="ldap://dc.example.gov.cn:389", start_tls=True), dict(url="ldaps://dc.example.gov.cn"),
+               dict(url="ldap://127.0.0.1:389"), dict(url="ldap://[::1]")):
+        LdapAuthenticator(settings(**kw))
+    assert "unencrypted" not in caplog.text

@@ -21,6 +21,7 @@ import math
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
 
 from ldap3 import (ANONYMOUS, AUTO_BIND_NO_TLS, AUTO_BIND_TLS_BEFORE_BIND, BASE, NO_ATTRIBUTES, NONE, SIMPLE,
                    SUBTREE, Connection, Server, Tls)
@@ -140,8 +141,10 @@ class LdapAuthenticator:
         search) a refusal means the directory cannot be used: LdapUnavailable."""
         s = self.settings
         try:
+            # auto_referrals off: a referral must not carry the credentials to another server
             return Connection(server, user=user or None, password=password if user else None,
                               authentication=SIMPLE if user else ANONYMOUS, read_only=True, raise_exceptions=False,
+                              auto_referrals=False,
                               receive_timeout=self._timeout,   # whole seconds: ldap3 packs it as SO_RCVTIMEO
                               auto_bind=AUTO_BIND_TLS_BEFORE_BIND if s.start_tls else AUTO_BIND_NO_TLS)
         except LDAPBindError:
@@ -221,5 +224,8 @@ def _batches(items: list[str], n: int) -> Iterable[list[str]]:
 
 
 def _loopback(url: str) -> bool:
-    host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]").lower()
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return False
     return host in ("127.0.0.1", "localhost", "::1")
