@@ -146,6 +146,16 @@ class Container:
         return OidcClient(self.settings.identity.oidc)
 
     @cached_property
+    def ldap(self):
+        """The LDAP / AD bind login when identity.ldap.enabled, else None: authenticate(username, password) →
+        the directory's ExternalIdentity, or None."""
+        if not self.settings.identity.ldap.enabled:
+            return None
+        from assistant.components.identity.ldap import LdapAuthenticator
+        from assistant.services.directory import ExternalIdentity
+        return LdapAuthenticator(self.settings.identity.ldap, identity=ExternalIdentity)
+
+    @cached_property
     def principals(self):
         from assistant.services.principals import PrincipalService
         oidc = self.oidc

@@ -250,9 +250,30 @@ class LdapSettings(_Section):
     group_base: str | None = None         # e.g. ou=groups,dc=example,dc=gov
     group_filter: str = "(member={dn})"   # groups whose member is the user (or a group the user is in: nested)
     nested_groups: bool = True
+    # auto: the rootDSE tells (AD announces supportedCapabilities 1.2.840.113556.1.4.800); ad: nested groups by the
+    # LDAP_MATCHING_RULE_IN_CHAIN filter and the disabled-account bit; openldap: nested groups resolved level by level
+    server_type: Literal["auto", "openldap", "ad"] = "auto"
+    # a user entry that matches this filter is a disabled account (checked after a successful bind, so the refusal
+    # tells nothing to someone without the password). OpenLDAP: a site attribute, e.g. (employeeType=disabled), or
+    # (pwdAccountLockedTime=*) with the ppolicy overlay; AD (and server_type ad when unset):
+    # (userAccountControl:1.2.840.113556.1.4.803:=2)
+    disabled_filter: str | None = None
+    tls_ca_file: str | None = None        # CA bundle for ldaps:// and start_tls (server certificates are verified)
     name_attr: str = "cn"
     department_attr: str = "ou"
     timeout_s: float = 5
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> "LdapSettings":
+        if self.enabled:
+            missing = [k for k in ("url", "user_base") if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"identity.ldap is enabled but {', '.join(missing)} is not set")
+            if "{username}" not in self.user_filter:
+                raise ValueError("identity.ldap.user_filter must contain {username}")
+            if "{dn}" not in self.group_filter:
+                raise ValueError("identity.ldap.group_filter must contain {dn}")
+        return self
 
 
 class IdentitySettings(_Section):

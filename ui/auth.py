@@ -228,6 +228,8 @@ class Login:
             principal = self.principal_resolver(username, password)
         except PermissionError:
             principal = None
+        except ConnectionError:              # the directory is down (LDAP): not a guess, not counted as one
+            raise LoginError("目录服务不可用，请稍后再试。") from None
         if principal is None or not (isinstance(principal, Principal) or hasattr(principal, "principal_id")):
             self.throttle.failed(client)
             raise LoginError("用户名或密码错误。")

@@ -86,5 +86,6 @@ def create_app(container: Container, with_ui: bool = True) -> FastAPI:
             mount_ui = None
             log.warning("the web UI (ui.app) is not importable: serving the API only")
         if mount_ui is not None:
-            mount_ui(app, container)
+            ldap = getattr(container, "ldap", None)   # identity.ldap.enabled: the 用户名密码登录 tab binds against it
+            mount_ui(app, container, principal_resolver=ldap.authenticate if ldap is not None else None)
     return app

@@ -1,0 +1,1 @@
+"""Identity providers for sign-in (issue #17): OpenID Connect and LDAP / Active Directory."""
