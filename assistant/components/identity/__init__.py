@@ -1,0 +1,1 @@
+"""Identity providers the assistant signs people in with (OpenID Connect)."""
