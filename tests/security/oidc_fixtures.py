@@ -51,7 +51,7 @@ class Provider:
         import flask
         import werkzeug.serving
         from oidc_provider_mock import User, init_app
-        app = flask.Flask("oidc-test-provider")
+        app = flask.Flask("oidc_provider_mock._app")   # its templates live in that package
         app.secret_key = "oidc-test-provider"
         app.config["OAUTH2_ACCESS_TOKEN_GENERATOR"] = _access_token
         init_app(app, require_nonce=True, user_claims=[User(sub=sub, claims=claims) for sub, claims in USERS.items()])

@@ -182,3 +182,144 @@ def test_an_oidc_ui_session_ends_after_the_idle_and_the_absolute_timeout(site):
         clock.advance(login.idle_s - 1)
         alive = login.still_valid(p)
     assert not alive
+
+
+
+def test_logout_ends_the_oidc_session_on_the_server_and_points_to_the_providers_logout(site):
+    from identity_fixtures import build
+    ui = build(site.container)
+    p = ui.login.with_identity(ExternalIdentity("oidc", "zhangsan", "张三", ("staff",), ("办公室",)))
+    assert ui.login.still_valid(p)
+    out = ui.call("ui.app.logout_session", p, "")
+    assert out[0] is None and out[2] == "/auth/logout"
+    assert not ui.login.still_valid(p)                                # the principal in an old tab is dead too
+    r = httpx.get(site.server.url + "/auth/logout")
+    assert r.status_code == 302 and r.headers["location"].startswith(site.provider.url + "/oauth2/end_session?")
+    assert "post_logout_redirect_uri=" in r.headers["location"]
+
+# -- the browser flow (headless Chromium) ----------------------------------------------------------------------------
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    import os
+    from pathlib import Path
+    chromium = os.environ.get("GOV_ASSISTANT_CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).exists():
+        pytest.fail(f"{chromium} not found (set GOV_ASSISTANT_CHROMIUM to use another build)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def sign_in(browser, site, sub: str = "zhangsan"):
+    """/ui → 统一身份认证登录 → the provider's authorize form → back in the UI. Returns (context, page, callback url)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    callbacks: list[str] = []
+    page.on("request", lambda req: callbacks.append(req.url) if "/auth/oidc/callback" in req.url else None)
+    page.goto(site.server.url + "/ui/")
+    page.click("#login-oidc")
+    page.wait_for_url(site.provider.url + "/oauth2/authorize*")
+    page.fill("input[name=sub]", sub)
+    page.click("button[type=submit]:has-text('Authorize')")
+    page.wait_for_url(site.server.url + "/ui/*")
+    return context, page, callbacks
+
+
+@pytest.mark.browser
+def test_signing_in_through_the_provider_in_the_browser_and_out_again(browser, site):
+    context, page, callbacks = sign_in(browser, site)
+    try:
+        page.wait_for_selector("#main-box", state="visible")
+        badge = page.inner_text("#user-info")
+        assert "张三" in badge and "open" in badge and "closed" not in badge
+        page.locator("#chat-kb input").click()
+        options = " ".join(page.get_by_role("option").all_inner_texts())
+        page.keyboard.press("Escape")
+        assert "open" in options and "closed" not in options
+        rows = [r for r in audit_rows(site.container, "oidc:zhangsan") if r["operation"] in ("ui.login", "ui.login.oidc")]
+        assert [r["outcome"] for r in rows[-2:]] == ["ok", "ok"]
+        try:
+            from pathlib import Path
+            from assistant.settings import PROJECT_ROOT
+            shots = Path(PROJECT_ROOT) / "docs" / "screenshots"
+            shots.mkdir(parents=True, exist_ok=True)
+            time.sleep(0.5)
+            page.screenshot(path=str(shots / "sso-login.png"))
+        except Exception:  # noqa: BLE001 - a screenshot is a nicety
+            pass
+        # the cookie the handover used is cleared, and the ticket in it is spent
+        assert not [c for c in context.cookies() if c["name"] == "gov_oidc_ticket"]
+
+        # a replayed callback URL is refused (its state is spent, its code used), with a page, not a traceback
+        replay = context.new_page()
+        replay.goto(callbacks[0])
+        assert "登录未完成" in replay.inner_text("body") and "Traceback" not in replay.content()
+        replay.close()
+
+        page.click("#logout")
+        page.wait_for_url(site.provider.url + "/oauth2/end_session*")       # RP-initiated logout at the provider
+        page.get_by_role("button").first.click()
+        page.wait_for_url(site.server.url + "/ui/*")
+        page.wait_for_selector("#login-oidc")
+        assert page.locator("#main-box").is_hidden()
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+def test_a_replayed_ticket_and_a_state_mismatch_are_refused_in_the_browser(browser, site):
+    # catch the ticket the callback sets, before the page spends it
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    tickets: list[str] = []
+
+    def on_response(resp):
+        if "/auth/oidc/callback" in resp.url:
+            cookie = resp.header_value("set-cookie") or ""     # .headers leaves cookies out
+            tickets.extend(part.split("=", 1)[1].split(";")[0] for part in cookie.split("\n")
+                           if part.startswith("gov_oidc_ticket="))
+    page.on("response", on_response)
+    try:
+        page.goto(site.server.url + "/ui/")
+        page.click("#login-oidc")
+        page.wait_for_url(site.provider.url + "/oauth2/authorize*")
+        page.fill("input[name=sub]", "zhangsan")
+        page.click("button[type=submit]:has-text('Authorize')")
+        page.wait_for_selector("#main-box", state="visible")
+        assert tickets and tickets[0]
+    finally:
+        context.close()
+
+    # another browser presenting the spent ticket gets the login page and a refusal
+    thief = browser.new_context()
+    thief.add_cookies([{"name": "gov_oidc_ticket", "value": tickets[0], "url": site.server.url + "/ui/"}])
+    page = thief.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        page.goto(site.server.url + "/ui/")
+        page.get_by_text("统一身份认证登录凭据已失效或已使用").wait_for()
+        assert page.locator("#main-box").is_hidden()
+
+        # state mismatch: the provider's answer carries another state than this browser's login cookie
+        page.click("#login-oidc")
+        page.wait_for_url(site.provider.url + "/oauth2/authorize*")
+        forged = page.url.replace("state=", "state=forged")
+        page.goto(forged)
+        page.fill("input[name=sub]", "zhangsan")
+        page.click("button[type=submit]:has-text('Authorize')")
+        page.wait_for_selector("#sso-error")
+        assert "state 不一致" in page.inner_text("#sso-error")
+        page.goto(site.server.url + "/ui/")
+        page.wait_for_selector("#login-oidc")
+        assert page.locator("#main-box").is_hidden()
+    finally:
+        thief.close()
