@@ -236,6 +236,7 @@ class OidcSettings(_Section):
     groups_claim: str = "groups"
     department_claim: str = "department"
     timeout_s: float = 10
+    leeway_s: int = 30                    # clock skew allowed on exp/iat of ID and access tokens
 
 
 class LdapSettings(_Section):

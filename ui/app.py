@@ -41,6 +41,22 @@ def _client(request: gr.Request | None) -> str:
         return ""
 
 
+OIDC_BUTTON = ('<a id="login-oidc" href="/auth/oidc/login" class="oidc-login" style="display:inline-block;'
+               'padding:.6em 1.4em;border-radius:6px;background:#b91c1c;color:#fff;text-decoration:none;'
+               'font-weight:600">统一身份认证登录</a>')
+OIDC_DONE_JS = "() => { fetch('/auth/oidc/done', {method: 'POST', credentials: 'same-origin'}); }"
+
+
+def _oidc_enabled(container: Any) -> bool:
+    identity = getattr(getattr(container, "settings", None), "identity", None)
+    return bool(getattr(getattr(identity, "oidc", None), "enabled", False))
+
+
+def _oidc_tickets():
+    from assistant.components.identity.oidc import LoginTickets
+    return LoginTickets()
+
+
 def _badge(principal) -> str:
     if principal is None:
         return ""
@@ -56,8 +72,10 @@ def build_ui(container: Any, principal_resolver: PrincipalResolver | None = None
 
     login = login or Login(container, principal_resolver, key_authenticator)
     tickets = UploadTickets(login.still_valid)
+    oidc_on = _oidc_enabled(container)
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 86400), fill_width=True) as demo:
         demo.upload_tickets = tickets            # mount_ui puts the gate in front of Gradio's upload route
+        demo.oidc_tickets = _oidc_tickets() if oidc_on else None   # the OIDC callback's one-time handover
         principal = gr.State(None)
         ctx = UIContext(container, principal, login.still_valid)
         with gr.Row(equal_height=True, elem_id="top-bar"):
@@ -67,6 +85,7 @@ def build_ui(container: Any, principal_resolver: PrincipalResolver | None = None
 
         with gr.Column(visible=True, elem_id="login-box") as login_box:
             gr.Markdown(LOGIN_INTRO)
+            gr.HTML(OIDC_BUTTON, visible=oidc_on, elem_id="login-oidc-wrap")
             with gr.Tabs():
                 with gr.Tab("API 密钥登录", id="key"):
                     key = gr.Textbox(label="API 密钥", type="password", placeholder="gak_…", elem_id="login-key")
@@ -93,6 +112,7 @@ def build_ui(container: Any, principal_resolver: PrincipalResolver | None = None
                     access.build(ctx)
 
         ticket = gr.Textbox(visible=False, elem_id="upload-ticket")
+        logout_to = gr.Textbox(visible=False, elem_id="logout-to")
 
         def signed_in(p):
             return (p, gr.update(visible=False), gr.update(visible=True), _badge(p), gr.update(visible=True), "",
@@ -122,14 +142,36 @@ def build_ui(container: Any, principal_resolver: PrincipalResolver | None = None
             # Gradio's upload route needs the login's ticket (ui/upload_gate.py): the browser keeps it as a cookie
             event.then(None, [ticket], None, js=SET_COOKIE_JS, api_visibility="private")
             ctx.logged_in(event)
+        if oidc_on:
+            # back from /auth/oidc/callback: redeem its one-time ticket (an HttpOnly cookie) once, as this session
+            def do_oidc(request: gr.Request):
+                from assistant.api.routers.sso import TICKET_COOKIE
+                raw = getattr(request, "request", None)
+                value = getattr(raw, "cookies", {}).get(TICKET_COOKIE) if raw is not None else None
+                if not value:
+                    return tuple(gr.skip() for _ in outputs)
+                ident = demo.oidc_tickets.redeem(value)
+                if ident is None:
+                    audit(container, "-", "ui.login", "denied", request)
+                    return (*(gr.skip(),) * 5, '<div class="notice err">统一身份认证登录凭据已失效或已使用，请重新登录。</div>',
+                            *(gr.skip(),) * 3)
+                return attempt(login.with_identity, request, ident)
+
+            event = ctx.bind(demo.load, do_oidc, [], outputs, show_progress="hidden")
+            event.then(None, [ticket], None, js=SET_COOKIE_JS, api_visibility="private").then(
+                None, js=OIDC_DONE_JS, api_visibility="private")
+            ctx.logged_in(event)
         ctx.finish()
         # a fresh page is a fresh session: every page's state (chat history, last answer) goes with it
         def logout_session(p, t):
             demo.upload_tickets.revoke(t)       # this login's uploads end with it (other tabs keep theirs)
-            return None, ""
+            login.end(p)
+            # an OIDC session also signs out at the provider (/auth/logout → its end_session_endpoint)
+            return None, "", ("/auth/logout" if oidc_on and getattr(p, "source", "") == "oidc" else "")
 
-        ctx.bind(logout.click, logout_session, [principal, ticket], [principal, ticket]).then(
-            None, js="() => { " + CLEAR_COOKIE_JS + " window.location.reload(); }", api_visibility="private")
+        ctx.bind(logout.click, logout_session, [principal, ticket], [principal, ticket, logout_to]).then(
+            None, [logout_to], None, js="(to) => { " + CLEAR_COOKIE_JS +
+            " if (to) { window.location.href = to; } else { window.location.reload(); } }", api_visibility="private")
     return demo
 
 
@@ -138,6 +180,8 @@ def mount_ui(app, container: Any, path: str = UI_PATH, principal_resolver: Princ
     """Mount the UI into a FastAPI app at `path` and return the app (`login`: tests pass their own policy)."""
     blocks = build_ui(container, principal_resolver, key_authenticator, login)
     app.state.ui_upload_tickets = blocks.upload_tickets
+    if blocks.oidc_tickets is not None:
+        app.state.oidc_tickets = blocks.oidc_tickets     # /auth/oidc/callback issues, the page redeems
     app.add_middleware(UploadGate, tickets=blocks.upload_tickets, prefix=path)
     max_mb = getattr(getattr(container.settings, "api", None), "max_upload_mb", 50)
     return gr.mount_gradio_app(app, blocks, path=path, footer_links=[], theme=build_theme(),
