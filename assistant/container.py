@@ -152,8 +152,7 @@ class Container:
         if not self.settings.identity.ldap.enabled:
             return None
         from assistant.components.identity.ldap import LdapAuthenticator
-        from assistant.services.directory import ExternalIdentity
-        return LdapAuthenticator(self.settings.identity.ldap, identity=ExternalIdentity)
+        return LdapAuthenticator(self.settings.identity.ldap)
 
     @cached_property
     def principals(self):

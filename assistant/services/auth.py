@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from assistant.components.identity import AuthError  # noqa: F401 - re-exported: a refused key is a 401
 from assistant.components.store.catalog import now_iso
 from assistant.services.access import ROLES, Principal
 from assistant.services.classification import Classification
@@ -33,8 +34,6 @@ CREATE TABLE IF NOT EXISTS api_keys (
 CLEARANCE_COLUMN = "ALTER TABLE api_keys ADD COLUMN clearance TEXT"
 
 
-class AuthError(PermissionError):
-    """No key, or an unknown or revoked one (HTTP 401)."""
 
 
 def hash_key(secret: str) -> str:

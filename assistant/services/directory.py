@@ -9,9 +9,10 @@ matches is a reader with the default clearance who reads only what is granted to
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
+from assistant.components.identity import ExternalIdentity  # noqa: F401 - re-exported: what the directory maps
 from assistant.components.store.catalog import now_iso
 from assistant.services.access import ROLES, Principal
 from assistant.services.classification import Classification
@@ -33,23 +34,6 @@ CREATE TABLE IF NOT EXISTS grants (
 
 class DirectoryError(ValueError):
     """A mapping rule or grant that cannot be stored (the message names the field)."""
-
-
-@dataclass(frozen=True)
-class ExternalIdentity:
-    """What an identity provider vouched for. `subject` is its stable id (the OIDC `sub`, the LDAP DN): the
-    principal's id is `<source>:<subject>`, never the display name."""
-    source: str                                   # oidc | ldap
-    subject: str
-    name: str = ""
-    groups: tuple[str, ...] = ()
-    departments: tuple[str, ...] = ()
-    claims: dict = field(default_factory=dict, compare=False, hash=False)
-    enabled: bool = True                          # a disabled directory account never becomes a principal
-
-    @property
-    def principal_id(self) -> str:
-        return f"{self.source}:{self.subject}"
 
 
 class Directory:

@@ -12,7 +12,7 @@ from conftest import make_container
 from ldap_fixtures import (ALICE, BOB, CAROL, DATA, GROUPS, OFFICE, PASSWORDS, PEOPLE, SEARCH_DN, SEARCH_PW, Slapd,
                            free_port, group_dn, ldap_env, slapd_available)
 
-from assistant.components.identity.ldap import LdapAccount, LdapAuthenticator, LdapUnavailable
+from assistant.components.identity.ldap import LdapAuthenticator, LdapUnavailable
 from assistant.services.directory import ExternalIdentity
 from assistant.settings import LdapSettings
 from ui.auth import Login, LoginError
@@ -37,7 +37,7 @@ def settings(url: str, **kw) -> LdapSettings:
 
 @pytest.fixture(scope="module")
 def ldap(slapd) -> LdapAuthenticator:
-    return LdapAuthenticator(settings(slapd.url), identity=ExternalIdentity)
+    return LdapAuthenticator(settings(slapd.url))
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_a_good_password_gives_the_dn_the_name_the_department_and_nested_groups(
 
 def test_without_nested_groups_only_direct_memberships_count(slapd):
     bob = LdapAuthenticator(settings(slapd.url, nested_groups=False)).authenticate("bob", PASSWORDS["bob"])
-    assert isinstance(bob, LdapAccount)                           # no constructor passed: the component's own
+    assert isinstance(bob, ExternalIdentity)
     assert set(bob.groups) == {group_dn("data-team"), group_dn("loop-a")}
 
 

@@ -11,16 +11,14 @@ is the user are read, then the groups whose member is one of those, until none a
 and MAX_GROUPS groups). A directory that cannot be reached, times out or refuses the service account raises
 LdapUnavailable (a ConnectionError): that is not a wrong password. Passwords are never logged.
 
-The components layer does not know the services' ExternalIdentity: the caller passes its constructor (`identity=`);
-without one an LdapAccount with the same fields comes back.
+A login gives an ExternalIdentity (components/identity/__init__.py) that the directory maps to a Principal.
 """
 from __future__ import annotations
 
 import logging
 import math
 import ssl
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 from urllib.parse import urlsplit
 
 from ldap3 import (ANONYMOUS, AUTO_BIND_NO_TLS, AUTO_BIND_TLS_BEFORE_BIND, BASE, NO_ATTRIBUTES, NONE, SIMPLE,
@@ -28,6 +26,7 @@ from ldap3 import (ANONYMOUS, AUTO_BIND_NO_TLS, AUTO_BIND_TLS_BEFORE_BIND, BASE,
 from ldap3.core.exceptions import LDAPBindError, LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
+from assistant.components.identity import ExternalIdentity
 from assistant.settings import LdapSettings
 
 log = logging.getLogger(__name__)
@@ -47,22 +46,6 @@ class LdapUnavailable(ConnectionError):
     server rejects). Not a wrong password: the UI says the directory service is unavailable."""
 
 
-@dataclass(frozen=True)
-class LdapAccount:
-    """What a bind vouched for, in ExternalIdentity's shape (used when no identity constructor is passed)."""
-    source: str
-    subject: str
-    name: str = ""
-    groups: tuple[str, ...] = ()
-    departments: tuple[str, ...] = ()
-    claims: dict = field(default_factory=dict, compare=False, hash=False)
-    enabled: bool = True
-
-    @property
-    def principal_id(self) -> str:
-        return f"{self.source}:{self.subject}"
-
-
 def _values(value: Any) -> list[str]:
     if value is None:
         return []
@@ -78,11 +61,10 @@ def _values(value: Any) -> list[str]:
 
 
 class LdapAuthenticator:
-    def __init__(self, settings: LdapSettings, identity: Callable[..., Any] = LdapAccount):
+    def __init__(self, settings: LdapSettings):
         if not settings.url or not settings.user_base:
             raise ValueError("identity.ldap needs url and user_base")
         self.settings = settings
-        self._identity = identity
         self._timeout = max(1, math.ceil(settings.timeout_s))
         self._ad: bool | None = {"ad": True, "openldap": False}.get(settings.server_type)
         if settings.url.lower().startswith("ldap://") and not settings.start_tls and not _loopback(settings.url):
@@ -126,7 +108,7 @@ class LdapAuthenticator:
         claims = {"username": username, "dn": dn, s.name_attr: names, s.department_attr: list(departments)}
         log.info("identity.ldap: %s signed in%s (%d groups)", dn, " but is disabled" if disabled else "",
                  len(groups))
-        return self._identity(source="ldap", subject=dn, name=names[0] if names else username, groups=groups,
+        return ExternalIdentity(source="ldap", subject=dn, name=names[0] if names else username, groups=groups,
                               departments=departments, claims=claims, enabled=not disabled)
 
     # -- connections -------------------------------------------------------------------------------------------

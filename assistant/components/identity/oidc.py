@@ -26,8 +26,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from assistant.services.auth import AuthError
-from assistant.services.directory import ExternalIdentity
+from assistant.components.identity import AuthError, ExternalIdentity
 
 log = logging.getLogger("assistant.oidc")
 
