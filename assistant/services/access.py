@@ -49,6 +49,10 @@ class Principal:
         """A document of this level (documents always carry one; a missing one is treated as unseeable)."""
         return "*" in self.levels or (level is not None and level in self.levels)
 
+    def sees(self, doc: dict) -> bool:
+        """A stored document (a catalog record): its level is one this principal may see."""
+        return self.can_see((doc.get("metadata") or {}).get("sensitivity"))
+
 
 # The local operator (CLI on the machine that holds the data directory) is trusted like a database owner.
 LOCAL_ADMIN = Principal("local-cli", "admin", ("*",), id="local-cli", levels=("*",), source="local")

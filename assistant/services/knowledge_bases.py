@@ -108,14 +108,14 @@ class KnowledgeBaseService:
         if "*" in principal.levels:
             docs = self.catalog.list_documents(kb, limit, offset)
         else:   # the page is counted over what the principal may see
-            visible = [d for d in self.catalog.list_documents(kb) if principal.can_see(d["metadata"].get("sensitivity"))]
+            visible = [d for d in self.catalog.list_documents(kb) if principal.sees(d)]
             docs = visible[offset:offset + limit if limit is not None else None]
         return [_as_seen_by(principal, d) for d in docs]
 
     def document(self, kb: str, doc_id: str, with_chunks: bool = False, *, principal: Principal) -> dict:
         readable_kbs(principal, [kb])
         doc = self._document(kb, doc_id, with_chunks)
-        if not principal.can_see(doc["metadata"].get("sensitivity")):   # above clearance: as if it did not exist
+        if not principal.sees(doc):   # above clearance: as if it did not exist
             raise CatalogError(f"document {doc_id!r} not found in knowledge base {kb!r}")
         return _as_seen_by(principal, doc)
 

@@ -62,7 +62,7 @@ class OriginalsService:
         readable_kbs(principal, [kb])          # as KnowledgeBaseService.documents: no existence answer before it
         self.catalog.require_kb(kb)
         doc = self.catalog.get_document(kb, doc_id)
-        if doc is None or not principal.can_see(doc["metadata"].get("sensitivity")):   # above clearance: not found
+        if doc is None or not principal.sees(doc):   # above clearance: not found
             raise CatalogError(f"document {doc_id!r} not found in knowledge base {kb!r}")
         return doc
 

@@ -11,7 +11,6 @@ mock's own (authlib OpenIDCode: iss, aud=client_id, nonce, exp)."""
 from __future__ import annotations
 
 import re
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
+from app_server import ServerThread
 
 CLIENT_ID = "gov-assistant"
 CLIENT_SECRET = "oidc-test-client-secret"
@@ -100,40 +100,10 @@ def oidc_env(provider: Provider, public_url: str, **extra: str) -> dict[str, str
     return env
 
 
-class AppServer:
-    """The app under uvicorn on 127.0.0.1 (the socket is bound first: its URL is the OIDC public_url)."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, app):
-        import uvicorn
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 120
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the app did not start")
-            time.sleep(0.1)
-        return self
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(15)
-        self.sock.close()
-
-
 @dataclass
 class Site:
     provider: Provider
-    server: AppServer
+    server: ServerThread
     container: object
 
 
@@ -148,7 +118,7 @@ def site(provider, tmp_path_factory):
     """The whole app with OIDC on: KB `open` granted to department 办公室 (张三's), `closed` to nobody."""
     from identity_fixtures import fill, make_container
     from assistant.api.app import create_app
-    server = AppServer()
+    server = ServerThread()
     c = make_container(tmp_path_factory.mktemp("oidc") / "data", **oidc_env(provider, server.url))
     fill(c)
     c.directory.add_rule("department", "办公室", role="reader", by="test")

@@ -9,7 +9,7 @@ import time
 
 import httpx
 import pytest
-from oidc_fixtures import (API_AUDIENCE, CLIENT_ID, EXPIRED_CLIENT, OTHER_CLIENT, AppServer, Provider,  # noqa: F401
+from oidc_fixtures import (API_AUDIENCE, CLIENT_ID, EXPIRED_CLIENT, OTHER_CLIENT, Provider,  # noqa: F401
                            audit_rows, oidc_env, provider, site)
 
 from assistant.components.identity.oidc import LoginTickets, OidcClient, OidcError

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
+from app_server import ServerThread  # noqa: F401 - the browser tests' server (re-exported)
 from assistant.services.access import LOCAL_ADMIN
 from assistant.settings import PROJECT_ROOT
 from ingest.loaders import SourceDocument
@@ -42,36 +41,6 @@ SECRET_TEXT = ("示范市星河计划实施方案\n第一条 星河计划专项�
 
 
 # -- the app under test ------------------------------------------------------------------------------------------
-
-class ServerThread:
-    """uvicorn on 127.0.0.1, a free port, in a daemon thread."""
-
-    def __init__(self, app):
-        import uvicorn
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 120
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the app did not start")
-            time.sleep(0.1)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(15)
-        self.sock.close()
-
 
 def build_app(container):
     """The product's app factory (it mounts the UI); a bare FastAPI app with the UI where the API is absent."""
