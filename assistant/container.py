@@ -26,10 +26,20 @@ class Container:
         from assistant.prompts import use_prompts_dir
         use_prompts_dir(settings.prompts_dir)
 
+    def db_target(self, sqlite_name: str):
+        """Where a store lives: the configured PostgreSQL database (brought to, or checked at, the migrations'
+        head once per process), else its SQLite file under data_dir."""
+        url = self.settings.database.url
+        if not url:
+            return Path(self.settings.data_dir) / sqlite_name
+        from assistant.migrations import ensure_schema
+        ensure_schema(url, self.settings.database.migrate, self.settings.database.app_role)
+        return url
+
     @cached_property
     def store(self):
         from assistant.components.store import KnowledgeStore
-        return KnowledgeStore(self.settings)
+        return KnowledgeStore(self.settings, self.db_target("catalog.sqlite3"))
 
     @cached_property
     def embeddings(self):
@@ -115,11 +125,12 @@ class Container:
         from assistant.services.service_guide import ServiceGuideService
         return ServiceGuideService(lambda: self.llm, self.searcher, self.store.catalog, self.settings)
 
-    # --- HTTP API (issue #3): keys, audit, feedback, jobs, rate limit, plain chat; all SQLite under data_dir
+    # --- HTTP API (issue #3): keys, audit, feedback, jobs, rate limit, plain chat; SQLite under data_dir, or the
+    # scale-out profile's PostgreSQL (database.url)
     @cached_property
     def api_keys(self):
         from assistant.services.auth import ApiKeyStore
-        return ApiKeyStore(Path(self.settings.data_dir) / "api_keys.sqlite3", self.classification)
+        return ApiKeyStore(self.db_target("api_keys.sqlite3"), self.classification)
 
     # --- identity (issue #17): classification levels, the directory mapping, every way in
     @cached_property
@@ -130,7 +141,7 @@ class Container:
     @cached_property
     def directory(self):
         from assistant.services.directory import Directory
-        return Directory(Path(self.settings.data_dir) / "directory.sqlite3", self.classification)
+        return Directory(self.db_target("directory.sqlite3"), self.classification)
 
     @cached_property
     def access_admin(self):
@@ -164,22 +175,26 @@ class Container:
     @cached_property
     def audit(self):
         from assistant.services.audit import AuditLog
-        return AuditLog(Path(self.settings.data_dir) / "audit.sqlite3")
+        return AuditLog(self.db_target("audit.sqlite3"))
 
     @cached_property
     def feedback(self):
         from assistant.services.feedback import FeedbackService
-        return FeedbackService(Path(self.settings.data_dir) / "feedback.sqlite3", self.audit)
+        return FeedbackService(self.db_target("feedback.sqlite3"), self.audit)
 
     @cached_property
     def jobs(self):
         from assistant.services.jobs import JobManager
-        return JobManager(self.settings.api.jobs_kept, Path(self.settings.data_dir) / "jobs.sqlite3")
+        return JobManager(self.settings.api.jobs_kept, self.db_target("jobs.sqlite3"))
 
     @cached_property
     def rate_limiter(self):
         from assistant.services.rate_limit import RateLimiter
-        return RateLimiter(self.settings.api.rate_limit_per_minute)
+        shared = None
+        if self.settings.database.url:      # replicas share the buckets
+            from assistant.db import Database
+            shared = Database(self.db_target("rate_limits"))
+        return RateLimiter(self.settings.api.rate_limit_per_minute, db=shared)
 
     @cached_property
     def plain_chat(self):

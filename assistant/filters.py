@@ -6,6 +6,8 @@ A filter that matches nothing returns nothing.
 """
 from __future__ import annotations
 
+import json
+
 import re
 from dataclasses import dataclass, field, fields, replace
 
@@ -137,22 +139,25 @@ class Filters:
             return None
         return parts[0] if len(parts) == 1 else {"$and": parts}
 
-    def to_sql(self, column: str = "c.metadata") -> tuple[str, list]:
+    def to_sql(self, column: str = "c.metadata", dialect: str = "sqlite") -> tuple[str, list]:
         """The condition over a JSON metadata column, and its parameters: what `matches` keeps (a missing key
-        matches nothing; json_extract keeps JSON types, so "2020" is not 2020, as in Python). Keys are passed as
-        parameters too (JSON paths quoted), values never enter the SQL text."""
+        matches nothing; json_extract and jsonb keep JSON types, so "2020" is not 2020, as in Python). Keys are
+        passed as parameters too (JSON paths quoted), values never enter the SQL text."""
         parts: list[str] = []
         args: list = []
+        pg = dialect == "postgresql"
         for key, op, value in self._conditions():
-            field_sql = f"json_extract({column}, ?)"
-            args.append(f'$."{key}"')
+            # jsonb compares jsonb: the value goes in as JSON text, cast (a number stays a number)
+            field_sql, mark = (f"({column}::jsonb -> ?)", "?::jsonb") if pg else (f"json_extract({column}, ?)", "?")
+            args.append(key if pg else f'$."{key}"')
+            wrap = (lambda v: json.dumps(v, ensure_ascii=False)) if pg else (lambda v: v)
             if op == "$in":
-                parts.append(f"{field_sql} IN ({','.join('?' * len(value))})")
-                args += list(value)
+                parts.append(f"{field_sql} IN ({','.join([mark] * len(value))})")
+                args += [wrap(v) for v in value]
             else:
-                parts.append(f"{field_sql} {_SQL_OPS[op]} ?")
-                args.append(value)
-        return (" AND ".join(parts) or "1"), args
+                parts.append(f"{field_sql} {_SQL_OPS[op]} {mark}")
+                args.append(wrap(value))
+        return (" AND ".join(parts) or ("TRUE" if pg else "1")), args
 
     def matches(self, meta: dict) -> bool:
         for key, op, value in self._conditions():

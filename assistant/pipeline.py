@@ -320,6 +320,28 @@ class IngestPipeline:
         report.seconds = time.perf_counter() - t0
         return report
 
+    def fill_vectors_claimed(self, kb: str, progress: Progress = no_progress) -> VectorReport:
+        """The scale-out embedding worker (PostgreSQL catalog, Chroma server): claim a batch no other worker holds,
+        embed it, write its vectors and mark it in the claim's transaction; until the backlog is empty. No file
+        lock: the rows' locks keep a replace or delete of those chunks waiting until the batch is written, and
+        the Chroma server takes concurrent writers."""
+        catalog, report, t0 = self.store.catalog, VectorReport(kb), time.perf_counter()
+        step = max(self.limits.write_batch, 1)
+        while True:
+            with catalog.claim_unembedded(kb, step) as rows:
+                if not rows:
+                    break
+                progress("vectors", report.written, None, rows[0]["metadata"].get("title", ""))
+                vectors = self.embeddings.embed_documents(
+                    [embedding_text(r["metadata"].get("heading", ""), r["text"]) for r in rows])
+                ids = [r["chunk_id"] for r in rows]
+                self.store.vectors.upsert(kb, ids, vectors, [r["metadata"] for r in rows], [r["text"] for r in rows])
+                catalog.set_embedded(kb, ids)
+            report.written += len(rows)
+        report.pending = catalog.vector_counts(kb)[1]
+        report.seconds = time.perf_counter() - t0
+        return report
+
     def discard_uncommitted(self, kb: str, doc_id: str) -> int:
         """Remove what a write of doc_id left before its commit (staged rows, their vectors); the number of
         vectors removed. Call it holding the knowledge base's write lock."""

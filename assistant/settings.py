@@ -81,6 +81,18 @@ class VectorStoreSettings(_Section):
     http: ChromaHttp = ChromaHttp()
 
 
+class DatabaseSettings(_Section):
+    # null: SQLite files under data_dir (the embedded default); postgresql://user@host/db: one PostgreSQL database
+    # for the catalog with its lexical index, jobs, keys, directory, feedback, audit and rate limits (scale-out).
+    # The password belongs in GOV_ASSISTANT_DATABASE__URL or ~/.pgpass, never in a config file; it is never logged.
+    url: str | None = None
+    connect_timeout_s: int = 5
+    # auto: the app brings the schema to Alembic's head at start (needs DDL rights); check: it only verifies the
+    # revision and tells you to run `gov-assistant db upgrade` as the owner role (production: the app role has no DDL)
+    migrate: Literal["auto", "check"] = "auto"
+    app_role: str | None = None           # `db upgrade` grants this role what the app needs (audit: SELECT, INSERT)
+
+
 class ChunkingSettings(_Section):
     max_chars: int = 300
     min_chars: int = 40
@@ -292,6 +304,7 @@ class Settings(_Section):
     llm: LLMSettings = LLMSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     vectorstore: VectorStoreSettings = VectorStoreSettings()
+    database: DatabaseSettings = DatabaseSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     ingest: IngestSettings = IngestSettings()
     retrieval: RetrievalSettings = RetrievalSettings()

@@ -17,8 +17,25 @@ SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 MODELS_DIR = Path(os.environ.get("GOV_ASSISTANT_MODELS_DIR", PROJECT_ROOT / "data" / "models"))
 
 
+# GOV_TEST_SCALE_OUT=1 runs the same tests on the scale-out profile's engines: every data directory gets its own
+# database on one real PostgreSQL started for the session (tests/pg_fixtures.py); see .ci/run
+SCALE_OUT = os.environ.get("GOV_TEST_SCALE_OUT") == "1"
+_scale_out_dbs: dict[str, str] = {}
+
+
+def scale_out_env(data_dir: Path) -> dict[str, str]:
+    """The database of this data directory (the same one when a test builds a second container over it)."""
+    import pg_fixtures
+
+    key = str(Path(data_dir).resolve())
+    if key not in _scale_out_dbs:
+        _scale_out_dbs[key] = pg_fixtures.session_server().new_database()
+    return {"GOV_ASSISTANT_DATABASE__URL": _scale_out_dbs[key]}
+
+
 def make_container(data_dir: Path, profile: str = "unit", **env: str) -> Container:
-    environ = {"GOV_ASSISTANT_DATA_DIR": str(data_dir), "GOV_ASSISTANT_MODELS_DIR": str(MODELS_DIR), **env}
+    environ = {"GOV_ASSISTANT_DATA_DIR": str(data_dir), "GOV_ASSISTANT_MODELS_DIR": str(MODELS_DIR),
+               **(scale_out_env(data_dir) if SCALE_OUT else {}), **env}
     return Container(load_settings(profile, environ=environ))
 
 

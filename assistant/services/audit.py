@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from assistant.components.store.catalog import now_iso
-from assistant.sqlite import open_db
+from assistant.db import Database
 
 MAX_QUESTION_CHARS = 2000
 # the operations whose rows record an answer and who asked it (API routes by name, the UI's chat handler); other
@@ -36,10 +36,14 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 
 
 class AuditLog:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path | str):
+        """path: the SQLite file, or the scale-out profile's postgresql:// URL (append-only by trigger and by the
+        app role's grants: assistant/migrations)."""
         self.path = path
         self._lock = threading.Lock()
-        self._db = open_db(path, SCHEMA)
+        self._db = Database(path, SCHEMA)
+        if self._db.postgres:
+            return
         self._db.execute("PRAGMA synchronous=NORMAL")   # WAL + NORMAL: durable across crashes, fast per row
         if not any(r["name"] == "detail" for r in self._db.execute("PRAGMA table_info(audit)")):
             try:   # what an administrative change changed (a rule, a grant, a level): adding a column is no UPDATE
@@ -95,7 +99,7 @@ class AuditLog:
         return _entry(row) if row else None
 
 
-def _entry(row: sqlite3.Row) -> dict:
+def _entry(row) -> dict:
     entry = dict(row)
     entry["sources"] = json.loads(entry["sources"] or "[]")
     entry["detail"] = json.loads(entry["detail"]) if entry.get("detail") else None

@@ -16,7 +16,7 @@ from assistant.components.store.catalog import now_iso
 from assistant.services.access import ROLES, Principal
 from assistant.services.classification import Classification
 from assistant.settings import ClassificationSettings
-from assistant.sqlite import open_db
+from assistant.db import Database
 
 KEY_PREFIX = "gak_"
 ENV_ADMIN_KEY = "GOV_ASSISTANT_ADMIN_KEY"
@@ -41,10 +41,11 @@ def hash_key(secret: str) -> str:
 
 
 class ApiKeyStore:
-    def __init__(self, path: Path, classification: Classification | None = None):
+    def __init__(self, path: Path | str, classification: Classification | None = None):
+        """path: the SQLite file, or the scale-out profile's postgresql:// URL (schema by Alembic)."""
         self._lock = threading.Lock()
-        self._db = open_db(path, SCHEMA)
-        if not any(r["name"] == "clearance" for r in self._db.execute("PRAGMA table_info(api_keys)")):
+        self._db = Database(path, SCHEMA)
+        if not self._db.postgres and not any(r["name"] == "clearance" for r in self._db.execute("PRAGMA table_info(api_keys)")):
             try:
                 self._db.execute(CLEARANCE_COLUMN)
             except sqlite3.OperationalError as exc:
@@ -130,7 +131,7 @@ class ApiKeyStore:
         return self.create(ENV_ADMIN_NAME, "admin", ["*"], secret=secret)[1]
 
 
-def _record(row: sqlite3.Row) -> dict:
+def _record(row) -> dict:
     rec = dict(row)
     rec["kbs"] = json.loads(rec["kbs"])
     rec["departments"] = json.loads(rec["departments"])

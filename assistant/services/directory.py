@@ -16,7 +16,7 @@ from assistant.components.identity import ExternalIdentity  # noqa: F401 - re-ex
 from assistant.components.store.catalog import now_iso
 from assistant.services.access import ROLES, Principal
 from assistant.services.classification import Classification
-from assistant.sqlite import open_db
+from assistant.db import Database
 
 RULE_KINDS = ("user", "group", "department", "claim")
 GRANT_KINDS = ("user", "group", "department", "key")
@@ -38,9 +38,10 @@ class DirectoryError(ValueError):
 
 
 class Directory:
-    def __init__(self, path: Path, classification: Classification):
+    def __init__(self, path: Path | str, classification: Classification):
+        """path: the SQLite file, or the scale-out profile's postgresql:// URL."""
         self._lock = threading.Lock()
-        self._db = open_db(path, SCHEMA)
+        self._db = Database(path, SCHEMA)
         self.classification = classification
 
     # -- mapping rules ----------------------------------------------------------------------------------------
@@ -62,13 +63,13 @@ class Directory:
             raise DirectoryError("a rule must give a role, a department or a clearance")
         with self._lock:
             # UNIQUE treats NULLs as distinct: the same rule is looked for with IS
-            if self._db.execute("SELECT 1 FROM rules WHERE kind=? AND match=? AND role IS ? AND department IS ?"
-                                " AND clearance IS ?", (kind, match, role, department, clearance)).fetchone():
+            if self._db.execute("SELECT 1 FROM rules WHERE kind=? AND match=? AND role IS NOT DISTINCT FROM ? AND "
+                                "department IS NOT DISTINCT FROM ? AND clearance IS NOT DISTINCT FROM ?", (kind, match, role, department, clearance)).fetchone():
                 raise DirectoryError(f"this rule exists already: {kind} {match}")
-            cur = self._db.execute(
+            row = self._db.execute(
                 "INSERT INTO rules(kind, match, role, department, clearance, created_at, created_by)"
-                " VALUES (?,?,?,?,?,?,?)", (kind, match, role, department, clearance, now_iso(), by))
-            row = self._db.execute("SELECT * FROM rules WHERE id=?", (cur.lastrowid,)).fetchone()
+                " VALUES (?,?,?,?,?,?,?) RETURNING *", (kind, match, role, department, clearance, now_iso(), by)
+            ).fetchone()
         return dict(row)
 
     def rules(self) -> list[dict]:
@@ -93,8 +94,10 @@ class Directory:
         if not subject or len(subject) > 512:
             raise DirectoryError("grant subject must be 1-512 characters")
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO grants(kb, kind, subject, access, created_at, created_by)"
-                             " VALUES (?,?,?,?,?,?)", (kb, kind, subject, access, now_iso(), by))
+            self._db.execute("INSERT INTO grants(kb, kind, subject, access, created_at, created_by)"
+                             " VALUES (?,?,?,?,?,?) ON CONFLICT (kb, kind, subject) DO UPDATE SET"
+                             " access=excluded.access, created_at=excluded.created_at, created_by=excluded.created_by",
+                             (kb, kind, subject, access, now_iso(), by))
         return {"kb": kb, "kind": kind, "subject": subject, "access": access, "created_by": by}
 
     def revoke_grant(self, kb: str, kind: str, subject: str) -> dict:

@@ -15,7 +15,7 @@ from typing import Iterator
 from assistant.components.store.catalog import now_iso
 from assistant.services.access import Principal
 from assistant.services.audit import AuditLog
-from assistant.sqlite import open_db
+from assistant.db import Database
 
 ANSWER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 RATINGS = ("up", "down")
@@ -36,7 +36,7 @@ class FeedbackService:
     def __init__(self, path: Path, audit: AuditLog | None = None):
         self.audit = audit
         self._lock = threading.Lock()
-        self._db = open_db(path, SCHEMA)
+        self._db = Database(path, SCHEMA)
 
     def add(self, answer_id: str, rating: str, comment: str = "", *, principal: Principal,
             question: str | None = None, answer: str | None = None, model: str | None = None,
@@ -65,7 +65,7 @@ class FeedbackService:
             else:
                 rating_id = self._db.execute(
                     "INSERT INTO feedback(rating, comment, created_at, context, answer_id, principal) "
-                    "VALUES (?,?,?,?,?,?)", (*row, answer_id, principal.id)).lastrowid
+                    "VALUES (?,?,?,?,?,?) RETURNING id", (*row, answer_id, principal.id)).fetchone()["id"]
         return {"id": rating_id, "answer_id": answer_id, "rating": rating}
 
     def records(self) -> Iterator[dict]:

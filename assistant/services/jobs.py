@@ -22,11 +22,14 @@ from typing import Callable
 from assistant.components.store.catalog import now_iso
 from assistant.progress import Progress
 from assistant.services.access import Principal
-from assistant.sqlite import open_db
+from assistant.db import Database
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at TEXT NOT NULL,
                                             data TEXT NOT NULL);"""
 INTERRUPTED = "interrupted: the server stopped before this job finished; submit it again"
+# shared database (replicas): a job runs on the replica that took its upload and saves its progress at most every
+# SAVE_EVERY_S; another replica reads it from the table. One not saved for STALE_S lost its process.
+SAVE_EVERY_S, STALE_S = 2.0, 600.0
 OWNER_FORMAT = "id"           # stored with every row since owners are principal ids
 LEGACY_OWNER = "name:"        # prefix for an older row's owner (a key name): matches no principal id
 
@@ -56,13 +59,15 @@ class Job:
 
 
 class JobManager:
-    def __init__(self, keep: int = 200, path: Path | None = None):
+    def __init__(self, keep: int = 200, path: Path | str | None = None):
         self.keep = keep
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-job")
         self._finished: dict[str, threading.Event] = {}   # set once a job's record and cleanup are done
-        self._db = open_db(path, SCHEMA) if path else None
+        self._saved_at: dict[str, float] = {}
+        self._db = Database(path, SCHEMA) if path else None
+        self._shared = self._db is not None and self._db.postgres
         if self._db is not None:
             self._load()
 
@@ -70,25 +75,26 @@ class JobManager:
         rows = self._db.execute("SELECT data FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?",
                                 (self.keep,)).fetchall()
         for row in reversed(rows):
-            data = json.loads(row["data"])
-            data.pop("ok", None)
-            legacy = data.pop("owner_format", None) != OWNER_FORMAT
-            job = Job(**{k: v for k, v in data.items() if k in Job.__dataclass_fields__})
-            if legacy and not job.owner.startswith(LEGACY_OWNER):
-                job.owner = LEGACY_OWNER + job.owner   # fail closed: a new key with that name is someone else
-            if job.state in ("queued", "running"):   # the process that ran it is gone
+            job, saved_at = _job(row["data"])
+            # the process that ran it is gone (embedded: one server; shared: no progress saved for STALE_S)
+            if job.state in ("queued", "running") and (not self._shared or time.time() - saved_at > STALE_S):
                 job.state, job.error, job.finished_at = "failed", INTERRUPTED, now_iso()
                 self._save(job)
-            self._jobs[job.id] = job
+            if not self._shared:
+                self._jobs[job.id] = job
         self._db.execute("DELETE FROM jobs WHERE id NOT IN (SELECT id FROM jobs ORDER BY created_at DESC, rowid DESC "
                          "LIMIT ?)", (self.keep,))
 
     def _save(self, job: Job) -> None:
         if self._db is not None:
+            job_saved = time.time()
+            self._saved_at[job.id] = job_saved
             with self._lock:
-                self._db.execute("INSERT OR REPLACE INTO jobs(id, owner, created_at, data) VALUES (?,?,?,?)",
+                self._db.execute("INSERT INTO jobs(id, owner, created_at, data) VALUES (?,?,?,?) ON CONFLICT (id) "
+                                 "DO UPDATE SET owner=excluded.owner, created_at=excluded.created_at, data=excluded.data",
                                  (job.id, job.owner, job.created_at,
-                                  json.dumps({**job.to_dict(), "owner_format": OWNER_FORMAT}, ensure_ascii=False)))
+                                  json.dumps({**job.to_dict(), "owner_format": OWNER_FORMAT, "saved_at": job_saved},
+                                             ensure_ascii=False)))
 
     def submit(self, kind: str, kb: str, owner: Principal, work: Callable[[Progress], object],
                files: list[str] | None = None, cleanup: Callable[[], None] | None = None) -> Job:
@@ -107,7 +113,10 @@ class JobManager:
 
     def _run(self, job: Job, work: Callable[[Progress], object], cleanup: Callable[[], None] | None) -> None:
         def progress(phase: str, done: int, total: int | None, detail: str = "") -> None:
+            new_phase = phase != job.progress.get("phase")
             job.progress = {"phase": phase, "done": done, "total": total, "detail": detail[:200]}
+            if self._shared and (new_phase or time.time() - self._saved_at.get(job.id, 0) >= SAVE_EVERY_S):
+                self._save(job)     # other replicas read progress from the table
 
         t0 = time.perf_counter()
         job.state = "running"
@@ -131,12 +140,22 @@ class JobManager:
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
-            return self._jobs.get(job_id)
+            job = self._jobs.get(job_id)
+        if job is None and self._shared:       # another replica's job
+            row = self._db.execute("SELECT data FROM jobs WHERE id=?", (job_id,)).fetchone()
+            job = _job(row["data"])[0] if row else None
+        return job
 
     def list(self, owner: str | None = None) -> list[Job]:
         """The jobs of one principal id (None: all)."""
         with self._lock:
-            return [j for j in self._jobs.values() if owner is None or j.owner == owner]
+            mine = [j for j in self._jobs.values() if owner is None or j.owner == owner]
+        if not self._shared:
+            return mine
+        where, args = ("WHERE owner=?", (owner,)) if owner is not None else ("", ())
+        rows = self._db.execute(f"SELECT data FROM jobs {where} ORDER BY created_at, rowid", (*args,)).fetchall()
+        fresh = {j.id: j for j in mine}       # this replica's own jobs: their live progress
+        return [fresh.get(j.id, j) for j in (_job(r["data"])[0] for r in rows[-self.keep:])]
 
     def wait(self, job_id: str, timeout_s: float = 60) -> Job:
         """For tests and scripts: block until the job has finished (its record saved, its files cleaned up)."""
@@ -155,3 +174,15 @@ class JobManager:
             self._finished.pop(job_id, None)
             if self._db is not None:
                 self._db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+
+
+def _job(data_text: str) -> tuple[Job, float]:
+    """A stored row → (its Job, when it was saved: epoch seconds, 0 for rows from before that was kept)."""
+    data = json.loads(data_text)
+    data.pop("ok", None)
+    saved_at = float(data.pop("saved_at", 0) or 0)
+    legacy = data.pop("owner_format", None) != OWNER_FORMAT
+    job = Job(**{k: v for k, v in data.items() if k in Job.__dataclass_fields__})
+    if legacy and not job.owner.startswith(LEGACY_OWNER):
+        job.owner = LEGACY_OWNER + job.owner   # fail closed: a new key with that name is someone else
+    return job, saved_at

@@ -182,7 +182,29 @@ class KnowledgeBaseService:
         """Embed what the knowledge base still lacks (after `ingest --no-wait`, a crash or a restart)."""
         require_write(principal, kb)
         self.catalog.require_kb(kb)
+        if self.catalog.postgres:       # scale-out: any number of workers share the backlog
+            return self.pipeline.fill_vectors_claimed(kb, progress)
         return self.pipeline.fill_vectors(kb, progress)
+
+    def run_worker(self, *, principal: Principal, poll_s: float = 5.0, once: bool = False,
+                   progress: Progress = no_progress, stop=None) -> list[VectorReport]:
+        """`gov-assistant worker`: fill every knowledge base's missing vectors, then wait for more (poll_s) until
+        `stop` (a threading.Event) is set, or return when nothing is left (once). With the PostgreSQL catalog,
+        workers on any hosts split the backlog batch by batch."""
+        reports: list[VectorReport] = []
+        while stop is None or not stop.is_set():
+            pending = self.pending_kbs()
+            for kb in pending:
+                reports.append(self.fill_vectors(kb, progress, principal=principal))
+            if once and not pending:
+                break
+            if not pending:
+                if stop is not None:
+                    stop.wait(poll_s)
+                else:
+                    import time
+                    time.sleep(poll_s)
+        return reports
 
     def _vectors(self, report: IngestReport, wait: bool, progress: Progress) -> IngestReport:
         if wait:

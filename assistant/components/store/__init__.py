@@ -15,10 +15,11 @@ from assistant.settings import Settings
 
 
 class KnowledgeStore:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, catalog_target: Path | str | None = None):
+        """catalog_target: the SQLite file (default <data_dir>/catalog.sqlite3) or a postgresql:// URL."""
         self.settings = settings
         root = Path(settings.data_dir)
-        self.catalog = Catalog(root / "catalog.sqlite3", settings.classification.default_level)
+        self.catalog = Catalog(catalog_target or root / "catalog.sqlite3", settings.classification.default_level)
         self.vectors = VectorStore(settings.vectorstore, root / "chroma")
         self.bm25 = LexicalIndex(self.catalog, settings.retrieval.lexical_max_postings)
         self.locks = WriteLocks(root / "locks")

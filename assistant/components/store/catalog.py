@@ -16,6 +16,10 @@ before. The tokenizer splits on whitespace only, so a jieba token (中华人民�
 Contentless tables are told what to delete with the exact text inserted, which the chunks table keeps. Rowids are
 those of rowid tables: never VACUUM the catalog (it may renumber them) without rebuild_lexical() after.
 
+On PostgreSQL (database.url, the scale-out profile) the same tables live in one database, created by Alembic
+(assistant/migrations), with `rowid` an identity column; the lexical index is pg_lexical.py's postings tables
+scored with FTS5's own BM25 formula, so both backends rank alike.
+
 A document's `source` is the name readers see (relative to the ingested folder, or the uploaded name); `path`, where
 it was read on the server, is for admins (the service layer drops it for everyone else). Catalogs from before `path`
 are migrated on open: an absolute source becomes the path, and its file name the source (documents and chunks).
@@ -30,13 +34,14 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
-from assistant.sqlite import open_db
+
+from assistant.components.store.pg_lexical import PostgresLexical
+from assistant.db import Database
 
 KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
@@ -67,6 +72,10 @@ FTS_TOKENIZER = "unicode61 remove_diacritics 0 categories 'L* M* N* P* S* Co'"
 # created apart: a catalog written before it may hold duplicates (kb check lists them; the index waits for them)
 UNIQUE_CONTENT = "CREATE UNIQUE INDEX IF NOT EXISTS docs_unique_content ON documents(kb, content_hash) " \
                  "WHERE state='complete'"
+
+
+# what a knowledge base's row says to readers (PostgreSQL's kbs also holds the lexical totals)
+KB_COLUMNS = "name, description, embedding, created_at, version"
 
 
 class CatalogError(ValueError):
@@ -120,10 +129,15 @@ def validate_kb_name(name: str) -> str:
 
 
 class Catalog:
-    def __init__(self, path: Path, default_level: str = "内部"):
-        self.path = path
-        self._lock = threading.RLock()
-        self._db = open_db(path, SCHEMA)
+    def __init__(self, target: Path | str, default_level: str = "内部"):
+        """target: the SQLite file, or a postgresql:// URL (its schema is Alembic's, already at head)."""
+        self.path = target
+        self._db = Database(target, SCHEMA)
+        self.postgres = self._db.postgres
+        self._pg = PostgresLexical() if self.postgres else None
+        if self.postgres:
+            self.unique_content = True     # the migration creates the unique index
+            return
         self._migrate_levels(default_level)
         self._migrate_sources()
         self._migrate_origin()
@@ -141,15 +155,28 @@ class Catalog:
                 db.execute(f"UPDATE {table} SET metadata=json_set(metadata, '$.sensitivity', ?)"
                            " WHERE json_extract(metadata, '$.sensitivity') IS NULL", (default_level,))
 
+    @property
+    def dialect(self) -> str:
+        return self._db.dialect
+
+    def _json_text(self, column: str, key: str) -> str:
+        """SQL for a JSON text column's top-level key (key: a fixed identifier, never user input)."""
+        return f"({column}::jsonb ->> '{key}')" if self.postgres else f"json_extract({column}, '$.{key}')"
+
+    def _json_set(self, column: str, key: str) -> str:
+        """SQL for the column with `key` set to the next parameter (a string)."""
+        return (f"jsonb_set({column}::jsonb, '{{{key}}}', to_jsonb(?::text))::text" if self.postgres
+                else f"json_set({column}, '$.{key}', ?)")
+
     def set_level(self, kb: str, doc_id: str, level: str) -> dict:
         """A document's level, its chunks' with it, in one transaction: the next retrieval obeys it."""
         with self.transaction() as db:
-            cur = db.execute("UPDATE documents SET metadata=json_set(metadata, '$.sensitivity', ?) WHERE kb=? AND doc_id=?",
-                             (level, kb, doc_id))
+            cur = db.execute(f"UPDATE documents SET metadata={self._json_set('metadata', 'sensitivity')} "
+                             "WHERE kb=? AND doc_id=?", (level, kb, doc_id))
             if cur.rowcount == 0:
                 raise CatalogError(f"document {doc_id!r} not found in knowledge base {kb!r}")
-            db.execute("UPDATE chunks SET metadata=json_set(metadata, '$.sensitivity', ?) WHERE kb=? AND doc_id=?",
-                       (level, kb, doc_id))
+            db.execute(f"UPDATE chunks SET metadata={self._json_set('metadata', 'sensitivity')} "
+                       "WHERE kb=? AND doc_id=?", (level, kb, doc_id))
         return self.get_document(kb, doc_id)
 
     def _migrate_sources(self) -> None:
@@ -196,16 +223,21 @@ class Catalog:
                         self._fill_lexical(db, kb)
 
     def _has_lexical(self, kb: str) -> bool:
+        if self.postgres:
+            return True
         return self._db.execute("SELECT 1 FROM sqlite_master WHERE name=?", (f"lex_d_{kb}",)).fetchone() is not None
 
-    @staticmethod
-    def _create_lexical(db: sqlite3.Connection, kb: str) -> None:
+    def _create_lexical(self, db: Database, kb: str) -> None:
+        if self.postgres:
+            return          # one set of postings tables for all knowledge bases
         c, d, v = lex_tables(kb)
         for table in (c, d):
             db.execute(f"CREATE VIRTUAL TABLE {table} USING fts5(tokens, content='', tokenize=\"{FTS_TOKENIZER}\")")
         db.execute(f"CREATE VIRTUAL TABLE {v} USING fts5vocab({c}, 'row')")
 
-    def _fill_lexical(self, db: sqlite3.Connection, kb: str) -> None:
+    def _fill_lexical(self, db: Database, kb: str) -> None:
+        if self.postgres:
+            return self._pg.fill(db, kb)
         c, _, _ = lex_tables(kb)
         db.execute(f"INSERT INTO {c}(rowid, tokens) SELECT rowid, tokens FROM chunks WHERE kb=?", (kb,))
         for r in db.execute("SELECT DISTINCT doc_id FROM chunks WHERE kb=?", (kb,)).fetchall():
@@ -218,14 +250,16 @@ class Catalog:
             self._create_lexical(db, kb)
             self._fill_lexical(db, kb)
 
-    @staticmethod
-    def _drop_lexical(db: sqlite3.Connection, kb: str) -> None:
+    def _drop_lexical(self, db: Database, kb: str) -> None:
+        if self.postgres:
+            return self._pg.drop(db, kb)
         for table in reversed(lex_tables(kb)):
             db.execute(f"DROP TABLE IF EXISTS {table}")
 
-    @staticmethod
-    def _lex_chunks(db: sqlite3.Connection, kb: str, doc_id: str, op: str) -> None:
+    def _lex_chunks(self, db: Database, kb: str, doc_id: str, op: str) -> None:
         """Add the document's committed chunks to the chunk index, or delete them from it (op 'add' | 'delete')."""
+        if self.postgres:
+            return (self._pg.add_chunks if op == "add" else self._pg.delete_chunks)(db, kb, doc_id)
         c, _, _ = lex_tables(kb)
         if op == "add":
             db.execute(f"INSERT INTO {c}(rowid, tokens) SELECT rowid, tokens FROM chunks WHERE kb=? AND doc_id=?",
@@ -234,10 +268,11 @@ class Catalog:
             db.execute(f"INSERT INTO {c}({c}, rowid, tokens) SELECT 'delete', rowid, tokens FROM chunks "
                        "WHERE kb=? AND doc_id=?", (kb, doc_id))
 
-    @staticmethod
-    def _lex_doc(db: sqlite3.Connection, kb: str, doc_id: str, op: str) -> None:
+    def _lex_doc(self, db: Database, kb: str, doc_id: str, op: str) -> None:
         """The document's row of the document index: all its chunks' tokens in position order (a delete must
         repeat exactly the text that was inserted)."""
+        if self.postgres:
+            return (self._pg.add_doc if op == "add" else self._pg.delete_doc)(db, kb, doc_id)
         _, d, _ = lex_tables(kb)
         doc = db.execute("SELECT rowid FROM documents WHERE kb=? AND doc_id=?", (kb, doc_id)).fetchone()
         rows = db.execute("SELECT tokens FROM chunks WHERE kb=? AND doc_id=? ORDER BY position",
@@ -250,6 +285,9 @@ class Catalog:
         else:
             db.execute(f"INSERT INTO {d}({d}, rowid, tokens) VALUES ('delete', ?, ?)", (doc["rowid"], tokens))
 
+    def close(self) -> None:
+        self._db.close()
+
     def _ensure_unique_content(self) -> bool:
         try:
             self._db.execute(UNIQUE_CONTENT)
@@ -258,19 +296,12 @@ class Catalog:
             return False
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def transaction(self) -> Iterator[Database]:
+        with self._db.transaction() as db:
+            yield db
 
-    def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+    def _query(self, sql: str, args: tuple = ()) -> list:
+        return self._db.execute(sql, args).fetchall()
 
     # knowledge bases
     def create_kb(self, name: str, embedding: str, description: str = "", exist_ok: bool = False) -> dict:
@@ -280,8 +311,8 @@ class Catalog:
             if twin:
                 raise CatalogError(f"knowledge base {name!r} would look like the existing {twin['name']!r} "
                                    "(names differing only in case are not allowed)")
-            created = db.execute("INSERT OR IGNORE INTO kbs(name, description, embedding, created_at) "
-                                 "VALUES (?,?,?,?)", (name, description, embedding, now_iso())).rowcount
+            created = db.execute("INSERT INTO kbs(name, description, embedding, created_at) VALUES (?,?,?,?) "
+                                 "ON CONFLICT DO NOTHING", (name, description, embedding, now_iso())).rowcount
             if created:
                 self._drop_lexical(db, name)     # left by a knowledge base of that name deleted before it had rows
                 self._create_lexical(db, name)
@@ -295,7 +326,7 @@ class Catalog:
         return existing
 
     def get_kb(self, name: str) -> dict | None:
-        rows = self._query("SELECT * FROM kbs WHERE name=?", (name,))
+        rows = self._query(f"SELECT {KB_COLUMNS} FROM kbs WHERE name=?", (name,))
         return dict(rows[0]) if rows else None
 
     def require_kb(self, name: str) -> dict:
@@ -306,7 +337,7 @@ class Catalog:
 
     def list_kbs(self) -> list[dict]:
         return [dict(r) for r in self._query(
-            "SELECT k.*, (SELECT COUNT(*) FROM documents d WHERE d.kb=k.name AND d.state='complete') AS documents,"
+            f"SELECT {KB_COLUMNS}, (SELECT COUNT(*) FROM documents d WHERE d.kb=k.name AND d.state='complete') AS documents,"
             " (SELECT COUNT(*) FROM chunks c WHERE c.kb=k.name) AS chunks FROM kbs k ORDER BY name")]
 
     def delete_kb(self, name: str) -> None:
@@ -357,8 +388,10 @@ class Catalog:
     def stage_chunks(self, kb: str, doc_id: str, chunks: list[ChunkRecord]) -> None:
         """One batch of a pending document's new chunks, written before their vectors."""
         with self.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO staged_chunks(kb, chunk_id, doc_id, position, text, tokens, metadata)"
-                           " VALUES (?,?,?,?,?,?,?)",
+            db.executemany("INSERT INTO staged_chunks(kb, chunk_id, doc_id, position, text, tokens, metadata)"
+                           " VALUES (?,?,?,?,?,?,?) ON CONFLICT (kb, chunk_id) DO UPDATE SET doc_id=excluded.doc_id,"
+                           " position=excluded.position, text=excluded.text, tokens=excluded.tokens,"
+                           " metadata=excluded.metadata",
                            [(kb, c.chunk_id, doc_id, c.position, c.text, " ".join(c.tokens),
                              json.dumps(c.metadata, ensure_ascii=False)) for c in chunks])
 
@@ -390,7 +423,7 @@ class Catalog:
                 self._lex_doc(db, kb, doc_id, "add")
                 db.execute("DELETE FROM staged_chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
                 db.execute("UPDATE kbs SET version=version+1 WHERE name=?", (kb,))
-        except sqlite3.IntegrityError:
+        except self._db.integrity_errors:
             twin = self.find_by_hash(kb, content_hash)
             if twin is None:
                 raise
@@ -409,9 +442,12 @@ class Catalog:
 
     def duplicate_contents(self, kb: str) -> list[list[str]]:
         """Groups of complete documents with the same content (possible in catalogs from before the unique index)."""
-        rows = self._query("SELECT group_concat(doc_id, char(10)) AS ids FROM documents WHERE kb=? AND "
-                           "state='complete' GROUP BY content_hash HAVING COUNT(*) > 1", (kb,))
-        return sorted(sorted(r["ids"].split("\n")) for r in rows)
+        groups: dict[str, list[str]] = {}
+        for r in self._query("SELECT content_hash, doc_id FROM documents WHERE kb=? AND state='complete' AND "
+                             "content_hash IN (SELECT content_hash FROM documents WHERE kb=? AND state='complete' "
+                             "GROUP BY content_hash HAVING COUNT(*) > 1)", (kb, kb)):
+            groups.setdefault(r["content_hash"], []).append(r["doc_id"])
+        return sorted(sorted(ids) for ids in groups.values())
 
     def delete_document(self, kb: str, doc_id: str) -> bool:
         with self.transaction() as db:
@@ -425,8 +461,8 @@ class Catalog:
 
     def origin_in_use(self, sha: str) -> bool:
         """Whether any document (of any knowledge base) names this blob as its file or text."""
-        return bool(self._query("SELECT 1 FROM documents WHERE origin IS NOT NULL AND (json_extract(origin, '$.file')=?"
-                                " OR json_extract(origin, '$.text')=?) LIMIT 1", (sha, sha)))
+        return bool(self._query(f"SELECT 1 FROM documents WHERE origin IS NOT NULL AND ({self._json_text('origin', 'file')}"
+                                f"=? OR {self._json_text('origin', 'text')}=?) LIMIT 1", (sha, sha)))
 
     def origins(self, kb: str, doc_id: str | None = None) -> list[dict]:
         """The origins of the knowledge base's documents (or of one), for releasing their blobs after a delete."""
@@ -461,6 +497,8 @@ class Catalog:
         where: an SQL condition over the chunk row `c` (Filters.to_sql) for level 'chunk'."""
         if not tokens or n <= 0:
             return []
+        if self.postgres:
+            return self._pg.search(self._db, kb, tokens, n, level, where)
         c, d, _ = lex_tables(kb)
         cond, args = where or ("1", [])
         if level == "chunk":
@@ -484,9 +522,11 @@ class Catalog:
 
     def document_frequencies(self, kb: str, tokens: list[str]) -> tuple[int, dict[str, int]]:
         """(chunks in the knowledge base, token → chunks containing it) from the fts5vocab table."""
-        _, _, v = lex_tables(kb)
         uniq = sorted(set(tokens))
         n = self.chunk_count(kb)
+        if self.postgres:
+            return n, self._pg.frequencies(self._db, kb, uniq)
+        _, _, v = lex_tables(kb)
         dfs = dict.fromkeys(uniq, 0)
         for start in range(0, len(uniq), 500):
             part = uniq[start:start + 500]
@@ -502,12 +542,33 @@ class Catalog:
     # vectors: the embedding worker's list of work
     def unembedded(self, kb: str, limit: int, after: int = 0, doc_ids: list[str] | None = None) -> list[dict]:
         """Committed chunks still without a vector, in commit order, from rowid `after` on (of doc_ids only)."""
-        only, args = ("", ()) if doc_ids is None else (
-            " AND doc_id IN (SELECT value FROM json_each(?))", (json.dumps(sorted(doc_ids), ensure_ascii=False),))
+        if doc_ids is None:
+            only, args = "", ()
+        elif self.postgres:
+            only, args = " AND doc_id = ANY(?)", (sorted(doc_ids),)
+        else:
+            only, args = (" AND doc_id IN (SELECT value FROM json_each(?))",
+                          (json.dumps(sorted(doc_ids), ensure_ascii=False),))
         return [{"rowid": r["rowid"], "chunk_id": r["chunk_id"], "doc_id": r["doc_id"], "text": r["text"],
                  "metadata": json.loads(r["metadata"])}
                 for r in self._query("SELECT rowid, chunk_id, doc_id, text, metadata FROM chunks WHERE kb=? AND "
                                      f"embedded=0 AND rowid>?{only} ORDER BY rowid LIMIT ?", (kb, after, *args, limit))]
+
+    @contextmanager
+    def claim_unembedded(self, kb: str, limit: int) -> Iterator[list[dict]]:
+        """PostgreSQL: a batch of chunks without vectors that no other worker holds (FOR UPDATE SKIP LOCKED),
+        locked until the block ends; mark_embedded inside it commits with the claim. A worker that dies
+        releases its batch with its connection, so another takes it: N worker processes share the backlog."""
+        if not self.postgres:
+            raise CatalogError("claiming vector work needs the PostgreSQL catalog (database.url)")
+        with self.transaction() as db:
+            rows = db.execute("SELECT rowid, chunk_id, doc_id, text, metadata FROM chunks WHERE kb=? AND embedded=0 "
+                              "ORDER BY rowid LIMIT ? FOR UPDATE SKIP LOCKED", (kb, limit)).fetchall()
+            yield [{"rowid": r["rowid"], "chunk_id": r["chunk_id"], "doc_id": r["doc_id"], "text": r["text"],
+                    "metadata": json.loads(r["metadata"])} for r in rows]
+
+    def kbs_with_pending_vectors(self) -> list[str]:
+        return [r["kb"] for r in self._query("SELECT DISTINCT kb FROM chunks WHERE embedded=0 ORDER BY kb")]
 
     def unembedded_ids(self, kb: str) -> set[str]:
         return {r["chunk_id"] for r in self._query("SELECT chunk_id FROM chunks WHERE kb=? AND embedded=0", (kb,))}

@@ -21,7 +21,7 @@ class LexicalView:
 
     def search(self, query_tokens: list[str], n: int, filters: Filters | None = None) -> list[tuple[str, float]]:
         """(id, score) best first, any query token matching (OR); filters apply to chunks, inside the query."""
-        where = filters.to_sql("c.metadata") if filters is not None and self.level == "chunk" else None
+        where = filters.to_sql("c.metadata", self.catalog.dialect) if filters is not None and self.level == "chunk" else None
         return self.catalog.lexical_search(self.kb, self.bounded(query_tokens), n, self.level, where)
 
     def bounded(self, tokens: list[str]) -> list[str]:
