@@ -21,7 +21,8 @@ install-test: $(UV)
 	@# browser tests: Debian's chromium (driven by Playwright's Python package; never `playwright install`) and
 	@# CJK + emoji fonts so the UI screenshots render Chinese text
 	@# and OpenLDAP's slapd (+ ldap-utils) for the LDAP sign-in tests, started by the tests on loopback
-	@missing=$$(for p in chromium fonts-wqy-microhei fonts-noto-color-emoji slapd ldap-utils; do \
+	@# and PostgreSQL for the scale-out tests (a server started by the tests on loopback)
+	@missing=$$(for p in chromium fonts-wqy-microhei fonts-noto-color-emoji slapd ldap-utils postgresql; do \
 	    dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if ! command -v apt-get >/dev/null; then echo "warning: no apt-get; install $$missing for the browser tests"; \
@@ -55,8 +56,12 @@ eval-rejection: install
 eval-laws: install
 	$(BIN)/gov-assistant eval run --suite laws --out eval-runs/laws
 
+# the whole suite on the embedded default, then the API, ACL, ingest-crash and job tests again on the scale-out
+# engines (PostgreSQL + Chroma server, started by the tests on loopback)
 test: install-test
 	$(BIN)/python -m pytest -q
+	GOV_TEST_SCALE_OUT=1 $(BIN)/python -m pytest -q -m "not e2e and not browser" -p no:randomly \
+	  tests/api tests/services tests/security tests/ingest/test_pipeline.py
 
 test-fast: install-test
 	$(BIN)/python -m pytest -q -m "not e2e and not browser"

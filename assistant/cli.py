@@ -387,6 +387,10 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(access_app, name="access")
 
+from assistant.cli_scale import db_app, worker  # noqa: E402  (scale-out profile, issue #18)
+app.add_typer(db_app, name="db")
+app.command()(worker)
+
 from eval.cli import eval_app  # noqa: E402  (evaluation harness, issue #6)
 app.add_typer(eval_app, name="eval")
 

@@ -24,8 +24,12 @@ def _cli():
 
 def serve(host: Optional[str] = typer.Option(None, "--host", help="Default: server.host (127.0.0.1)."),
           port: Optional[int] = typer.Option(None, "--port", help="Default: server.port (8000)."),
-          ui: bool = typer.Option(True, "--ui/--no-ui", help="Mount the web UI at /ui when it is installed.")):
+          ui: bool = typer.Option(True, "--ui/--no-ui", help="Mount the web UI at /ui when it is installed."),
+          workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                      help="API processes (scale-out profile only: PostgreSQL + Chroma server).")):
     """Start the HTTP API (OpenAPI docs at /docs; OpenAI-compatible at /v1)."""
+    import os
+
     import uvicorn
 
     from assistant.api.app import create_app
@@ -34,7 +38,16 @@ def serve(host: Optional[str] = typer.Option(None, "--host", help="Default: serv
     cli = _cli()
     with cli.friendly_errors():
         c = cli.container()
-        app = create_app(c, with_ui=ui)
+        if workers > 1:
+            from assistant.api import factory
+            from assistant.settings import dump_settings
+            factory.check_workers(c.settings, workers)
+            run = Path(c.settings.data_dir) / "run"
+            os.environ[factory.ENV_SETTINGS] = str(dump_settings(c.settings, run / f"serve-settings-{os.getpid()}.yaml"))
+            os.environ[factory.ENV_UI] = "1" if ui else "0"
+            app = "assistant.api.factory:app"
+        else:
+            app = create_app(c, with_ui=ui)
         if not c.api_keys.list():
             cli.err.print("[yellow]No API key exists yet[/]: every request will get 401. Create one with\n"
                           "  gov-assistant keys create --name admin --role admin\n"
@@ -43,7 +56,14 @@ def serve(host: Optional[str] = typer.Option(None, "--host", help="Default: serv
     cli.err.print(f"serving on http://{host}:{port} (docs: /docs, OpenAI base_url: http://{host}:{port}/v1)",
                   soft_wrap=True)
     # bounded headers, connections and redacted logs (assistant/api/server.py)
-    uvicorn.run(app, host=host, port=port, log_level="info", **uvicorn_options(c.settings))
+    if workers > 1:
+        cli.err.print(f"{workers} worker processes share {c.settings.vectorstore.http.host}:"
+                      f"{c.settings.vectorstore.http.port} (Chroma) and the PostgreSQL database", soft_wrap=True)
+        # worker processes are spawned: the guarded protocol goes by import name, built from the settings file
+        options = {**uvicorn_options(c.settings), "http": "assistant.api.factory:GuardedProtocol"}
+        uvicorn.run(app, host=host, port=port, log_level="info", workers=workers, factory=True, **options)
+    else:
+        uvicorn.run(app, host=host, port=port, log_level="info", **uvicorn_options(c.settings))
 
 
 @keys_app.command("create")

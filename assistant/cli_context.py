@@ -27,12 +27,14 @@ def container():
 def _known_errors() -> tuple[type[BaseException], ...]:
     from assistant.components.registry import ComponentError
     from assistant.components.store.catalog import CatalogError
+    from assistant.db import DatabaseError
+    from assistant.migrations import SchemaError
     from assistant.filters import FilterError
     from assistant.models import ModelError
     from assistant.services.access import AccessDenied
     from assistant.settings import SettingsError
     from ingest.laws import LawCorpusError
-    return (SettingsError, CatalogError, FilterError, ComponentError, AccessDenied, ModelError, LawCorpusError,
+    return (SettingsError, DatabaseError, SchemaError, CatalogError, FilterError, ComponentError, AccessDenied, ModelError, LawCorpusError,
             ValueError, FileNotFoundError)
 
 

@@ -418,3 +418,13 @@ def load_settings(profiles: list[str] | str | None = None, config_file: str | Pa
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise SettingsError(f"invalid settings: {problems}") from None
+
+
+def dump_settings(settings: Settings, path: Path) -> Path:
+    """Write the resolved settings (profiles, config file and environment applied) for a child process to read
+    with `--config` / load_settings(config_file=…): mode 0600, it may hold the database URL or API keys."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        yaml.safe_dump(settings.model_dump(mode="json", exclude={"profiles"}), f, allow_unicode=True)
+    return path

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
+from assistant.settings import dump_settings
 
 log = logging.getLogger("gov_assistant.vectors")
 
@@ -30,11 +30,7 @@ class BackgroundVectors:
         run = Path(self.container.settings.data_dir) / "run"
         run.mkdir(parents=True, exist_ok=True)
         # the child reads exactly this server's settings (profiles, config file and environment all resolved)
-        self._settings_file = run / f"vectors-settings-{os.getpid()}.yaml"
-        fd = os.open(self._settings_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yaml.safe_dump(self.container.settings.model_dump(mode="json", exclude={"profiles"}), f,
-                           allow_unicode=True)
+        self._settings_file = dump_settings(self.container.settings, run / f"vectors-settings-{os.getpid()}.yaml")
         log_file = open(run / "vectors.log", "ab")    # noqa: SIM115 - the child writes it; closed in stop()
         env = {k: v for k, v in os.environ.items() if not k.startswith("GOV_ASSISTANT_")}
         self.proc = subprocess.Popen(
