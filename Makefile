@@ -60,7 +60,7 @@ eval-laws: install
 # engines (PostgreSQL + Chroma server, started by the tests on loopback)
 test: install-test
 	$(BIN)/python -m pytest -q
-	GOV_TEST_SCALE_OUT=1 $(BIN)/python -m pytest -q -m "not e2e and not browser" -p no:randomly \
+	GOV_TEST_SCALE_OUT=1 $(BIN)/python -m pytest -q -m "not e2e and not browser" \
 	  tests/api tests/services tests/security tests/ingest/test_pipeline.py
 
 test-fast: install-test
