@@ -34,9 +34,12 @@ class LocalLLM(_Section):
 
 class OpenAILLM(_Section):
     base_url: str = "http://127.0.0.1:8001/v1"
+    base_urls: list[str] = []             # several replicas: the app spreads requests and fails over (pool)
     model: str = "Qwen/Qwen2.5-7B-Instruct"
     api_key: str | None = None
-    timeout_s: float = 120
+    timeout_s: float = 120                # one read (a token may take this long on a loaded server)
+    connect_timeout_s: float = 5          # an unreachable replica is skipped after this
+    cooldown_s: float = 30                # a replica that failed is left out this long
 
 
 class LLMSettings(_Section):
@@ -194,7 +197,7 @@ class ApiSettings(_Section):
 
 class SummarizeSettings(_Section):
     style: Literal["brief", "structured", "action-items"] = "structured"
-    concurrency: int | None = None        # requests in flight; None: llm.local.n_parallel (local), 4 (openai)
+    concurrency: int | None = None        # requests in flight; None: llm.local.n_parallel (local), 4 per openai backend
     context_tokens: int | None = None     # one request's window; None: n_ctx / n_parallel (local), 8192 (openai)
     chars_per_token: float = 1.6          # Qwen tokenizer on 公文: measured 1.6-1.8 characters per token
     section_chars: int | None = None      # one map request's text; None: derived from the window above

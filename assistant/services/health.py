@@ -29,12 +29,22 @@ def _embeddings(container: Any) -> dict:
 def _llm(container: Any) -> dict:
     llm = container.llm
     s = container.settings.llm
-    if s.mode == "openai":   # a remote server (vLLM): reachable and serving the configured model
+    if s.mode == "openai":   # remote servers (vLLM replicas): ready while at least one answers
         import httpx
+
+        from assistant.components.llm.openai import backend_name, backend_urls
         headers = {"Authorization": f"Bearer {s.openai.api_key}"} if s.openai.api_key else {}
-        r = httpx.get(s.openai.base_url.rstrip("/") + "/models", headers=headers, timeout=5)
-        r.raise_for_status()
-        return {"model": container.model_name, "reachable": True}
+        backends, errors = {}, []
+        for url in backend_urls(container.settings):
+            try:
+                httpx.get(url.rstrip("/") + "/models", headers=headers, timeout=5).raise_for_status()
+                backends[backend_name(url)] = "reachable"
+            except httpx.HTTPError as exc:
+                backends[backend_name(url)] = f"unreachable ({type(exc).__name__})"
+                errors.append(exc)
+        if len(errors) == len(backends):
+            raise errors[0] if errors else RuntimeError("no llm.openai backend configured")
+        return {"model": container.model_name, "reachable": True, "backends": backends}
     if hasattr(llm, "server"):   # the in-process llama.cpp engine loads its weights on first access
         llm.server  # noqa: B018
     return {"model": container.model_name, "loaded": True}

@@ -107,7 +107,9 @@ class SummarizeService:
     def default_concurrency(self) -> int:
         if self.cfg.concurrency:
             return self.cfg.concurrency
-        return self.settings.llm.local.n_parallel if self.settings.llm.mode in ("local", "scripted") else 4
+        if self.settings.llm.mode in ("local", "scripted"):
+            return self.settings.llm.local.n_parallel
+        return 4 * max(len(self.settings.llm.openai.base_urls), 1)     # 4 per vLLM replica
 
     @property
     def context_tokens(self) -> int:

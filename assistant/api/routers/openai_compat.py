@@ -118,7 +118,7 @@ def _rag_stream(request: Request, w: ChunkWriter, events: Iterator[dict], includ
     except Exception as exc:  # noqa: BLE001 - headers are sent: report in-stream, as OpenAI does
         log.exception("stream failed")
         note(request, outcome="error")
-        yield w.error(f"generation failed: {type(exc).__name__}")
+        yield w.error(_failure(exc))
     yield w.done()
 
 
@@ -137,8 +137,15 @@ def _plain_stream(request: Request, w: ChunkWriter, events: Iterator[dict], incl
     except Exception as exc:  # noqa: BLE001 - see _rag_stream
         log.exception("stream failed")
         note(request, outcome="error")
-        yield w.error(f"generation failed: {type(exc).__name__}")
+        yield w.error(_failure(exc))
     yield w.done()
+
+
+def _failure(exc: Exception) -> str:
+    """The in-stream error text: an LLM backend's own message says what to do (it names hosts, never URLs or
+    keys); anything else only by its type."""
+    from assistant.components.llm.local import LLMError
+    return f"generation failed: {exc}" if isinstance(exc, LLMError) else f"generation failed: {type(exc).__name__}"
 
 
 def _epoch(iso: str | None) -> int:
