@@ -77,6 +77,9 @@ class ChromaHttp(_Section):
     host: str = "127.0.0.1"
     port: int = 8002
     ssl: bool = False
+    # one Chroma server can hold several deployments (or test runs), each in its own database; created if missing
+    tenant: str = "default_tenant"
+    database: str = "default_database"
 
 
 class VectorStoreSettings(_Section):

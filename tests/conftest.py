@@ -18,19 +18,23 @@ MODELS_DIR = Path(os.environ.get("GOV_ASSISTANT_MODELS_DIR", PROJECT_ROOT / "dat
 
 
 # GOV_TEST_SCALE_OUT=1 runs the same tests on the scale-out profile's engines: every data directory gets its own
-# database on one real PostgreSQL started for the session (tests/pg_fixtures.py); see .ci/run
+# database on one real PostgreSQL (tests/pg_fixtures.py) and its own database on one Chroma server
+# (tests/scale_out_engines.py), both started for the session; see the Makefile's test target
 SCALE_OUT = os.environ.get("GOV_TEST_SCALE_OUT") == "1"
 _scale_out_dbs: dict[str, str] = {}
 
 
 def scale_out_env(data_dir: Path) -> dict[str, str]:
-    """The database of this data directory (the same one when a test builds a second container over it)."""
+    """The databases of this data directory (the same ones when a test builds a second container over it)."""
     import pg_fixtures
+    from scale_out_engines import session_chroma
 
     key = str(Path(data_dir).resolve())
     if key not in _scale_out_dbs:
         _scale_out_dbs[key] = pg_fixtures.session_server().new_database()
-    return {"GOV_ASSISTANT_DATABASE__URL": _scale_out_dbs[key]}
+    return {"GOV_ASSISTANT_DATABASE__URL": _scale_out_dbs[key], "GOV_ASSISTANT_VECTORSTORE__MODE": "http",
+            "GOV_ASSISTANT_VECTORSTORE__HTTP__PORT": str(session_chroma()),
+            "GOV_ASSISTANT_VECTORSTORE__HTTP__DATABASE": _scale_out_dbs[key].rsplit("/", 1)[-1]}
 
 
 def make_container(data_dir: Path, profile: str = "unit", **env: str) -> Container:

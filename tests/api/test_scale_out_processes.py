@@ -6,50 +6,17 @@ refuses to start on the embedded store."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from assistant.settings import PROJECT_ROOT
+from scale_out_engines import PY, app_env, cli, serve, start_chroma, stop_process
 
 ADMIN = "scale-out-admin-secret-0123456789"
-PY = [sys.executable, "-m", "assistant.cli"]
 pytestmark = pytest.mark.timeout(300)
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str, proc: subprocess.Popen, what: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            out = proc.stdout.read().decode(errors="replace")[-1500:] if proc.poll() is not None else ""
-            raise RuntimeError(f"{what} did not come up at {url}: {out}")
-        time.sleep(0.3)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -58,38 +25,19 @@ def engines(tmp_path_factory):
     import pg_fixtures
 
     url = pg_fixtures.session_server().new_database()
-    folder = tmp_path_factory.mktemp("chroma")
-    port = _port()
-    chroma = subprocess.Popen([str(Path(sys.executable).parent / "chroma"), "run", "--path", str(folder), "--host",
-                               "127.0.0.1", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
-    _wait(f"http://127.0.0.1:{port}/api/v2/heartbeat", chroma, "chroma run")
+    port, chroma = start_chroma(tmp_path_factory.mktemp("chroma"))
     data = tmp_path_factory.mktemp("app") / "data"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GOV_ASSISTANT_")},
-           "GOV_ASSISTANT_PROFILE": "unit", "GOV_ASSISTANT_DATA_DIR": str(data),
-           "GOV_ASSISTANT_DATABASE__URL": url, "GOV_ASSISTANT_VECTORSTORE__MODE": "http",
-           "GOV_ASSISTANT_VECTORSTORE__HTTP__PORT": str(port), "GOV_ASSISTANT_ADMIN_KEY": ADMIN,
-           "GOV_ASSISTANT_API__RATE_LIMIT_PER_MINUTE": "40", "PYTHONPATH": str(PROJECT_ROOT)}
-    yield env
-    _stop(chroma)
-
-
-def _serve(env: dict, *args: str) -> tuple[str, subprocess.Popen]:
-    port = _port()
-    proc = subprocess.Popen([*PY, "serve", "--no-ui", "--port", str(port), *args], env=env, cwd=PROJECT_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    _wait(base + "/api/v1/healthz", proc, "gov-assistant serve")
-    return base, proc
+    yield app_env(data, url, port, GOV_ASSISTANT_ADMIN_KEY=ADMIN, GOV_ASSISTANT_API__RATE_LIMIT_PER_MINUTE="40")
+    stop_process(chroma)
 
 
 @pytest.fixture(scope="module")
 def two_hosts(engines):
-    a, pa = _serve(engines)
-    b, pb = _serve(engines)
+    a, pa = serve(engines)
+    b, pb = serve(engines)
     yield a, b
-    _stop(pa)
-    _stop(pb)
+    stop_process(pa)
+    stop_process(pb)
 
 
 def _h(key: str = ADMIN) -> dict:
@@ -126,23 +74,19 @@ def test_what_one_process_does_the_other_sees(two_hosts, engines, tmp_path):
     assert check["consistent"], check
 
 
-def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*PY, *args], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
-
-
 def test_a_key_revoked_once_is_refused_by_every_process_and_both_are_audited(two_hosts, engines):
     import json
 
     a, b = two_hosts
-    made = _cli(engines, "keys", "create", "--name", "reader-1", "--role", "reader", "--kb", "*")
+    made = cli(engines, "keys", "create", "--name", "reader-1", "--role", "reader", "--kb", "*")
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip().splitlines()[-1]
     assert [httpx.get(base + "/api/v1/kbs", headers=_h(key)).status_code for base in (a, b)] == [200, 200]
-    assert _cli(engines, "keys", "revoke", "reader-1").returncode == 0
+    assert cli(engines, "keys", "revoke", "reader-1").returncode == 0
     assert [httpx.get(base + "/api/v1/kbs", headers=_h(key)).status_code for base in (a, b)] == [401, 401]
-    tail = _cli(engines, "audit", "tail", "-n", "200", "--json")
+    tail = cli(engines, "audit", "tail", "-n", "200", "--json")
     rows = [json.loads(line) for line in tail.stdout.splitlines() if line.strip()]
-    key_id = json.loads(_cli(engines, "keys", "list", "--all", "--json").stdout)
+    key_id = json.loads(cli(engines, "keys", "list", "--all", "--json").stdout)
     rid = next(k["id"] for k in key_id if k["name"] == "reader-1")
     assert sum(1 for r in rows if r["principal"] == rid and r["status"] == 200) == 2   # one per process, one log
 
@@ -155,12 +99,12 @@ def test_the_rate_limit_is_shared_by_both_processes(two_hosts):
 
 
 def test_serve_with_two_workers_on_the_scale_out_engines(engines):
-    base, proc = _serve(engines, "--workers", "2")
+    base, proc = serve(engines, "--workers", "2")
     try:
         r = httpx.get(base + "/api/v1/kbs", headers=_h())
         assert r.status_code in (200, 429)
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def test_serve_with_workers_refuses_the_embedded_store(tmp_path):

@@ -7,8 +7,9 @@ Why postings and not tsvector: `ts_rank` has no idf (a term found in every chunk
 the `simple` parser would re-split jieba's tokens (covid-19, 2020年); BM25 over postings needs neither.
 
 Tables (one set for all knowledge bases, keyed by kb; created by Alembic, assistant/migrations):
-  lex_chunk_terms(kb, term, row_id, tf)   a chunk's distinct tokens (row_id = chunks.rowid)
-  lex_doc_terms(kb, term, row_id, tf)     a document's, over all its chunks (row_id = documents.rowid)
+  lex_chunk_terms(kb, term, row_id, tf, dl)   a chunk's distinct tokens (row_id = chunks.rowid, dl its length);
+                                              the primary key (kb, term, row_id) INCLUDE (tf, dl) covers scoring
+  lex_doc_terms(kb, term, row_id, tf, dl)     a document's, over all its chunks (row_id = documents.rowid)
   chunks.n_tokens, documents.n_tokens      row lengths (a document's null while it is not indexed); kbs.lex_* the totals BM25 needs (N, average length),
                                            updated in the document's commit, whose kbs row it already locks
 Every change runs inside the catalog's transaction for the document: atomic per document, as with FTS5.
@@ -41,9 +42,9 @@ class PostgresLexical:
     def add_chunks(db, kb: str, doc_id: str) -> None:
         db.execute("UPDATE chunks SET n_tokens=(SELECT count(*) FROM " + _TOKENS.format(col="tokens") +
                    " t WHERE t <> '') WHERE kb=? AND doc_id=?", (kb, doc_id))
-        db.execute("INSERT INTO lex_chunk_terms(kb, term, row_id, tf) SELECT c.kb, t, c.rowid, count(*) FROM chunks c, "
-                   + _TOKENS.format(col="c.tokens") + " t WHERE c.kb=? AND c.doc_id=? AND t <> '' "
-                   "GROUP BY c.kb, t, c.rowid", (kb, doc_id))
+        db.execute("INSERT INTO lex_chunk_terms(kb, term, row_id, tf, dl) SELECT c.kb, t, c.rowid, count(*), c.n_tokens "
+                   "FROM chunks c, " + _TOKENS.format(col="c.tokens") + " t WHERE c.kb=? AND c.doc_id=? AND t <> '' "
+                   "GROUP BY c.kb, t, c.rowid, c.n_tokens", (kb, doc_id))
         db.execute("UPDATE kbs SET lex_chunks=lex_chunks+s.n, lex_chunk_tokens=lex_chunk_tokens+s.t FROM "
                    "(SELECT count(*) AS n, COALESCE(sum(n_tokens), 0) AS t FROM chunks WHERE kb=? AND doc_id=?) s "
                    "WHERE name=?", (kb, doc_id, kb))
@@ -64,11 +65,12 @@ class PostgresLexical:
         if doc is None or db.execute("SELECT 1 FROM chunks WHERE kb=? AND doc_id=? LIMIT 1",
                                      (kb, doc_id)).fetchone() is None:
             return
-        db.execute("INSERT INTO lex_doc_terms(kb, term, row_id, tf) SELECT c.kb, t, ?, count(*) FROM chunks c, "
-                   + _TOKENS.format(col="c.tokens") + " t WHERE c.kb=? AND c.doc_id=? AND t <> '' "
-                   "GROUP BY c.kb, t", (doc["rowid"], kb, doc_id))
         db.execute("UPDATE documents SET n_tokens=(SELECT COALESCE(sum(n_tokens), 0) FROM chunks WHERE kb=? AND "
                    "doc_id=?) WHERE kb=? AND doc_id=?", (kb, doc_id, kb, doc_id))
+        db.execute("INSERT INTO lex_doc_terms(kb, term, row_id, tf, dl) SELECT c.kb, t, d.rowid, count(*), d.n_tokens "
+                   "FROM documents d JOIN chunks c ON c.kb=d.kb AND c.doc_id=d.doc_id, "
+                   + _TOKENS.format(col="c.tokens") + " t WHERE d.kb=? AND d.doc_id=? AND t <> '' "
+                   "GROUP BY c.kb, t, d.rowid, d.n_tokens", (kb, doc_id))
         db.execute("UPDATE kbs SET lex_docs=lex_docs+1, lex_doc_tokens=lex_doc_tokens+d.n_tokens FROM documents d "
                    "WHERE d.kb=? AND d.doc_id=? AND name=?", (kb, doc_id, kb))
 
@@ -117,15 +119,25 @@ class PostgresLexical:
         if not terms:
             return []
         idf = [max(math.log((rows - dfs[t] + 0.5) / (dfs[t] + 0.5)), 1e-6) * weights[t] for t in terms]
-        cond, args = where or ("TRUE", [])
         if level == "chunk":
-            table, join, ident = "lex_chunk_terms", "chunks c ON c.rowid=p.row_id", "c.chunk_id"
+            table, rows_table, ident = "lex_chunk_terms", "chunks", "c.chunk_id"
         elif level == "document":
-            table, join, ident, cond = "lex_doc_terms", "documents c ON c.rowid=p.row_id", "c.doc_id", "TRUE"
-            args = []
+            table, rows_table, ident, where = "lex_doc_terms", "documents", "c.doc_id", None
         else:
             raise ValueError(f"unknown lexical level {level!r}")
-        sql = (f"SELECT {ident} AS id, sum(q.w * p.tf * {K1 + 1} / (p.tf + {K1} * ({1 - B} + {B} * c.n_tokens / ?)))"
-               f" AS s FROM unnest(?::text[], ?::float8[]) AS q(term, w) JOIN {table} p ON p.kb=? AND p.term=q.term "
-               f"JOIN {join} WHERE ({cond}) GROUP BY {ident}, c.rowid ORDER BY s DESC, c.rowid LIMIT ?")
-        return [(r["id"], float(r["s"])) for r in db.execute(sql, (avg, terms, idf, kb, *args, n)).fetchall()]
+        # scored from the postings alone (an index-only scan of the covering primary key); the rows table is read
+        # for the top n only, or, with a filter, for the scored rows the filter must see
+        scored = (f"SELECT p.row_id, sum(q.w * p.tf * {K1 + 1} / (p.tf + {K1} * ({1 - B} + {B} * p.dl / ?))) AS s "
+                  f"FROM unnest(?::text[], ?::float8[]) AS q(term, w) JOIN {table} p ON p.kb=? AND p.term=q.term "
+                  "GROUP BY p.row_id")
+        args: list = [avg, terms, idf, kb]
+        if where is None:
+            sql = (f"WITH s AS ({scored} ORDER BY s DESC, p.row_id LIMIT ?) SELECT {ident} AS id, s.s FROM s "
+                   f"JOIN {rows_table} c ON c.rowid=s.row_id ORDER BY s.s DESC, s.row_id")
+            args.append(n)
+        else:
+            cond, extra = where
+            sql = (f"WITH s AS ({scored}) SELECT {ident} AS id, s.s FROM s JOIN {rows_table} c ON c.rowid=s.row_id "
+                   f"WHERE ({cond}) ORDER BY s.s DESC, s.row_id LIMIT ?")
+            args += [*extra, n]
+        return [(r["id"], float(r["s"])) for r in db.execute(sql, args).fetchall()]

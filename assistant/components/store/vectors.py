@@ -10,6 +10,29 @@ from pathlib import Path
 from assistant.settings import VectorStoreSettings
 
 
+def _http_client(settings: VectorStoreSettings, chroma_settings):
+    """A client of the Chroma server's tenant/database, creating the database on first use (a fresh deployment
+    needs no manual step; the default database always exists)."""
+    import chromadb
+    from chromadb.errors import NotFoundError
+
+    h = settings.http
+    try:
+        return chromadb.HttpClient(host=h.host, port=h.port, ssl=h.ssl, settings=chroma_settings, tenant=h.tenant,
+                                   database=h.database)
+    except (ValueError, NotFoundError) as exc:   # "Database [x] not found. Are you sure it exists?"
+        if "database" not in str(exc).lower():
+            raise
+    from chromadb.config import Settings as ChromaSettings
+    admin = chromadb.AdminClient(ChromaSettings(**{**chroma_settings.model_dump(), "chroma_api_impl":
+                                                   "chromadb.api.fastapi.FastAPI", "chroma_server_host": h.host,
+                                                   "chroma_server_http_port": h.port,
+                                                   "chroma_server_ssl_enabled": h.ssl}))
+    admin.create_database(h.database, tenant=h.tenant)
+    return chromadb.HttpClient(host=h.host, port=h.port, ssl=h.ssl, settings=chroma_settings, tenant=h.tenant,
+                               database=h.database)
+
+
 class VectorStore:
     def __init__(self, settings: VectorStoreSettings, persist_dir: Path):
         import chromadb
@@ -17,8 +40,7 @@ class VectorStore:
 
         chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
         if settings.mode == "http":
-            self.client = chromadb.HttpClient(host=settings.http.host, port=settings.http.port,
-                                              ssl=settings.http.ssl, settings=chroma_settings)
+            self.client = _http_client(settings, chroma_settings)
         else:
             persist_dir.mkdir(parents=True, exist_ok=True)
             self.client = chromadb.PersistentClient(path=str(persist_dir), settings=chroma_settings)
