@@ -146,9 +146,9 @@ def auc(positives: list[float], negatives: list[float]) -> float | None:
 
 
 def chart(result: dict, path: Path) -> Path:
-    from eval.report import _plt
+    from eval.report_format import pyplot
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     styles = {HALVES[0]: "-", HALVES[1]: "--"}
     for half, points in result["sweep"].items():

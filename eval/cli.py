@@ -1,4 +1,4 @@
-"""`gov-assistant eval run|compare`: the evaluation harness on the command line (registered in assistant/cli.py)."""
+"""`gov-assistant eval run|compare`: the evaluation harness on the command line (registered in assistant/cli/main.py)."""
 from __future__ import annotations
 
 import os
@@ -32,7 +32,7 @@ def _progress() -> Iterator:
 
 def _command_line(state: dict, args: list[tuple[str, object]]) -> str:
     """The command that reproduces this run (from the parsed options, so it is right in-process too)."""
-    from eval.runner import EVAL_SETTINGS
+    from eval.run_folder import EVAL_SETTINGS
     # the data directory and every settings override from the environment (never a key or secret)
     env = [f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items())
            if k.startswith("GOV_ASSISTANT_") and v and "KEY" not in k and "SECRET" not in k and "TOKEN" not in k
@@ -129,8 +129,9 @@ def run(suite: str = typer.Option(..., "--suite", help="ncp | rgb | summaries | 
                                   "rejection test with noise 1.0 always runs)."),
         fresh: bool = typer.Option(False, "--fresh", help="Discard what the run folder holds and start over.")):
     """Run a suite through the product's services; writes summary.json, items.jsonl, report.md/.html and charts."""
-    from assistant import cli_context as main
-    from eval.runner import RunOptions, run_suite
+    from assistant.cli import context as main
+    from eval.base import RunOptions
+    from eval.runner import run_suite
     from eval.suites.summaries import SummarizerMissing
 
     if config:
@@ -174,7 +175,7 @@ def run(suite: str = typer.Option(..., "--suite", help="ncp | rgb | summaries | 
 @eval_app.command("report")
 def report_cmd(out: Path = typer.Argument(..., help="Run folder (of a run finished, still going or cut off).")):
     """Rebuild summary.json, report.md/.html and charts from the run folder's items, without running anything."""
-    from assistant import cli_context as main
+    from assistant.cli import context as main
     from eval.runner import report_run
 
     with main.friendly_errors():
@@ -188,7 +189,7 @@ def compare_cmd(dir1: Path = typer.Argument(..., help="Baseline run folder (A)."
                 dir2: Path = typer.Argument(..., help="Run folder to compare (B)."),
                 out: Optional[Path] = typer.Option(None, "--out", help="Markdown file (default DIR2/compare.md).")):
     """Metric deltas B − A between two runs (rich table), written to compare.md."""
-    from assistant import cli_context as main
+    from assistant.cli import context as main
     from eval.compare import compare, to_markdown
 
     with main.friendly_errors():
@@ -214,7 +215,7 @@ def calibrate_cmd(run_dir: Path = typer.Argument(..., help="A rejection run fold
                   signal: str = typer.Option("answerability", "--signal", help="answerability "
                                              "(answer.min_answerability) | support (answer.min_support).")):
     """Pick a refusal threshold on the rejection run's tuned half; report both halves; calibration-<signal>.json/png."""
-    from assistant import cli_context as main
+    from assistant.cli import context as main
     from eval.calibrate import calibrate
 
     with main.friendly_errors():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from eval.runner import EvalError
+from eval.base import EvalError
 
 SKIP = ("published", "run", "recall_curve", "p95_ms", "mean_ms", "config", "charts")
 LOWER_IS_BETTER = ("latency", "first_token", "refusal_rate", "false_refusal_rate", "_ms")

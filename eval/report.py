@@ -9,23 +9,13 @@ import time
 from pathlib import Path
 
 from eval import metrics as M
-from eval.runner import MODES, load_items, settings_snapshot
+from eval.report_format import fmt_latency, fmt_value, latency_stats, pyplot, rounded, short_text
+from eval.base import MODES
+from eval.run_folder import load_items, settings_snapshot
 from eval.suites.common import CUTOFFS
 
 SUITE_ORDER = ("ncp", "rgb", "summaries", "custom", "rejection", "laws")
 CURVE_K = tuple(range(1, 11))
-
-
-def _r(x: float | None, nd: int = 4) -> float | None:
-    return None if x is None else round(float(x), nd)
-
-
-def _latency(values: list[float]) -> dict:
-    values = [v for v in values if v is not None]
-    if not values:
-        return {}
-    return {"n": len(values), "p50_ms": _r(M.percentile(values, 50), 1), "p95_ms": _r(M.percentile(values, 95), 1),
-            "mean_ms": _r(M.mean(values), 1)}
 
 
 # --- aggregation -----------------------------------------------------------------------------------------
@@ -39,12 +29,12 @@ def aggregate_retrieval(records: list[dict]) -> dict:
         ms = [r["metrics"][mode] for r in rows]
         agg = {"n": len(ms)}
         for k in CUTOFFS:
-            agg[f"R@{k}"] = _r(M.mean(m[f"R@{k}"] for m in ms))
-        agg["MRR@10"] = _r(M.mean(m["MRR@10"] for m in ms))
-        agg["nDCG@10"] = _r(M.mean(m["nDCG@10"] for m in ms))
-        agg["recall_curve"] = [_r(M.mean(float(m["gold_rank"] is not None and m["gold_rank"] <= k) for m in ms))
+            agg[f"R@{k}"] = rounded(M.mean(m[f"R@{k}"] for m in ms))
+        agg["MRR@10"] = rounded(M.mean(m["MRR@10"] for m in ms))
+        agg["nDCG@10"] = rounded(M.mean(m["nDCG@10"] for m in ms))
+        agg["recall_curve"] = [rounded(M.mean(float(m["gold_rank"] is not None and m["gold_rank"] <= k) for m in ms))
                                for k in CURVE_K]
-        agg["latency"] = _latency([r.get("timings", {}).get(f"{mode}_ms") for r in rows])
+        agg["latency"] = latency_stats([r.get("timings", {}).get(f"{mode}_ms") for r in rows])
         out[mode] = agg
     return out
 
@@ -57,7 +47,7 @@ def aggregate_answers(records: list[dict]) -> dict:
 
     def avg(key: str, pool=ams) -> float | None:
         vals = [a[key] for a in pool if a.get(key) is not None]
-        return _r(M.mean(vals)) if vals else None
+        return rounded(M.mean(vals)) if vals else None
 
     answered = [a for a in ams if not a.get("refused")]
     out = {"n": len(ams), "f1": avg("f1"), "em": avg("em"), "rouge_l": avg("rouge_l"), "contains": avg("contains"),
@@ -67,20 +57,20 @@ def aggregate_answers(records: list[dict]) -> dict:
            # answers stating a figure (amount, percentage, quantity, date) that none of their passages states
            "unsupported_figure_answers": sum(int(a.get("unsupported_figures", 0) > 0) for a in ams),
            "removed_sentences": sum(int(a.get("removed_sentences", 0)) for a in ams),
-           "latency": _latency([r.get("timings", {}).get("answer_total_ms") for r in rows]),
-           "first_token": _latency([r.get("timings", {}).get("answer_first_token_ms") for r in rows])}
+           "latency": latency_stats([r.get("timings", {}).get("answer_total_ms") for r in rows]),
+           "first_token": latency_stats([r.get("timings", {}).get("answer_first_token_ms") for r in rows])}
     judged = [a["judge"] for a in ams if isinstance(a.get("judge"), dict)]
     if judged:
         out["judge"] = {"n": len(judged),
-                        "faithfulness": _r(M.mean(j["faithfulness"] for j in judged if j.get("faithfulness") is not None)),
-                        "relevance": _r(M.mean(j["relevance"] for j in judged if j.get("relevance") is not None))}
+                        "faithfulness": rounded(M.mean(j["faithfulness"] for j in judged if j.get("faithfulness") is not None)),
+                        "relevance": rounded(M.mean(j["relevance"] for j in judged if j.get("relevance") is not None))}
     must = [r for r in rows if r.get("must_refuse") is not None]
     if must:
         pos = [r for r in must if r["must_refuse"]]
         neg = [r for r in must if not r["must_refuse"]]
-        out["must_refuse"] = {"n": len(pos), "correct_refusal_rate": _r(M.mean(float(r["refused"]) for r in pos))
+        out["must_refuse"] = {"n": len(pos), "correct_refusal_rate": rounded(M.mean(float(r["refused"]) for r in pos))
                               if pos else None,
-                              "false_refusal_rate": _r(M.mean(float(r["refused"]) for r in neg)) if neg else None}
+                              "false_refusal_rate": rounded(M.mean(float(r["refused"]) for r in neg)) if neg else None}
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -89,17 +79,17 @@ def aggregate_rgb(records: list[dict]) -> dict:
     noise: dict[str, dict] = {}
     for ratio in sorted({r["noise_ratio"] for r in records if r.get("task") == "noise"}):
         rows = [r for r in records if r.get("task") == "noise" and r["noise_ratio"] == ratio]
-        noise[f"{ratio:g}"] = {"n": len(rows), "accuracy": _r(100 * M.mean(r["metrics"]["correct"] for r in rows), 2),
+        noise[f"{ratio:g}"] = {"n": len(rows), "accuracy": rounded(100 * M.mean(r["metrics"]["correct"] for r in rows), 2),
                                "no_positive_in_prompt": sum(1 for r in rows if r.get("positives_in_prompt") == 0
                                                             and any(p["positive"] for p in r["passages"]))}
     rej = [r for r in records if r.get("task") == "rejection"]
     out: dict = {"noise": noise}
     if rej:
-        out["rejection"] = {"n": len(rej), "rate": _r(100 * M.mean(r["metrics"]["rejected"] for r in rej), 2),
-                            "product_refusal_rate": _r(100 * M.mean(float(r["refused"]) for r in rej), 2)}
+        out["rejection"] = {"n": len(rej), "rate": rounded(100 * M.mean(r["metrics"]["rejected"] for r in rej), 2),
+                            "product_refusal_rate": rounded(100 * M.mean(float(r["refused"]) for r in rej), 2)}
     out["published"] = {"noise": {m: {f"{k:g}": v for k, v in d.items()} for m, d in PUBLISHED_NOISE.items()},
                         "rejection": PUBLISHED_REJECTION}
-    out["latency"] = _latency([r.get("timings", {}).get("answer_total_ms") for r in records])
+    out["latency"] = latency_stats([r.get("timings", {}).get("answer_total_ms") for r in records])
     return out
 
 
@@ -109,9 +99,9 @@ def aggregate_summaries(records: list[dict]) -> dict:
     for s in sorted({r["set"] for r in records}):
         rows = [r for r in records if r["set"] == s]
         out["sets"][s] = {"n": len(rows),
-                          "rouge_l_char": _r(100 * M.mean(r["metrics"]["rouge_l"] for r in rows), 2),
-                          "rouge_l_jieba": _r(100 * M.mean(r["metrics"]["rouge_l_jieba"] for r in rows), 2),
-                          "latency": _latency([r.get("timings", {}).get("answer_total_ms") for r in rows])}
+                          "rouge_l_char": rounded(100 * M.mean(r["metrics"]["rouge_l"] for r in rows), 2),
+                          "rouge_l_jieba": rounded(100 * M.mean(r["metrics"]["rouge_l_jieba"] for r in rows), 2),
+                          "latency": latency_stats([r.get("timings", {}).get("answer_total_ms") for r in rows])}
     out["published"] = PUBLISHED
     return out
 
@@ -128,10 +118,10 @@ def aggregate_rejection(records: list[dict]) -> dict:
         answered = [r for r in present if not declined(r)]
         am = [r["metrics"]["answer"] for r in answered]
         out = {"absent": len(absent), "present": len(present), "answered_present": len(answered),
-               "refusal_rate_absent": _r(M.mean(float(declined(r)) for r in absent)) if absent else None,
-               "answer_rate_present": _r(len(answered) / len(present)) if present else None,
-               "f1_answered": _r(M.mean(a.get("f1", 0.0) for a in am)) if am else None,
-               "cites_gold_answered": _r(M.mean(a.get("cites_gold", 0.0) for a in am)) if am else None,
+               "refusal_rate_absent": rounded(M.mean(float(declined(r)) for r in absent)) if absent else None,
+               "answer_rate_present": rounded(len(answered) / len(present)) if present else None,
+               "f1_answered": rounded(M.mean(a.get("f1", 0.0) for a in am)) if am else None,
+               "cites_gold_answered": rounded(M.mean(a.get("cites_gold", 0.0) for a in am)) if am else None,
                # answered items (either kind) stating a figure none of their passages states (common.ask)
                "unsupported_figure_answers": sum(int(r["metrics"]["answer"].get("unsupported_figures", 0) > 0)
                                                  for r in rows if not declined(r))}
@@ -150,7 +140,7 @@ def aggregate_rejection(records: list[dict]) -> dict:
             reasons[r.get("kind", "?")][reason] += 1
     return {"n": len(records), "halves": halves, "all": part(records), "targets": TARGETS,
             "wrong_by_reason": reasons,
-            "latency": _latency([r.get("timings", {}).get("answer_total_ms") for r in records])}
+            "latency": latency_stats([r.get("timings", {}).get("answer_total_ms") for r in records])}
 
 
 def aggregate(suite: str, records: list[dict]) -> dict:
@@ -199,18 +189,11 @@ def build_summary(out: Path, container) -> tuple[dict, dict[str, list[dict]]]:
 
 # --- charts ----------------------------------------------------------------------------------------------
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def chart_recall(summary: dict, path: Path) -> Path | None:
     panels = [(name, agg) for name, agg in summary["suites"].items() if agg.get("retrieval")]
     if not panels:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     for ax, (name, agg) in zip(axes[0], panels):
         for mode, m in agg["retrieval"].items():
@@ -234,7 +217,7 @@ def chart_noise(summary: dict, path: Path) -> Path | None:
     agg = summary["suites"].get("rgb")
     if not agg or not agg.get("noise"):
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     xs = [float(k) for k in agg["noise"]]
     ax.plot(xs, [v["accuracy"] for v in agg["noise"].values()], "o-", lw=2,
@@ -268,7 +251,7 @@ def chart_latency(by_suite: dict[str, list[dict]], path: Path) -> Path | None:
               if p[1]]
     if not panels:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 3.8), squeeze=False)
     import numpy as np
     for ax, (title, data) in zip(axes[0], panels):
@@ -294,7 +277,7 @@ def chart_summaries(summary: dict, path: Path) -> Path | None:
     agg = summary["suites"].get("summaries")
     if not agg or not agg.get("sets"):
         return None
-    plt = _plt()
+    plt = pyplot()
     labels, char, word = [], [], []
     for s, v in agg["sets"].items():
         labels.append(f"{s} (n={v['n']})")
@@ -322,7 +305,7 @@ def chart_rejection(summary: dict, path: Path) -> Path | None:
     agg = summary["suites"].get("rejection")
     if not agg or not agg.get("n"):
         return None
-    plt = _plt()
+    plt = pyplot()
     groups = [(name, agg["halves"][name]) for name in agg["halves"]] + [("all", agg["all"])]
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     xs = range(len(groups))
@@ -356,27 +339,6 @@ def chart_laws(summary: dict, path: Path) -> Path | None:
 
 
 # --- documents (one model, rendered to Markdown and HTML) ---------------------------------------------------
-
-def _fmt(v, pct: bool = False) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.2f}" if pct else f"{v:.3f}"
-    return str(v)
-
-
-def _ms(lat: dict, unit: str = "ms") -> str:
-    if not lat:
-        return "–"
-    if unit == "s":
-        return f"{lat['p50_ms'] / 1000:.1f} / {lat['p95_ms'] / 1000:.1f}"
-    return f"{lat['p50_ms']:.0f} / {lat['p95_ms']:.0f}"
-
-
-def _short(text, n: int = 60) -> str:
-    text = " ".join(str(text or "").split())
-    return text if len(text) <= n else text[:n - 1] + "…"
-
 
 def build_document(summary: dict, by_suite: dict[str, list[dict]], charts: dict[str, Path]) -> list[tuple]:
     doc: list[tuple] = [("h", 1, "政务大模型助手 · evaluation report")]
@@ -477,11 +439,11 @@ def _retrieval_answer_sections(doc, suite, agg, records, charts):
         doc.append(("h", 3, "Retrieval (document level)"))
         rows = []
         for mode, m in agg["retrieval"].items():
-            rows.append([mode, m["n"], _fmt(m["R@1"]), _fmt(m["R@3"]), _fmt(m["R@5"]), _fmt(m["R@10"]),
-                         _fmt(m["MRR@10"]), _fmt(m["nDCG@10"]), _ms(m["latency"])])
+            rows.append([mode, m["n"], fmt_value(m["R@1"]), fmt_value(m["R@3"]), fmt_value(m["R@5"]), fmt_value(m["R@10"]),
+                         fmt_value(m["MRR@10"]), fmt_value(m["nDCG@10"]), fmt_latency(m["latency"])])
         for label, pub in (agg.get("published") or {}).items():
-            rows.append([label, "", _fmt(pub.get("R@1")), "–", _fmt(pub.get("R@5")), _fmt(pub.get("R@10")),
-                         _fmt(pub.get("MRR@10")), "–", "–"])
+            rows.append([label, "", fmt_value(pub.get("R@1")), "–", fmt_value(pub.get("R@5")), fmt_value(pub.get("R@10")),
+                         fmt_value(pub.get("MRR@10")), "–", "–"])
         doc.append(("table", ["mode", "n", "R@1", "R@3", "R@5", "R@10", "MRR@10", "nDCG@10", "p50/p95 ms"], rows))
         if "recall" in charts:
             doc.append(("img", charts["recall"], "recall@k per mode"))
@@ -491,10 +453,10 @@ def _retrieval_answer_sections(doc, suite, agg, records, charts):
         head = ["n", "F1", "EM", "ROUGE-L", "contains", "F1 (answered)", "citation acc", "citation prec",
                 "context hit", "refusal rate", "p50/p95 s", "first token p50 s"]
         ft = a.get("first_token") or {}
-        doc.append(("table", head, [[a["n"], _fmt(a.get("f1")), _fmt(a.get("em")), _fmt(a.get("rouge_l")),
-                                     _fmt(a.get("contains")), _fmt(a.get("f1_answered")), _fmt(a.get("citation_acc")),
-                                     _fmt(a.get("citation_precision")), _fmt(a.get("context_hit")),
-                                     _fmt(a.get("refusal_rate")), _ms(a.get("latency"), "s"),
+        doc.append(("table", head, [[a["n"], fmt_value(a.get("f1")), fmt_value(a.get("em")), fmt_value(a.get("rouge_l")),
+                                     fmt_value(a.get("contains")), fmt_value(a.get("f1_answered")), fmt_value(a.get("citation_acc")),
+                                     fmt_value(a.get("citation_precision")), fmt_value(a.get("context_hit")),
+                                     fmt_value(a.get("refusal_rate")), fmt_latency(a.get("latency"), "s"),
                                      f"{ft['p50_ms'] / 1000:.1f}" if ft else "–"]]))
         doc.append(("p", f"Answers stating a figure none of their passages states: "
                          f"{a.get('unsupported_figure_answers', 0)} (target 0); sentences removed by verification: "
@@ -502,12 +464,12 @@ def _retrieval_answer_sections(doc, suite, agg, records, charts):
         if a.get("must_refuse"):
             mr = a["must_refuse"]
             doc.append(("p", f"Must-refuse questions: {mr['n']}; correctly refused "
-                             f"{_fmt(mr.get('correct_refusal_rate'))}; answerable questions refused "
-                             f"{_fmt(mr.get('false_refusal_rate'))}."))
+                             f"{fmt_value(mr.get('correct_refusal_rate'))}; answerable questions refused "
+                             f"{fmt_value(mr.get('false_refusal_rate'))}."))
         if a.get("judge"):
             j = a["judge"]
             doc.append(("p", f"LLM-as-judge (labelled, not a reference metric) over {j['n']} answered items: "
-                             f"faithfulness {_fmt(j['faithfulness'])}, relevance {_fmt(j['relevance'])} (0–1)."))
+                             f"faithfulness {fmt_value(j['faithfulness'])}, relevance {fmt_value(j['relevance'])} (0–1)."))
     # per-item: misses first (gold not in the first 5 documents of the first available mode), then the rest
     modes = list(agg.get("retrieval", {}))
     if records:
@@ -523,8 +485,8 @@ def _retrieval_answer_sections(doc, suite, agg, records, charts):
         for r in sorted(records, key=miss)[:25]:
             ranks = [str(r.get("metrics", {}).get(m, {}).get("gold_rank") or "–") for m in modes]
             am = r.get("metrics", {}).get("answer", {})
-            rows.append([r["id"], _short(r["question"], 40), *ranks, _short(r.get("answer", ""), 50),
-                         _fmt(am.get("f1")) if "answer" in r else "–"])
+            rows.append([r["id"], short_text(r["question"], 40), *ranks, short_text(r.get("answer", ""), 50),
+                         fmt_value(am.get("f1")) if "answer" in r else "–"])
         doc.append(("table", ["id", "question", *[f"gold rank {m}" for m in modes], "answer", "F1"], rows))
 
 
@@ -533,7 +495,7 @@ def _rgb_section(doc, agg, records, charts):
     doc.append(("h", 3, "Noise robustness (accuracy %, Chinese)"))
     rows = []
     for ratio, v in agg["noise"].items():
-        rows.append([ratio, v["n"], _fmt(v["accuracy"], True), *[_fmt(pub[m].get(ratio), True) for m in pub],
+        rows.append([ratio, v["n"], fmt_value(v["accuracy"], True), *[fmt_value(pub[m].get(ratio), True) for m in pub],
                      v["no_positive_in_prompt"]])
     doc.append(("table", ["noise ratio", "n", "this run", *[f"{m} (paper)" for m in pub],
                           "items whose positives were cut by the context budget"], rows))
@@ -542,14 +504,14 @@ def _rgb_section(doc, agg, records, charts):
         doc.append(("h", 3, "Negative rejection (all-noise passages)"))
         doc.append(("table", ["n", "rejection rate % (this run)", "product refusal flag %",
                               *[f"{m} (paper)" for m in agg["published"]["rejection"]]],
-                    [[rej["n"], _fmt(rej["rate"], True), _fmt(rej["product_refusal_rate"], True),
-                      *[_fmt(v, True) for v in agg["published"]["rejection"].values()]]]))
+                    [[rej["n"], fmt_value(rej["rate"], True), fmt_value(rej["product_refusal_rate"], True),
+                      *[fmt_value(v, True) for v in agg["published"]["rejection"].values()]]]))
     if "noise" in charts:
         doc.append(("img", charts["noise"], "accuracy vs noise ratio"))
     rows = []
     for r in [r for r in records if r.get("task") == "noise" and not r["metrics"]["correct"]][:15]:
-        rows.append([r["id"], f"{r['noise_ratio']:g}", _short(r["question"], 30),
-                     _short(json.dumps(r["gold"]["answer"], ensure_ascii=False), 30), _short(r["answer"], 60)])
+        rows.append([r["id"], f"{r['noise_ratio']:g}", short_text(r["question"], 30),
+                     short_text(json.dumps(r["gold"]["answer"], ensure_ascii=False), 30), short_text(r["answer"], 60)])
     if rows:
         doc.append(("h", 3, "Wrong answers (first 15; all items in items.jsonl)"))
         doc.append(("table", ["id", "noise", "query", "gold", "answer"], rows))
@@ -564,7 +526,7 @@ def _rejection_section(doc, agg, records, charts):
     for name, g in [*agg["halves"].items(), ("all", agg["all"])]:
         pct = lambda v: "–" if v is None else f"{100 * v:.1f}"  # noqa: E731
         rows.append([name, g["absent"], pct(g["refusal_rate_absent"]), g["present"], pct(g["answer_rate_present"]),
-                     _fmt(g["f1_answered"]), pct(g["cites_gold_answered"]),
+                     fmt_value(g["f1_answered"]), pct(g["cites_gold_answered"]),
                      {True: "yes", False: "no", None: "–"}[g["meets_targets"]]])
     rows.append([target, "", f"≥ {100 * t['refusal_rate_absent']:.0f}", "",
                  f"≥ {100 * t['answer_rate_present']:.0f}", "", "", ""])
@@ -583,9 +545,9 @@ def _rejection_section(doc, agg, records, charts):
     rows = []
     for r in (wrong + rest)[:30]:
         am = r.get("metrics", {}).get("answer", {})
-        rows.append([r["id"][:12], r.get("half", ""), r.get("kind", ""), _short(r["question"], 36),
-                     "refused" if declined(r) else "answered", _short(r.get("answer", ""), 50),
-                     _fmt(am.get("f1")) if r.get("kind") == "present" and not declined(r) else "–",
+        rows.append([r["id"][:12], r.get("half", ""), r.get("kind", ""), short_text(r["question"], 36),
+                     "refused" if declined(r) else "answered", short_text(r.get("answer", ""), 50),
+                     fmt_value(am.get("f1")) if r.get("kind") == "present" and not declined(r) else "–",
                      str((r.get("verification") or {}).get("reason") or "–")])
     doc.append(("h", 3, "Items (wrong outcomes first; all items in items.jsonl)"))
     doc.append(("table", ["id", "half", "kind", "question", "outcome", "answer", "F1", "verification reason"], rows))
@@ -595,14 +557,14 @@ def _summaries_section(doc, agg, records, charts):
     rows = []
     for s, v in agg["sets"].items():
         pub = agg["published"].get(s, {})
-        rows.append([s, v["n"], _fmt(v["rouge_l_char"], True), _fmt(v["rouge_l_jieba"], True),
-                     ", ".join(f"{k} {x}" for k, x in pub.items()) or "–", _ms(v["latency"], "s")])
+        rows.append([s, v["n"], fmt_value(v["rouge_l_char"], True), fmt_value(v["rouge_l_jieba"], True),
+                     ", ".join(f"{k} {x}" for k, x in pub.items()) or "–", fmt_latency(v["latency"], "s")])
     doc.append(("table", ["set", "n", "ROUGE-L char", "ROUGE-L jieba words", "published (word level)",
                           "p50/p95 s"], rows))
     if "summaries" in charts:
         doc.append(("img", charts["summaries"], "ROUGE-L per set"))
-    rows = [[r["set"], r["id"], _short(r["gold"]["answer"], 50), _short(r["answer"], 60),
-             _fmt(r["metrics"]["rouge_l"])] for r in records[:10]]
+    rows = [[r["set"], r["id"], short_text(r["gold"]["answer"], 50), short_text(r["answer"], 60),
+             fmt_value(r["metrics"]["rouge_l"])] for r in records[:10]]
     doc.append(("table", ["set", "id", "reference", "summary", "ROUGE-L char"], rows))
 
 

@@ -9,194 +9,19 @@ Run folder (DIR):
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Callable
 
 from assistant.progress import Progress, no_progress
+from eval.base import DEFAULT_NCP_KB, MODES, EvalError, RunContext, RunOptions, Suite, WorkItem, first_groups
+from eval.run_folder import ItemLog, config_fingerprint
+from eval.suites import SUITES, get_suite
 
-SUITES = ("ncp", "rgb", "summaries", "custom", "rejection", "laws")
 MAX_FAILURES_IN_A_ROW = 5
-DEFAULT_NCP_KB = "eval-ncp"      # the ncp suite's scratch knowledge base (ingest is idempotent: reused)
-MODES = ("bm25", "dense", "hybrid")
-
-
-class EvalError(ValueError):
-    """A problem with an evaluation run (options, data, run folder); the message says what to do."""
-
-
-@dataclass
-class RunOptions:
-    suite: str
-    out: Path
-    data: Path | None = None
-    kb: str | None = None
-    limit: int | None = None
-    retrieval_only: bool = False
-    modes: tuple[str, ...] = MODES
-    retrieval_k: int = 50               # chunks retrieved per query: enough for 10 distinct documents
-    noise_ratios: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8)
-    passages: int = 5
-    crud_sample: int = 100
-    seed: int = 2333
-    judge_url: str | None = None
-    judge_model: str | None = None
-    fresh: bool = False
-    no_ingest: bool = False              # use --kb as it is (ncp, custom)
-    concurrency: int = 1                 # items in flight at once (the local LLM serves llm.local.n_parallel slots)
-    n: int = 25                          # rejection: absent questions, and as many present ones
-    command: str = ""
-
-    def suite_fingerprint(self) -> dict:
-        """What makes two runs of a suite comparable item by item (not --limit, not --retrieval-only)."""
-        fp = {"suite": self.suite, "data": str(self.data or ""), "kb": self.kb or "",
-                "modes": list(self.modes), "retrieval_k": self.retrieval_k,
-                "noise_ratios": list(self.noise_ratios), "passages": self.passages,
-                "crud_sample": self.crud_sample, "seed": self.seed,
-                "judge": [self.judge_url or "", self.judge_model or ""]}
-        if self.suite == "rejection":     # only there, so run folders of the other suites stay resumable
-            fp["n"] = self.n
-        return fp
-
-
-@dataclass
-class WorkItem:
-    key: str
-    payload: dict
-    group: str = ""        # --limit N keeps the first N groups (e.g. an RGB query at every noise ratio)
-
-
-def first_groups(items: list[WorkItem], limit: int | None) -> list[WorkItem]:
-    if not limit:
-        return items
-    keep: list[str] = []
-    out = []
-    for it in items:
-        g = it.group or it.key
-        if g not in keep:
-            if len(keep) >= limit:
-                continue
-            keep.append(g)
-        out.append(it)
-    return out
-
-
-class Suite(Protocol):
-    name: str
-
-    def prepare(self, ctx: "RunContext") -> list[WorkItem]: ...
-    def is_complete(self, ctx: "RunContext", record: dict) -> bool: ...
-    def run_item(self, ctx: "RunContext", item: WorkItem) -> dict: ...
-
-
-@dataclass
-class RunContext:
-    container: object
-    options: RunOptions
-    progress: Progress = no_progress
-    notes: list[str] = field(default_factory=list)   # shown in the report (skips, warnings)
-    judge: object | None = None
-
-    def note(self, text: str) -> None:
-        if text not in self.notes:
-            self.notes.append(text)
-
-
-class ItemLog:
-    """items.jsonl, append-only; the last record of a key wins."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    def load(self) -> dict[str, dict]:
-        records: dict[str, dict] = {}
-        if not self.path.exists():
-            return records
-        with open(self.path, encoding="utf-8") as f:
-            for line in f:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue          # a line cut short by an interruption: that item is redone
-                if isinstance(rec, dict) and rec.get("key"):
-                    records[rec["key"]] = rec
-        return records
-
-    def append(self, record: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
-        if self.path.exists() and self.path.stat().st_size:
-            with open(self.path, "rb") as f:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":
-                    line = "\n" + line       # close a line an interruption cut short
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
-
-
-# the settings that can change evaluation results or timings (not the API, server or demo sections)
-EVAL_SETTINGS = ("data_dir", "models_dir", "prompts_dir", "llm", "embedding", "vectorstore", "chunking", "retrieval",
-                 "rerank", "answer", "profiles")
-
-
-def settings_snapshot(container) -> dict:
-    data = container.settings.model_dump(mode="json")
-    data = {k: data[k] for k in EVAL_SETTINGS if k in data}
-    data.get("llm", {}).get("openai", {}).pop("api_key", None)    # never written to a report
-    data["prompts"] = prompts_fingerprint()
-    return data
-
-
-def prompts_fingerprint() -> str:
-    from assistant.prompts import prompts_digest
-    return prompts_digest()
-
-
-def _without_unset(node):
-    """Options that are off (null, "none") leave the fingerprint: a release that adds an option, off by default,
-    keeps earlier run folders resumable."""
-    if isinstance(node, dict):
-        return {k: _without_unset(v) for k, v in node.items() if v is not None and v != "none"}
-    return node
-
-
-def config_fingerprint(container) -> str:
-    snap = settings_snapshot(container)
-    snap.pop("profiles", None)
-    return hashlib.sha256(json.dumps(_without_unset(snap), sort_keys=True, ensure_ascii=False).encode()
-                          ).hexdigest()[:16]
-
-
-def get_suite(name: str) -> Suite:
-    if name == "ncp":
-        from eval.suites.ncp import NCPSuite
-        return NCPSuite()
-    if name == "rgb":
-        from eval.suites.rgb import RGBSuite
-        return RGBSuite()
-    if name == "summaries":
-        from eval.suites.summaries import SummariesSuite
-        return SummariesSuite()
-    if name == "custom":
-        from eval.suites.custom import CustomSuite
-        return CustomSuite()
-    if name == "rejection":
-        from eval.suites.rejection import RejectionSuite
-        return RejectionSuite()
-    if name == "laws":
-        from eval.suites.laws import LawsSuite
-        return LawsSuite()
-    raise EvalError(f"unknown suite {name!r}: use one of {', '.join(SUITES)}")
 
 
 def _check_run_folder(out: Path, container, options: RunOptions) -> dict:
@@ -363,18 +188,3 @@ def _run_items(suite: Suite, ctx: RunContext, todo: list[WorkItem], concurrency:
             # a consumer that stops early (too many failures, Ctrl-C) waits only for the items in flight
             for fut in running:
                 fut.cancel()
-
-
-def load_items(out: Path) -> list[dict]:
-    return list(ItemLog(Path(out) / "items.jsonl").load().values())
-
-
-def timed(fn: Callable, *args, **kwargs) -> tuple[object, float]:
-    t0 = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return result, (time.perf_counter() - t0) * 1000
-
-
-def distinct(ids: Iterable[str]) -> list[str]:
-    seen: set[str] = set()
-    return [d for d in ids if not (d in seen or seen.add(d))]

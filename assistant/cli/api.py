@@ -1,4 +1,4 @@
-"""`gov-assistant serve | keys | audit`: the HTTP API's commands (registered on the main app in cli.py).
+"""`gov-assistant serve | keys | audit | access`: the HTTP API's commands (assembled in assistant/cli/main.py).
 They run on the host that holds the data directory, so they act as the local operator."""
 from __future__ import annotations
 
@@ -9,17 +9,13 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from assistant.cli import context
+
 keys_app = typer.Typer(help="API keys for the HTTP API (shown once, stored hashed).", no_args_is_help=True)
 audit_app = typer.Typer(help="The append-only audit log of the HTTP API.", no_args_is_help=True)
 access_app = typer.Typer(help="Who may see what: directory mapping rules (SSO users, groups, departments → role, "
                          "department, clearance) and knowledge-base grants. Every change is audited.",
                          no_args_is_help=True)
-
-
-def _cli():
-    """The shared command-line context (consoles, container, errors): not cli.py, which imports this module."""
-    from assistant import cli_context
-    return cli_context
 
 
 def serve(host: Optional[str] = typer.Option(None, "--host", help="Default: server.host (127.0.0.1)."),
@@ -35,9 +31,8 @@ def serve(host: Optional[str] = typer.Option(None, "--host", help="Default: serv
     from assistant.api.app import create_app
     from assistant.api.server import uvicorn_options
     from assistant.services.auth import ENV_ADMIN_KEY
-    cli = _cli()
-    with cli.friendly_errors():
-        c = cli.container()
+    with context.friendly_errors():
+        c = context.container()
         if workers > 1:
             from assistant.api import factory
             from assistant.settings import dump_settings
@@ -49,15 +44,15 @@ def serve(host: Optional[str] = typer.Option(None, "--host", help="Default: serv
         else:
             app = create_app(c, with_ui=ui)
         if not c.api_keys.list():
-            cli.err.print("[yellow]No API key exists yet[/]: every request will get 401. Create one with\n"
+            context.err.print("[yellow]No API key exists yet[/]: every request will get 401. Create one with\n"
                           "  gov-assistant keys create --name admin --role admin\n"
                           f"or start with {ENV_ADMIN_KEY}=<a secret of 16+ characters> for a demo admin key.")
     host, port = host or c.settings.server.host, port or c.settings.server.port
-    cli.err.print(f"serving on http://{host}:{port} (docs: /docs, OpenAI base_url: http://{host}:{port}/v1)",
+    context.err.print(f"serving on http://{host}:{port} (docs: /docs, OpenAI base_url: http://{host}:{port}/v1)",
                   soft_wrap=True)
     # bounded headers, connections and redacted logs (assistant/api/server.py)
     if workers > 1:
-        cli.err.print(f"{workers} worker processes share {c.settings.vectorstore.http.host}:"
+        context.err.print(f"{workers} worker processes share {c.settings.vectorstore.http.host}:"
                       f"{c.settings.vectorstore.http.port} (Chroma) and the PostgreSQL database", soft_wrap=True)
         # worker processes are spawned: the guarded protocol goes by import name, built from the settings file
         options = {**uvicorn_options(c.settings), "http": "assistant.api.factory:GuardedProtocol"}
@@ -75,10 +70,9 @@ def keys_create(name: str = typer.Option(..., "--name", help="Who or what uses t
                                                         "see (classification.levels); default: "
                                                         "classification.default_clearance.")):
     """Create a key. The key is printed once and cannot be shown again."""
-    cli = _cli()
-    with cli.friendly_errors():
-        secret, rec = cli.container().api_keys.create(name, role, list(kb), list(department), clearance=clearance)
-    cli.err.print(f"created key {rec['id']} for {rec['name']} ({rec['role']}; kbs: {', '.join(rec['kbs']) or '-'}). "
+    with context.friendly_errors():
+        secret, rec = context.container().api_keys.create(name, role, list(kb), list(department), clearance=clearance)
+    context.err.print(f"created key {rec['id']} for {rec['name']} ({rec['role']}; kbs: {', '.join(rec['kbs']) or '-'}). "
                   "Store it now; it is not shown again:")
     print(secret)
 
@@ -87,9 +81,8 @@ def keys_create(name: str = typer.Option(..., "--name", help="Who or what uses t
 def keys_list(all_keys: bool = typer.Option(False, "--all", help="Include revoked keys."),
               as_json: bool = typer.Option(False, "--json")):
     from assistant.services.auth import public_record
-    cli = _cli()
-    with cli.friendly_errors():
-        keys = [public_record(k) for k in cli.container().api_keys.list(include_revoked=all_keys)]
+    with context.friendly_errors():
+        keys = [public_record(k) for k in context.container().api_keys.list(include_revoked=all_keys)]
     if as_json:
         print(json.dumps(keys, ensure_ascii=False, indent=1))
         return
@@ -98,26 +91,24 @@ def keys_list(all_keys: bool = typer.Option(False, "--all", help="Include revoke
         table.add_row(k["id"], k["name"], k["role"], ",".join(k["kbs"]), ",".join(k["departments"]),
                       k.get("clearance") or "(default)", k["prefix"] + "…", k["created_at"], k["last_used_at"] or "",
                       k["revoked_at"] or "")
-    cli.console.print(table)
+    context.console.print(table)
 
 
 @keys_app.command("revoke")
 def keys_revoke(key: str = typer.Argument(..., help="Key id (k_…) or name.")):
-    cli = _cli()
-    with cli.friendly_errors():
-        n = cli.container().api_keys.revoke(key)
+    with context.friendly_errors():
+        n = context.container().api_keys.revoke(key)
     if not n:
-        cli.err.print(f"[red]no active key {key!r}[/]")
+        context.err.print(f"[red]no active key {key!r}[/]")
         raise typer.Exit(1)
-    cli.console.print(f"revoked {key}")
+    context.console.print(f"revoked {key}")
 
 
 @audit_app.command("tail")
 def audit_tail(n: int = typer.Option(20, "-n", help="How many of the latest entries."),
                as_json: bool = typer.Option(False, "--json")):
-    cli = _cli()
-    with cli.friendly_errors():
-        entries = cli.container().audit.tail(n)
+    with context.friendly_errors():
+        entries = context.container().audit.tail(n)
     if as_json:
         for e in entries:
             print(json.dumps(e, ensure_ascii=False))
@@ -127,20 +118,19 @@ def audit_tail(n: int = typer.Option(20, "-n", help="How many of the latest entr
         table.add_row(e["ts"], e["principal"], e["client_ip"] or "", e["operation"], str(e["status"] or ""),
                       e["outcome"], e["kb"] or "", (e["question"] or "")[:30], str(len(e["sources"])),
                       f"{e['latency_ms'] or 0:.0f}")
-    cli.console.print(table)
+    context.console.print(table)
 
 
 @audit_app.command("export")
 def audit_export(out: Path = typer.Option(..., "--out", help="JSONL file to write.")):
-    cli = _cli()
-    with cli.friendly_errors():
-        n = cli.container().audit.export(out)
-    cli.console.print(f"wrote {n} entries to {out}")
+    with context.friendly_errors():
+        n = context.container().audit.export(out)
+    context.console.print(f"wrote {n} entries to {out}")
 
 
 def _access():
     from assistant.services.access import LOCAL_ADMIN
-    return _cli().container().access_admin, LOCAL_ADMIN
+    return context.container().access_admin, LOCAL_ADMIN
 
 
 def _print(obj, as_json: bool, columns: tuple[str, ...]) -> None:
@@ -151,7 +141,7 @@ def _print(obj, as_json: bool, columns: tuple[str, ...]) -> None:
     table = Table(*columns)
     for r in rows:
         table.add_row(*[str(r.get(c) if r.get(c) is not None else "") for c in columns])
-    _cli().console.print(table)
+    context.console.print(table)
 
 
 RULE_COLUMNS = ("id", "kind", "match", "role", "department", "clearance", "created_by")
@@ -161,7 +151,7 @@ GRANT_COLUMNS = ("kb", "kind", "subject", "access", "created_by")
 @access_app.command("rules")
 def access_rules(as_json: bool = typer.Option(False, "--json")):
     """The mapping rules, oldest first."""
-    with _cli().friendly_errors():
+    with context.friendly_errors():
         svc, me = _access()
         _print(svc.rules(principal=me), as_json, RULE_COLUMNS)
 
@@ -175,7 +165,7 @@ def access_map(kind: str = typer.Argument(..., help="user (oidc:<sub>, ldap:<dn>
                clearance: Optional[str] = typer.Option(None, "--clearance", help="A clearance it gives them."),
                as_json: bool = typer.Option(False, "--json")):
     """Add a rule: whoever it matches gets the role, department and clearance (the highest of all rules wins)."""
-    with _cli().friendly_errors():
+    with context.friendly_errors():
         svc, me = _access()
         _print(svc.add_rule(kind, match, role=role, department=department, clearance=clearance, principal=me,
                             channel="CLI"), as_json, RULE_COLUMNS)
@@ -183,15 +173,15 @@ def access_map(kind: str = typer.Argument(..., help="user (oidc:<sub>, ldap:<dn>
 
 @access_app.command("unmap")
 def access_unmap(rule_id: int = typer.Argument(..., help="The rule's id (`access rules`).")):
-    with _cli().friendly_errors():
+    with context.friendly_errors():
         svc, me = _access()
         svc.remove_rule(rule_id, principal=me, channel="CLI")
-    _cli().console.print(f"removed rule {rule_id}")
+    context.console.print(f"removed rule {rule_id}")
 
 
 @access_app.command("grants")
 def access_grants(kb: Optional[str] = typer.Option(None, "--kb"), as_json: bool = typer.Option(False, "--json")):
-    with _cli().friendly_errors():
+    with context.friendly_errors():
         svc, me = _access()
         _print(svc.grants(kb, principal=me), as_json, GRANT_COLUMNS)
 
@@ -204,7 +194,7 @@ def access_grant(kb: str = typer.Argument(...),
                  write: bool = typer.Option(False, "--write", help="Editors among them may also change the KB."),
                  as_json: bool = typer.Option(False, "--json")):
     """Let a department, group, user or key read (or write) a knowledge base."""
-    with _cli().friendly_errors():
+    with context.friendly_errors():
         svc, me = _access()
         _print(svc.grant(kb, kind, subject, "write" if write else "read", principal=me, channel="CLI"), as_json,
                GRANT_COLUMNS)
@@ -212,17 +202,17 @@ def access_grant(kb: str = typer.Argument(...),
 
 @access_app.command("revoke")
 def access_revoke(kb: str = typer.Argument(...), kind: str = typer.Argument(...), subject: str = typer.Argument(...)):
-    with _cli().friendly_errors():
+    with context.friendly_errors():
         svc, me = _access()
         svc.revoke(kb, kind, subject, principal=me, channel="CLI")
-    _cli().console.print(f"revoked {kind} {subject} on {kb}")
+    context.console.print(f"revoked {kind} {subject} on {kb}")
 
 
 @access_app.command("classify")
 def access_classify(doc_id: str = typer.Argument(...), kb: str = typer.Option(..., "--kb"),
                     level: str = typer.Option(..., "--level", help="One of classification.levels, e.g. 敏感.")):
     """Set a document's sensitivity level (数据分类分级); in force for the next retrieval."""
-    with _cli().friendly_errors():
+    with context.friendly_errors():
         svc, me = _access()
         doc = svc.set_sensitivity(kb, doc_id, level, principal=me, channel="CLI")
-    _cli().console.print(f"{doc_id}: {doc['metadata']['sensitivity']}")
+    context.console.print(f"{doc_id}: {doc['metadata']['sensitivity']}")

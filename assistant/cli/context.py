@@ -1,6 +1,6 @@
 """What every `gov-assistant` command shares: the consoles, the options of this invocation, the container built
-from them, one-line errors for known problems and the one progress renderer. The command modules (cli.py,
-cli_api.py, cli_summarize.py, eval/cli.py) import this, not each other's internals."""
+from them, one-line errors for known problems and the one progress renderer. The command modules (knowledge,
+answers, demo, api, scale, summarize, eval/cli.py) import this, never each other."""
 from __future__ import annotations
 
 from contextlib import contextmanager

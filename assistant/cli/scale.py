@@ -6,17 +6,13 @@ from typing import Optional
 
 import typer
 
+from assistant.cli import context
+
 db_app = typer.Typer(help="The PostgreSQL database of the scale-out profile (database.url).", no_args_is_help=True)
 
 
-def _cli():
-    from assistant import cli_context
-    return cli_context
-
-
 def _url() -> str:
-    cli = _cli()
-    url = cli.container().settings.database.url
+    url = context.container().settings.database.url
     if not url:
         raise ValueError("database.url is not set: the embedded profile's SQLite files migrate themselves "
                          "(set GOV_ASSISTANT_DATABASE__URL or use --profile scale-out)")
@@ -29,19 +25,17 @@ def db_upgrade(app_role: Optional[str] = typer.Option(None, "--app-role", help="
     """Bring the database to the newest schema (run it as the owner role, before starting the app)."""
     from assistant.db import redact_url
     from assistant.migrations import current, head, upgrade
-    cli = _cli()
-    with cli.friendly_errors():
+    with context.friendly_errors():
         url = _url()
-        upgrade(url, app_role or cli.container().settings.database.app_role)
-        cli.err.print(f"{redact_url(url)}: schema at {current(url)} (head {head()})", soft_wrap=True)
+        upgrade(url, app_role or context.container().settings.database.app_role)
+        context.err.print(f"{redact_url(url)}: schema at {current(url)} (head {head()})", soft_wrap=True)
 
 
 @db_app.command("current")
 def db_current():
     """The database's schema revision and the one this version of the app needs."""
     from assistant.migrations import current, head
-    cli = _cli()
-    with cli.friendly_errors():
+    with context.friendly_errors():
         have = current(_url())
     print(f"{have or 'none'} (head {head()})")
     if have != head():
@@ -56,13 +50,12 @@ def worker(poll_s: float = typer.Option(5.0, "--poll", min=0.1, help="Seconds be
     import threading
 
     from assistant.services.access import LOCAL_ADMIN
-    cli = _cli()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    with cli.friendly_errors():
-        c = cli.container()
-        with cli.rich_progress("vectors") as progress:
+    with context.friendly_errors():
+        c = context.container()
+        with context.rich_progress("vectors") as progress:
             reports = c.knowledge_bases.run_worker(principal=LOCAL_ADMIN, poll_s=poll_s, once=once,
                                                    progress=progress, stop=stop)
-    cli.err.print(f"worker stopped: {sum(r.written for r in reports)} vectors written", soft_wrap=True)
+    context.err.print(f"worker stopped: {sum(r.written for r in reports)} vectors written", soft_wrap=True)

@@ -1,4 +1,4 @@
-"""`gov-assistant summarize PATH... --out DIR`: batch summaries (issue #5), registered on the main app in cli.py."""
+"""`gov-assistant summarize PATH... --out DIR`: batch summaries (issue #5), assembled in assistant/cli/main.py."""
 from __future__ import annotations
 
 import json
@@ -7,11 +7,7 @@ from typing import Optional
 
 import typer
 
-
-def _cli():
-    """The shared command-line context (consoles, container, errors): not cli.py, which imports this module."""
-    from assistant import cli_context
-    return cli_context
+from assistant.cli import context
 
 
 def summarize(paths: list[Path] = typer.Argument(..., help="Files or folders (.txt .md .html .docx .pdf .xlsx "
@@ -29,14 +25,13 @@ def summarize(paths: list[Path] = typer.Argument(..., help="Files or folders (.t
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
 
-    cli = _cli()
-    with cli.friendly_errors():
-        c = cli.container()
+    with context.friendly_errors():
+        c = context.container()
         svc = c.summarize
         style = svc.check_style(style or c.settings.summarize.style)
         with Progress(TextColumn("[bold]summarize[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[detail]}", style="dim"),
-                      console=cli.err, transient=False) as bar:
+                      console=context.err, transient=False) as bar:
             task = bar.add_task(style, total=None, detail="")
 
             def progress(phase: str, done: int, total: int | None, detail: str = "") -> None:
@@ -46,19 +41,19 @@ def summarize(paths: list[Path] = typer.Argument(..., help="Files or folders (.t
                 report = svc.summarize_paths([str(p) for p in paths], out, style, concurrency, max_docs, progress)
             except KeyboardInterrupt:
                 bar.stop()
-                cli.err.print(f"[yellow]interrupted[/]: finished documents are in {out / 'summaries.jsonl'}; "
+                context.err.print(f"[yellow]interrupted[/]: finished documents are in {out / 'summaries.jsonl'}; "
                               "run the same command again to continue.")
                 raise typer.Exit(130) from None
     if as_json:
         print(json.dumps(report, ensure_ascii=False, indent=1))
     else:
         n = report["counts"]
-        cli.console.print(f"[bold]{report['total']}[/] documents: summarized {n['summarized']}, skipped (done) "
+        context.console.print(f"[bold]{report['total']}[/] documents: summarized {n['summarized']}, skipped (done) "
                           f"{n['skipped']}, reused {n['reused']}, failed {n['failed']} in {report['seconds']:.0f}s "
                           f"({report['docs_per_minute']:.1f}/min, concurrency {report['concurrency']})",
                           highlight=False)
         for f in report["failures"]:
-            cli.console.print(f"[red]failed[/] {f['source']}: {f['error']}", highlight=False)
-        cli.console.print(f"{report['summaries']}\n{report['digest']}", highlight=False)
+            context.console.print(f"[red]failed[/] {f['source']}: {f['error']}", highlight=False)
+        context.console.print(f"{report['summaries']}\n{report['digest']}", highlight=False)
     if not report["ok"]:
         raise typer.Exit(1)

@@ -6,7 +6,7 @@ import re
 from assistant.grounding.atoms import Evidence, unsupported_atoms
 from assistant.services.access import LOCAL_ADMIN   # the harness runs as the local operator
 from eval import metrics as M
-from eval.runner import RunContext, distinct, timed
+from eval.base import RunContext, distinct, timed
 
 _CITE = re.compile(r"\[\d{1,2}\]")
 CUTOFFS = (1, 3, 5, 10)

@@ -8,7 +8,7 @@ documents; answer metrics need an answer; must_refuse items score whether the pr
 from __future__ import annotations
 
 from eval.data import load_custom, resolve_gold_files
-from eval.runner import EvalError, RunContext, WorkItem
+from eval.base import EvalError, RunContext, WorkItem
 from eval.suites.common import QuestionSuite, warm_up
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from assistant.services.access import LOCAL_ADMIN
 from eval import metrics as M
 from eval.data import DEFAULT_PATHS, DataError
-from eval.runner import EvalError, RunContext, WorkItem, timed
+from eval.base import EvalError, RunContext, WorkItem, timed
 from eval.suites.common import note_embedding, note_ingest, retrieval_complete, warm_up
 from eval.suites.rejection import half_of
 
@@ -251,8 +251,8 @@ def _in(subset: str, r: dict) -> bool:
 
 
 def aggregate(records: list[dict]) -> dict:
-    from eval.report import _latency, _r
-    from eval.runner import MODES
+    from eval.report_format import latency_stats, rounded
+    from eval.base import MODES
     out: dict = {"n": len(records), "articles": {}, "curve": {}}
     for mode in [m for m in MODES if any(m in r.get("metrics", {}) for r in records)]:
         rows = [r for r in records if mode in r.get("metrics", {})]
@@ -261,14 +261,14 @@ def aggregate(records: list[dict]) -> dict:
             ms = [r["metrics"][mode] for r in rows if _in(subset, r)]
             if not ms:
                 continue
-            agg = {"n": len(ms), **{k: _r(M.mean(m[k] for m in ms)) for k in
+            agg = {"n": len(ms), **{k: rounded(M.mean(m[k] for m in ms)) for k in
                                     (*(f"hit@{c}" for c in CUTOFFS), "mrr@10", "law_hit@5")}}
             agg["not_current@10"] = sum(m["not_current@10"] for m in ms)
             out["articles"][mode][subset] = agg
-        out["curve"][mode] = [_r(M.mean(float(r["metrics"][mode]["rank"] is not None
+        out["curve"][mode] = [rounded(M.mean(float(r["metrics"][mode]["rank"] is not None
                                                 and r["metrics"][mode]["rank"] <= k) for r in rows))
                               for k in range(1, 11)]
-        out["articles"][mode]["latency"] = _latency([r.get("timings", {}).get(f"{mode}_ms") for r in rows])
+        out["articles"][mode]["latency"] = latency_stats([r.get("timings", {}).get(f"{mode}_ms") for r in rows])
     return out
 
 
@@ -276,8 +276,8 @@ def chart(summary: dict, path: Path) -> Path | None:
     agg = summary["suites"].get("laws")
     if not agg or not agg.get("articles"):
         return None
-    from eval.report import _plt
-    plt = _plt()
+    from eval.report_format import pyplot
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
     for mode, curve in agg["curve"].items():
         left.plot(range(1, 11), curve, marker="o", label=f"{mode} (n={agg['articles'][mode]['all']['n']})")
@@ -308,8 +308,8 @@ HEAD = ["mode", "subset", "n", "Hit@1", "Hit@5", "Hit@10", "MRR@10", "law Hit@5"
 
 
 def table_rows(agg: dict) -> list[list]:
-    from eval.report import _fmt
-    return [[mode, subset, m["n"], *(_fmt(m[k]) for k in ("hit@1", "hit@5", "hit@10", "mrr@10", "law_hit@5")),
+    from eval.report_format import fmt_value
+    return [[mode, subset, m["n"], *(fmt_value(m[k]) for k in ("hit@1", "hit@5", "hit@10", "mrr@10", "law_hit@5")),
              m["not_current@10"]]
             for mode, per in agg.get("articles", {}).items() for subset, m in per.items() if subset in SUBSETS]
 
@@ -325,10 +325,10 @@ def _label(chunk: dict) -> str:
 
 
 def report_section(doc: list, agg: dict, records: list[dict], charts: dict) -> None:
-    from eval.report import _ms, _short
+    from eval.report_format import fmt_latency, short_text
     doc.append(("h", 3, "Article retrieval (a hit: gold law, gold article, current version)"))
     doc.append(("table", HEAD, table_rows(agg)))
-    doc.append(("p", "Latency p50 / p95 ms: " + "; ".join(f"{mode} {_ms(per.get('latency'))}"
+    doc.append(("p", "Latency p50 / p95 ms: " + "; ".join(f"{mode} {fmt_latency(per.get('latency'))}"
                                                            for mode, per in agg.get("articles", {}).items())))
     if "laws" in charts:
         doc.append(("img", charts["laws"], "article Hit@k per mode; Hit@5 per subset"))
@@ -345,8 +345,8 @@ def report_section(doc: list, agg: dict, records: list[dict], charts: dict) -> N
         gold = "; ".join(f"{_short_law(g['law'])} {'、'.join(g['articles'])}" for g in r["gold"])
         ranks = [str(r["metrics"][m]["rank"] or "–") for m in modes]
         top = " · ".join(_label(c) for c in r["retrieval"][key][:3])
-        rows.append([r["id"], r["half"], "yes" if r.get("paraphrase") else "", _short(r["question"], 34), gold,
-                     *ranks, _short(top, 70)])
+        rows.append([r["id"], r["half"], "yes" if r.get("paraphrase") else "", short_text(r["question"], 34), gold,
+                     *ranks, short_text(top, 70)])
     doc.append(("table", ["id", "half", "paraphrase", "question", "gold", *[f"rank {m}" for m in modes],
                           f"{key} top 3"], rows))
     doc.append(("p", "Ranks are chunk positions (one chunk per article; each law also has one metadata passage); "

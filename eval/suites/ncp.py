@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from assistant.services.access import LOCAL_ADMIN
 from eval.data import load_ncp
-from eval.runner import DEFAULT_NCP_KB, RunContext, WorkItem
+from eval.base import DEFAULT_NCP_KB, RunContext, WorkItem
 from eval.suites.common import QuestionSuite, note_embedding, note_ingest, warm_up
 
 DEFAULT_KB = DEFAULT_NCP_KB

@@ -31,7 +31,7 @@ from pathlib import Path
 from assistant.services.access import LOCAL_ADMIN
 from eval import metrics as M
 from eval.data import load_ncp, read_jsonl
-from eval.runner import EvalError, RunContext, WorkItem
+from eval.base import EvalError, RunContext, WorkItem
 from eval.suites.common import ask, note_embedding, note_ingest
 
 DEFAULT_KB = "eval-rejection"

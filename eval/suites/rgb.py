@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from eval import metrics as M
 from eval.data import load_rgb, mix_passages
-from eval.runner import EvalError, RunContext, WorkItem
+from eval.base import EvalError, RunContext, WorkItem
 
 # Chen et al. 2024, Table (Chinese); accuracy in % at noise 0/0.2/0.4/0.6/0.8, rejection rate in % (exact match)
 PUBLISHED_NOISE = {

@@ -12,7 +12,7 @@ import time
 
 from eval import metrics as M
 from eval.data import load_summaries
-from eval.runner import EvalError, RunContext, WorkItem
+from eval.base import EvalError, RunContext, WorkItem
 
 PUBLISHED = {"lawbench": {"GPT-4": 37.92, "GPT-3.5": 33.49, "qwen-7b-chat": 36.04}}
 

@@ -6,7 +6,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from assistant.cli.main import app
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from assistant.cli.main import app
 from assistant.services.access import LOCAL_ADMIN
 from conftest import make_container
 from ingest.loaders import SourceDocument
@@ -91,7 +91,7 @@ def test_ask_json(cli):
 
 def _queue_reply(monkeypatch, reply: str) -> None:
     """The next command's scripted model answers with `reply` (each invocation builds its own container)."""
-    import assistant.cli as cli_module
+    from assistant.cli import context as cli_module
     build = getattr(cli_module.container, "unpatched", cli_module.container)
 
     def with_reply():

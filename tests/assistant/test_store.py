@@ -145,24 +145,25 @@ def test_a_delete_is_invisible_to_another_process_at_once(tmp_path):
 
 
 def test_cli_no_wait_then_kb_embed(tmp_path, monkeypatch):
-    from assistant import cli
+    from assistant.cli import context
+    from assistant.cli.main import app
 
     c = make_container(tmp_path / "data")
-    monkeypatch.setattr(cli, "container", lambda: c)
+    monkeypatch.setattr(context, "container", lambda: c)
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.txt").write_text("示范市数据条例\n第一条 公共数据应当开放。\n第二条 数据局负责归集。", encoding="utf-8")
     runner = CliRunner()
-    res = runner.invoke(cli.app, ["ingest", str(docs), "--kb", KB, "--no-wait"])
+    res = runner.invoke(app, ["ingest", str(docs), "--kb", KB, "--no-wait"])
     assert res.exit_code == 0 and "searchable by keywords" in res.output and "kb embed store" in res.output
-    info = json.loads(runner.invoke(cli.app, ["kb", "info", KB]).output)
+    info = json.loads(runner.invoke(app, ["kb", "info", KB]).output)
     assert info["pending_vectors"] > 0 and info["vector_share"] == 0.0
-    res = runner.invoke(cli.app, ["kb", "embed", KB, "--json"])
+    res = runner.invoke(app, ["kb", "embed", KB, "--json"])
     assert res.exit_code == 0 and last_json(res.output)["written"] == info["pending_vectors"]
-    assert json.loads(runner.invoke(cli.app, ["kb", "info", KB]).output)["pending_vectors"] == 0
-    res = runner.invoke(cli.app, ["ingest", str(docs), "--kb", KB, "--json"])
+    assert json.loads(runner.invoke(app, ["kb", "info", KB]).output)["pending_vectors"] == 0
+    res = runner.invoke(app, ["ingest", str(docs), "--kb", KB, "--json"])
     assert res.exit_code == 0 and last_json(res.output)["vectors"]["written"] == 0
-    res = runner.invoke(cli.app, ["kb", "embed", "nope"])
+    res = runner.invoke(app, ["kb", "embed", "nope"])
     assert res.exit_code == 2 and "nope" in res.output
 
 

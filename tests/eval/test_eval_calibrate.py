@@ -68,6 +68,6 @@ def test_support_refuses_an_answer_only_when_every_kept_sentence_is_below(tmp_pa
 def test_a_run_without_the_signal_is_a_clear_error(tmp_path):
     with pytest.raises(CalibrationError, match="answerability"):
         calibrate(_run(tmp_path, [_rec("absent", "tuned", None)]))
-    from assistant.cli import app
+    from assistant.cli.main import app
     out = CliRunner().invoke(app, ["eval", "calibrate", str(tmp_path / "nowhere")])
     assert out.exit_code == 2 and "items.jsonl" in out.output

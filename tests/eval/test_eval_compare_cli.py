@@ -6,9 +6,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from assistant.cli.main import app
 from eval.compare import compare, flatten, to_markdown
-from eval.runner import EvalError
+from eval.base import EvalError
 from eval_fixtures import write_ncp
 
 from conftest import MODELS_DIR

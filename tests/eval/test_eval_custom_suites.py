@@ -13,7 +13,8 @@ from assistant.services.access import LOCAL_ADMIN
 from assistant.settings import PROJECT_ROOT
 from eval.data import resolve_gold_files
 from eval.judge import Judge, parse_score
-from eval.runner import EvalError, RunOptions, run_suite
+from eval.base import EvalError, RunOptions
+from eval.runner import run_suite
 from eval.suites.summaries import SummarizerMissing
 
 from conftest import make_container

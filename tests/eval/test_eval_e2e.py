@@ -6,7 +6,8 @@ import json
 import pytest
 
 from assistant.settings import PROJECT_ROOT
-from eval.runner import RunOptions, run_suite
+from eval.base import RunOptions
+from eval.runner import run_suite
 from eval_fixtures import write_rgb
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,8 @@ import sqlite3
 import pytest
 
 from eval.data import DataError
-from eval.runner import RunOptions, run_suite
+from eval.base import RunOptions
+from eval.runner import run_suite
 from eval.suites.laws import CURRENT, article_metrics, check_against_laws_db, gold_laws, is_gold, load_questions
 from ingest.laws import laws_db_path
 

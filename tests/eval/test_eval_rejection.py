@@ -9,7 +9,8 @@ import pytest
 
 from eval import metrics as M
 from eval.report import aggregate_rejection
-from eval.runner import EvalError, RunOptions, run_suite
+from eval.base import EvalError, RunOptions
+from eval.runner import run_suite
 from eval.suites.common import strip_citations
 from eval.suites.rejection import declined, half_of, select
 
@@ -169,7 +170,7 @@ def test_rejection_suite_end_to_end_on_the_unit_profile(tmp_path):
 def test_cli_option_and_command_line(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from assistant.cli import app
+    from assistant.cli.main import app
     data = write_corpus(tmp_path / "ncp")
     env = {"GOV_ASSISTANT_DATA_DIR": str(tmp_path / "data"), "GOV_ASSISTANT_PROFILE": "unit"}
     res = CliRunner().invoke(app, ["eval", "run", "--suite", "rejection", "--data", str(data), "--n", "2",

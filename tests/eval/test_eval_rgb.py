@@ -6,7 +6,8 @@ import json
 import pytest
 
 from eval.data import load_rgb, mix_passages
-from eval.runner import EvalError, RunOptions, run_suite
+from eval.base import EvalError, RunOptions
+from eval.runner import run_suite
 from eval_fixtures import write_rgb
 
 from conftest import make_container

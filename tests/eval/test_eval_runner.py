@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from eval.runner import EvalError, ItemLog, RunOptions, _sessions, run_suite
+from eval.base import EvalError, RunOptions
+from eval.run_folder import ItemLog
+from eval.runner import _sessions, run_suite
 from eval_fixtures import write_ncp
 
 from conftest import make_container
@@ -121,7 +123,7 @@ def test_a_run_folder_refuses_another_configuration(tmp_path, ncp_data):
 
 
 def test_an_option_left_off_does_not_change_the_fingerprint(tmp_path):
-    from eval.runner import config_fingerprint
+    from eval.run_folder import config_fingerprint
     base = config_fingerprint(make_container(tmp_path / "data"))
     assert config_fingerprint(make_container(tmp_path / "data", GOV_ASSISTANT_LLM__LOCAL__SPECULATIVE="none")) == base
     assert config_fingerprint(make_container(tmp_path / "data",
@@ -129,7 +131,7 @@ def test_an_option_left_off_does_not_change_the_fingerprint(tmp_path):
 
 
 def test_an_edited_prompt_file_is_another_configuration(tmp_path, ncp_data, monkeypatch):
-    import eval.runner as runner
+    import eval.run_folder as runner
     out = tmp_path / "run"
     c = make_container(tmp_path / "data")
     run_suite(c, RunOptions("ncp", out, data=ncp_data, kb="evalncp", limit=1))

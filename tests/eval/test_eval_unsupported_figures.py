@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from conftest import make_container
-from eval.runner import RunOptions, run_suite
+from eval.base import RunOptions
+from eval.runner import run_suite
 from eval_fixtures import write_ncp
 
 

@@ -122,11 +122,11 @@ def test_a_hung_conversion_is_stopped_with_its_children(tmp_path, monkeypatch):
 
 
 def test_cli_result_line_shows_how_as_text(capsys):
-    from assistant import cli
+    from assistant.cli import knowledge
     from assistant.pipeline import DocResult, IngestReport
     report = IngestReport("k", [DocResult("通知[red].wps", "d", "added", 2, how=["converted by LibreOffice to .docx",
                                                                                 "1 table"])])
-    with cli.console.capture() as captured:
-        cli._print_report(report, as_json=False)
+    with knowledge.console.capture() as captured:
+        knowledge._print_report(report, as_json=False)
     said = " ".join(captured.get().split())                                   # the console wraps at its width
     assert "added 通知[red].wps (2 chunks) [converted by LibreOffice to .docx; 1 table]" in said

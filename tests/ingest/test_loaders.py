@@ -193,7 +193,7 @@ def test_decode_text():
 
 
 def test_cli_ingest_reports_failures_with_exit_1_and_keeps_the_store(tmp_path):
-    from assistant.cli import app
+    from assistant.cli.main import app
     runner = CliRunner()
     env = {"GOV_ASSISTANT_DATA_DIR": str(tmp_path / "data"), "GOV_ASSISTANT_PROFILE": "unit"}
     docs = write_good_files(tmp_path / "docs")

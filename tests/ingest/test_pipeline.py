@@ -227,7 +227,8 @@ def test_empty_document_fails(container):
 def test_kb_check_finds_and_repairs_orphan_and_missing_vectors(container, monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
-    from assistant import cli
+    from assistant.cli import context
+    from assistant.cli.main import app
 
     kbs, store = container.knowledge_bases, container.store
     assert kbs.ingest_documents(KB, _docs(), principal=LOCAL_ADMIN).ok
@@ -261,11 +262,11 @@ def test_kb_check_finds_and_repairs_orphan_and_missing_vectors(container, monkey
                                    principal=LOCAL_ADMIN).hits[0].doc_id == "doc3"
 
     # the CLI: exit 1 while inconsistent, JSON report either way
-    monkeypatch.setattr(cli, "container", lambda: container)
+    monkeypatch.setattr(context, "container", lambda: container)
     store.vectors.delete_ids(KB, [ch["chunk_id"] for ch in store.catalog.document_chunks(KB, "doc3")])
-    res = CliRunner().invoke(cli.app, ["kb", "check", KB])
+    res = CliRunner().invoke(app, ["kb", "check", KB])
     assert res.exit_code == 1 and '"documents_missing_vectors": [\n  "doc3"\n ]' in res.output
-    res = CliRunner().invoke(cli.app, ["kb", "check", KB, "--repair"])
+    res = CliRunner().invoke(app, ["kb", "check", KB, "--repair"])
     assert res.exit_code == 0 and f'"vectors_written": {len(lost)}' in res.output
 
 

@@ -208,7 +208,7 @@ def run_cli_after(ready_file: str, go_file: str, *argv: str) -> None:
 
     import chromadb  # noqa: F401
 
-    from assistant.cli import app
+    from assistant.cli.main import app
     from assistant.components.store.tokens import tokenize
     tokenize("示范市")
     Path(ready_file).write_text("ready", encoding="utf-8")
@@ -224,7 +224,7 @@ def run_cli_slowly(marker: str, batches: str, *argv: str) -> None:
     import sys
     import time
 
-    from assistant.cli import app
+    from assistant.cli.main import app
     from assistant.components.store.vectors import VectorStore
 
     upsert, done = VectorStore.upsert, [0]

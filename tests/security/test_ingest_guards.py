@@ -430,7 +430,7 @@ def test_a_folder_ingest_reports_every_skipped_path_and_why(tmp_path, tricky_fol
 def test_skipped_paths_are_in_the_cli_output_and_the_job_result(tmp_path, tricky_folder):
     from typer.testing import CliRunner
 
-    from assistant.cli import app
+    from assistant.cli.main import app
     from assistant.services.jobs import JobManager
     env = {"GOV_ASSISTANT_DATA_DIR": str(tmp_path / "data"), "GOV_ASSISTANT_PROFILE": "unit", "COLUMNS": "300"}
     out = CliRunner().invoke(app, ["ingest", str(tricky_folder), "--kb", "guards"], env=env).stdout

@@ -490,7 +490,7 @@ def test_serve_runs_uvicorn_with_these_guards(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from assistant.api.server import HeaderGuard
-    from assistant.cli import app
+    from assistant.cli.main import app
 
     seen = {}
     monkeypatch.setenv("GOV_ASSISTANT_DATA_DIR", str(tmp_path / "data"))

@@ -441,7 +441,7 @@ def test_score_summaries_is_character_level_rouge_l():
 # --- command line ---------------------------------------------------------------------------------------
 
 def test_summarize_command(tmp_path, monkeypatch):
-    from assistant.cli import app
+    from assistant.cli.main import app
     monkeypatch.setenv("GOV_ASSISTANT_DATA_DIR", str(tmp_path / "data"))
     out = tmp_path / "out"
     args = ["-p", "unit", "summarize", str(SAMPLES / "docs"), "--out", str(out), "--style", "action-items",

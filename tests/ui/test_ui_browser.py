@@ -74,7 +74,8 @@ def prepare_container(container, with_secret: bool = True) -> None:
 def real_eval_report(container) -> None:
     """A real evaluation run (custom suite over samples/questions.jsonl, on this container) for the 评测 page."""
     try:
-        from eval.runner import RunOptions, run_suite
+        from eval.base import RunOptions
+        from eval.runner import run_suite
     except ImportError:
         return
     out = Path(container.settings.data_dir) / "eval" / "samples-custom"

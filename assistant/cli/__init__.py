@@ -1,0 +1,1 @@
+"""The `gov-assistant` command line (assistant.cli.main assembles it; `python -m assistant.cli` runs it)."""

@@ -1,0 +1,5 @@
+import sys
+
+from assistant.cli.main import app
+
+sys.exit(app())
