@@ -15,9 +15,9 @@ from assistant.filters import Filters
 from assistant.grounding.answer_type import asked_kind, states
 from assistant.grounding.answerability import answerability, first_token_logprobs, refusal_mass
 from assistant.grounding.atoms import Evidence
-from assistant.grounding.extractive import Extract, best_extract
 from assistant.grounding.constraints import (describe_missing, missing_constraints, passage_evidence,
                                              question_constraints, satisfies)
+from assistant.grounding.extractive import Extract, best_extract
 from assistant.grounding.focus import focus_text
 from assistant.grounding.injection import injection_attempt
 from assistant.grounding.verify import (SentenceCheck, Verification, check_sentence, has_content, substantive,
@@ -25,6 +25,7 @@ from assistant.grounding.verify import (SentenceCheck, Verification, check_sente
 from assistant.prompts import load_prompt
 from assistant.retrieval import Hit, HybridSearcher, positions, query_terms
 from assistant.settings import Settings
+from assistant.text_heuristics import add_marker, bigrams
 
 ATOM_KIND_NAMES = {"amount": "金额", "percent": "比例", "date": "日期", "number": "数字", "doc_number": "文号",
                    "article": "条款", "document": "文件名称", "place": "地名", "agency": "机关名称",
@@ -72,28 +73,22 @@ def is_refusal(text: str) -> bool:
     return not text.strip() or any(m in text for m in REFUSAL_MARKERS)
 
 
-def _bigrams(text: str) -> set[str]:
-    text = re.sub(r"\s+", "", text)
-    return {text[i:i + 2] for i in range(len(text) - 1)}
-
-
 def attach_citations(text: str, citations: list["Citation"], min_overlap: float = 0.5) -> str:
     """For an answer that came back without any [n] marker (small models often drop them): mark each sentence
     with the passage that holds most of its character bigrams, when that passage holds at least min_overlap of
     them (the answer quotes it); a run of sentences from the same passage is marked once, at its end."""
     sentences = [s for s in re.split(r"(?<=[。！？!?\n])", text) if s]
-    passages = [(c.n, _bigrams(c.text)) for c in citations]
+    passages = [(c.n, bigrams(c.text)) for c in citations]
     sources: list[int | None] = []
     for sentence in sentences:
-        grams = _bigrams(sentence)
+        grams = bigrams(sentence)
         best = max(((len(grams & pg) / len(grams), n) for n, pg in passages), default=(0.0, None)) \
             if len(grams) >= 4 else (0.0, None)
         sources.append(best[1] if best[0] >= min_overlap else None)
     out = []
     for i, (sentence, n) in enumerate(zip(sentences, sources)):
         if n is not None and (i + 1 == len(sources) or sources[i + 1] != n):
-            body = sentence.rstrip()
-            sentence = f"{body}[{n}]{sentence[len(body):]}"
+            sentence = add_marker(sentence, n)
         out.append(sentence)
     return "".join(out)
 

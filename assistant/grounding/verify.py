@@ -6,6 +6,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from assistant.grounding.atoms import Evidence, has_figure, normalize, unsupported_atoms
+from assistant.text_heuristics import add_marker
 
 CITE = re.compile(r"\[(\d{1,2})\]")
 # a sentence ends at 。！？ or a line break; the [n] markers right after the end belong to it
@@ -72,7 +73,7 @@ def check_sentence(sentence: str, evidences: dict[int, Evidence], all_evidence: 
                     and all(evidences[n].supports(a) for a in missing)
                     and _overlap(body, missing, evidences[n].text) >= 0.3), None)
         if fix is not None:
-            sentence, cites, missing, added = _add_marker(sentence, fix), cites + [fix], [], [fix]
+            sentence, cites, missing, added = add_marker(sentence, fix), cites + [fix], [], [fix]
             ev = union([evidences[n] for n in cites])
     own = len(own_grams(body, question))
     support = content_support(body, ev.text, question)
@@ -83,7 +84,7 @@ def check_sentence(sentence: str, evidences: dict[int, Evidence], all_evidence: 
                         if n not in cites), default=(0.0, None))
         if other > support:
             if support < min_support <= other:
-                sentence, cites, added = _add_marker(sentence, n), cites + [n], added + [n]
+                sentence, cites, added = add_marker(sentence, n), cites + [n], added + [n]
             support = other
     unsupported, kinds = [a.text for a in missing], [a.kind for a in missing]
     if own >= MIN_OWN_GRAMS and support < min_support:
@@ -148,15 +149,6 @@ def union(evs: list[Evidence]) -> Evidence:
     if len(evs) == 1:
         return evs[0]
     return Evidence("\n".join(e.text for e in evs), frozenset().union(*(e.keys for e in evs)))
-
-
-def _add_marker(sentence: str, n: int) -> str:
-    """The marker goes after the sentence's last marker, or before its closing punctuation."""
-    m = re.search(r"(\[\d{1,2}\])(?!.*\[\d{1,2}\])", sentence, re.S)
-    if m:
-        return sentence[:m.end()] + f"[{n}]" + sentence[m.end():]
-    m = re.search(r"[。！？!?]*\s*$", sentence)
-    return sentence[:m.start()] + f"[{n}]" + sentence[m.start():]
 
 
 def verify_text(text: str, evidences: dict[int, Evidence]) -> tuple[str, list[SentenceCheck]]:

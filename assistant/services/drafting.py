@@ -26,6 +26,7 @@ from assistant.prompts import load_prompt
 from assistant.retrieval import HybridSearcher
 from assistant.services.access import Principal, scope
 from assistant.settings import Settings
+from assistant.text_heuristics import ORG_SUFFIXES, bigrams, containment
 
 # 文种 -> its guidance file prompts/draft_<name>.md
 DOC_TYPES = {"通知": "notice", "请示": "request", "报告": "report", "函": "letter", "会议纪要": "minutes"}
@@ -43,8 +44,6 @@ BODY_MISSING = "〔正文未生成，请补充起草要求或选择参考文件�
 _CITE = re.compile(r"\[(\d{1,2})\]")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _CN_DATE = re.compile(r"(\d{4})\s*[年\-./]\s*(\d{1,2})\s*[月\-./]\s*(\d{1,2})\s*日?")
-_ORG_SUFFIX = re.compile(r"(?:局|厅|委员会|委|部|部门|办公室|办|政府|院|中心|署|会|处|司|室|组|所|站|队|单位|机构|公司|集团|"
-                         r"街道|乡镇|镇|区|县|市|学校|医院)$")
 _PUNCT = "，。；：、！？,.;:!?（）()《》“”\"'【】[]〔〕 \t\n"
 
 
@@ -66,17 +65,6 @@ def chinese_date(value: str | dt.date | None = None) -> str:
     except ValueError as exc:
         raise ValueError(f"date: {value!r} is not a valid date") from exc
     return f"{y}年{mo}月{d}日"
-
-
-def _bigrams(s: str) -> set[str]:
-    s = "".join(ch for ch in s if ch not in _PUNCT)
-    return {s[i:i + 2] for i in range(len(s) - 1)} if len(s) > 1 else ({s} if s else set())
-
-
-def _containment(small: str, big: str) -> float:
-    """Share of `small`'s character bigrams that occur in `big`."""
-    a, b = _bigrams(small), _bigrams(big)
-    return len(a & b) / len(a) if a else 0.0
 
 
 def _strip_markdown(text: str) -> str:
@@ -139,7 +127,7 @@ def _source_units(value: str, source: str) -> list[str]:
 
 
 def _is_org(part: str) -> bool:
-    return bool(part) and len(part) <= 30 and (part.startswith("各") or bool(_ORG_SUFFIX.search(part)))
+    return bool(part) and len(part) <= 30 and (part.startswith("各") or part.endswith(ORG_SUFFIXES))
 
 
 def _topic_of(item: str) -> str:
@@ -287,13 +275,13 @@ def merge_actions(rule_rows: list[dict], model_rows: list[dict], source: str) ->
     for row in model_rows:
         topic = row["事项"].strip(_PUNCT)[:60]
         units = _source_units(row["责任单位"], source)
-        if not topic or not units or _containment(topic, source) < 0.4:
+        if not topic or not units or containment(topic, source) < 0.4:
             continue        # no unit from the text, or a 事项 the text does not talk about (e.g. the prompt's example)
         due = row.get("完成时限", "").strip(_PUNCT)
         if not due or re.sub(r"\s+", "", due) not in compact:
             due = UNSPECIFIED
         twin = next((r for r in merged if set(units) & set(_units(r["责任单位"]))
-                     and (_containment(topic, r["_span"]) >= 0.6 or _containment(topic, r["事项"]) >= 0.6)), None)
+                     and (containment(topic, r["_span"]) >= 0.6 or containment(topic, r["事项"]) >= 0.6)), None)
         if twin is not None:
             if twin["完成时限"] == UNSPECIFIED and due != UNSPECIFIED:
                 twin["完成时限"] = due
@@ -301,7 +289,7 @@ def merge_actions(rule_rows: list[dict], model_rows: list[dict], source: str) ->
         # placed where the text says it: the line the model named, else the sentence most like the 事项 that
         # names one of its units
         where = source.find(row["_where"]) if row.get("_where") else -1
-        scored = [(_containment(topic, sent), pos) for pos, sent in sentences if any(u in sent for u in units)]
+        scored = [(containment(topic, sent), pos) for pos, sent in sentences if any(u in sent for u in units)]
         best = max(scored, default=(0.0, len(source)))
         pos = where if where >= 0 else best[1] if best[0] > 0 else len(source)
         merged.append({"事项": topic, "责任单位": "、".join(units), "完成时限": due, "_pos": pos, "_span": topic})
@@ -397,8 +385,8 @@ def attribute_citations(body: str, citations: list[Citation], threshold: float =
             if _CITE.search(sentence) or len(core) < 10:
                 sources.append(None)
                 continue
-            grams = _bigrams(core)
-            score, n = max((_containment(core, c.text), c.n) for c in citations)
+            grams = bigrams(core)
+            score, n = max((containment(core, c.text), c.n) for c in citations)
             # ≥ 8 shared bigrams: set phrases ("现将有关事项通知如下") are no restatement of a passage
             sources.append(n if score >= threshold and score * len(grams) >= 8 else None)
         for i, sentence in enumerate(sentences):
@@ -428,7 +416,7 @@ def _pick_title(raw: str, topic: str, doc_type: str) -> str:
     if candidate:
         t = candidate.strip().strip("《》“”\"").rstrip("。")
         if 4 <= len(t) <= 80 and t.endswith(doc_type) and not _CITE.search(t) \
-                and (topic in t or _containment(topic, t) >= 0.5):
+                and (topic in t or containment(topic, t) >= 0.5):
             return t
     return _default_title(topic, doc_type)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from assistant.text_heuristics import ORG_SUFFIXES, bigrams
 from ingest.chunking import Block, chunk_blocks, split_sentences
 
 STYLES = ("brief", "structured", "action-items")
@@ -163,17 +164,12 @@ def strip_section_ids(text: str) -> str:
     return re.sub(r"[ \t]{2,}", " ", text).strip(" \t,，;；、")
 
 
-def _bigrams(s: str) -> set[str]:
-    s = re.sub(r"[\s\W_]+", "", s)
-    return {s[i:i + 2] for i in range(len(s) - 1)} if len(s) > 1 else {s} if s else set()
-
-
 def best_section(text: str, sections: list[Section]) -> Section | None:
     """The section whose character bigrams cover most of `text` (None when nothing overlaps)."""
-    want = _bigrams(text)
+    want = bigrams(text)
     if not want or not sections:
         return None
-    scored = [(len(want & _bigrams(s.heading + s.text)), -i, s) for i, s in enumerate(sections)]
+    scored = [(len(want & bigrams(s.heading + s.text)), -i, s) for i, s in enumerate(sections)]
     score, _, best = max(scored, key=lambda t: (t[0], t[1]))
     return best if score > 0 else None
 
@@ -192,11 +188,11 @@ def resolve_ids(text: str, ids: list[str], sections: list[Section]) -> list[str]
         return ids
     if not ids:
         return [best.id]
-    want = _bigrams(text)
+    want = bigrams(text)
     by_id = {s.id: s for s in sections}
 
     def score(s: Section) -> int:   # the section's own heading and text: parents are shared by siblings
-        return len(want & _bigrams((s.heading_path[-1] if s.heading_path else "") + s.text))
+        return len(want & bigrams((s.heading_path[-1] if s.heading_path else "") + s.text))
 
     best_score = max(score(s) for s in sections)
     kept = [i for i in ids if score(by_id[i]) * 4 >= best_score * 3]
@@ -335,7 +331,7 @@ def read_structured(data: dict, sections: list[Section], source: str, evidence=N
     units = []
     for u in _list(data, FIELD_UNITS):
         u = _text(u).strip("。.")
-        if u and not _NONE_RE.match(u) and 1 < len(u) <= 30 and u.endswith(_ORG_END) and u not in units \
+        if u and not _NONE_RE.match(u) and 1 < len(u) <= 30 and u.endswith(ORG_SUFFIXES) and u not in units \
                 and (not source or _norm(u) in _norm(source)):   # named by the document, not invented
             units.append(u)
     said = [_norm(p["text"]) for p in points if not p.get("extracted")]
@@ -415,10 +411,6 @@ def merge_rows(rows: list[dict]) -> list[dict]:
     return list(merged.values())
 
 
-_ORG_END = ("局", "厅", "委", "委员会", "部", "部门", "办", "办公室", "政府", "院", "中心", "署", "会", "处", "司", "室",
-            "组", "所", "行", "区", "单位", "机构", "机关", "企业", "街道", "乡镇", "社区", "集团", "公司", "小组", "队")
-
-
 def clean_units(value: str, source: str = "", limit: int = 20) -> str:
     """A 责任单位 cell: organisations only, each once (a small model loops, or lists actions as units), and, when
     the source text is given, only those it names (a small model invents plausible ones)."""
@@ -426,7 +418,7 @@ def clean_units(value: str, source: str = "", limit: int = 20) -> str:
     src = _norm(source)
     for u in re.split(r"[、，,；;/]", value):
         u = u.strip(" 。.等")
-        if u and len(u) <= 30 and u.endswith(_ORG_END) and u not in units and (not src or _norm(u) in src):
+        if u and len(u) <= 30 and u.endswith(ORG_SUFFIXES) and u not in units and (not src or _norm(u) in src):
             units.append(u)
     return "、".join(units[:limit])
 

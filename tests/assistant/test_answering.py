@@ -93,7 +93,7 @@ def test_scripted_refusal_reply_is_a_refusal(qa):
 def test_reply_without_markers_gets_citations_from_the_quoted_passage(qa):
     qa.llm.replies.append("路内停车每小时收费五元。请按规定缴费。")
     answer = qa.qa.ask("路内停车每小时收费多少？", ["kb"], principal=LOCAL_ADMIN)
-    assert answer.answer == "路内停车每小时收费五元。[1]请按规定缴费。"
+    assert answer.answer == "路内停车每小时收费五元[1]。请按规定缴费。"
     assert [c.cited for c in answer.citations][:1] == [True]
     assert sum(c.cited for c in answer.citations) == 1
 
@@ -115,7 +115,7 @@ def test_attach_citations_marks_runs_once_and_leaves_unsupported_text():
              Citation(2, "b", "b#1", "kb", "乙", "《乙》", "材料齐全、符合条件的，窗口当场办结。", {})]
     text = "需要新生儿的《出生医学证明》（原件）。还要落户地户口簿（原件）。材料齐全的窗口当场办结。天气很好。"
     assert attach_citations(text, cites) == \
-        "需要新生儿的《出生医学证明》（原件）。还要落户地户口簿（原件）。[1]材料齐全的窗口当场办结。[2]天气很好。"
+        "需要新生儿的《出生医学证明》（原件）。还要落户地户口簿（原件）[1]。材料齐全的窗口当场办结[2]。天气很好。"
     assert attach_citations("好的。", cites) == "好的。"
     assert attach_citations("新生儿的出生医学证明", []) == "新生儿的出生医学证明"
 
