@@ -80,6 +80,7 @@ class ChromaHttp(_Section):
     # one Chroma server can hold several deployments (or test runs), each in its own database; created if missing
     tenant: str = "default_tenant"
     database: str = "default_database"
+    timeout_s: float = 60                 # one request to the server (chromadb's client sets none)
 
 
 class VectorStoreSettings(_Section):

@@ -71,11 +71,13 @@ def catalog_status(exc: CatalogError) -> int:
 
 def backend_errors() -> tuple[type[Exception], ...]:
     """A model that cannot load or an LLM server that does not answer: 503, the request itself was fine."""
+    import httpx
     import openai
 
     from assistant.components.llm.local import LLMError
     from assistant.models import ModelError
-    return ComponentError, LLMError, ModelError, openai.APIError
+    # httpx.TransportError: a server the app calls (the Chroma server) timed out or dropped the connection
+    return ComponentError, LLMError, ModelError, openai.APIError, httpx.TransportError
 
 
 def _validation_message(errors: list[dict]) -> str:

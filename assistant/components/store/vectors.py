@@ -33,6 +33,16 @@ def _http_client(settings: VectorStoreSettings, chroma_settings):
                                database=h.database)
 
 
+def _bound_time(client, timeout_s: float) -> None:
+    """chromadb's HTTP client sends with timeout=None: a Chroma server that stops answering would hold a request (and
+    its API worker) forever. Its session is an httpx.Client; bound it (a timeout then raises, the API answers 503)."""
+    import httpx
+
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
+
+
 class VectorStore:
     def __init__(self, settings: VectorStoreSettings, persist_dir: Path):
         import chromadb
@@ -41,6 +51,7 @@ class VectorStore:
         chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
         if settings.mode == "http":
             self.client = _http_client(settings, chroma_settings)
+            _bound_time(self.client, settings.http.timeout_s)
         else:
             persist_dir.mkdir(parents=True, exist_ok=True)
             self.client = chromadb.PersistentClient(path=str(persist_dir), settings=chroma_settings)
