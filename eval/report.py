@@ -74,85 +74,21 @@ def aggregate_answers(records: list[dict]) -> dict:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def aggregate_rgb(records: list[dict]) -> dict:
-    from eval.suites.rgb import PUBLISHED_NOISE, PUBLISHED_REJECTION
-    noise: dict[str, dict] = {}
-    for ratio in sorted({r["noise_ratio"] for r in records if r.get("task") == "noise"}):
-        rows = [r for r in records if r.get("task") == "noise" and r["noise_ratio"] == ratio]
-        noise[f"{ratio:g}"] = {"n": len(rows), "accuracy": rounded(100 * M.mean(r["metrics"]["correct"] for r in rows), 2),
-                               "no_positive_in_prompt": sum(1 for r in rows if r.get("positives_in_prompt") == 0
-                                                            and any(p["positive"] for p in r["passages"]))}
-    rej = [r for r in records if r.get("task") == "rejection"]
-    out: dict = {"noise": noise}
-    if rej:
-        out["rejection"] = {"n": len(rej), "rate": rounded(100 * M.mean(r["metrics"]["rejected"] for r in rej), 2),
-                            "product_refusal_rate": rounded(100 * M.mean(float(r["refused"]) for r in rej), 2)}
-    out["published"] = {"noise": {m: {f"{k:g}": v for k, v in d.items()} for m, d in PUBLISHED_NOISE.items()},
-                        "rejection": PUBLISHED_REJECTION}
-    out["latency"] = latency_stats([r.get("timings", {}).get("answer_total_ms") for r in records])
-    return out
+def own_report(suite: str):
+    """The suite's module when it builds its own report part (aggregate, CHART + chart, report_section); None for
+    the question suites (ncp, custom), whose retrieval and answer tables are the generic ones below."""
+    from importlib import import_module
 
-
-def aggregate_summaries(records: list[dict]) -> dict:
-    from eval.suites.summaries import PUBLISHED
-    out: dict = {"sets": {}}
-    for s in sorted({r["set"] for r in records}):
-        rows = [r for r in records if r["set"] == s]
-        out["sets"][s] = {"n": len(rows),
-                          "rouge_l_char": rounded(100 * M.mean(r["metrics"]["rouge_l"] for r in rows), 2),
-                          "rouge_l_jieba": rounded(100 * M.mean(r["metrics"]["rouge_l_jieba"] for r in rows), 2),
-                          "latency": latency_stats([r.get("timings", {}).get("answer_total_ms") for r in rows])}
-    out["published"] = PUBLISHED
-    return out
-
-
-def aggregate_rejection(records: list[dict]) -> dict:
-    """Refusal rate on absent questions, answer rate on present ones, per half (tuned / held-out) and overall;
-    for the present questions answered: character F1 against the gold span and the share citing the gold
-    document."""
-    from eval.suites.rejection import HALVES, TARGETS, declined
-
-    def part(rows: list[dict]) -> dict:
-        absent = [r for r in rows if r.get("kind") == "absent"]
-        present = [r for r in rows if r.get("kind") == "present"]
-        answered = [r for r in present if not declined(r)]
-        am = [r["metrics"]["answer"] for r in answered]
-        out = {"absent": len(absent), "present": len(present), "answered_present": len(answered),
-               "refusal_rate_absent": rounded(M.mean(float(declined(r)) for r in absent)) if absent else None,
-               "answer_rate_present": rounded(len(answered) / len(present)) if present else None,
-               "f1_answered": rounded(M.mean(a.get("f1", 0.0) for a in am)) if am else None,
-               "cites_gold_answered": rounded(M.mean(a.get("cites_gold", 0.0) for a in am)) if am else None,
-               # answered items (either kind) stating a figure none of their passages states (common.ask)
-               "unsupported_figure_answers": sum(int(r["metrics"]["answer"].get("unsupported_figures", 0) > 0)
-                                                 for r in rows if not declined(r))}
-        out["meets_targets"] = None if None in (out["refusal_rate_absent"], out["answer_rate_present"]) else (
-            out["refusal_rate_absent"] >= TARGETS["refusal_rate_absent"]
-            and out["answer_rate_present"] >= TARGETS["answer_rate_present"])
-        return out
-
-    halves = {h: part([r for r in records if r.get("half") == h]) for h in HALVES}
-    reasons: dict[str, dict[str, int]] = {}
-    for r in records:   # why present questions were refused / absent ones answered (verification.reason)
-        wrong = declined(r) == (r.get("kind") == "present")
-        if wrong:
-            reason = str((r.get("verification") or {}).get("reason") or "–")
-            reasons.setdefault(r.get("kind", "?"), {}).setdefault(reason, 0)
-            reasons[r.get("kind", "?")][reason] += 1
-    return {"n": len(records), "halves": halves, "all": part(records), "targets": TARGETS,
-            "wrong_by_reason": reasons,
-            "latency": latency_stats([r.get("timings", {}).get("answer_total_ms") for r in records])}
+    from eval.suites import REGISTRY
+    if suite not in REGISTRY:
+        return None
+    module = import_module(REGISTRY[suite].split(":")[0])
+    return module if hasattr(module, "report_section") else None
 
 
 def aggregate(suite: str, records: list[dict]) -> dict:
-    if suite == "rgb":
-        return aggregate_rgb(records)
-    if suite == "rejection":
-        return aggregate_rejection(records)
-    if suite == "summaries":
-        return aggregate_summaries(records)
-    if suite == "laws":
-        from eval.suites.laws import aggregate as aggregate_laws
-        return aggregate_laws(records)
+    if (module := own_report(suite)) is not None:
+        return module.aggregate(records)
     out: dict = {"n": len(records), "retrieval": aggregate_retrieval(records), "answer": aggregate_answers(records)}
     if suite == "ncp":
         from eval.suites.ncp import PUBLISHED
@@ -213,33 +149,6 @@ def chart_recall(summary: dict, path: Path) -> Path | None:
     return path
 
 
-def chart_noise(summary: dict, path: Path) -> Path | None:
-    agg = summary["suites"].get("rgb")
-    if not agg or not agg.get("noise"):
-        return None
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    xs = [float(k) for k in agg["noise"]]
-    ax.plot(xs, [v["accuracy"] for v in agg["noise"].values()], "o-", lw=2,
-            label=f"{summary['model']} (this run)")
-    for name, d in agg["published"]["noise"].items():
-        ax.plot([float(k) for k in d], list(d.values()), "s--", alpha=.7, label=f"{name} (RGB paper)")
-    ax.set_xlabel("noise ratio (negatives among 5 passages)")
-    ax.set_ylabel("accuracy (%)")
-    rej = agg.get("rejection")
-    title = "RGB zh: accuracy vs noise ratio"
-    if rej:
-        title += f"; rejection {rej['rate']:.1f}% (ChatGPT {agg['published']['rejection']['ChatGPT']})"
-    ax.set_title(title, fontsize=10)
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=.3)
-    ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def chart_latency(by_suite: dict[str, list[dict]], path: Path) -> Path | None:
     retrieval = {m: [r["timings"][f"{m}_ms"] for recs in by_suite.values() for r in recs
                      if f"{m}_ms" in r.get("timings", {})] for m in MODES}
@@ -271,71 +180,6 @@ def chart_latency(by_suite: dict[str, list[dict]], path: Path) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def chart_summaries(summary: dict, path: Path) -> Path | None:
-    agg = summary["suites"].get("summaries")
-    if not agg or not agg.get("sets"):
-        return None
-    plt = pyplot()
-    labels, char, word = [], [], []
-    for s, v in agg["sets"].items():
-        labels.append(f"{s} (n={v['n']})")
-        char.append(v["rouge_l_char"])
-        word.append(v["rouge_l_jieba"])
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    xs = range(len(labels))
-    ax.bar([x - .2 for x in xs], char, .4, label="ROUGE-L (characters)")
-    ax.bar([x + .2 for x in xs], word, .4, label="ROUGE-L (jieba words)")
-    for name, v in agg["published"].get("lawbench", {}).items():
-        if "lawbench" in agg["sets"]:
-            ax.axhline(v, ls="--", lw=1, color="gray")
-            ax.text(len(labels) - .5, v, f"{name} {v}", fontsize=7, va="bottom", ha="right")
-    ax.set_xticks(list(xs), labels)
-    ax.set_ylabel("ROUGE-L F (x100)")
-    ax.set_title("summaries (dashed: LawBench 2-7 published, word level)", fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def chart_rejection(summary: dict, path: Path) -> Path | None:
-    agg = summary["suites"].get("rejection")
-    if not agg or not agg.get("n"):
-        return None
-    plt = pyplot()
-    groups = [(name, agg["halves"][name]) for name in agg["halves"]] + [("all", agg["all"])]
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    xs = range(len(groups))
-    series = (("refusal_rate_absent", "absent refused", "absent", "C3"),
-              ("answer_rate_present", "present answered", "present", "C0"))
-    for i, (key, label, count, color) in enumerate(series):
-        vals = [100 * (g[key] or 0.0) for _, g in groups]
-        bars = ax.bar([x + (i - .5) * .38 for x in xs], vals, .38, label=label, color=color)
-        for bar, (_, g) in zip(bars, groups):
-            if g[key] is not None:
-                ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 1, f"{100 * g[key]:.0f}%\n"
-                        f"n={g[count]}", ha="center", va="bottom", fontsize=7)
-        ax.axhline(100 * agg["targets"][key], ls="--", lw=1, color=color, alpha=.8)
-    ax.set_xticks(list(xs), [name for name, _ in groups])
-    ax.set_ylim(0, 118)
-    ax.set_ylabel("%")
-    t = agg["targets"]
-    ax.set_title(f"rejection: refuse ≥ {100 * t['refusal_rate_absent']:.0f}% absent, answer ≥ "
-                 f"{100 * t['answer_rate_present']:.0f}% present (dashed)", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.grid(alpha=.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def chart_laws(summary: dict, path: Path) -> Path | None:
-    from eval.suites.laws import chart
-    return chart(summary, path)
 
 
 # --- documents (one model, rendered to Markdown and HTML) ---------------------------------------------------
@@ -393,17 +237,10 @@ def build_document(summary: dict, by_suite: dict[str, list[dict]], charts: dict[
         if agg.get("errors"):
             doc.append(("p", f"**{agg['errors']['n']} item(s) failed** and are left out of the tables (a re-run "
                              f"retries them); first error: {agg['errors']['first']}"))
-        if suite in ("ncp", "custom"):
+        if (module := own_report(suite)) is not None:
+            module.report_section(doc, agg, by_suite[suite], charts)
+        else:
             _retrieval_answer_sections(doc, suite, agg, by_suite[suite], charts)
-        elif suite == "rgb":
-            _rgb_section(doc, agg, by_suite[suite], charts)
-        elif suite == "summaries":
-            _summaries_section(doc, agg, by_suite[suite], charts)
-        elif suite == "rejection":
-            _rejection_section(doc, agg, by_suite[suite], charts)
-        elif suite == "laws":
-            from eval.suites.laws import report_section
-            report_section(doc, agg, by_suite[suite], charts)
     if "latency" in charts:
         doc.append(("h", 2, "Latency"))
         doc.append(("img", charts["latency"], "latency histograms"))
@@ -490,84 +327,6 @@ def _retrieval_answer_sections(doc, suite, agg, records, charts):
         doc.append(("table", ["id", "question", *[f"gold rank {m}" for m in modes], "answer", "F1"], rows))
 
 
-def _rgb_section(doc, agg, records, charts):
-    pub = agg["published"]["noise"]
-    doc.append(("h", 3, "Noise robustness (accuracy %, Chinese)"))
-    rows = []
-    for ratio, v in agg["noise"].items():
-        rows.append([ratio, v["n"], fmt_value(v["accuracy"], True), *[fmt_value(pub[m].get(ratio), True) for m in pub],
-                     v["no_positive_in_prompt"]])
-    doc.append(("table", ["noise ratio", "n", "this run", *[f"{m} (paper)" for m in pub],
-                          "items whose positives were cut by the context budget"], rows))
-    rej = agg.get("rejection")
-    if rej:
-        doc.append(("h", 3, "Negative rejection (all-noise passages)"))
-        doc.append(("table", ["n", "rejection rate % (this run)", "product refusal flag %",
-                              *[f"{m} (paper)" for m in agg["published"]["rejection"]]],
-                    [[rej["n"], fmt_value(rej["rate"], True), fmt_value(rej["product_refusal_rate"], True),
-                      *[fmt_value(v, True) for v in agg["published"]["rejection"].values()]]]))
-    if "noise" in charts:
-        doc.append(("img", charts["noise"], "accuracy vs noise ratio"))
-    rows = []
-    for r in [r for r in records if r.get("task") == "noise" and not r["metrics"]["correct"]][:15]:
-        rows.append([r["id"], f"{r['noise_ratio']:g}", short_text(r["question"], 30),
-                     short_text(json.dumps(r["gold"]["answer"], ensure_ascii=False), 30), short_text(r["answer"], 60)])
-    if rows:
-        doc.append(("h", 3, "Wrong answers (first 15; all items in items.jsonl)"))
-        doc.append(("table", ["id", "noise", "query", "gold", "answer"], rows))
-
-
-def _rejection_section(doc, agg, records, charts):
-    t = agg["targets"]
-    target = (f"target: refuse ≥ {100 * t['refusal_rate_absent']:.0f}% of absent while answering ≥ "
-              f"{100 * t['answer_rate_present']:.0f}% of present")
-    doc.append(("h", 3, "Refusal of absent questions, answers to present ones"))
-    rows = []
-    for name, g in [*agg["halves"].items(), ("all", agg["all"])]:
-        pct = lambda v: "–" if v is None else f"{100 * v:.1f}"  # noqa: E731
-        rows.append([name, g["absent"], pct(g["refusal_rate_absent"]), g["present"], pct(g["answer_rate_present"]),
-                     fmt_value(g["f1_answered"]), pct(g["cites_gold_answered"]),
-                     {True: "yes", False: "no", None: "–"}[g["meets_targets"]]])
-    rows.append([target, "", f"≥ {100 * t['refusal_rate_absent']:.0f}", "",
-                 f"≥ {100 * t['answer_rate_present']:.0f}", "", "", ""])
-    doc.append(("table", ["half", "absent n", "absent refused %", "present n", "present answered %",
-                          "F1 (answered present)", "answered present citing gold %", "meets target"], rows))
-    if "rejection" in charts:
-        doc.append(("img", charts["rejection"], "refusal and answer rates per half"))
-    if agg.get("wrong_by_reason"):
-        bits = [f"{kind}: " + ", ".join(f"{reason} {n}" for reason, n in sorted(v.items()))
-                for kind, v in sorted(agg["wrong_by_reason"].items())]
-        doc.append(("p", "Wrong outcomes by verification reason (absent answered, present refused) — "
-                         + "; ".join(bits) + "."))
-    from eval.suites.rejection import declined
-    wrong = [r for r in records if declined(r) == (r.get("kind") == "present")]
-    rest = [r for r in records if r not in wrong]
-    rows = []
-    for r in (wrong + rest)[:30]:
-        am = r.get("metrics", {}).get("answer", {})
-        rows.append([r["id"][:12], r.get("half", ""), r.get("kind", ""), short_text(r["question"], 36),
-                     "refused" if declined(r) else "answered", short_text(r.get("answer", ""), 50),
-                     fmt_value(am.get("f1")) if r.get("kind") == "present" and not declined(r) else "–",
-                     str((r.get("verification") or {}).get("reason") or "–")])
-    doc.append(("h", 3, "Items (wrong outcomes first; all items in items.jsonl)"))
-    doc.append(("table", ["id", "half", "kind", "question", "outcome", "answer", "F1", "verification reason"], rows))
-
-
-def _summaries_section(doc, agg, records, charts):
-    rows = []
-    for s, v in agg["sets"].items():
-        pub = agg["published"].get(s, {})
-        rows.append([s, v["n"], fmt_value(v["rouge_l_char"], True), fmt_value(v["rouge_l_jieba"], True),
-                     ", ".join(f"{k} {x}" for k, x in pub.items()) or "–", fmt_latency(v["latency"], "s")])
-    doc.append(("table", ["set", "n", "ROUGE-L char", "ROUGE-L jieba words", "published (word level)",
-                          "p50/p95 s"], rows))
-    if "summaries" in charts:
-        doc.append(("img", charts["summaries"], "ROUGE-L per set"))
-    rows = [[r["set"], r["id"], short_text(r["gold"]["answer"], 50), short_text(r["answer"], 60),
-             fmt_value(r["metrics"]["rouge_l"])] for r in records[:10]]
-    doc.append(("table", ["set", "id", "reference", "summary", "ROUGE-L char"], rows))
-
-
 def render_markdown(doc: list[tuple], out: Path) -> str:
     lines: list[str] = []
     for block in doc:
@@ -633,16 +392,15 @@ def write_report(out: Path, container) -> dict:
     out = Path(out)
     summary, by_suite = build_summary(out, container)
     charts: dict[str, Path] = {}
-    for name, fn in (("recall", lambda p: chart_recall(summary, p)), ("noise", lambda p: chart_noise(summary, p)),
-                     ("summaries", lambda p: chart_summaries(summary, p)),
-                     ("rejection", lambda p: chart_rejection(summary, p)),
-                     ("laws", lambda p: chart_laws(summary, p)),
-                     ("latency", lambda p: chart_latency(by_suite, p))):
-        path = fn(out / {"recall": "recall_at_k.png", "noise": "rgb_noise.png", "summaries": "summaries_rouge.png",
-                         "rejection": "rejection.png", "laws": "laws_hits.png",
-                         "latency": "latency.png"}[name])
-        if path:
-            charts[name] = path
+    parts = [("recall", "recall_at_k.png", lambda p: chart_recall(summary, p))]
+    for suite in summary["suites"]:
+        if (module := own_report(suite)) is not None:
+            key, file = module.CHART
+            parts.append((key, file, lambda p, m=module: m.chart(summary, p)))
+    parts.append(("latency", "latency.png", lambda p: chart_latency(by_suite, p)))
+    for key, file, fn in parts:
+        if path := fn(out / file):
+            charts[key] = path
     summary["charts"] = {k: v.name for k, v in charts.items()}
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
     doc = build_document(summary, by_suite, charts)

@@ -250,6 +250,9 @@ def _in(subset: str, r: dict) -> bool:
             "paraphrase": bool(r.get("paraphrase"))}[subset]
 
 
+CHART = ("laws", "laws_hits.png")   # the chart's key in the report and its file in the run folder
+
+
 def aggregate(records: list[dict]) -> dict:
     from eval.report_format import latency_stats, rounded
     from eval.base import MODES

@@ -32,6 +32,7 @@ from assistant.services.access import LOCAL_ADMIN
 from eval import metrics as M
 from eval.data import load_ncp, read_jsonl
 from eval.base import EvalError, RunContext, WorkItem
+from eval.report_format import fmt_value, latency_stats, pyplot, rounded, short_text
 from eval.suites.common import ask, note_embedding, note_ingest
 
 DEFAULT_KB = "eval-rejection"
@@ -215,3 +216,110 @@ class RejectionSuite:
             am["cites_gold"] = float(any(c["cited"] and c["doc_id"] in set(q["gold_ids"])
                                          for c in record["citations"]))
         return record
+
+
+# --- report (eval/report.py calls aggregate, chart and report_section of a suite that has them) ---------
+
+CHART = ("rejection", "rejection.png")   # the chart's key in the report and its file in the run folder
+
+
+def aggregate(records: list[dict]) -> dict:
+    """Refusal rate on absent questions, answer rate on present ones, per half (tuned / held-out) and overall;
+    for the present questions answered: character F1 against the gold span and the share citing the gold
+    document."""
+    def part(rows: list[dict]) -> dict:
+        absent = [r for r in rows if r.get("kind") == "absent"]
+        present = [r for r in rows if r.get("kind") == "present"]
+        answered = [r for r in present if not declined(r)]
+        am = [r["metrics"]["answer"] for r in answered]
+        out = {"absent": len(absent), "present": len(present), "answered_present": len(answered),
+               "refusal_rate_absent": rounded(M.mean(float(declined(r)) for r in absent)) if absent else None,
+               "answer_rate_present": rounded(len(answered) / len(present)) if present else None,
+               "f1_answered": rounded(M.mean(a.get("f1", 0.0) for a in am)) if am else None,
+               "cites_gold_answered": rounded(M.mean(a.get("cites_gold", 0.0) for a in am)) if am else None,
+               # answered items (either kind) stating a figure none of their passages states (common.ask)
+               "unsupported_figure_answers": sum(int(r["metrics"]["answer"].get("unsupported_figures", 0) > 0)
+                                                 for r in rows if not declined(r))}
+        out["meets_targets"] = None if None in (out["refusal_rate_absent"], out["answer_rate_present"]) else (
+            out["refusal_rate_absent"] >= TARGETS["refusal_rate_absent"]
+            and out["answer_rate_present"] >= TARGETS["answer_rate_present"])
+        return out
+
+    halves = {h: part([r for r in records if r.get("half") == h]) for h in HALVES}
+    reasons: dict[str, dict[str, int]] = {}
+    for r in records:   # why present questions were refused / absent ones answered (verification.reason)
+        wrong = declined(r) == (r.get("kind") == "present")
+        if wrong:
+            reason = str((r.get("verification") or {}).get("reason") or "–")
+            reasons.setdefault(r.get("kind", "?"), {}).setdefault(reason, 0)
+            reasons[r.get("kind", "?")][reason] += 1
+    return {"n": len(records), "halves": halves, "all": part(records), "targets": TARGETS,
+            "wrong_by_reason": reasons,
+            "latency": latency_stats([r.get("timings", {}).get("answer_total_ms") for r in records])}
+
+
+def chart(summary: dict, path: Path) -> Path | None:
+    agg = summary["suites"].get("rejection")
+    if not agg or not agg.get("n"):
+        return None
+    plt = pyplot()
+    groups = [(name, agg["halves"][name]) for name in agg["halves"]] + [("all", agg["all"])]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    xs = range(len(groups))
+    series = (("refusal_rate_absent", "absent refused", "absent", "C3"),
+              ("answer_rate_present", "present answered", "present", "C0"))
+    for i, (key, label, count, color) in enumerate(series):
+        vals = [100 * (g[key] or 0.0) for _, g in groups]
+        bars = ax.bar([x + (i - .5) * .38 for x in xs], vals, .38, label=label, color=color)
+        for bar, (_, g) in zip(bars, groups):
+            if g[key] is not None:
+                ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 1, f"{100 * g[key]:.0f}%\n"
+                        f"n={g[count]}", ha="center", va="bottom", fontsize=7)
+        ax.axhline(100 * agg["targets"][key], ls="--", lw=1, color=color, alpha=.8)
+    ax.set_xticks(list(xs), [name for name, _ in groups])
+    ax.set_ylim(0, 118)
+    ax.set_ylabel("%")
+    t = agg["targets"]
+    ax.set_title(f"rejection: refuse ≥ {100 * t['refusal_rate_absent']:.0f}% absent, answer ≥ "
+                 f"{100 * t['answer_rate_present']:.0f}% present (dashed)", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def report_section(doc, agg, records, charts):
+    t = agg["targets"]
+    target = (f"target: refuse ≥ {100 * t['refusal_rate_absent']:.0f}% of absent while answering ≥ "
+              f"{100 * t['answer_rate_present']:.0f}% of present")
+    doc.append(("h", 3, "Refusal of absent questions, answers to present ones"))
+    rows = []
+    for name, g in [*agg["halves"].items(), ("all", agg["all"])]:
+        pct = lambda v: "–" if v is None else f"{100 * v:.1f}"  # noqa: E731
+        rows.append([name, g["absent"], pct(g["refusal_rate_absent"]), g["present"], pct(g["answer_rate_present"]),
+                     fmt_value(g["f1_answered"]), pct(g["cites_gold_answered"]),
+                     {True: "yes", False: "no", None: "–"}[g["meets_targets"]]])
+    rows.append([target, "", f"≥ {100 * t['refusal_rate_absent']:.0f}", "",
+                 f"≥ {100 * t['answer_rate_present']:.0f}", "", "", ""])
+    doc.append(("table", ["half", "absent n", "absent refused %", "present n", "present answered %",
+                          "F1 (answered present)", "answered present citing gold %", "meets target"], rows))
+    if "rejection" in charts:
+        doc.append(("img", charts["rejection"], "refusal and answer rates per half"))
+    if agg.get("wrong_by_reason"):
+        bits = [f"{kind}: " + ", ".join(f"{reason} {n}" for reason, n in sorted(v.items()))
+                for kind, v in sorted(agg["wrong_by_reason"].items())]
+        doc.append(("p", "Wrong outcomes by verification reason (absent answered, present refused) — "
+                         + "; ".join(bits) + "."))
+    wrong = [r for r in records if declined(r) == (r.get("kind") == "present")]
+    rest = [r for r in records if r not in wrong]
+    rows = []
+    for r in (wrong + rest)[:30]:
+        am = r.get("metrics", {}).get("answer", {})
+        rows.append([r["id"][:12], r.get("half", ""), r.get("kind", ""), short_text(r["question"], 36),
+                     "refused" if declined(r) else "answered", short_text(r.get("answer", ""), 50),
+                     fmt_value(am.get("f1")) if r.get("kind") == "present" and not declined(r) else "–",
+                     str((r.get("verification") or {}).get("reason") or "–")])
+    doc.append(("h", 3, "Items (wrong outcomes first; all items in items.jsonl)"))
+    doc.append(("table", ["id", "half", "kind", "question", "outcome", "answer", "F1", "verification reason"], rows))

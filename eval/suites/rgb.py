@@ -8,9 +8,14 @@ Negative rejection: 5 negatives only; the rate of answers that refuse (eval.metr
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+import json
+
 from eval import metrics as M
 from eval.data import load_rgb, mix_passages
 from eval.base import EvalError, RunContext, WorkItem
+from eval.report_format import fmt_value, latency_stats, pyplot, rounded, short_text
 
 # Chen et al. 2024, Table (Chinese); accuracy in % at noise 0/0.2/0.4/0.6/0.8, rejection rate in % (exact match)
 PUBLISHED_NOISE = {
@@ -74,3 +79,80 @@ class RGBSuite:
         else:
             record["metrics"] = {"rejected": float(marker_refusal)}
         return record
+
+
+# --- report (eval/report.py calls aggregate, chart and report_section of a suite that has them) ---------
+
+CHART = ("noise", "rgb_noise.png")   # the chart's key in the report and its file in the run folder
+
+
+def aggregate(records: list[dict]) -> dict:
+    noise: dict[str, dict] = {}
+    for ratio in sorted({r["noise_ratio"] for r in records if r.get("task") == "noise"}):
+        rows = [r for r in records if r.get("task") == "noise" and r["noise_ratio"] == ratio]
+        noise[f"{ratio:g}"] = {"n": len(rows), "accuracy": rounded(100 * M.mean(r["metrics"]["correct"] for r in rows), 2),
+                               "no_positive_in_prompt": sum(1 for r in rows if r.get("positives_in_prompt") == 0
+                                                            and any(p["positive"] for p in r["passages"]))}
+    rej = [r for r in records if r.get("task") == "rejection"]
+    out: dict = {"noise": noise}
+    if rej:
+        out["rejection"] = {"n": len(rej), "rate": rounded(100 * M.mean(r["metrics"]["rejected"] for r in rej), 2),
+                            "product_refusal_rate": rounded(100 * M.mean(float(r["refused"]) for r in rej), 2)}
+    out["published"] = {"noise": {m: {f"{k:g}": v for k, v in d.items()} for m, d in PUBLISHED_NOISE.items()},
+                        "rejection": PUBLISHED_REJECTION}
+    out["latency"] = latency_stats([r.get("timings", {}).get("answer_total_ms") for r in records])
+    return out
+
+
+def chart(summary: dict, path: Path) -> Path | None:
+    agg = summary["suites"].get("rgb")
+    if not agg or not agg.get("noise"):
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    xs = [float(k) for k in agg["noise"]]
+    ax.plot(xs, [v["accuracy"] for v in agg["noise"].values()], "o-", lw=2,
+            label=f"{summary['model']} (this run)")
+    for name, d in agg["published"]["noise"].items():
+        ax.plot([float(k) for k in d], list(d.values()), "s--", alpha=.7, label=f"{name} (RGB paper)")
+    ax.set_xlabel("noise ratio (negatives among 5 passages)")
+    ax.set_ylabel("accuracy (%)")
+    rej = agg.get("rejection")
+    title = "RGB zh: accuracy vs noise ratio"
+    if rej:
+        title += f"; rejection {rej['rate']:.1f}% (ChatGPT {agg['published']['rejection']['ChatGPT']})"
+    ax.set_title(title, fontsize=10)
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=.3)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def report_section(doc, agg, records, charts):
+    pub = agg["published"]["noise"]
+    doc.append(("h", 3, "Noise robustness (accuracy %, Chinese)"))
+    rows = []
+    for ratio, v in agg["noise"].items():
+        rows.append([ratio, v["n"], fmt_value(v["accuracy"], True), *[fmt_value(pub[m].get(ratio), True) for m in pub],
+                     v["no_positive_in_prompt"]])
+    doc.append(("table", ["noise ratio", "n", "this run", *[f"{m} (paper)" for m in pub],
+                          "items whose positives were cut by the context budget"], rows))
+    rej = agg.get("rejection")
+    if rej:
+        doc.append(("h", 3, "Negative rejection (all-noise passages)"))
+        doc.append(("table", ["n", "rejection rate % (this run)", "product refusal flag %",
+                              *[f"{m} (paper)" for m in agg["published"]["rejection"]]],
+                    [[rej["n"], fmt_value(rej["rate"], True), fmt_value(rej["product_refusal_rate"], True),
+                      *[fmt_value(v, True) for v in agg["published"]["rejection"].values()]]]))
+    if "noise" in charts:
+        doc.append(("img", charts["noise"], "accuracy vs noise ratio"))
+    rows = []
+    for r in [r for r in records if r.get("task") == "noise" and not r["metrics"]["correct"]][:15]:
+        rows.append([r["id"], f"{r['noise_ratio']:g}", short_text(r["question"], 30),
+                     short_text(json.dumps(r["gold"]["answer"], ensure_ascii=False), 30), short_text(r["answer"], 60)])
+    if rows:
+        doc.append(("h", 3, "Wrong answers (first 15; all items in items.jsonl)"))
+        doc.append(("table", ["id", "noise", "query", "gold", "answer"], rows))

@@ -7,12 +7,15 @@ figures are word-level). The suite is skipped with a clear message while the sum
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import inspect
 import time
 
 from eval import metrics as M
 from eval.data import load_summaries
 from eval.base import EvalError, RunContext, WorkItem
+from eval.report_format import fmt_latency, fmt_value, latency_stats, pyplot, rounded, short_text
 
 PUBLISHED = {"lawbench": {"GPT-4": 37.92, "GPT-3.5": 33.49, "qwen-7b-chat": 36.04}}
 
@@ -110,3 +113,63 @@ class SummariesSuite:
                 "metrics": {"rouge_l": M.rouge_l(pred, it["reference"], "char"),
                             "rouge_l_jieba": M.rouge_l(pred, it["reference"], "jieba")},
                 "timings": {"answer_total_ms": round(ms, 1)}}
+
+
+# --- report (eval/report.py calls aggregate, chart and report_section of a suite that has them) ---------
+
+CHART = ("summaries", "summaries_rouge.png")   # the chart's key in the report and its file in the run folder
+
+
+def aggregate(records: list[dict]) -> dict:
+    out: dict = {"sets": {}}
+    for s in sorted({r["set"] for r in records}):
+        rows = [r for r in records if r["set"] == s]
+        out["sets"][s] = {"n": len(rows),
+                          "rouge_l_char": rounded(100 * M.mean(r["metrics"]["rouge_l"] for r in rows), 2),
+                          "rouge_l_jieba": rounded(100 * M.mean(r["metrics"]["rouge_l_jieba"] for r in rows), 2),
+                          "latency": latency_stats([r.get("timings", {}).get("answer_total_ms") for r in rows])}
+    out["published"] = PUBLISHED
+    return out
+
+
+def chart(summary: dict, path: Path) -> Path | None:
+    agg = summary["suites"].get("summaries")
+    if not agg or not agg.get("sets"):
+        return None
+    plt = pyplot()
+    labels, char, word = [], [], []
+    for s, v in agg["sets"].items():
+        labels.append(f"{s} (n={v['n']})")
+        char.append(v["rouge_l_char"])
+        word.append(v["rouge_l_jieba"])
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    xs = range(len(labels))
+    ax.bar([x - .2 for x in xs], char, .4, label="ROUGE-L (characters)")
+    ax.bar([x + .2 for x in xs], word, .4, label="ROUGE-L (jieba words)")
+    for name, v in agg["published"].get("lawbench", {}).items():
+        if "lawbench" in agg["sets"]:
+            ax.axhline(v, ls="--", lw=1, color="gray")
+            ax.text(len(labels) - .5, v, f"{name} {v}", fontsize=7, va="bottom", ha="right")
+    ax.set_xticks(list(xs), labels)
+    ax.set_ylabel("ROUGE-L F (x100)")
+    ax.set_title("summaries (dashed: LawBench 2-7 published, word level)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def report_section(doc, agg, records, charts):
+    rows = []
+    for s, v in agg["sets"].items():
+        pub = agg["published"].get(s, {})
+        rows.append([s, v["n"], fmt_value(v["rouge_l_char"], True), fmt_value(v["rouge_l_jieba"], True),
+                     ", ".join(f"{k} {x}" for k, x in pub.items()) or "–", fmt_latency(v["latency"], "s")])
+    doc.append(("table", ["set", "n", "ROUGE-L char", "ROUGE-L jieba words", "published (word level)",
+                          "p50/p95 s"], rows))
+    if "summaries" in charts:
+        doc.append(("img", charts["summaries"], "ROUGE-L per set"))
+    rows = [[r["set"], r["id"], short_text(r["gold"]["answer"], 50), short_text(r["answer"], 60),
+             fmt_value(r["metrics"]["rouge_l"])] for r in records[:10]]
+    doc.append(("table", ["set", "id", "reference", "summary", "ROUGE-L char"], rows))

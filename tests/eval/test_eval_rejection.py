@@ -8,7 +8,7 @@ import json
 import pytest
 
 from eval import metrics as M
-from eval.report import aggregate_rejection
+from eval.suites.rejection import aggregate as aggregate_rejection
 from eval.base import EvalError, RunOptions
 from eval.runner import run_suite
 from eval.suites.common import strip_citations
