@@ -116,3 +116,15 @@ def test_the_app_answers_through_the_pool_and_reports_each_backend(servers, tmp_
     answer = c.qa.ask("新生儿落户需要哪些材料？", ["samples"], principal=LOCAL_ADMIN)
     assert not answer.refused and answer.answer.strip()
     assert answer.citations[0].metadata["source"] == "samples/示范市新生儿入户办事指南.txt"
+
+
+def test_constrained_output_and_logprobs_go_through_the_pool(servers):
+    from assistant.components.llm import choice_probability, invoke_json
+
+    llm = pool(servers, max_tokens=40)
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    data, usage = invoke_json(llm.bind(extra_body={"max_tokens": 40}), "上海是哪个国家的城市？用JSON回答。", "city",
+                              schema, 40)
+    assert set(data) == {"city"} and usage.get("output_tokens", 0) > 0
+    p = choice_probability(llm, "上海是中国的城市吗？只回答是或否。")
+    assert 0.0 <= p <= 1.0
