@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "configs"
@@ -40,6 +40,21 @@ class OpenAILLM(_Section):
     timeout_s: float = 120                # one read (a token may take this long on a loaded server)
     connect_timeout_s: float = 5          # an unreachable replica is skipped after this
     cooldown_s: float = 30                # a replica that failed is left out this long
+
+    @field_validator("base_urls")
+    @classmethod
+    def _http_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not str(url).startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL (e.g. http://gpu-1:8001/v1)")
+        return urls
+
+    @field_validator("timeout_s", "connect_timeout_s")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be > 0 seconds")
+        return v
 
 
 class LLMSettings(_Section):

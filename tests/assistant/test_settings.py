@@ -119,3 +119,13 @@ def test_deep_merge_does_not_mutate():
     base = {"a": {"b": 1, "c": 2}, "d": 1}
     out = deep_merge(base, {"a": {"b": 5}, "e": 3})
     assert out == {"a": {"b": 5, "c": 2}, "d": 1, "e": 3} and base == {"a": {"b": 1, "c": 2}, "d": 1}
+
+
+def test_llm_replica_urls_and_timeouts_are_checked():
+    from assistant.settings import SettingsError, load_settings
+    with pytest.raises(SettingsError, match=r"llm\.openai\.base_urls.*not an http\(s\) URL"):
+        load_settings(environ={"GOV_ASSISTANT_LLM__OPENAI__BASE_URLS": "[gpu-1:8001/v1]"})
+    with pytest.raises(SettingsError, match=r"llm\.openai\.connect_timeout_s.*> 0"):
+        load_settings(environ={"GOV_ASSISTANT_LLM__OPENAI__CONNECT_TIMEOUT_S": "0"})
+    s = load_settings(environ={"GOV_ASSISTANT_LLM__OPENAI__BASE_URLS": "[http://a:1/v1, https://b/v1]"})
+    assert s.llm.openai.base_urls == ["http://a:1/v1", "https://b/v1"]
