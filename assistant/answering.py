@@ -13,7 +13,8 @@ from langchain_core.prompts import ChatPromptTemplate
 
 from assistant.filters import Filters
 from assistant.grounding.answer_type import asked_kind, states
-from assistant.grounding.answerability import answerability, first_token_logprobs, refusal_mass
+from assistant.grounding.answerability import (answerability, first_token_logprobs, refusal_mass, retrieval_signals,
+                                               scorer_probability)
 from assistant.grounding.atoms import Evidence
 from assistant.grounding.constraints import (describe_missing, missing_constraints, passage_evidence,
                                              question_constraints, satisfies)
@@ -192,6 +193,14 @@ class Answer:
         return "\n".join(lines)
 
 
+@dataclass
+class Screened:
+    hits: list[Hit]                 # the passages that may answer (those naming the question's constraints)
+    verification: Verification
+    refusal: str | None             # the refusal's text when screening refused
+    kind: object = None             # the asked kind of content (answer_type.AnswerKind), when typed
+
+
 class Answerer:
     def __init__(self, llm: BaseChatModel | Callable[[], BaseChatModel], searcher: HybridSearcher,
                  settings: Settings, model_name: str):
@@ -299,34 +308,54 @@ class Answerer:
         yield {"type": "token", "text": text}
         yield {"type": "answer", "answer": answer}
 
-    def _generate(self, question: str, standalone: str, hits: list[Hit], timings: dict,
-                  t_start: float) -> Iterator[dict]:
-        """Constraints → focused context → answerability judgement → generation, streamed sentence by sentence,
-        each sentence verified against the passages it cites before it is emitted."""
+    def screen(self, question: str, hits: list[Hit]) -> "Screened":
+        """What is decided before any generation, none of it calling the model: the question's constraints (only
+        passages naming everything it names may answer), the asked kind of content, and the answerability
+        scorer's reading of the passages left (recorded always, acted on with `answer.answerability: scorer`)."""
         a = self.settings.answer
         verification = Verification()
-        evidences = [passage_evidence(h.text, h.metadata) for h in hits]
+        kind = None
+        refuse = lambda text: Screened(hits, verification, text, kind)  # noqa: E731 - the hits as they stand
         if a.constraints:
-            constraints = question_constraints(standalone)
+            constraints = question_constraints(question)
+            evidences = [passage_evidence(h.text, h.metadata) for h in hits]
             missing = missing_constraints(constraints, evidences)
             if missing:
                 verification.missing_constraints = [c.text for c in missing]
                 verification.reason = "missing_constraint"
-                related = citations_of(hits, 3)
-                yield from self._refuse(question, standalone,
-                                        load_prompt("refusal_constraint").format(missing=describe_missing(missing)),
-                                        verification, related, timings, t_start)
-                return
-            # only passages that mention everything the question names may answer it
-            keep = [i for i, ev in enumerate(evidences) if satisfies(constraints, ev)]
-            hits, evidences = [hits[i] for i in keep], [evidences[i] for i in keep]
-        kind = asked_kind(standalone) if a.answer_kinds else None
+                return refuse(load_prompt("refusal_constraint").format(missing=describe_missing(missing)))
+            hits = [h for h, ev in zip(hits, evidences) if satisfies(constraints, ev)]
+        kind = asked_kind(question) if a.answer_kinds else None
         if kind and not any(states(kind, h.text) for h in hits):
             # on topic, but no passage states the kind of content asked for: nothing for the model to answer from
             verification.reason = "missing_answer_kind"
-            yield from self._refuse(question, standalone, load_prompt("refusal_answer_kind").format(kind=kind.name),
-                                    verification, citations_of(hits, 3), timings, t_start)
+            return refuse(load_prompt("refusal_answer_kind").format(kind=kind.name))
+        # the retrieval's own evidence that a passage answers (not merely touches) the question
+        shown = hits[:a.max_passages] if a.max_passages else hits
+        terms = query_terms(question)
+        signals = retrieval_signals(terms, self._term_weights(shown, terms), shown)
+        verification.signals = {k: round(v, 4) for k, v in signals.items()}
+        if a.answerability == "scorer":
+            p = scorer_probability(signals, a.scorer.weights, a.scorer.bias)
+            verification.answerability = round(p, 4)
+            if p < a.min_answerability:
+                verification.reason = "unanswerable"
+                return refuse(load_prompt("refusal_unanswerable"))
+        return Screened(hits, verification, None, kind)
+
+    def _generate(self, question: str, standalone: str, hits: list[Hit], timings: dict,
+                  t_start: float) -> Iterator[dict]:
+        """Screening (constraints, asked kind, scorer) → focused context → answerability judgement → generation,
+        streamed sentence by sentence, each sentence verified against the passages it cites before it is emitted."""
+        a = self.settings.answer
+        screened = self.screen(standalone, hits)
+        verification, kind = screened.verification, screened.kind
+        if screened.refusal is not None:
+            yield from self._refuse(question, standalone, screened.refusal, verification,
+                                    citations_of(screened.hits, 3), timings, t_start)
             return
+        hits = screened.hits
+        evidences = [passage_evidence(h.text, h.metadata) for h in hits]
         context, citations = self.build_context(hits, standalone)
         yield {"type": "sources", "citations": citations, "standalone_question": standalone,
                "status": f"检索到 {len(citations)} 条依据"}

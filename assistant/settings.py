@@ -169,6 +169,23 @@ class RerankSettings(_Section):
     cross_encoder: CrossEncoderSettings = CrossEncoderSettings()
 
 
+# what grounding/answerability.retrieval_signals reads from the passages a prompt would show (answerability scorer)
+SCORER_SIGNALS = ("coverage", "sentence", "title", "dense", "bm25", "missing")
+
+
+class ScorerSettings(_Section):
+    bias: float = 0.0
+    weights: dict[str, float] = {}
+
+    @field_validator("weights")
+    @classmethod
+    def _known_signals(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set(SCORER_SIGNALS))
+        if unknown:
+            raise ValueError(f"unknown signal(s) {', '.join(unknown)}; known: {', '.join(SCORER_SIGNALS)}")
+        return v
+
+
 class AnswerSettings(_Section):
     max_context_chars: int = 1500
     history_turns: int = 3
@@ -176,8 +193,11 @@ class AnswerSettings(_Section):
     # question constraints (place, agency, year, document); every sentence's atoms checked against its citations
     focus_chars: int = 0                  # per passage; 0 = whole passages (the old behaviour)
     max_passages: int = 0                 # passages in the prompt; 0 = every retrieved one (retrieval.top_k)
-    answerability: Literal["none", "first_token", "logprob"] = "none"
+    answerability: Literal["none", "first_token", "logprob", "scorer"] = "none"
     min_answerability: float = 0.5
+    # answerability "scorer": a logistic model over the retrieval's signals (grounding/answerability.py SIGNALS),
+    # fitted by `gov-assistant eval fit-answerability`; no model call
+    scorer: ScorerSettings = ScorerSettings()
     constraints: bool = False
     answer_kinds: bool = False            # a question asking for an amount / date / time limit … needs one stated
     verify: bool = False

@@ -229,3 +229,37 @@ def calibrate_cmd(run_dir: Path = typer.Argument(..., help="A rejection run fold
                   f"{pct(off['answered_present'])} → {pct(at['answered_present'])}")
     console.print(t)
     console.print(f"written: {Path(run_dir) / f'calibration-{signal}.json'} and .png", highlight=False)
+
+
+@eval_app.command("fit-answerability")
+def fit_answerability_cmd(
+        out: Path = typer.Option(..., "--out", help="Folder for pairs.jsonl, fit.json and fit.png."),
+        kb: str = typer.Option("eval-ncp", "--kb", help="A knowledge base holding the NCP corpus (the ncp suite's: "
+                               "`gov-assistant eval run --suite ncp --retrieval-only` ingests it)."),
+        data: Optional[Path] = typer.Option(None, "--data", help="The NCP folder (corpus.jsonl, dev_qa.jsonl)."),
+        max_loss: float = typer.Option(0.05, "--max-loss", help="Share of the tuned half's answerable pairs the "
+                                       "threshold may refuse."),
+        limit: Optional[int] = typer.Option(None, "--limit", help="The first N questions only (a smoke run).")):
+    """Fit the answerability scorer (answer.answerability: scorer) on NCP dev with and without each question's gold
+    documents; fitted on the tuned half, both halves reported; prints the configs/ block."""
+    from assistant.cli import context as main
+    from eval.fit_answerability import config_block, run
+
+    if not 0 <= max_loss < 1:
+        main.err.print("[red]错误 error:[/red] --max-loss must be in [0, 1)")
+        raise typer.Exit(2)
+    with main.friendly_errors(), _progress() as update:     # FitError is a ValueError: one line
+        result = run(main.container(), kb, out, data, max_loss, limit,
+                     lambda done, total: update("retrieve + screen", done, total))
+    t = Table("half", "pairs", "AUC scorer", "best single signal", "present kept", "absent refused",
+              title=f"answerability scorer, threshold {result['threshold']} (picked on tuned: keep ≥ "
+                    f"{1 - max_loss:.0%} of its answerable pairs)")
+    for half, at in result["at_threshold"].items():
+        aucs = {k: v for k, v in result["auc"][half].items() if k != "scorer" and v is not None}
+        best = max(aucs, key=aucs.get) if aucs else "–"
+        pct = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+        t.add_row(half, str(result["pairs"][half]), str(result["auc"][half]["scorer"]),
+                  f"{best} {aucs.get(best, '–')}", pct(at["answered_present"]), pct(at["refused_absent"]))
+    console.print(t)
+    console.print(config_block(result), highlight=False, markup=False)
+    console.print(f"written: {out / 'fit.json'}, {out / 'fit.png'}, {out / 'pairs.jsonl'}", highlight=False)

@@ -31,6 +31,7 @@ class SentenceCheck:
 class Verification:
     sentences: list[SentenceCheck] = field(default_factory=list)
     answerability: float | None = None       # P(the passages answer the question), when judged
+    signals: dict[str, float] = field(default_factory=dict)   # what the answerability scorer read
     missing_constraints: list[str] = field(default_factory=list)
     reason: str = ""                         # why the answer was refused, when it was
     extract: dict | None = None              # the passage sentence quoted instead (grounding/extractive.py)

@@ -233,3 +233,36 @@ def test_passages_are_grouped_under_their_document_header_said_once():
                    # the item's title opens its text: the heading's last level is not repeated
                    "[3] 一、强化规划引领 > 强化数据标准建设与互通\n加强区域数据标准协作。\n\n"
                    "《中华人民共和国数据安全法》（现行有效）\n[2]\n第二十一条 国家建立数据分类分级保护制度。")
+
+
+def test_the_scorer_refuses_an_on_topic_question_no_sentence_answers_without_calling_the_model(tmp_path):
+    # a scorer that asks for one sentence pair holding most of the question's weight (fitted ones also read the
+    # other signals; see `gov-assistant eval fit-answerability`)
+    c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__ANSWERABILITY="scorer",
+                       GOV_ASSISTANT_ANSWER__SCORER='{"bias": -6, "weights": {"sentence": 6, "title": 6}}')
+    assert c.knowledge_bases.ingest_documents("kb", DOCS, principal=LOCAL_ADMIN).ok
+    c.llm.replies.append("需要出生医学证明原件[1]。")
+    b = c.qa.ask("新生儿入户需要哪些申请材料？", ["kb"], principal=LOCAL_ADMIN)
+    assert not b.refused and "出生医学证明" in b.answer and b.verification["answerability"] > 0.5
+    assert b.verification["signals"]["sentence"] >= 0.6
+    # on the guide's topic (入户, 申请材料), but nothing in it says where to apply
+    a = c.qa.ask("新生儿入户的申请材料应向哪个派出所窗口递交？", ["kb"], principal=LOCAL_ADMIN)
+    assert a.refused and a.verification["reason"] == "unanswerable" and a.verification["answerability"] < 0.5
+    assert a.related and not any(r.cited for r in a.related) and len(c.llm.calls) == 1
+
+
+def test_retrieval_signals_on_hand_checked_passages():
+    from assistant.grounding.answerability import retrieval_signals, scorer_probability
+    terms, weights = {"入户", "申请材料", "窗口"}, {"入户": 1.0, "申请材料": 2.0, "窗口": 1.0}
+    text = "一、申请材料\n出生医学证明原件。\n其他说明。\n办理新生儿入户到户籍窗口。"
+    p = Hit("c1", "d1", "kb", text, {"title": "新生儿入户办事指南", "heading": ""}, dense_score=0.8, bm25_score=6.0,
+            coverage=1.0)
+    s = retrieval_signals(terms, weights, [p])
+    assert s["coverage"] == 1.0 and s["title"] == 0.25 and s["missing"] == 0.0 and s["dense"] == 0.8
+    assert s["sentence"] == 0.5           # no two adjacent sentences hold more than 申请材料 or 入户 + 窗口
+    assert s["bm25"] == 1.5
+    p.metadata["heading"] = "一、申请材料"   # ... but the last pair does under its heading
+    assert retrieval_signals(terms, weights, [p])["sentence"] == 1.0
+    assert retrieval_signals(terms, weights, []) == dict.fromkeys(s, 0.0)
+    assert scorer_probability(s, {"sentence": 0.0}, 0.0) == 0.5
+    assert scorer_probability(s, {"sentence": 1e6}, 0.0) == pytest.approx(1.0)
