@@ -1,5 +1,6 @@
 """A law the knowledge base holds only as 已被修改 (laws.db's 中华人民共和国刑法) is retrieved by default, its newest
-text; a 现行有效 version of the same law hides it again (and deleting that version shows it again), repealed and
+text, with 此文本此后已被修改，请以最新修正文本为准 on the citation, in the answer (once) and its status in the
+prompt; a 现行有效 version of the same law hides it again (and deleting that version shows it again), repealed and
 historical texts never count as current, and a status the caller names keeps its exact meaning. Unit profile:
 scripted LLM, hashing embedder; every retrieval mode, and the vector store's copy of the flag."""
 from __future__ import annotations
@@ -71,6 +72,29 @@ def test_the_newest_text_is_retrieved_by_default_when_it_is_amended(kb):
     assert flags(kb, "xf-2020") == ({True}, {True})
 
 
+def test_its_citation_answer_and_prompt_carry_the_warning(kb):
+    events = list(kb.qa.stream(QUESTION, [KB], principal=LOCAL_ADMIN))
+    answer = events[-1]["answer"]
+    assert not answer.refused
+    first = answer.citations[0]
+    assert first.doc_id == "xf-2020" and first.cited and first.notice == NOTICE
+    assert first.label == f"《{LAW}》第二百六十四条" and first.noted_label == f"《{LAW}》第二百六十四条（{NOTICE}）"
+    # said once, at the end of the answer, and streamed last
+    assert answer.answer.count(NOTICE) == 1
+    assert answer.answer.endswith(f"注意：所引《{LAW}》：{NOTICE}。")
+    assert events[-2] == {"type": "token", "text": f"\n\n注意：所引《{LAW}》：{NOTICE}。"}
+    assert f"[1] 《{LAW}》第二百六十四条（{NOTICE}）" in answer.export_text()
+    assert answer.to_dict()["citations"][0]["notice"] == NOTICE
+    # the model sees the status in the document's header
+    assert f"《{LAW}》（全国人民代表大会，已被修改）" in kb.llm.calls[-1][-1]["content"]
+
+
+def test_an_answer_from_current_texts_has_no_warning(kb):
+    answer = kb.qa.ask("结婚登记需要到哪里办理？", [KB], principal=LOCAL_ADMIN)
+    assert not answer.refused and NOTICE not in answer.answer
+    assert all(c.notice is None for c in answer.citations)
+
+
 def test_a_current_version_hides_the_amended_one_and_deleting_it_shows_it_again(kb):
     ingest(kb, CURRENT)
     for mode in MODES:
@@ -137,6 +161,9 @@ def test_a_status_the_caller_names_keeps_its_exact_meaning(kb):
         assert search(Filters.parse(["status=*"]), mode) == {"xf-2020", "xf-2017"}, mode
     ingest(kb, CURRENT)
     assert search(Filters.parse(["status=已被修改"])) == {"xf-2020", "xf-2017"}
+    # asked for, an amended text is cited with its warning too
+    answer = kb.qa.ask(QUESTION, [KB], Filters.parse(["status=已被修改"]), principal=LOCAL_ADMIN)
+    assert answer.citations[0].notice == NOTICE and answer.answer.count(NOTICE) == 1
 
 
 def test_vectors_written_while_a_flag_changes_get_the_flag_as_committed(container, monkeypatch):
