@@ -11,7 +11,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk
 from langchain_core.prompts import ChatPromptTemplate
 
-from assistant.filters import Filters
+from assistant.filters import AMENDED, Filters
 from assistant.grounding.answer_type import asked_kind, states
 from assistant.grounding.answerability import (answerability, first_token_logprobs, refusal_mass, retrieval_signals,
                                                scorer_probability)
@@ -45,6 +45,20 @@ def citation_label(meta: dict) -> str:
     if meta.get("doc_number"):
         label += f"（{meta['doc_number']}）"
     return label
+
+
+def amended_notice(meta: dict) -> str | None:
+    """The warning an 已被修改 text carries wherever it is cited (retrieved by default when it is the newest text
+    the knowledge base holds of its law, or asked for by status)."""
+    return load_prompt("amended_notice") if meta.get("status") == AMENDED else None
+
+
+def with_amended_notice(text: str, citations: list["Citation"]) -> str:
+    """The answer with the warning said once, naming the amended texts it rests on (those cited, or all of the
+    passages when none is marked)."""
+    rest_on = [c for c in citations if c.cited] or citations
+    names = list(dict.fromkeys(f"《{c.metadata.get('law') or c.title}》" for c in rest_on if c.notice))
+    return f"{text}\n\n注意：所引{'、'.join(names)}：{load_prompt('amended_notice')}。" if names else text
 
 
 def document_header(meta: dict) -> str:
@@ -129,11 +143,18 @@ class Citation:
     pages: list[int] = field(default_factory=list)
     page: int | None = None
     sensitivity: str | None = None          # 数据分类分级 level of the cited document (shown beside the citation)
+    notice: str | None = None               # a warning shown with it: 已被修改 texts (amended_notice)
 
     @classmethod
     def from_hit(cls, n: int, hit: Hit) -> "Citation":
         return cls(n, hit.doc_id, hit.chunk_id, hit.kb, hit.title, citation_label(hit.metadata), hit.text, hit.metadata,
-                   **positions(hit.metadata), sensitivity=hit.metadata.get("sensitivity"))
+                   **positions(hit.metadata), sensitivity=hit.metadata.get("sensitivity"),
+                   notice=amended_notice(hit.metadata))
+
+    @property
+    def noted_label(self) -> str:
+        """The label with its warning, when it has one (exported text, the command line)."""
+        return self.label + (f"（{self.notice}）" if self.notice else "")
 
 
 def build_context(hits: list[Hit], budget: int, header: Callable[[int, dict], str] | None = None,
@@ -187,7 +208,8 @@ class Answer:
         lines = [self.answer, ""]
         if self.citations:
             lines.append("参考依据：")
-            lines += [f"[{c.n}] {c.label}" for c in self.citations if c.cited or not any(x.cited for x in self.citations)]
+            shown = [c for c in self.citations if c.cited] or self.citations
+            lines += [f"[{c.n}] {c.noted_label}" for c in shown]
             lines.append("")
         lines.append(load_prompt("ai_label"))
         return "\n".join(lines)
@@ -443,6 +465,9 @@ class Answerer:
             # nothing was streamed (a markers-only reply has no wording of its own): the quoted passage goes out
             timings["first_token_ms"] = (time.perf_counter() - t_start) * 1000
             yield {"type": "token", "text": text}
+        if not refused and (noted := with_amended_notice(text, citations)) != text:
+            yield {"type": "token", "text": noted[len(text):]}     # after all that was streamed
+            text = noted
         yield {"type": "answer", "answer": Answer(question, text, refused, citations, standalone, timings, usage,
                                                   self.model_name, verification=verification.to_dict(),
                                                   related=related)}

@@ -1,8 +1,10 @@
 """Metadata filters shared by both retrievers: one definition, three renderings (Chroma `where` for dense, an SQL
 condition over the catalog's chunk rows for lexical search, a Python predicate).
 
-Validity is a hard filter: unless the caller names statuses, only `retrieval.default_status` is retrieved.
-A filter that matches nothing returns nothing.
+Validity is a hard filter: unless the caller names statuses, only `retrieval.default_status` is retrieved,
+and with 现行有效 in it also an 已被修改 text that is the newest text its knowledge base holds of its law (the
+catalog flags its chunks `latest_text`, by `newest_amended`): a law known only as amended is answered from,
+with a warning, instead of being hidden whole. A filter that matches nothing returns nothing.
 """
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ import re
 from dataclasses import dataclass, field, fields, replace
 
 STATUSES = ("现行有效", "已废止", "历史版本", "已被修改", "尚未生效")
+CURRENT, AMENDED, NOT_YET = "现行有效", "已被修改", "尚未生效"
 ANY = "*"
+LATEST_TEXT = "latest_text"     # chunk metadata, set by the catalog: this 已被修改 text is its law's newest
 
 
 _SQL_OPS = {"$eq": "=", "$gte": ">=", "$lte": "<="}
@@ -39,6 +43,25 @@ def date_to_int(value: str, end: bool = False) -> int:
     return int(y) * 10000 + mo_i * 100 + d_i
 
 
+def law_key(meta: dict) -> str:
+    """Which law a text is a version of: its `law` (laws.db, or stated at ingest), else its title."""
+    return str(meta.get("law") or meta.get("title") or "")
+
+
+def newest_amended(texts: dict[str, dict]) -> set[str]:
+    """Of one law's texts in a knowledge base (doc_id → metadata), the 已被修改 ones retrieved by default: none
+    when a 现行有效 text is there; else those of the latest version_date (or date), when every text of that date
+    is 已被修改 (a newer repealed or historical text means the amended one is not the law's last word). A 尚未生效
+    text is not in force yet: it supersedes nothing."""
+    if any(m.get("status") == CURRENT for m in texts.values()):
+        return set()
+    dated = {d: str(m.get("version_date") or m.get("date") or "") for d, m in texts.items()
+             if m.get("status") != NOT_YET}
+    top = max(dated.values(), default="")
+    newest = {d for d, v in dated.items() if v == top}
+    return newest if newest and all(texts[d].get("status") == AMENDED for d in newest) else set()
+
+
 @dataclass
 class Filters:
     status: list[str] | None = None     # None: the configured default; ["*"]: any validity
@@ -51,6 +74,8 @@ class Filters:
     # document levels the caller may see (access.scope sets them from the principal; "*" = all). Never parsed from
     # a request: None means nobody said, and the searcher refuses to search
     levels: tuple[str, ...] | None = None
+    # set by with_default_status only: the newest text of a law counts as current when it is 已被修改
+    latest_amended: bool = False
 
     @classmethod
     def parse(cls, items: list[str] | None) -> "Filters":
@@ -68,7 +93,8 @@ class Filters:
     def from_dict(cls, data: dict | None) -> "Filters":
         data = dict(data or {})
         data.pop("levels", None)   # the principal's clearance decides, never the request
-        known = {f.name for f in fields(cls)} - {"extra", "levels"}
+        data.pop("latest_amended", None)   # part of the default validity, never a request's
+        known = {f.name for f in fields(cls)} - {"extra", "levels", "latest_amended"}
         kwargs: dict = {"extra": {}}
         for key, value in data.items():
             if value is None or value == "" or value == []:
@@ -112,13 +138,21 @@ class Filters:
         return "*" in self.levels or meta.get("sensitivity") in self.levels
 
     def with_default_status(self, default: list[str]) -> "Filters":
-        # an empty list is "not given" too: it must never mean "any validity"
-        return self if self.status else replace(self, status=list(default))
+        # an empty list is "not given" too: it must never mean "any validity"; statuses the caller names keep
+        # their exact meaning (no newest-amended rule)
+        if self.status:
+            return self
+        amended = CURRENT in default and AMENDED not in default
+        return replace(self, status=list(default), latest_amended=amended)
 
-    def _conditions(self) -> list[tuple[str, str, object]]:
-        conds: list[tuple[str, str, object]] = []
+    def _conditions(self) -> list[tuple]:
+        """(key, op, value) conditions, all required; ("$or", branches) holds when every condition of one of
+        its branches does."""
+        conds: list[tuple] = []
         if self.status and ANY not in self.status:
-            conds.append(("status", "$in", list(self.status)))
+            status = ("status", "$in", list(self.status))
+            conds.append(("$or", [[status], [("status", "$eq", AMENDED), (LATEST_TEXT, "$eq", True)]])
+                         if self.latest_amended else status)
         if self.agency:
             conds.append(("agency", "$eq", self.agency))
         if self.doc_type:
@@ -134,48 +168,70 @@ class Filters:
         return conds
 
     def to_where(self) -> dict | None:
-        parts = [{key: {op: value}} for key, op, value in self._conditions()]
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else {"$and": parts}
+        return _where(self._conditions())
 
     def to_sql(self, column: str = "c.metadata", dialect: str = "sqlite") -> tuple[str, list]:
         """The condition over a JSON metadata column, and its parameters: what `matches` keeps (a missing key
         matches nothing; json_extract and jsonb keep JSON types, so "2020" is not 2020, as in Python). Keys are
         passed as parameters too (JSON paths quoted), values never enter the SQL text."""
-        parts: list[str] = []
         args: list = []
-        pg = dialect == "postgresql"
-        for key, op, value in self._conditions():
-            # jsonb compares jsonb: the value goes in as JSON text, cast (a number stays a number)
-            field_sql, mark = (f"({column}::jsonb -> ?)", "?::jsonb") if pg else (f"json_extract({column}, ?)", "?")
-            args.append(key if pg else f'$."{key}"')
-            wrap = (lambda v: json.dumps(v, ensure_ascii=False)) if pg else (lambda v: v)
-            if op == "$in":
-                parts.append(f"{field_sql} IN ({','.join([mark] * len(value))})")
-                args += [wrap(v) for v in value]
-            else:
-                parts.append(f"{field_sql} {_SQL_OPS[op]} {mark}")
-                args.append(wrap(value))
-        return (" AND ".join(parts) or ("TRUE" if pg else "1")), args
+        cond = _sql(self._conditions(), column, dialect == "postgresql", args)
+        return cond or ("TRUE" if dialect == "postgresql" else "1"), args
 
     def matches(self, meta: dict) -> bool:
-        for key, op, value in self._conditions():
-            have = meta.get(key)
-            if have is None:
-                return False
-            if op == "$in" and have not in value:
-                return False
-            if op == "$eq" and have != value:
-                return False
-            if op == "$gte" and not have >= value:
-                return False
-            if op == "$lte" and not have <= value:
-                return False
-        return True
+        return _holds(self._conditions(), meta)
 
     def as_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)
-               if f.name not in ("extra", "levels") and getattr(self, f.name)}
+               if f.name not in ("extra", "levels", "latest_amended") and getattr(self, f.name)}
         out.update(self.extra)
         return out
+
+
+def _where(conds: list[tuple]) -> dict | None:
+    parts = [{"$or": [_where(b) for b in c[1]]} if c[0] == "$or" else {c[0]: {c[1]: c[2]}} for c in conds]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+def _sql(conds: list[tuple], column: str, pg: bool, args: list) -> str:
+    parts: list[str] = []
+    for cond in conds:
+        if cond[0] == "$or":
+            parts.append("(" + " OR ".join(f"({_sql(b, column, pg, args)})" for b in cond[1]) + ")")
+            continue
+        key, op, value = cond
+        # jsonb compares jsonb: the value goes in as JSON text, cast (numbers and true stay JSON types)
+        field_sql, mark = ((f"({column}::jsonb -> ?)", "?::jsonb") if pg
+                           else (f"json_extract({column}, ?)", "?"))
+        args.append(key if pg else f'$."{key}"')
+        wrap = (lambda v: json.dumps(v, ensure_ascii=False)) if pg else (lambda v: v)
+        if op == "$in":
+            parts.append(f"{field_sql} IN ({','.join([mark] * len(value))})")
+            args += [wrap(v) for v in value]
+        else:
+            parts.append(f"{field_sql} {_SQL_OPS[op]} {mark}")
+            args.append(wrap(value))
+    return " AND ".join(parts)
+
+
+def _holds(conds: list[tuple], meta: dict) -> bool:
+    for cond in conds:
+        if cond[0] == "$or":
+            if not any(_holds(b, meta) for b in cond[1]):
+                return False
+            continue
+        key, op, value = cond
+        have = meta.get(key)
+        if have is None:
+            return False
+        if op == "$in" and have not in value:
+            return False
+        if op == "$eq" and have != value:
+            return False
+        if op == "$gte" and not have >= value:
+            return False
+        if op == "$lte" and not have <= value:
+            return False
+    return True

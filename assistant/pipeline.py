@@ -32,7 +32,7 @@ from assistant.components.store import KnowledgeStore
 from assistant.components.store.catalog import ChunkRecord, DuplicateContent, origin_blobs
 from assistant.components.store.originals import Staged
 from assistant.components.store.tokens import tokenize
-from assistant.filters import STATUSES, FilterError, date_to_int
+from assistant.filters import LATEST_TEXT, STATUSES, FilterError, date_to_int
 from assistant.progress import Progress, no_progress
 from assistant.settings import ChunkingSettings, IngestSettings
 from ingest.chunking import Block, Chunk, block_starts, chunk_blocks, format_heading_path
@@ -120,6 +120,7 @@ def normalise_metadata(doc: SourceDocument) -> dict:
     meta["status"] = str(meta.get("status") or DEFAULT_STATUS)
     if meta["status"] not in STATUSES:
         raise DocumentError(f"metadata field 'status' is {meta['status']!r}; use one of {', '.join(STATUSES)}")
+    meta.pop(LATEST_TEXT, None)     # the catalog decides it from the law's texts, never the source
     if meta.get("date"):
         iso = parse_cn_date(str(meta["date"]))
         if iso is None:
@@ -186,8 +187,8 @@ class IngestPipeline:
             catalog.mark_pending(kb, doc.doc_id, content_hash, meta["title"], doc.source, meta, doc.path)
             try:
                 new_ids = self._stage_batches(kb, doc, meta, content_hash, chunks, has_passage, on_batch)
-                catalog.commit_document(kb, doc.doc_id, content_hash, meta["title"], doc.source, meta, doc.path,
-                                        origin)
+                flags = catalog.commit_document(kb, doc.doc_id, content_hash, meta["title"], doc.source, meta,
+                                                doc.path, origin)
             except DuplicateContent as exc:      # another writer committed this content first
                 self.store.originals.discard(staged)
                 self.discard_uncommitted(kb, doc.doc_id)
@@ -199,6 +200,7 @@ class IngestPipeline:
             self.store.originals.publish(staged)
             if old_ids:    # the previous version's chunks left the catalog with the commit: their vectors go too
                 self.store.vectors.delete_document(kb, doc.doc_id, keep=new_ids)
+            self.store.flag_vectors(kb, flags)
             if existing:   # and its originals, unless another document uses them
                 self.store.release_originals(origin_blobs(existing.get("origin")))
         # a document left pending by a crash had no visible version: completing it adds it
@@ -309,8 +311,11 @@ class IngestPipeline:
                     live = catalog.still_unembedded(kb, [r["chunk_id"] for r in rows])
                     keep = [i for i, r in enumerate(rows) if r["chunk_id"] in live]
                     if keep:
+                        # the metadata as committed now: a commit meanwhile may have changed a latest_text
+                        now = catalog.get_chunks(kb, [rows[i]["chunk_id"] for i in keep])
                         self.store.vectors.upsert(kb, [rows[i]["chunk_id"] for i in keep], [vectors[i] for i in keep],
-                                                  [rows[i]["metadata"] for i in keep], [rows[i]["text"] for i in keep])
+                                                  [now[rows[i]["chunk_id"]]["metadata"] for i in keep],
+                                                  [rows[i]["text"] for i in keep])
                         catalog.set_embedded(kb, [rows[i]["chunk_id"] for i in keep])
                 report.written += len(keep)
                 report.skipped += len(rows) - len(keep)

@@ -161,8 +161,9 @@ class HybridSearcher:
 
     def _resolve(self, pool: list[Hit], query: str, flt: Filters) -> list[Hit]:
         """Attach text and metadata from the catalog; vectors of uncommitted documents (orphans) drop out here,
-        and so does every chunk above the caller's clearance, read from the catalog's own record (a level changed
-        a moment ago counts; the vector store's copy of the metadata is never trusted for it)."""
+        and so does every chunk above the caller's clearance or outside the filters, read from the catalog's
+        own record (a level or latest_text flag changed a moment ago counts; the vector store's copy of the
+        metadata is never trusted for them)."""
         by_kb: dict[str, list[str]] = {}
         for h in pool:
             by_kb.setdefault(h.kb, []).append(h.chunk_id)
@@ -172,7 +173,7 @@ class HybridSearcher:
         out = []
         for h in pool:
             row = rows[h.kb].get(h.chunk_id)
-            if row is None or not flt.level_ok(row["metadata"]):
+            if row is None or not flt.level_ok(row["metadata"]) or not flt.matches(row["metadata"]):
                 continue
             h.doc_id, h.text, h.metadata = row["doc_id"], row["text"], row["metadata"]
             if terms:

@@ -55,6 +55,8 @@ footer { display: none !important; }
 .src-n { color: #b91c1c; font-weight: 700; margin-right: 4px; }
 .src-label { font-size: 13px; color: #334155; margin-top: 2px; }
 .src-meta { font-size: 12px; color: #64748b; margin-top: 2px; }
+.src-notice { font-size: 12px; color: #92400e; background: #fef3c7; border-radius: 4px; padding: 1px 6px;
+  margin-top: 4px; }
 .src-heading { font-size: 12px; color: #475569; margin-top: 4px; }
 .src-text { font-size: 13px; line-height: 1.6; color: #1e293b; margin-top: 4px; white-space: pre-wrap; }
 .src-text mark, .hit-text mark { background: #fde68a; padding: 0 1px; border-radius: 2px; }

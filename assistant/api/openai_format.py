@@ -85,7 +85,8 @@ def openai_usage(usage: dict | None) -> dict:
 def source_dicts(citations: list, related: bool = False) -> list[dict]:
     return [{"n": c.n, "kb": c.kb, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "title": c.title, "label": c.label,
              "cited": c.cited and not related, "related": related, "text": c.text, "metadata": c.metadata,
-             "offsets": c.offsets, "pages": c.pages, "page": c.page, "sensitivity": c.sensitivity}
+             "offsets": c.offsets, "pages": c.pages, "page": c.page, "sensitivity": c.sensitivity,
+             "notice": c.notice}
             for c in citations]
 
 

@@ -38,7 +38,8 @@ def _print_related(answer) -> None:
     if answer.refused and answer.related:
         console.print("[dim]相关但未直接回答（仅供参考，未作为依据）：[/]", highlight=False)
         for c in answer.related:
-            console.print(f"[dim]  [{c.n}] {c.label} {c.metadata.get('heading', '')}[/]", highlight=False)
+            console.print(f"[dim]  [{c.n}] {c.noted_label} {c.metadata.get('heading', '')}[/]",
+                          highlight=False)
 
 
 def _print_answer(answer, as_json: bool) -> None:
@@ -50,7 +51,8 @@ def _print_answer(answer, as_json: bool) -> None:
         console.print(f"[yellow]{note}[/]", highlight=False)
     for c in answer.citations:
         mark = "*" if c.cited else " "
-        console.print(f"[dim]{mark}[{c.n}] {c.label} {c.metadata.get('heading', '')}[/]", highlight=False)
+        console.print(f"[dim]{mark}[{c.n}] {c.noted_label} {c.metadata.get('heading', '')}[/]",
+                      highlight=False)
     _print_related(answer)
     t = answer.timings
     console.print(f"[dim]首字 {t.get('first_token_ms', 0) / 1000:.1f}s · 总计 {t.get('total_ms', 0) / 1000:.1f}s · "
@@ -96,6 +98,6 @@ def chat(kb: list[str] = typer.Option(..., "--kb"), filter: list[str] = typer.Op
                         console.print(f"[yellow]{note}[/]", highlight=False)
                     for cit in answer.citations:
                         if cit.cited:
-                            console.print(f"[dim][{cit.n}] {cit.label}[/]", highlight=False)
+                            console.print(f"[dim][{cit.n}] {cit.noted_label}[/]", highlight=False)
                     _print_related(answer)
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]

@@ -1,5 +1,5 @@
 """Metadata filters: parsing errors name the field; the Chroma `where`, the SQL condition (lexical search) and the
-Python predicate agree;
+Python predicate agree (the default validity too: 现行有效, or 已被修改 flagged latest_text);
 a filter that matches nothing returns nothing from either retriever (never fails open)."""
 from __future__ import annotations
 
@@ -22,16 +22,24 @@ TABLE = {
     "d": {"doc_id": "d", "status": "历史版本", "doc_type": "法律", "date_int": 20170901, "law": "中华人民共和国仲裁法"},
     "e": {"doc_id": "e", "status": "现行有效", "doc_type": "法律", "law": "中华人民共和国仲裁法"},  # no date
     "f": {"doc_id": "f", "status": "现行有效", "agency": "示范市人民政府", "doc_type": "通知", "date_int": 20181231},
+    # 已被修改: the newest text of its law in the KB (the catalog flags it), and an older one (not flagged)
+    "g": {"doc_id": "g", "status": "已被修改", "doc_type": "法律", "law": "中华人民共和国刑法", "date_int": 20201226,
+          "latest_text": True},
+    "h": {"doc_id": "h", "status": "已被修改", "doc_type": "法律", "law": "中华人民共和国刑法", "date_int": 20190101},
 }
 
 CASES = [
-    ([], {"a", "c", "e", "f"}),                                          # default validity only
+    ([], {"a", "c", "e", "f", "g"}),                                     # default validity: + the newest amended
+    (["status=现行有效"], {"a", "c", "e", "f"}),                          # a stated status means just that
+    (["status=已被修改"], {"g", "h"}),
+    (["law=中华人民共和国刑法"], {"g"}),
+    (["date_from=2020"], {"a", "c", "g"}),
     (["status=*"], set(TABLE)),
     (["status=已废止,历史版本"], {"b", "d"}),
     (["status=已废止"], {"b"}),
     (["agency=示范市人民政府"], {"f"}),                                  # exact: not 办公厅, not the repealed one
     (["agency=示范市人民政府", "status=*"], {"b", "f"}),
-    (["doc_type=法律", "status=*"], {"d", "e"}),
+    (["doc_type=法律", "status=*"], {"d", "e", "g", "h"}),
     (["date_from=2025"], {"a", "c"}),                                    # no date: excluded by a date bound
     (["date_from=2025-03-18"], {"c"}),                                   # bounds are inclusive
     (["date_to=2018", "status=*"], {"b", "d", "f"}),                     # a year bound rounds up to 12-31
@@ -103,7 +111,15 @@ def test_empty_status_never_means_any_validity():
     # a status list that is empty (built by code rather than parsed) falls back to the default, not to "any"
     assert Filters(status=[]).with_default_status(DEFAULT).status == DEFAULT
     assert Filters(status=["*"]).with_default_status(DEFAULT).to_where() is None
-    assert Filters().with_default_status(DEFAULT).to_where() == {"status": {"$in": DEFAULT}}
+    assert Filters().with_default_status(DEFAULT).to_where() == {"$or": [
+        {"status": {"$in": DEFAULT}}, {"$and": [{"status": {"$eq": "已被修改"}}, {"latest_text": {"$eq": True}}]}]}
+    assert Filters(status=DEFAULT).with_default_status(DEFAULT).to_where() == {"status": {"$in": DEFAULT}}
+    # a default that names 已被修改 itself, or not 现行有效, needs no newest-amended branch
+    assert Filters().with_default_status(["现行有效", "已被修改"]).to_where() == {
+        "status": {"$in": ["现行有效", "已被修改"]}}
+    assert not Filters().with_default_status(["已废止"]).latest_amended
+    # never from a request
+    assert not Filters.from_dict({"latest_amended": True}).latest_amended
 
 
 def test_from_dict_accepts_lists_and_skips_empty_values():

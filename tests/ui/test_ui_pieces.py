@@ -128,6 +128,15 @@ def test_sources_panel_shows_labels_status_and_puts_cited_first():
     assert "二、主要任务" in html and "》二、主要任务" not in html          # the title is not repeated
 
 
+def test_an_amended_text_shows_its_warning_on_its_card():
+    meta = {"title": "中华人民共和国刑法", "law": "中华人民共和国刑法", "article": "第二百六十四条", "status": "已被修改"}
+    amended = Citation(1, "d1", "c1", "samples", "中华人民共和国刑法", "", "盗窃", meta, True,
+                       notice="此文本此后已被修改，请以最新修正文本为准")
+    html = render_sources([amended, _citation(2, {"title": "通知", "status": "现行有效"})])
+    assert html.count('class="src-notice"') == 1 and "此文本此后已被修改，请以最新修正文本为准" in html
+    assert html.index("src-notice") < html.index('data-n="2"')
+
+
 def test_sources_panel_empty_and_refusal_states():
     assert "提问后" in render_sources([])
     refusal = Answer("q", "知识库中未找到相关依据", True, [])
@@ -211,6 +220,10 @@ def test_filters_from_the_form():
     f = build_filters(["现行有效", "已废止"], " 示范市公安局 ", "2024-01", "")
     assert f.status == ["现行有效", "已废止"] and f.agency == "示范市公安局" and f.date_from == "2024-01"
     assert build_filters([], None, None, None).status == ["*"]      # nothing ticked: any validity
+    # ticked as the form starts (retrieval.default_status): the default validity, with its newest-amended rule
+    assert build_filters(["现行有效"], None, None, None, ["现行有效"]).status is None
+    assert build_filters(["现行有效", "已废止"], None, None, None, ["现行有效"]).status == ["现行有效", "已废止"]
+    assert build_filters([], None, None, None, ["现行有效"]).status == ["*"]
     with pytest.raises(FilterError):
         build_filters(["现行有效"], None, "去年", None)
 

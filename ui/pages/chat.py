@@ -100,6 +100,7 @@ def _card(c, terms: set[str], cited: bool, related: bool = False) -> str:
             f'{status_badge(m.get("status", ""))}{sensitivity_badge(m.get("sensitivity"))}{badge}{link}</div>'
             + (f'<div class="src-label">{esc(source_label(m))}</div>' if source_label(m) else "")
             + f'<div class="src-meta">{" · ".join(meta_bits)}</div>'
+            + (f'<div class="src-notice">⚠️ {esc(c.notice)}</div>' if c.notice else "")
             + (f'<div class="src-heading">{esc(section_of(m))}</div>' if section_of(m) else "")
             + f'<div class="src-text">{highlight(c.text, terms)}</div></div>')
 
@@ -169,12 +170,15 @@ def section_of(meta: dict) -> str:
 
 
 def build_filters(statuses: list[str] | None, agency: str | None, date_from: str | None,
-                  date_to: str | None) -> Filters:
+                  date_to: str | None, default: list[str] | None = None) -> Filters:
+    """The form's filters; the statuses ticked as they start (`default`, retrieval.default_status) are the
+    default validity, which also retrieves a law's newest text when that is 已被修改 (with its warning)."""
     data: dict[str, Any] = {"agency": (agency or "").strip() or None,
                             "date_from": (date_from or "").strip() or None,
                             "date_to": (date_to or "").strip() or None}
     statuses = [s for s in (statuses or []) if s]
-    data["status"] = statuses if statuses else ["*"]
+    if not default or set(statuses) != set(default):
+        data["status"] = statuses if statuses else ["*"]
     return Filters.from_dict(data)
 
 
@@ -201,6 +205,7 @@ def record_feedback(container, principal, answer: Answer, rating: str, comment: 
 
 def build(ctx: UIContext) -> None:
     c = ctx.container
+    default_status = c.settings.retrieval.default_status
     last_answer = gr.State(None)   # the latest Answer (feedback, export)
     turns = gr.State([])           # plain-text history for condensing follow-ups
 
@@ -209,8 +214,9 @@ def build(ctx: UIContext) -> None:
             with gr.Row():
                 kb_select = gr.Dropdown(label="知识库", choices=[], multiselect=True, scale=3,
                                         info="只列出您有权阅读的知识库", elem_id="chat-kb")
-                status_select = gr.CheckboxGroup(label="效力状态", choices=list(STATUSES), value=["现行有效"],
-                                                 scale=4, elem_id="chat-status")
+                status_select = gr.CheckboxGroup(label="效力状态", choices=list(STATUSES),
+                                                 value=list(default_status), scale=4, elem_id="chat-status",
+                                                 info="默认还检索只有已被修改文本的法律的最新文本（附提示）")
             with gr.Accordion("更多筛选：发文机关、成文日期", open=False):
                 with gr.Row():
                     agency = gr.Dropdown(label="发文机关", choices=[], allow_custom_value=True, scale=2,
@@ -267,7 +273,7 @@ def build(ctx: UIContext) -> None:
             return
         note(kb=list(kbs), question=message)
         try:
-            filters = build_filters(statuses, agency_v, dfrom, dto)
+            filters = build_filters(statuses, agency_v, dfrom, dto, default_status)
             events = c.qa.stream(message, list(kbs), filters, list(hist_turns or []), principal=principal)
         except (FilterError, ValueError, PermissionError) as exc:
             raise fail(exc, "无法提问") from None

@@ -11,6 +11,7 @@ from assistant.components.store.lexical import LexicalIndex
 from assistant.components.store.locks import WriteLocks
 from assistant.components.store.originals import Originals
 from assistant.components.store.vectors import VectorStore
+from assistant.filters import LATEST_TEXT
 from assistant.settings import Settings
 
 
@@ -26,6 +27,14 @@ class KnowledgeStore:
         self.embed_locks = WriteLocks(root / "locks", suffix=".embed.lock")
         self.originals = Originals(root / "originals", WriteLocks(root / "locks", suffix=".lock"))
         _remove_old_index(root / "bm25")
+        for kb, flags in self.catalog.refresh_latest_texts().items():
+            self.flag_vectors(kb, flags)
+
+    def flag_vectors(self, kb: str, flags: dict[str, bool]) -> None:
+        """The catalog's `latest_text` changes (commit, delete) copied to the vectors: dense retrieval filters
+        on their copy of the metadata (retrieval re-checks the catalog's: a copy left behind never leaks)."""
+        if flags:
+            self.vectors.set_flags(kb, LATEST_TEXT, flags)
 
     def writer(self, kb: str) -> AbstractContextManager[None]:
         """Hold the knowledge base's write lock (threads and processes) for one change."""
@@ -43,8 +52,9 @@ class KnowledgeStore:
         uses go."""
         with self.writer(kb):
             blobs = [b for o in self.catalog.origins(kb, doc_id) for b in origin_blobs(o)]
-            self.catalog.delete_document(kb, doc_id)
+            flags = self.catalog.delete_document(kb, doc_id)
             self.vectors.delete_document(kb, doc_id)
+            self.flag_vectors(kb, flags or {})
         self.release_originals(blobs)
 
     def release_originals(self, blobs: list[str]) -> None:

@@ -28,6 +28,11 @@ A document's `origin` (JSON, null in catalogs from before it and for documents n
 from, kept in the originals store (originals.py): {"file": sha256, "name", "size"} of the ingested file, {"text":
 sha256, "chars"} of its extracted text (chunk offsets point into it) and "pages": [[offset, page], ...] where a
 page begins in that text. A chunk's metadata may carry "offsets" [start, end] and "pages" (see ingest/chunking.py).
+
+Amended laws: the chunks of an 已被修改 text that is the newest text the knowledge base holds of its law
+(filters.newest_amended; a law is its `law` metadata, else its title) carry `latest_text: true`, which the
+default validity filter retrieves. It is re-decided for the law of each document committed or deleted, in that
+transaction; the commit and the delete return the chunks whose flag changed, for the vector store's copy.
 """
 from __future__ import annotations
 
@@ -42,6 +47,7 @@ from typing import Iterator
 
 from assistant.components.store.pg_lexical import PostgresLexical
 from assistant.db import Database
+from assistant.filters import AMENDED, LATEST_TEXT, law_key, newest_amended
 
 KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
@@ -64,6 +70,7 @@ CREATE TABLE IF NOT EXISTS staged_chunks (
   kb TEXT NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL, position INTEGER NOT NULL,
   text TEXT NOT NULL, tokens TEXT NOT NULL, metadata TEXT NOT NULL, PRIMARY KEY (kb, chunk_id));
 CREATE INDEX IF NOT EXISTS staged_by_doc ON staged_chunks(kb, doc_id);
+CREATE INDEX IF NOT EXISTS docs_by_law ON documents(kb, COALESCE(json_extract(metadata, '$.law'), title));
 """
 # created after the migration that adds chunks.embedded (catalogs from before it had every vector written)
 UNEMBEDDED_INDEX = "CREATE INDEX IF NOT EXISTS chunks_unembedded ON chunks(kb) WHERE embedded=0"
@@ -167,6 +174,61 @@ class Catalog:
         """SQL for the column with `key` set to the next parameter (a string)."""
         return (f"jsonb_set({column}::jsonb, '{{{key}}}', to_jsonb(?::text))::text" if self.postgres
                 else f"json_set({column}, '$.{key}', ?)")
+
+    @property
+    def _law_sql(self) -> str:
+        """A document's law (filters.law_key) as SQL: the expression the docs_by_law index is on (PostgreSQL's
+        in Alembic 0003), so a law's texts are found without reading every document."""
+        return f"COALESCE({self._json_text('metadata', 'law')}, title)"
+
+    def _flag_sql(self, on: bool) -> str:
+        """SQL for the chunk metadata with LATEST_TEXT set to true (on) or removed."""
+        if self.postgres:
+            return (f"jsonb_set(metadata::jsonb, '{{{LATEST_TEXT}}}', 'true'::jsonb)::text" if on
+                    else f"(metadata::jsonb - '{LATEST_TEXT}')::text")
+        return (f"json_set(metadata, '$.{LATEST_TEXT}', json('true'))" if on
+                else f"json_remove(metadata, '$.{LATEST_TEXT}')")
+
+    def _mark_latest_texts(self, db: Database, kb: str, laws: set[str]) -> dict[str, bool]:
+        """Re-decide which 已被修改 texts of these laws are their newest and (un)flag their chunks: chunk id →
+        flag for each chunk whose flag changed. A law's texts are its documents with committed chunks (one being
+        replaced still shows its old version); only 已被修改 texts ever carry the flag."""
+        changed: dict[str, bool] = {}
+        for law in sorted(laws - {""}):
+            texts = {r["doc_id"]: json.loads(r["metadata"] or "{}") for r in db.execute(
+                f"SELECT doc_id, metadata FROM documents WHERE kb=? AND {self._law_sql}=? AND n_chunks>0",
+                (kb, law)).fetchall()}
+            want = newest_amended(texts)
+            for doc_id in (d for d, m in texts.items() if m.get("status") == AMENDED):
+                on = doc_id in want
+                differs = f"{self._json_text('metadata', LATEST_TEXT)} IS {'' if on else 'NOT '}NULL"
+                ids = [r["chunk_id"] for r in db.execute(f"SELECT chunk_id FROM chunks WHERE kb=? AND doc_id=? "
+                                                         f"AND {differs}", (kb, doc_id)).fetchall()]
+                if ids:
+                    db.execute(f"UPDATE chunks SET metadata={self._flag_sql(on)} WHERE kb=? AND doc_id=? AND "
+                               f"{differs}", (kb, doc_id))
+                    changed.update(dict.fromkeys(ids, on))
+        return changed
+
+    def _law_of(self, db: Database, kb: str, doc_id: str) -> str:
+        row = db.execute("SELECT title, metadata FROM documents WHERE kb=? AND doc_id=?",
+                         (kb, doc_id)).fetchone()
+        return law_key({"title": row["title"], **json.loads(row["metadata"] or "{}")}) if row else ""
+
+    def refresh_latest_texts(self) -> dict[str, dict[str, bool]]:
+        """Re-decide every law that has an 已被修改 text (a catalog from before the flag, or one a crash left
+        between a commit and its vectors): kb → the chunks whose flag changed. Writes only what differs."""
+        status = self._json_text("metadata", "status")
+        rows = self._query(f"SELECT kb, doc_id FROM documents WHERE {status}=? AND n_chunks>0", (AMENDED,))
+        if not rows:
+            return {}
+        out: dict[str, dict[str, bool]] = {}
+        with self.transaction() as db:
+            for kb in sorted({r["kb"] for r in rows}):
+                laws = {self._law_of(db, kb, r["doc_id"]) for r in rows if r["kb"] == kb}
+                if changed := self._mark_latest_texts(db, kb, laws):
+                    out[kb] = changed
+        return out
 
     def set_level(self, kb: str, doc_id: str, level: str) -> dict:
         """A document's level, its chunks' with it, in one transaction: the next retrieval obeys it."""
@@ -396,16 +458,19 @@ class Catalog:
                              json.dumps(c.metadata, ensure_ascii=False)) for c in chunks])
 
     def commit_document(self, kb: str, doc_id: str, content_hash: str, title: str, source: str,
-                        metadata: dict, path: str | None = None, origin: dict | None = None) -> None:
+                        metadata: dict, path: str | None = None,
+                        origin: dict | None = None) -> dict[str, bool]:
         """Atomically replace the document's chunks (and their lexical entries) with its staged ones and mark it
         complete, its new chunks waiting for vectors; DuplicateContent
-        (nothing changed) when another complete document has this content."""
+        (nothing changed) when another complete document has this content. Returns the chunks whose
+        `latest_text` flag changed (chunk id → flag): its law's and, if it named another before, that one's."""
         twin = self.find_by_hash(kb, content_hash)
         if twin and twin["doc_id"] != doc_id:
             raise DuplicateContent(twin["doc_id"])
         try:
             with self.transaction() as db:
                 n = db.execute("SELECT COUNT(*) FROM staged_chunks WHERE kb=? AND doc_id=?", (kb, doc_id)).fetchone()[0]
+                laws = {self._law_of(db, kb, doc_id), law_key({**metadata, "title": title})}
                 self._lex_doc(db, kb, doc_id, "delete")
                 self._lex_chunks(db, kb, doc_id, "delete")
                 db.execute("DELETE FROM chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
@@ -422,12 +487,14 @@ class Catalog:
                 self._lex_chunks(db, kb, doc_id, "add")
                 self._lex_doc(db, kb, doc_id, "add")
                 db.execute("DELETE FROM staged_chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
+                changed = self._mark_latest_texts(db, kb, laws)
                 db.execute("UPDATE kbs SET version=version+1 WHERE name=?", (kb,))
         except self._db.integrity_errors:
             twin = self.find_by_hash(kb, content_hash)
             if twin is None:
                 raise
             raise DuplicateContent(twin["doc_id"]) from None
+        return changed
 
     def staged(self, kb: str) -> dict[str, list[str]]:
         """doc_id -> staged chunk ids: documents whose writer stopped between writing vectors and committing."""
@@ -449,15 +516,19 @@ class Catalog:
             groups.setdefault(r["content_hash"], []).append(r["doc_id"])
         return sorted(sorted(ids) for ids in groups.values())
 
-    def delete_document(self, kb: str, doc_id: str) -> bool:
+    def delete_document(self, kb: str, doc_id: str) -> dict[str, bool] | None:
+        """None when there was no such document; else the chunks of its law whose `latest_text` flag changed
+        (deleting a law's current text makes its newest 已被修改 one current)."""
         with self.transaction() as db:
+            law = self._law_of(db, kb, doc_id)
             db.execute("DELETE FROM staged_chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
             self._lex_doc(db, kb, doc_id, "delete")
             self._lex_chunks(db, kb, doc_id, "delete")
             db.execute("DELETE FROM chunks WHERE kb=? AND doc_id=?", (kb, doc_id))
             cur = db.execute("DELETE FROM documents WHERE kb=? AND doc_id=?", (kb, doc_id))
+            changed = self._mark_latest_texts(db, kb, {law})
             db.execute("UPDATE kbs SET version=version+1 WHERE name=?", (kb,))
-        return cur.rowcount > 0
+        return changed if cur.rowcount > 0 else None
 
     def origin_in_use(self, sha: str) -> bool:
         """Whether any document (of any knowledge base) names this blob as its file or text."""

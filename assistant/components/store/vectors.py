@@ -75,6 +75,15 @@ class VectorStore:
             col.upsert(ids=ids[i:i + step], embeddings=embeddings[i:i + step],
                        metadatas=[_clean(m) for m in metadatas[i:i + step]], documents=documents[i:i + step])
 
+    def set_flags(self, kb: str, key: str, flags: dict[str, bool]) -> None:
+        """Set (True) or remove (False) a boolean metadata key of these vectors (Chroma merges an update into
+        the stored metadata; None removes a key); ids without a vector yet get it when they are written."""
+        col, ids = self.collection(kb), list(flags)
+        for i in range(0, len(ids), 1000):
+            have = col.get(ids=ids[i:i + 1000], include=[])["ids"]
+            if have:
+                col.update(ids=have, metadatas=[{key: True if flags[c] else None} for c in have])
+
     def delete_document(self, kb: str, doc_id: str, keep: set[str] | None = None) -> None:
         """Delete a document's vectors, except the ids in keep (the ones just written)."""
         col = self.collection(kb)
