@@ -18,6 +18,9 @@ class ParseError(Exception):
     """The reason a file could not be parsed, without its name (LoadError adds it)."""
 
 
+PASSWORD_PROTECTED = "password-protected, cannot be read without the password"
+
+
 def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
@@ -115,6 +118,8 @@ def _open_pdf(path: Path):
     try:
         return pdfium.PdfDocument(str(path))
     except pdfium.PdfiumError as exc:
+        if exc.err_code == pdfium.raw.FPDF_ERR_PASSWORD:     # an owner password alone (no user one) opens
+            raise ParseError(PASSWORD_PROTECTED) from None
         raise ParseError(f"cannot parse .pdf file (damaged or not a PDF): {_first_line(exc)}") from None
 
 
@@ -168,13 +173,18 @@ def _table_text(element) -> str:
 
 
 def _check_pdf(path: Path) -> int | None:
-    """pypdf's page count (None: pypdf is missing); ParseError for a damaged file."""
+    """pypdf's page count (None: pypdf is missing); ParseError for a damaged or password-protected file."""
     try:
         from pypdf import PdfReader
     except ImportError:
         return None
     try:
-        return len(PdfReader(str(path), strict=False).pages)
+        reader = PdfReader(str(path), strict=False)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ParseError(PASSWORD_PROTECTED)
+        return len(reader.pages)
+    except ParseError:
+        raise
     except Exception as exc:  # noqa: BLE001 - pypdf raises several types for damaged files
         raise ParseError(f"cannot parse .pdf file (damaged or not a PDF): {_first_line(exc)}") from None
 
