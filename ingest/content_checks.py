@@ -1,6 +1,7 @@
 """Checks a file must pass before any parser reads it: its bytes match its extension, and a zip-based file
 (.docx .xlsx .pptx, or anything whose bytes are a zip) declares sizes within the ingest limits, and an image's
-header declares no more pixels than ingest.ocr_max_pixels.
+header declares no more pixels than ingest.ocr_max_pixels. A password-protected .docx/.xlsx/.pptx (an OLE
+container, not a zip) is named as such.
 
 The zip check reads only the central directory, so a bomb is refused before one byte is inflated. The declared
 sizes are enough because every parser here reads members through Python's zipfile (python-docx, openpyxl,
@@ -15,12 +16,13 @@ from pathlib import Path
 from assistant.settings import IngestSettings
 
 ZIP_MAGIC = b"PK\x03\x04"
+OLE_MAGIC = b"\xd0\xcf\x11\xe0"
 RATIO_FLOOR = 1 << 20          # members smaller than this may compress as well as they like
 ZIP_SUFFIXES = {".docx", ".xlsx", ".pptx", ".ofd"}
 TEXT_LIKE = {".txt", ".md", ".markdown", ".jsonl", ".html", ".htm"}
 # what a file that claims to be text may not start with (other binaries have NUL bytes near the start)
 BINARY_MAGIC = {b"PK\x03\x04": "a zip archive (.docx .xlsx .pptx are zips)", b"%PDF-": "a PDF",
-                b"\xd0\xcf\x11\xe0": "an OLE file (.doc .xls)", b"\x89PNG": "a PNG image",
+                OLE_MAGIC: "an OLE file (.doc .xls)", b"\x89PNG": "a PNG image",
                 b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image", b"\x1f\x8b": "gzip data"}
 
 
@@ -39,6 +41,9 @@ def check_content(path: Path, limits: IngestSettings) -> None:
         if kind:
             raise ContentRejected(f"the file is {kind}, not text: its extension {suffix} does not match its content")
     if suffix in ZIP_SUFFIXES and not head.startswith(ZIP_MAGIC):
+        if head.startswith(OLE_MAGIC) and _encrypted_ooxml(path):
+            from ingest.parsers import PASSWORD_PROTECTED
+            raise ContentRejected(PASSWORD_PROTECTED)
         raise ContentRejected(f"cannot parse {suffix} file: it is not a zip archive (a {suffix} file is one)")
     if suffix == ".pdf" and b"%PDF-" not in head[:1024]:
         raise ContentRejected("cannot parse .pdf file: it does not start with a PDF header (%PDF-)")
@@ -51,6 +56,18 @@ def check_content(path: Path, limits: IngestSettings) -> None:
             image_header(path, limits.ocr_max_pixels)     # the header's size, before any pixel is decoded
         except ParseError as exc:
             raise ContentRejected(str(exc)) from None
+
+
+def _encrypted_ooxml(path: Path) -> bool:
+    """A password-protected .docx/.xlsx/.pptx is no zip: an OLE compound file holding EncryptionInfo and the
+    encrypted package (MS-OFFCRYPTO). olefile (msoffcrypto-tool's, through unstructured[xlsx]) reads only its
+    directory here."""
+    try:
+        import olefile
+        with olefile.OleFileIO(str(path)) as ole:
+            return ole.exists("EncryptionInfo") and ole.exists("EncryptedPackage")
+    except Exception:  # noqa: BLE001 - not OLE (or no olefile): the plain "not a zip" message then
+        return False
 
 
 def check_archive(path: Path, limits: IngestSettings) -> None:

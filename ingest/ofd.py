@@ -22,7 +22,7 @@ from xml.parsers import expat
 
 from ingest.chunking import Block
 from ingest.parsers import ParseError
-from ingest.tables import markdown_table
+from ingest.tables import join_wrapped, markdown_table
 
 MAX_MEMBER_BYTES = 64 * 2**20      # one XML part; a real page is a few hundred KB
 MAX_READ_BYTES = 512 * 2**20       # all parts read for one document
@@ -260,10 +260,6 @@ def _tables(lines: list[_Line]) -> list[list[_Line] | _Line]:
     return out
 
 
-def _join(a: str, b: str) -> str:
-    return a + (" " if a[-1:].isascii() and a[-1:].isalnum() and b[:1].isascii() and b[:1].isalnum() else "") + b
-
-
 def _blocks(lines: list[_Line]) -> list[Block]:
     sizes = [ln.size for ln in lines for _ in ln.text()] or [1.0]
     body = statistics.median(sizes)
@@ -291,7 +287,7 @@ def _blocks(lines: list[_Line]) -> list[Block]:
         if new:
             blocks.append(Block(text, is_title=title, page=ln.page))
         else:
-            blocks[-1].text = _join(blocks[-1].text, text)
+            blocks[-1].text = join_wrapped([blocks[-1].text, text])
         prev = ln
     return blocks
 

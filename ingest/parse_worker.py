@@ -15,6 +15,7 @@ logging.disable(logging.WARNING)
 
 import ingest.parsers  # noqa: E402
 import pypdf  # noqa: E402,F401  (damaged-PDF check)
+import pdfplumber  # noqa: E402,F401  (PDF tables)
 import ingest.ocr  # noqa: E402
 
 if ingest.ocr.available():

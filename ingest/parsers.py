@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,9 @@ MARKDOWN_SUFFIXES = {".md", ".markdown"}
 
 class ParseError(Exception):
     """The reason a file could not be parsed, without its name (LoadError adds it)."""
+
+
+PASSWORD_PROTECTED = "password-protected, cannot be read without the password"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -48,14 +52,10 @@ def _windows(text: str, size: int = TEXT_WINDOW) -> list[str]:
     return pieces
 
 
-def file_blocks(path: str) -> list[Block]:
-    """Blocks of a .docx .pdf .html .xlsx .pptx .doc file (a PDF's text layer only, each block with its page);
-    runs in the worker process."""
-    p = Path(path)
-    suffix = p.suffix.lower()
+def _partition(path: str, suffix: str) -> list:
     try:
         from unstructured.partition.auto import partition
-        elements = partition(filename=path, **({"strategy": "fast"} if suffix == ".pdf" else {}))
+        return partition(filename=path, **({"strategy": "fast"} if suffix == ".pdf" else {}))
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - unstructured raises many types for corrupt files
@@ -63,9 +63,15 @@ def file_blocks(path: str) -> list[Block]:
         if suffix == ".doc" and "soffice" in msg.lower():
             msg = "parsing .doc needs LibreOffice (apt-get install libreoffice-writer-nogui)"
         raise ParseError(f"cannot parse {suffix} file: {msg}") from None
-    blocks = _blocks(elements, pages=suffix == ".pdf")
+
+
+def file_blocks(path: str) -> list[Block]:
+    """Blocks of a .docx .pdf .html .xlsx .pptx .doc file (a PDF's text layer only, each block with its page;
+    pdf_text adds its tables); runs in the worker process."""
+    suffix = Path(path).suffix.lower()
+    blocks = _blocks(_partition(path, suffix), pages=suffix == ".pdf")
     if not blocks and suffix == ".pdf":
-        _check_pdf(p)  # unstructured returns nothing for a corrupt PDF: say so rather than "needs OCR"
+        _check_pdf(Path(path))  # unstructured returns nothing for a corrupt PDF: say so, not "needs OCR"
     return blocks
 
 
@@ -79,44 +85,86 @@ class PdfText:
     blocks: list[Block]      # the text layer, each block with its page (a scanned page's few characters too)
     pages: int
     scanned: list[int]       # 1-based pages with no (or negligible) text layer: for OCR
+    note: str = ""           # pages whose tables were not looked for, and why
 
 
-def pdf_text(path: str) -> PdfText:
-    """A PDF's text layer per page and the pages that need OCR; runs in the worker process."""
-    blocks = file_blocks(path)
+def pdf_text(path: str, timeout_s: float) -> PdfText:
+    """A PDF's text layer per page, its ruled tables as Markdown, and the pages that need OCR; runs in the
+    worker process, tables searched for until TIME_SHARE of timeout_s (the worker's limit) has passed."""
+    from ingest.pdf_tables import TIME_SHARE, PdfItem, with_tables
+    deadline = time.monotonic() + TIME_SHARE * timeout_s
+    pdf = _open_pdf(Path(path))                       # a locked or damaged file is refused before the parse
+    elements = [e for e in _partition(path, ".pdf") if str(e.text).strip()]
+    if not elements:
+        _check_pdf(Path(path))
+    items = [PdfItem(_block(e, pages=True), _box(e)) for e in elements]
     chars: dict[int, int] = {}
-    for b in blocks:
-        if b.page is not None:
-            chars[b.page] = chars.get(b.page, 0) + len(re.sub(r"\s+", "", b.text))
-    pages, with_images = _pages_with_images(Path(path))
+    for it in items:
+        if it.block.page is not None:
+            chars[it.block.page] = chars.get(it.block.page, 0) + len(re.sub(r"\s+", "", it.block.text))
+    pages, with_images, with_paths = _page_objects(pdf, Path(path))
     scanned = [n for n in with_images if chars.get(n, 0) < MIN_TEXT_LAYER_CHARS]
-    return PdfText(blocks, pages, scanned)
+    cost = {n: k + chars.get(n, 0) for n, k in with_paths.items() if n not in scanned}   # of finding tables
+    blocks, note = with_tables(path, items, cost, deadline)
+    return PdfText(blocks, pages, scanned, note)
 
 
-def _pages_with_images(path: Path) -> tuple[int, list[int]]:
-    """The page count and the 1-based pages holding an image: a page without one has nothing to OCR (a blank or
-    damaged page costs no render)."""
+def _open_pdf(path: Path):
+    """The document opened by pdfium (its pages are loaded later, one by one); None without pypdfium2."""
     try:
         import pypdfium2 as pdfium
-        from pypdfium2 import raw
     except ImportError:
-        from pypdf import PdfReader
-        n = len(PdfReader(str(path), strict=False).pages)
-        return n, list(range(1, n + 1))
+        return None
     try:
-        pdf = pdfium.PdfDocument(str(path))
-        return len(pdf), [k + 1 for k in range(len(pdf))
-                          if next(pdf[k].get_objects(filter=[raw.FPDF_PAGEOBJ_IMAGE], max_depth=3), None)]
+        return pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as exc:
+        if exc.err_code == pdfium.raw.FPDF_ERR_PASSWORD:     # an owner password alone (no user one) opens
+            raise ParseError(PASSWORD_PROTECTED) from None
+        raise ParseError(f"cannot parse .pdf file (damaged or not a PDF): {_first_line(exc)}") from None
+
+
+def _page_objects(pdf, path: Path) -> tuple[int, list[int], dict[int, int]]:
+    """The page count, the 1-based pages holding an image (a page without one has nothing to OCR: a blank or
+    damaged page costs no render) and those with drawn paths (where ruled tables can be) with their object
+    count (what finding tables there may cost). pdf: _open_pdf's; without pdfium every page may have both."""
+    if pdf is None:
+        n = _check_pdf(path) or 0
+        return n, list(range(1, n + 1)), dict.fromkeys(range(1, n + 1), 0)
+    from pypdfium2 import raw
+
+    def having(page, kind: int) -> bool:
+        return next(page.get_objects(filter=[kind], max_depth=3), None) is not None
+    try:
+        images, paths = [], {}
+        for k, page in enumerate(pdf, start=1):
+            if having(page, raw.FPDF_PAGEOBJ_IMAGE):
+                images.append(k)
+            if having(page, raw.FPDF_PAGEOBJ_PATH):
+                paths[k] = raw.FPDFPage_CountObjects(page.raw)
+        return len(pdf), images, paths
     except Exception as exc:  # noqa: BLE001 - pdfium raises PdfiumError and others for damaged files
         raise ParseError(f"cannot parse .pdf file (damaged or not a PDF): {_first_line(exc)}") from None
 
 
 def _blocks(elements, pages: bool = False) -> list[Block]:
-    """unstructured elements → blocks; Title is only a hint (it labels most Chinese paragraphs as titles); a Table
-    becomes a Markdown table (its cells would otherwise run together as one line of words)."""
-    return [Block(_table_text(e) or str(e.text), getattr(e, "category", "") == "Title",
-                  getattr(getattr(e, "metadata", None), "page_number", None) if pages else None)
-            for e in elements if str(e.text).strip()]
+    return [_block(e, pages) for e in elements if str(e.text).strip()]
+
+
+def _block(element, pages: bool) -> Block:
+    """An unstructured element as a block; Title is only a hint (it labels most Chinese paragraphs as titles);
+    a Table becomes a Markdown table (its cells would otherwise run together as one line of words)."""
+    return Block(_table_text(element) or str(element.text), getattr(element, "category", "") == "Title",
+                 getattr(getattr(element, "metadata", None), "page_number", None) if pages else None)
+
+
+def _box(element) -> tuple[float, float, float, float] | None:
+    """An element's box as fractions of its page (x0, top, x1, bottom from the top left); None: not known."""
+    c = getattr(getattr(element, "metadata", None), "coordinates", None)
+    if not c or not c.points or not c.system or not c.system.width or not c.system.height:
+        return None
+    xs, ys = [p[0] for p in c.points], [p[1] for p in c.points]
+    w, h = c.system.width, c.system.height
+    return min(xs) / w, min(ys) / h, max(xs) / w, max(ys) / h
 
 
 def _table_text(element) -> str:
@@ -124,13 +172,19 @@ def _table_text(element) -> str:
     return markdown_table(html_rows(html)) if html else ""
 
 
-def _check_pdf(path: Path) -> None:
+def _check_pdf(path: Path) -> int | None:
+    """pypdf's page count (None: pypdf is missing); ParseError for a damaged or password-protected file."""
     try:
         from pypdf import PdfReader
     except ImportError:
-        return
+        return None
     try:
-        len(PdfReader(str(path), strict=False).pages)
+        reader = PdfReader(str(path), strict=False)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ParseError(PASSWORD_PROTECTED)
+        return len(reader.pages)
+    except ParseError:
+        raise
     except Exception as exc:  # noqa: BLE001 - pypdf raises several types for damaged files
         raise ParseError(f"cannot parse .pdf file (damaged or not a PDF): {_first_line(exc)}") from None
 

@@ -1,6 +1,7 @@
 """Scanned pages into blocks: a PDF's pages without a text layer and image files, OCR'd one page per bounded worker
 call (ingest/isolation.py), so each page has its own time limit (ingest.ocr_page_timeout_s), the worker's memory
-starts afresh per page and the caller can show progress page by page. A PDF's text-layer pages keep their text.
+starts afresh per page and the caller can show progress page by page. A PDF's text-layer pages keep their text
+and their ruled tables (ingest/pdf_tables.py).
 """
 from __future__ import annotations
 
@@ -39,22 +40,24 @@ def _ocr_ready(limits: IngestSettings) -> str:
 def read_pdf(path: Path, limits: IngestSettings, on_page: OnPage | None = None) -> Read:
     target = str(path.resolve())
     try:
-        pdf = run_bounded(pdf_text, (target,), limits.parse_timeout_s, limits.parse_memory_mb)
+        pdf = run_bounded(pdf_text, (target, limits.parse_timeout_s), limits.parse_timeout_s,
+                          limits.parse_memory_mb)
     except WorkerFailed as exc:
         raise ScanError(str(exc)) from None
     if not pdf.scanned:
-        return Read(pdf.blocks)
+        return Read(pdf.blocks, _and("text layer", pdf.note) if pdf.note else "")
     why_not = _ocr_ready(limits)
     if why_not:
         if not pdf.blocks:
             raise ScanError(f"no text found (a scanned PDF needs OCR first): {why_not}")
-        return Read(pdf.blocks, f"{_pages(len(pdf.scanned))} without a text layer not read: {why_not}")
+        unread = f"{_pages(len(pdf.scanned))} without a text layer not read: {why_not}"
+        return Read(pdf.blocks, _and(unread, pdf.note))
     _check_pages(len(pdf.scanned), limits, "without a text layer")
     scanned = set(pdf.scanned)
     kept = [b for b in pdf.blocks if b.page not in scanned]       # a scan's few stray characters: OCR reads it all
     ocr_blocks, dropped = _ocr_pages(ocr_pdf_page, target, pdf.scanned, limits, on_page)
     blocks = sorted(kept + ocr_blocks, key=lambda b: b.page or 0)   # stable: each page's order stays
-    return Read(blocks, _note(len(pdf.scanned), pdf.pages if kept else None, dropped, limits))
+    return Read(blocks, _and(_note(len(pdf.scanned), pdf.pages if kept else None, dropped, limits), pdf.note))
 
 
 def read_image(path: Path, limits: IngestSettings, on_page: OnPage | None = None) -> Read:
@@ -94,6 +97,10 @@ def _ocr_pages(read_page, target: str, pages: list[int], limits: IngestSettings,
     if on_page:
         on_page(len(pages), len(pages))
     return blocks, dropped
+
+
+def _and(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
 
 
 def _pages(n: int) -> str:

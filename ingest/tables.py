@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-__all__ = ["html_rows", "markdown_table", "is_table_row", "is_rule", "split_table", "table_count"]
+__all__ = ["html_rows", "markdown_table", "join_wrapped", "is_table_row", "is_rule", "split_table",
+           "table_count"]
 
 _RULE_RE = re.compile(r"^\|(?:\s*:?-{3,}:?\s*\|)+$")
 _WS_RE = re.compile(r"\s+")
@@ -80,6 +81,16 @@ def markdown_table(rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(r) + " |" for r in rows]
     lines.insert(1, "|" + " --- |" * len(keep))
     return "\n".join(lines)
+
+
+def join_wrapped(lines) -> str:
+    """Lines a layout wrapped (a PDF cell's, an OFD paragraph's) as one: Chinese runs on without a space, a
+    space goes only between two Latin letters or digits."""
+    out = ""
+    for line in (ln.strip() for ln in lines):
+        latin = out[-1:].isascii() and out[-1:].isalnum() and line[:1].isascii() and line[:1].isalnum()
+        out += " " * latin + line
+    return out
 
 
 def is_table_row(line: str) -> bool:

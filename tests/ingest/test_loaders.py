@@ -260,3 +260,60 @@ def test_markdown_keeps_ordered_numbers_and_bold_item_titles(tmp_path):
     assert by_path[("二、深化数字治理", "建设城运平台")].startswith("3. 建设城运平台。")
     assert "开放数据集" in doc.text and "100个" in doc.text          # the table is kept
     assert all("**" not in ch.text and "---" not in ch.text for ch in chunks)
+
+
+# --- password-protected files (#16, bad input) ------------------------------------------------------------
+
+def locked_pdf(path, user_password: str = "secret", owner_password: str | None = None):
+    """A one-page text PDF encrypted (AES-256); user_password '' gives one that opens without a password."""
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    from ingest.parsers import tiny_pdf
+    writer = PdfWriter()
+    lines = ["Housing fund withdrawal guide", "Bring the purchase contract and your identity card."]
+    writer.add_page(PdfReader(io.BytesIO(tiny_pdf(lines))).pages[0])
+    writer.encrypt(user_password, owner_password, algorithm="AES-256")
+    with open(path, "wb") as f:
+        writer.write(f)
+    return path
+
+
+def locked_office(plain, path):
+    """plain (.docx/.xlsx) encrypted as Office does (MS-OFFCRYPTO agile): an OLE container, not a zip."""
+    from msoffcrypto.format.ooxml import OOXMLFile
+    with open(plain, "rb") as f, open(path, "wb") as out:
+        OOXMLFile(f).encrypt("secret", out)
+    return path
+
+
+def test_password_protected_files_fail_naming_the_file_and_leave_the_store_intact(tmp_path):
+    import openpyxl
+
+    from ingest.parsers import PASSWORD_PROTECTED, tiny_pdf
+    c = make_container(tmp_path / "data")
+    kbs = c.knowledge_bases
+    guide = tmp_path / "guide.pdf"
+    guide.write_bytes(tiny_pdf(["Housing fund withdrawal guide, first version."]))
+    assert kbs.ingest_paths(KB, [guide], principal=LOCAL_ADMIN).ok
+    before = [(ch["chunk_id"], ch["text"]) for d in kbs.documents(KB, principal=LOCAL_ADMIN)
+              for ch in c.store.catalog.document_chunks(KB, d["doc_id"])]
+    locked_pdf(guide)                                  # the same file, now locked: its stored version stays
+    write_good_files(tmp_path / "src")
+    wb = openpyxl.Workbook()
+    wb.active.append(["事项", "责任单位"])
+    wb.save(tmp_path / "src" / "plan.xlsx")
+    files = [guide, locked_office(tmp_path / "src" / "ebike.docx", tmp_path / "locked.docx"),
+             locked_office(tmp_path / "src" / "plan.xlsx", tmp_path / "locked.xlsx"),
+             tmp_path / "src" / "gbk.txt", locked_pdf(tmp_path / "owner_only.pdf", "", "owner")]
+    report = kbs.ingest_paths(KB, files, principal=LOCAL_ADMIN)
+    status = {r.source.rsplit("/", 1)[-1]: (r.status, r.message) for r in report.results}
+    for name in ("guide.pdf", "locked.docx", "locked.xlsx"):
+        assert status[name] == ("failed", PASSWORD_PROTECTED), status
+    assert status["gbk.txt"][0] == status["owner_only.pdf"][0] == "added"
+    after = [(ch["chunk_id"], ch["text"]) for d in kbs.documents(KB, principal=LOCAL_ADMIN)
+             for ch in c.store.catalog.document_chunks(KB, d["doc_id"]) if ch["chunk_id"] in dict(before)]
+    assert after == before and kbs.info(KB, principal=LOCAL_ADMIN)["documents"] == 3
+    with pytest.raises(LoadError, match=rf"^{tmp_path}/locked\.docx: password-protected, cannot be read"):
+        list(load_file(tmp_path / "locked.docx"))

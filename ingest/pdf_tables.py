@@ -1,0 +1,178 @@
+"""Ruled tables in a PDF's text layer as Markdown blocks (pdfplumber over pdfminer.six), in the parse worker.
+
+unstructured's fast strategy reads a table's cells as loose lines ("序号 申请材料", "1", "材料1：…"). On a
+page with ruled tables (found from the lines drawn on it, pdfplumber's "lines" strategy: bordered tables, as
+办事指南 print their 申请材料) the text elements inside a table are dropped, one that straddles a table's edge
+keeps only its characters outside it, and each table goes in as one Markdown block where it stands in reading
+order. A table that goes on over the next page is read as one table (a header the PDF repeated there is
+dropped: the chunker puts the header on every piece).
+
+Bounded: only pages with drawn paths are parsed again (the caller counts their objects with pdfium); a page
+with more than MAX_PAGE_OBJECTS objects and characters is not searched (maps, charts: table finding grows with
+the edges, pdfplumber keeps a dict per character), nor any page once TIME_SHARE of ingest.parse_timeout_s has
+passed; their cells stay text and the note says so.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ingest.chunking import Block
+from ingest.tables import join_wrapped, markdown_table
+
+MAX_PAGE_OBJECTS = 20_000         # pdfium's page objects (text runs, paths, images) + text-layer characters
+TOLERANCE = 2.0                   # points: a text box drawn up to the ruling still lies inside its table
+SHORT_TEXT = 20                   # characters: a page number or a running header, not text between two tables
+SETTINGS = {"vertical_strategy": "lines", "horizontal_strategy": "lines"}
+TIME_SHARE = 0.5                  # of ingest.parse_timeout_s: the rest is the partitioner's and the checks'
+
+Box = tuple[float, float, float, float]     # x0, top, x1, bottom
+
+
+@dataclass
+class PdfItem:
+    """A text element with its box as fractions of its page's width and height from the top left (None: not
+    known), so it is placed on pdfplumber's page whatever coordinate space the partitioner used."""
+    block: Block
+    box: Box | None
+
+
+@dataclass
+class _Table:
+    page: int
+    box: Box
+    rows: list[list[str]]
+    edges: list[float]            # x of its column rules: a table continued on the next page has the same
+
+
+def with_tables(path: str, items: list[PdfItem], pages: dict[int, int],
+                deadline: float) -> tuple[list[Block], str]:
+    """The items' blocks in order, the ruled tables of pages (1-based page: its objects and characters; those
+    with drawn paths) in place of their cells; and a note ('' when every page was searched). deadline:
+    time.monotonic() after which no page is."""
+    blocks = [it.block for it in items]
+    crowded = [n for n, objects in pages.items() if objects > MAX_PAGE_OBJECTS]
+    late: list[int] = []
+    placed: dict[int, list[Block | _Table]] = {}
+    if len(crowded) < len(pages):
+        import pdfplumber
+        with pdfplumber.open(path) as pdf:
+            for n in (n for n in pages if n not in crowded):
+                if time.monotonic() > deadline:
+                    late.append(n)
+                    continue
+                page = pdf.pages[n - 1]
+                if tables := _page_tables(page):
+                    placed[n] = _place(page, tables, [it for it in items if it.block.page == n])
+                page.close()            # pdfplumber keeps every parsed object of a page until then
+    return _pages_joined(_assemble(blocks, placed)), _note(crowded, late)
+
+
+def _page_tables(page) -> list[_Table]:
+    """The page's ruled tables of two or more columns and rows."""
+    out = []
+    for t in page.find_tables(SETTINGS):
+        rows = [[join_wrapped((cell or "").splitlines()) for cell in row] for row in t.extract()]
+        lines = markdown_table(rows).splitlines()
+        if len(lines) >= 3 and lines[1].count("---") >= 2:     # a framed paragraph or a rule is not a table
+            edges = sorted({round(x, 1) for c in t.cells for x in (c[0], c[2])})
+            out.append(_Table(page.page_number, t.bbox, rows, edges))
+    return sorted(out, key=lambda t: t.box[1])
+
+
+def _on_page(page, box: Box) -> Box:
+    x0, top, x1, bottom = page.bbox
+    w, h = x1 - x0, bottom - top
+    return x0 + box[0] * w, top + box[1] * h, x0 + box[2] * w, top + box[3] * h
+
+
+def _inside(box: Box, outer: Box, tol: float = TOLERANCE) -> bool:
+    return box[0] >= outer[0] - tol and box[1] >= outer[1] - tol and box[2] <= outer[2] + tol \
+        and box[3] <= outer[3] + tol
+
+
+def _overlap(a: Box, b: Box, tol: float = TOLERANCE) -> bool:
+    return min(a[2], b[2]) - max(a[0], b[0]) > tol and min(a[3], b[3]) - max(a[1], b[1]) > tol
+
+
+def _outside_text(page, box: Box, tables: list[_Table]) -> str | None:
+    """box's lines without the characters whose centre lies in a table; None when none does. Lines stay lines
+    (unstructured joins them with spaces): a heading under the table keeps a line of its own."""
+    def keep(obj) -> bool:
+        if obj.get("object_type") != "char":
+            return True
+        x, y = (obj["x0"] + obj["x1"]) / 2, (obj["top"] + obj["bottom"]) / 2
+        return not any(_inside((x, y, x, y), t.box, 0) for t in tables)
+    crop = page.crop(box, strict=False)
+    kept = crop.filter(keep)
+    if len(kept.chars) == len(crop.chars):
+        return None
+    return "\n".join(ln.strip() for ln in (kept.extract_text() or "").splitlines() if ln.strip())
+
+
+def _place(page, tables: list[_Table], items: list[PdfItem]) -> list[Block | _Table]:
+    """A page's blocks without the text inside its tables, each table (sorted by top) before the first element
+    that starts below its top."""
+    out: list[Block | _Table] = []
+    pending = list(tables)
+    for it in items:
+        box = _on_page(page, it.box) if it.box else None
+        while box and pending and box[1] >= pending[0].box[1] - TOLERANCE:
+            out.append(pending.pop(0))
+        if box and any(_inside(box, t.box) for t in tables):
+            continue                                            # a cell (or cells) of a table
+        text = _outside_text(page, box, tables) if box and any(_overlap(box, t.box) for t in tables) else None
+        if text is None:
+            out.append(it.block)
+        elif text:                                              # straddled a table's edge: the text outside
+            out.append(Block(text, it.block.is_title, it.block.page))
+    return out + pending
+
+
+def _assemble(blocks: list[Block], placed: dict[int, list[Block | _Table]]) -> list[Block | _Table]:
+    """blocks (in page order) with each page in placed replaced by its placed blocks; a stable sort keeps each
+    page's own order."""
+    kept = [b for b in blocks if b.page not in placed] + [x for n in placed for x in placed[n]]
+    return sorted(kept, key=lambda x: x.page or 0)
+
+
+def _pages_joined(items: list[Block | _Table]) -> list[Block]:
+    """Blocks; a table that goes on from the previous page's last table (same columns, nothing but a page
+    number or a running header between) loses the header the PDF repeated. Right after that table it is its
+    rows only, which the chunker reads as the same table (its header on every piece); after a page number it
+    is a table of its own with that table's header."""
+    out: list[Block] = []
+    prev: _Table | None = None
+    between: list[Block] = []
+    for it in items:
+        if not isinstance(it, _Table):
+            out.append(it)
+            between.append(it)
+            continue
+        text = markdown_table(it.rows)
+        if prev and it.page == prev.page + 1 and _same_columns(it, prev) \
+                and all(len(b.text.strip()) <= SHORT_TEXT for b in between):
+            header, rows = prev.rows[0], it.rows[1:] if it.rows[0] == prev.rows[0] else it.rows
+            text = markdown_table([header] + rows) if rows else ""
+            if text and not between:
+                text = text.split("\n", 2)[2]
+            it.rows = [header] + rows
+        if text:
+            out.append(Block(text, page=it.page))
+        prev, between = it, []
+    return out
+
+
+def _same_columns(a: _Table, b: _Table) -> bool:
+    return len(a.edges) == len(b.edges) and all(abs(x - y) <= TOLERANCE for x, y in zip(a.edges, b.edges))
+
+
+def _note(crowded: list[int], late: list[int]) -> str:
+    parts = ([f"{_pages(crowded)} (over {MAX_PAGE_OBJECTS:,} objects and characters)"] if crowded else []) + \
+        ([f"{_pages(late)} ({TIME_SHARE:.0%} of ingest.parse_timeout_s had passed)"] if late else [])
+    return f"tables not looked for on {', '.join(parts)}: their cells read as text" if parts else ""
+
+
+def _pages(pages: list[int]) -> str:
+    shown = ", ".join(map(str, pages[:5])) + (", …" if len(pages) > 5 else "")
+    return f"page{'s' * (len(pages) != 1)} {shown}"
