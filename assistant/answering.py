@@ -221,6 +221,7 @@ class Screened:
     verification: Verification
     refusal: str | None             # the refusal's text when screening refused
     kind: object = None             # the asked kind of content (answer_type.AnswerKind), when typed
+    weights: dict[str, float] | None = None   # the question terms' idf weights, read once for focus as well
 
 
 class Answerer:
@@ -257,12 +258,13 @@ class Answerer:
         dropped = [t for t in query_terms(question) if t not in rewritten]
         return f"{rewritten}（{question}）" if dropped else rewritten
 
-    def build_context(self, hits: list[Hit], question: str = "") -> tuple[str, list[Citation]]:
+    def build_context(self, hits: list[Hit], question: str = "",
+                      weights: dict[str, float] | None = None) -> tuple[str, list[Citation]]:
         a = self.settings.answer
         focus = None
         if a.focus_chars and question:
             terms = query_terms(question)
-            weights = self._term_weights(hits, terms)
+            weights = self._term_weights(hits, terms) if weights is None else weights
             focus = lambda text: focus_text(text, terms, weights, a.focus_chars)  # noqa: E731
         return build_context(hits[:a.max_passages] if a.max_passages else hits, a.max_context_chars, focus=focus)
 
@@ -355,7 +357,8 @@ class Answerer:
         # the retrieval's own evidence that a passage answers (not merely touches) the question
         shown = hits[:a.max_passages] if a.max_passages else hits
         terms = query_terms(question)
-        signals = retrieval_signals(terms, self._term_weights(shown, terms), shown)
+        weights = self._term_weights(shown, terms)
+        signals = retrieval_signals(terms, weights, shown)
         verification.signals = {k: round(v, 4) for k, v in signals.items()}
         if a.answerability == "scorer":
             p = scorer_probability(signals, a.scorer.weights, a.scorer.bias)
@@ -363,7 +366,7 @@ class Answerer:
             if p < a.min_answerability:
                 verification.reason = "unanswerable"
                 return refuse(load_prompt("refusal_unanswerable"))
-        return Screened(hits, verification, None, kind)
+        return Screened(hits, verification, None, kind, weights)
 
     def _generate(self, question: str, standalone: str, hits: list[Hit], timings: dict,
                   t_start: float) -> Iterator[dict]:
@@ -378,7 +381,7 @@ class Answerer:
             return
         hits = screened.hits
         evidences = [passage_evidence(h.text, h.metadata) for h in hits]
-        context, citations = self.build_context(hits, standalone)
+        context, citations = self.build_context(hits, standalone, screened.weights)
         yield {"type": "sources", "citations": citations, "standalone_question": standalone,
                "status": f"检索到 {len(citations)} 条依据"}
         messages = self.prompt.format_messages(context=context, question=standalone)

@@ -3,7 +3,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-12-10
+Create Date: 2026-12-03
 """
 from __future__ import annotations
 
