@@ -358,9 +358,12 @@ class Answerer:
         shown = hits[:a.max_passages] if a.max_passages else hits
         terms = query_terms(question)
         weights = self._term_weights(shown, terms)
+        # passages handed in (answer_from_passages: RGB) carry no BM25 or dense score, which the scorer was fitted
+        # on; reading them as 0 would refuse everything, so the scorer speaks only over retrieved passages
+        retrieved = any(h.bm25_score is not None or h.dense_score is not None for h in shown)
         signals = retrieval_signals(terms, weights, shown)
-        verification.signals = {k: round(v, 4) for k, v in signals.items()}
-        if a.answerability == "scorer":
+        verification.signals = {k: round(v, 4) for k, v in signals.items()} if retrieved else {}
+        if a.answerability == "scorer" and retrieved:
             p = scorer_probability(signals, a.scorer.weights, a.scorer.bias)
             verification.answerability = round(p, 4)
             if p < a.min_answerability:

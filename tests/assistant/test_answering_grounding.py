@@ -251,6 +251,17 @@ def test_the_scorer_refuses_an_on_topic_question_no_sentence_answers_without_cal
     assert a.related and not any(r.cited for r in a.related) and len(c.llm.calls) == 1
 
 
+def test_the_scorer_stays_silent_over_given_passages_that_carry_no_retrieval_scores(tmp_path):
+    # RGB hands its passages in (answer_from_passages): no BM25 or dense score to read, so no scorer refusal
+    c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__ANSWERABILITY="scorer",
+                       GOV_ASSISTANT_ANSWER__MIN_ANSWERABILITY="0.99",
+                       GOV_ASSISTANT_ANSWER__SCORER='{"bias": -6, "weights": {"dense": 1}}')
+    c.llm.replies.append("示范会议在城市1号举办[1]。")
+    a = c.answerer.answer_from_passages("示范会议在哪里举办？", [{"text": "示范会议在城市1号举办。", "title": "新闻"}])
+    assert not a.refused and "城市1号" in a.answer
+    assert a.verification["answerability"] is None and a.verification["signals"] == {}
+
+
 def test_retrieval_signals_on_hand_checked_passages():
     from assistant.grounding.answerability import retrieval_signals, scorer_probability
     terms, weights = {"入户", "申请材料", "窗口"}, {"入户": 1.0, "申请材料": 2.0, "窗口": 1.0}
