@@ -22,6 +22,7 @@ from assistant.answering import Answerer, build_context, citation_label
 from assistant.container import Container
 from assistant.demo import build_demo
 from assistant.retrieval import HybridSearcher
+from assistant.services.access import LOCAL_ADMIN, scope
 from assistant.settings import PROJECT_ROOT, load_settings
 
 OLD = {"answer": {"max_context_chars": 1500, "focus_chars": 0, "max_passages": 0, "answerability": "none", "constraints": False,
@@ -37,7 +38,7 @@ def pre13_header(n: int, meta: dict) -> str:
 
 
 class Pre13Answerer(Answerer):
-    def build_context(self, hits, question=""):
+    def build_context(self, hits, question="", weights=None):
         return build_context(hits, self.settings.answer.max_context_chars, header=pre13_header)
 
 
@@ -79,7 +80,7 @@ def main() -> None:
     for i, q in enumerate(questions):
         for name in (("old", "new") if i % 2 == 0 else ("new", "old")):
             flush_prompt_cache(c)
-            a = answerers[name].ask(q["question"], [kb])
+            a = answerers[name].ask(q["question"], *scope(LOCAL_ADMIN, [kb]))
             t = a.timings
             rows[name].append({**t, "refused": a.refused, "i": i})
             print(f"{i + 1:2d} {name} ttft {t.get('first_token_ms', 0) / 1000:5.1f}s total {t['total_ms'] / 1000:5.1f}s "
