@@ -32,6 +32,8 @@ def test_old_and_new_configurations_answer_side_by_side(tmp_path):
         a = answerer.ask(question, *scope(LOCAL_ADMIN, ["kb"]))
         assert not a.refused and "3个工作日" in a.answer, name
         prompts[name] = c.llm.calls[-1][-1]["content"]
-    # old: whole passages under the pre-#13 header (agency on every passage); new: cut to the question's sentences
-    assert "办理地点" in prompts["old"] and "示范市公安局" in prompts["old"]
-    print(prompts["old"]); print("=====");  print(prompts["new"]); assert 0
+    # old: five passages, each under the full pre-#13 header; new: at most answer.max_passages, grouped under their
+    # document's header once
+    assert "[5]" in prompts["old"] and prompts["old"].count("示范市公安局，现行有效") == 5
+    assert "[5]" not in prompts["new"] and prompts["new"].count("示范市公安局，现行有效") == 1
+    assert len(prompts["new"]) < len(prompts["old"])
