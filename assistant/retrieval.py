@@ -27,7 +27,11 @@ from assistant.settings import RetrievalSettings, RerankSettings
 
 # question words that say nothing about the topic; ignored when measuring how much of a query a passage covers
 QUESTION_WORDS = frozenset("什么 哪些 如何 怎么 怎样 是否 多少 需要 可以 有何 哪里 为什么 请问 有关 相关 关于 应当 能否 哪个 几个 "
-                           "规定 要求 内容 情况 问题 办理 我们 我要 一下 然后 那么 还有 另外 此外 多久 多长 多长时间 几天 何时".split())
+                           "规定 要求 内容 情况 问题 办理 我们 我要 一下 然后 那么 还有 另外 此外 多久 多长 多长时间 几天 何时 "
+                           # which / how many / this / according to: absent from passages, so a KB-rare term's
+                           # top idf made "这份…哪天印发的" look half-unanswered by its own 文件信息 passage
+                           "哪天 哪年 哪月 哪日 哪家 哪位 哪种 哪类 哪项 哪条 哪部 哪一 哪几 哪方面 几类 几种 几项 几条 几年 "
+                           "何种 何处 何地 这份 这项 这个 这些 那些 该项 根据 按照 依照 对于 针对 分别 具体 主要 方面 进行".split())
 
 
 @dataclass
