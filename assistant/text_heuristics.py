@@ -1,6 +1,7 @@
 """The Chinese text heuristics the services share (issue #18: one module instead of three or four copies):
-character-bigram overlap, the [n] citation marker's place in a sentence, and what an organisation's name ends with.
-Pure functions over strings; text metrics for scoring (ROUGE, F1) are in text_metrics.py."""
+character-bigram overlap, the [n] citation marker's place in a sentence, what an organisation's name ends
+with, and the clean-up of a string field in a model's JSON. Pure functions over strings; text metrics for
+scoring (ROUGE, F1) are in text_metrics.py."""
 from __future__ import annotations
 
 import re
@@ -15,9 +16,25 @@ ORG_SUFFIXES = ("委员会", "办公室", "部门", "政府", "中心", "单位"
                 "站", "队", "行", "镇", "区", "县", "市")
 
 
+def is_org(name: str) -> bool:
+    """A 机关/单位 name: short, and 各… ("各区人民政府") or ending with an organisation word."""
+    return bool(name) and len(name) <= 30 and (name.startswith("各") or name.endswith(ORG_SUFFIXES))
+
+
+def compact(text: str) -> str:
+    """The text without whitespace and punctuation: what "the source states it" compares."""
+    return _NOT_TEXT.sub("", text or "")
+
+
+def grounded(text: str, source: str) -> bool:
+    """Every number in `text` occurs in `source` (a guard against invented dates, amounts and indicators)."""
+    src = re.sub(r"\s+", "", source)
+    return all(n in src for n in re.findall(r"\d+(?:\.\d+)?", text))
+
+
 def bigrams(text: str) -> set[str]:
     """Character bigrams of the text without whitespace and punctuation (a one-character text: that character)."""
-    s = _NOT_TEXT.sub("", text or "")
+    s = compact(text)
     return {s[i:i + 2] for i in range(len(s) - 1)} if len(s) > 1 else ({s} if s else set())
 
 
@@ -35,3 +52,42 @@ def add_marker(sentence: str, n: int) -> str:
     m = _CLOSING.search(sentence)
     return sentence[:m.start()] + f"[{n}]" + sentence[m.start():]
 
+
+
+# --- a string field of a model's JSON -----------------------------------------------------------------------
+# A small model copies the prompt's [S3] section ids, list markers and markdown into its fields, and writes
+# 无/未明确 where the document states nothing.
+
+_SID_RE = re.compile(r"[〔\[［【(（<《{]?\s*(?:出处|来源|段落?)?\s*[:：]?\s*[Ss]\s*(\d{1,4})\s*[〕\]］】)）>》}]?")
+_BULLET_RE = re.compile(r"^\s*(?:[-*•·●◦▪‣]|\d{1,3}\s*[.)．、](?!\d)|[（(]\d{1,3}[)）])\s*")
+_NONE_RE = re.compile(r"^(?:无|暂无|没有|未明确|未提及|未涉及|不涉及|无相关内容|未写明|文档未提及|/|-|—+|n/?a|none)[。.；;]*$",
+                      re.I)
+_MD_NOISE_RE = re.compile(r"\*\*|__|`")
+
+
+def says_none(text: str) -> bool:
+    """无, 未明确, — and the like: the model says the document states nothing."""
+    return bool(_NONE_RE.match(text))
+
+
+def clean_line(line: str) -> str:
+    line = re.sub(r"^\s*#{1,6}\s*", "", line)
+    line = _MD_NOISE_RE.sub("", line)
+    return line.strip()
+
+
+def strip_bullet(line: str) -> str:
+    return _BULLET_RE.sub("", line, count=1).strip()
+
+
+def strip_section_ids(text: str) -> str:
+    text = _SID_RE.sub("", text)
+    return re.sub(r"[ \t]{2,}", " ", text).strip(" \t,，;；、")
+
+
+def field_text(value) -> str:
+    """A string field of the model's JSON ("" if not a string), one line, without copied section ids and
+    markdown."""
+    text = value if isinstance(value, str) else ""
+    text = strip_bullet(clean_line(" ".join(text.split()))).replace("\ufffd", "")
+    return strip_section_ids(text)

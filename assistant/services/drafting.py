@@ -26,7 +26,9 @@ from assistant.prompts import load_prompt
 from assistant.retrieval import HybridSearcher
 from assistant.services.access import Principal, scope
 from assistant.settings import Settings
-from assistant.text_heuristics import ORG_SUFFIXES, bigrams, containment
+from assistant.services.action_items import (SCHEMA_NAME, UNSPECIFIED, merge, read_rows, rows_schema,
+                                             rule_actions, split_units, unread_paragraphs)
+from assistant.text_heuristics import bigrams, containment, is_org
 
 # 文种 -> its guidance file prompts/draft_<name>.md
 DOC_TYPES = {"通知": "notice", "请示": "request", "报告": "report", "函": "letter", "会议纪要": "minutes"}
@@ -38,13 +40,12 @@ MAX_EXTRACT_CHARS = 20000
 POLISH_PIECE_CHARS = 600        # one LLM call per piece: a 2,048-token slot holds the prompt, the piece and its rewrite
 EXTRACT_SEGMENT_CHARS = 1200
 EXTRACT_MAX_SEGMENTS = 4        # beyond this the rule-based rows stand alone (bounded time on a CPU)
-UNSPECIFIED = "未明确"
+EXTRACT_SCHEMA_ROWS = 12        # rows one segment's reply may hold
 BODY_MISSING = "〔正文未生成，请补充起草要求或选择参考文件后重试〕"
 
 _CITE = re.compile(r"\[(\d{1,2})\]")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _CN_DATE = re.compile(r"(\d{4})\s*[年\-./]\s*(\d{1,2})\s*[月\-./]\s*(\d{1,2})\s*日?")
-_PUNCT = "，。；：、！？,.;:!?（）()《》“”\"'【】[]〔〕 \t\n"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -95,218 +96,6 @@ def _split_pieces(text: str, limit: int) -> list[tuple[str, str]]:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# action items: rules for the explicit patterns 公文 use, plus the model's rows (JSON schema)
-
-_LABELS = {"责任单位": "unit", "责任部门": "unit", "牵头单位": "lead", "牵头部门": "lead", "配合单位": "help",
-           "配合部门": "help", "完成时限": "due", "完成时间": "due", "时间节点": "due", "时限要求": "due",
-           "办结时限": "due"}
-_LABEL_RE = re.compile(rf"({'|'.join(sorted(_LABELS, key=len, reverse=True))})\s*[：:]\s*([^。；;\n]*)")
-_LABEL_LINE = re.compile(rf"^[\s（(]*(?:{'|'.join(_LABELS)})\s*[：:]")
-_ITEM_HEAD = re.compile(r"^\s*(?:[（(][一二三四五六七八九十\d]+[）)]|[一二三四五六七八九十]+、|\d+\s*[.．、])\s*"
-                        r"([^。：:；;，,\n]{2,24})[。：:]")
-_NUMBERING = re.compile(r"^\s*(?:[（(][一二三四五六七八九十\d]+[）)]|[一二三四五六七八九十]+、|\d+\s*[.．、]|[-*•·])\s*")
-_DEADLINE = re.compile(r"(?:\d{4}年)?\d{1,2}月(?:\d{1,2}日|底|末|上旬|中旬|下旬)?(?:前|之前|以前)"
-                       r"|\d{4}年(?:底|末|年底)(?:前|之前)?")
-_SUBJECT = re.compile(r"^([^，。；：,;:]{2,40}?)(?:要|应当|应|须|必须|负责|牵头|会同|于|在|务必|抓紧)")
-_PARTNER = re.compile(r"会同([^，。；,;]{2,30}?)(?:在|于|，|,|共同|开展|完成|做好|制定|编制|对)")
-_UNIT_SPLIT = re.compile(r"[、，,；;/\s]+")
-
-
-def _clean_unit(part: str) -> str:
-    return re.sub(r"[（(](?:牵头|配合|主责|负责)[）)]", "", part).strip(_PUNCT)
-
-
-def _units(value: str) -> list[str]:
-    return [u for u in (_clean_unit(p) for p in _UNIT_SPLIT.split(value or "")) if u]
-
-
-def _source_units(value: str, source: str) -> list[str]:
-    """The parts of a 责任单位 value that literally occur in the source text (nothing invented survives)."""
-    compact = re.sub(r"\s+", "", source)
-    return [u for u in _units(value) if u in compact]
-
-
-def _is_org(part: str) -> bool:
-    return bool(part) and len(part) <= 30 and (part.startswith("各") or part.endswith(ORG_SUFFIXES))
-
-
-def _topic_of(item: str) -> str:
-    """事项 of an item: its run-in heading ("（一）统一编制数据目录。…"), else its first sentence."""
-    if m := _ITEM_HEAD.match(item):
-        return m.group(1).strip()
-    first = re.split(r"[。；;\n]", _LABEL_RE.sub("", _NUMBERING.sub("", item)).strip(), maxsplit=1)[0]
-    return first.strip(_PUNCT)[:60]
-
-
-def _items(text: str) -> list[tuple[int, str]]:
-    """(offset, text) per item: a paragraph, with label-only lines (责任单位：…) attached to the item above."""
-    items: list[tuple[int, str]] = []
-    offset = 0
-    for line in text.split("\n"):
-        stripped = line.strip()
-        if stripped:
-            if items and _LABEL_LINE.match(stripped):
-                items[-1] = (items[-1][0], items[-1][1] + "\n" + stripped)
-            else:
-                items.append((offset, stripped))
-        offset += len(line) + 1
-    return items
-
-
-def _table_rows(text: str) -> list[tuple[int, dict]]:
-    """Rows of a 任务分工 table (markdown pipes) whose header names 事项/任务 and 责任/牵头单位."""
-    out: list[tuple[int, dict]] = []
-    cols: dict[str, int] | None = None
-    offset = 0
-    for line in text.split("\n"):
-        cells = [c.strip() for c in line.strip().strip("|｜").split("|")] if line.count("|") >= 2 else []
-        if len(cells) >= 2:
-            if all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c):
-                pass
-            elif cols is None or any(h in "".join(cells) for h in ("责任单位", "牵头单位")):
-                header = {}
-                for i, c in enumerate(cells):
-                    if re.search(r"事项|任务|工作内容|内容", c) and "topic" not in header:
-                        header["topic"] = i
-                    elif re.search(r"责任|牵头", c) and "unit" not in header:
-                        header["unit"] = i
-                    elif re.search(r"时限|时间|节点", c) and "due" not in header:
-                        header["due"] = i
-                cols = header if {"topic", "unit"} <= header.keys() else cols
-            else:
-                get = (lambda k: cells[cols[k]] if k in cols and cols[k] < len(cells) else "")
-                if get("topic") and get("unit"):
-                    out.append((offset, {"事项": get("topic"), "责任单位": get("unit"),
-                                         "完成时限": get("due") or UNSPECIFIED}))
-        else:
-            cols = None
-        offset += len(line) + 1
-    return out
-
-
-def _task_of(sentence: str, subject: re.Match, partner: re.Match | None, deadline: re.Match) -> str:
-    """The task in '<单位>牵头，会同<单位>在<时限>完成<任务>': the sentence without its 单位 and 时限."""
-    task = sentence[:deadline.start()] + "\0" + sentence[deadline.end():]
-    if partner:
-        task = task.replace(partner.group(0)[:-1], "", 1)     # "会同…" (its closing word stays)
-    task = task[subject.end(1):]
-    task = re.sub(r"^[\s，,]*(?:要|应当|应|须|必须|负责|牵头|会同|务必)?[\s，,]*", "", task)
-    task = re.sub(r"(?:在|于)?\0[，,]?", "", task)
-    task = re.sub(r"^(?:在|于)", "", task).strip(_PUNCT)
-    return (task or sentence.strip(_PUNCT))[:60]
-
-
-def rule_actions(text: str) -> list[dict]:
-    """Rows from explicit 公文 patterns: 责任单位/牵头单位/配合单位 and 完成时限/时间节点 labels, 任务分工 tables, and
-    sentences '<单位>要/应当…于2025年4月30日前…'. Each row carries `_pos`, `_span` (the text it restates) and
-    `_item` (the paragraph it came from)."""
-    rows: list[dict] = []
-    for pos, row in _table_rows(text):
-        rows.append({**row, "_pos": pos, "_span": row["事项"], "_item": ""})
-    for pos, item in _items(text):
-        if "|" in item:
-            continue
-        labels: dict[str, list[str]] = {}
-        for m in _LABEL_RE.finditer(item):
-            if m.group(2).strip():
-                labels.setdefault(_LABELS[m.group(1)], []).append(m.group(2).strip())
-        units = [u for key in ("lead", "unit", "help") for v in labels.get(key, []) for u in _units(v)]
-        if units:
-            due = labels.get("due", [""])[0].strip(_PUNCT) or UNSPECIFIED
-            rows.append({"事项": _topic_of(item), "责任单位": "、".join(dict.fromkeys(units)), "完成时限": due,
-                         "_pos": pos, "_span": item, "_item": item})
-            continue
-        if labels:          # a 完成时限 without any 单位: not a row of its own (the model may still find one)
-            continue
-        body = _NUMBERING.sub("", item)
-        for sentence in re.findall(r"[^。！？；]+[。！？；]?", body):
-            sentence = _NUMBERING.sub("", re.sub(r"^[^，。；：,;:]{1,10}[：:]", "", sentence.strip()))
-            deadline = _DEADLINE.search(sentence)
-            subject = _SUBJECT.match(sentence.strip())
-            if not deadline or not subject:
-                continue
-            parts = _units(subject.group(1))
-            partner = _PARTNER.search(sentence)
-            if partner and all(_is_org(p) for p in _units(partner.group(1))):
-                parts += [p for p in _units(partner.group(1)) if p not in parts]
-            if parts and all(_is_org(p) for p in parts):
-                head = _ITEM_HEAD.match(item)
-                topic = head.group(1).strip() if head and deadline.group(0) not in head.group(1) \
-                    else _task_of(sentence, subject, partner, deadline)
-                rows.append({"事项": topic, "责任单位": "、".join(parts), "完成时限": deadline.group(0),
-                             "_pos": pos + max(item.find(sentence), 0), "_span": sentence, "_item": item})
-    rows.sort(key=lambda r: r["_pos"])
-    return rows
-
-
-EXTRACT_SCHEMA_ROWS = 12
-
-
-def extract_schema(section_ids: list[str]) -> dict:
-    """The model's rows for extract-actions: [{section, 事项, 责任单位, 完成时限}], section from the segment's ids."""
-    row = {"type": "object", "additionalProperties": False, "required": ["section", "事项", "责任单位", "完成时限"],
-           "properties": {"section": {"type": "string", "enum": list(section_ids)},
-                          "事项": {"type": "string", "minLength": 2, "maxLength": 30},
-                          "责任单位": {"type": "string", "minLength": 2, "maxLength": 60},
-                          "完成时限": {"type": "string", "maxLength": 30}}}
-    return {"type": "object", "additionalProperties": False, "required": ["rows"],
-            "properties": {"rows": {"type": "array", "items": row, "maxItems": EXTRACT_SCHEMA_ROWS}}}
-
-
-def read_action_rows(data: dict, lines: dict[str, str]) -> list[dict]:
-    """The model's JSON rows → {事项, 责任单位, 完成时限, _where: the text of the line its section names}."""
-    rows = []
-    for r in data.get("rows") or [] if isinstance(data, dict) else []:
-        if not isinstance(r, dict):
-            continue
-        cells = {k: r.get(k) if isinstance(r.get(k), str) else "" for k in ("事项", "责任单位", "完成时限")}
-        rows.append({**{k: " ".join(v.split()) for k, v in cells.items()}, "_where": lines.get(r.get("section"), "")})
-    return rows
-
-
-def merge_actions(rule_rows: list[dict], model_rows: list[dict], source: str) -> list[dict]:
-    """Rule rows stand; a model row that restates one of them only fills its missing 完成时限; other model rows
-    are kept with their 责任单位 cut down to units that occur in the source (dropped when none do) and a 完成时限
-    that is not in the source replaced by 未明确."""
-    compact = re.sub(r"\s+", "", source)
-    merged = [dict(r) for r in rule_rows]
-    sentences = [(pos + m.start(), m.group(0)) for pos, item in _items(source)
-                 for m in re.finditer(r"[^。！？；]+[。！？；]?", item)]
-    for row in model_rows:
-        topic = row["事项"].strip(_PUNCT)[:60]
-        units = _source_units(row["责任单位"], source)
-        if not topic or not units or containment(topic, source) < 0.4:
-            continue        # no unit from the text, or a 事项 the text does not talk about (e.g. the prompt's example)
-        due = row.get("完成时限", "").strip(_PUNCT)
-        if not due or re.sub(r"\s+", "", due) not in compact:
-            due = UNSPECIFIED
-        twin = next((r for r in merged if set(units) & set(_units(r["责任单位"]))
-                     and (containment(topic, r["_span"]) >= 0.6 or containment(topic, r["事项"]) >= 0.6)), None)
-        if twin is not None:
-            if twin["完成时限"] == UNSPECIFIED and due != UNSPECIFIED:
-                twin["完成时限"] = due
-            continue
-        # placed where the text says it: the line the model named, else the sentence most like the 事项 that
-        # names one of its units
-        where = source.find(row["_where"]) if row.get("_where") else -1
-        scored = [(containment(topic, sent), pos) for pos, sent in sentences if any(u in sent for u in units)]
-        best = max(scored, default=(0.0, len(source)))
-        pos = where if where >= 0 else best[1] if best[0] > 0 else len(source)
-        merged.append({"事项": topic, "责任单位": "、".join(units), "完成时限": due, "_pos": pos, "_span": topic})
-    merged.sort(key=lambda r: r["_pos"])
-    out, seen = [], set()
-    for r in merged:
-        key = (r["事项"], r["责任单位"], r["完成时限"])
-        if key not in seen:
-            seen.add(key)
-            out.append({"事项": r["事项"], "责任单位": r["责任单位"], "完成时限": r["完成时限"]})
-    return out
-
-
-_ACTION_CUE = re.compile(r"负责|牵头|责任|会同|要|应当|须|确保|完成|落实|报送|前|底")
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # draft body cleaning
 
 _META_LINE = re.compile(r"^(?:主送(?:机关)?|抄送|落款|发文机关(?:署名)?|署名|成文日期|日期|印发日期|文号|发文字号)\s*[：:]")
@@ -345,9 +134,9 @@ def clean_body(raw: str, title: str, issuer: str, recipients: str, n_citations: 
         while body and not body[0]:
             body.pop(0)
     if body and _ADDRESSEE.match(body[0]) and (recipients and body[0].rstrip("：:") == recipients.rstrip("：:")
-                                                or all(_is_org(p) for p in _units(body[0].rstrip("：:")))):
+                                                or all(is_org(p) for p in split_units(body[0].rstrip("：:")))):
         body.pop(0)
-    while body and (not body[-1] or body[-1] == issuer or (len(body[-1]) <= 30 and _is_org(body[-1])
+    while body and (not body[-1] or body[-1] == issuer or (len(body[-1]) <= 30 and is_org(body[-1])
                                                            and not re.search(r"[。！？；，]", body[-1]))):
         body.pop()
     out = "\n".join(body)
@@ -581,19 +370,8 @@ class DraftingService:
         if len(text) > MAX_EXTRACT_CHARS:
             raise ValueError(f"text is longer than {MAX_EXTRACT_CHARS} characters")
         rules = rule_actions(text)
-        # the model reads only what the rules left: items without a labelled row, minus sentences already read
-        labelled = {r["_item"] for r in rules if r["_span"] == r["_item"]}
-        read = {r["_span"] for r in rules}
-        left = []
-        for _, item in _items(text):
-            if item in labelled or "|" in item:
-                continue
-            for span in read:
-                item = item.replace(span, "")
-            if len(item) >= 12 and _ACTION_CUE.search(item):
-                left.append(item)
-        rest = "\n".join(left)
-        model_rows: list[dict] = []
+        rest = "\n".join(unread_paragraphs(text, rules))      # the model reads only what the rules left
+        model_rows = []
         warnings: list[str] = []
         segments = [piece for _, piece in _split_pieces(rest, EXTRACT_SEGMENT_CHARS)] if rest else []
         if len(segments) > EXTRACT_MAX_SEGMENTS:
@@ -603,13 +381,17 @@ class DraftingService:
             numbered = "\n".join(f"[{sid}] {ln}" for sid, ln in lines.items())
             messages = ChatPromptTemplate.from_messages(self._chat("extract_actions")).format_messages(text=numbered)
             try:
-                data, _ = invoke_json(self.llm, messages, "action_rows", extract_schema(list(lines)),
+                schema = rows_schema(list(lines), EXTRACT_SCHEMA_ROWS)
+                data, _ = invoke_json(self.llm, messages, SCHEMA_NAME, schema,
                                       max_tokens=EXTRACT_SCHEMA_ROWS * 48)
             except StructuredOutputError as exc:
                 warnings.append(f"模型未按JSON格式输出（{exc}），已仅按规则提取。")
                 break
-            model_rows += read_action_rows(data, lines)
-        rows = merge_actions(rules, model_rows, text)
+            model_rows += read_rows(data, lines)
+        # a 完成时限 the text does not state has no place in these rows: 未明确
+        rows = [{"事项": r.task, "责任单位": "、".join(r.units),
+                 "完成时限": r.deadline if r.deadline and "deadline" not in r.unverified else UNSPECIFIED}
+                for r in merge(rules, model_rows, text)]
         return {"rows": rows, "ai_generated": True, "warnings": warnings}
 
 

@@ -9,8 +9,8 @@ the output budget, in characters at a conservative characters-per-token rate. Ev
   brief         the part summaries are merged by the model (reduce, hierarchical when they do not fit one request);
   structured    要点/责任单位/时间节点/涉及金额/指标 of every part are merged in document order (no second model pass,
                 so each point keeps the section id it came from); a document with ≥ 3 sections gets ≥ 3 要点;
-  action-items  rows of every part merged in document order; 责任单位/完成时限 stated outright in a section
-                fill empty cells and rows the model missed.
+  action-items  the rows the rules read (责任单位/完成时限 labels, 任务分工 tables, '<单位>要…于X月X日前…'), merged
+                with every part's model rows in document order (assistant/services/action_items.py).
 A one-part document is a single request with the final prompt. The structured and action-items styles are
 generated under a JSON schema (response_format json_schema: a grammar on llama.cpp, guided decoding on vLLM), so
 their structure is valid by construction; every item names a section from an enum of its part's section ids. A
@@ -42,10 +42,11 @@ from assistant.progress import Progress, no_progress
 from assistant.prompts import load_prompt
 from assistant.components.llm import StructuredOutputError, invoke_json
 from assistant.grounding.atoms import Evidence
+from assistant.services.action_items import SCHEMA_NAME
 from assistant.services.summary_format import (
-    FORMAT_VERSION, STYLES, Part, Section, action_items_schema, complete_action_items, explicit_tasks, fill_points,
-    grounded, make_sections, merge_rows, min_points, order_items, pack_parts, parse_brief, read_action_items,
-    read_structured, render_markdown, structured_schema, summary_plain_text, trim_cut,
+    FORMAT_VERSION, STYLES, Part, Section, action_items, action_items_schema, fill_points, grounded,
+    make_sections, min_points, order_items, pack_parts, parse_brief, read_action_items, read_structured,
+    render_markdown, section_rules, structured_schema, summary_plain_text, trim_cut,
 )
 from assistant.settings import PROMPTS_DIR, Settings
 from ingest.chunking import Block, restore_paragraphs, split_sentences
@@ -198,17 +199,18 @@ class SummarizeService:
             parsed = []
             for group in pool.map(lambda p: self._map_json(p, style, header, len(sections), calls, stop), parts):
                 for p, data in group:
-                    source = "\n".join(f"{s.heading}\n{s.text}" for s in p.sections)
-                    parsed.append(read_structured(data, p.sections, source, evidence) if style == "structured"
-                                  else read_action_items(data, p.sections, source))
+                    if style == "structured":
+                        source = "\n".join(f"{s.heading}\n{s.text}" for s in p.sections)
+                        parsed.append(read_structured(data, p.sections, source, evidence))
+                    else:
+                        parsed.append(read_action_items(data, p.sections))
                     raw_outputs.append({"sections": p.span, "text": json.dumps(data, ensure_ascii=False),
                                         "cut": False})
             t_map = time.perf_counter()
             if style == "structured":
                 summary = _merge_structured(parsed, sections)
             else:
-                rows = merge_rows([r for d in parsed for r in d["items"]])
-                summary = {"items": complete_action_items(rows, sections)}
+                summary = {"items": action_items([r for rows in parsed for r in rows], sections)}
         t_end = time.perf_counter()
         return {
             "doc_id": doc.doc_id,
@@ -287,7 +289,8 @@ class SummarizeService:
         if self.settings.llm.mode == "openai":
             llm = llm.bind(extra_body={"max_tokens": max_tokens})  # llama.cpp-style servers ignore max_completion_tokens
         try:
-            data, usage = invoke_json(llm, messages, style.replace("-", "_"), schema, max_tokens)
+            name = "structured" if style == "structured" else SCHEMA_NAME
+            data, usage = invoke_json(llm, messages, name, schema, max_tokens)
         except StructuredOutputError as exc:
             calls.add(None)
             halves = _split_part(part) if retry else None
@@ -657,15 +660,11 @@ def _merge_structured(parsed: list[dict], sections: list[Section]) -> dict:
     units = list(dict.fromkeys(u for d in parsed for u in d["units"]))
     # what the document states outright is never lost to a small model's omission
     by_id = {s.id: s for s in sections}
-    for sid, found in explicit_tasks(sections).items():
-        for u in re.split(r"[、，,；;]", found["units"]):
-            u = u.strip()
-            if u and u not in units and len(u) <= 40:
-                units.append(u)
-        when = found["deadline"]
+    for row in section_rules(sections)[1]:
+        units += [u for u in row.units if u not in units and len(u) <= 40]
+        sid, when = row.sections[0], row.deadline
         if when and not any(when in d["text"] and sid in d["sections"] for d in deadlines):
-            sec = by_id[sid]
-            what = sec.heading
+            what = row.task or by_id[sid].heading
             deadlines.append({"text": f"{when}：{what}" if what else when, "sections": [sid], "from_source": True})
     return {"points": fill_points(_dedupe_texts(points), sections), "units": units,
             "deadlines": order_items(_dedupe_texts(deadlines), sections), "figures": _dedupe_texts(figures)}

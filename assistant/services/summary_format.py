@@ -12,12 +12,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from assistant.text_heuristics import ORG_SUFFIXES, bigrams
+from assistant.services.action_items import (ActionRow, merge, read_rows, rows_schema, rule_actions,
+                                             source_units, split_units)
+from assistant.text_heuristics import (bigrams, clean_line, compact, field_text, grounded, says_none,
+                                       strip_bullet, strip_section_ids)
 from ingest.chunking import Block, chunk_blocks, split_sentences
 
 STYLES = ("brief", "structured", "action-items")
 # per style: bump when parsing/merging changes what a record holds (part of the settings fingerprint)
-FORMAT_VERSION = {"brief": "1", "structured": "5-json", "action-items": "5-json"}
+FORMAT_VERSION = {"brief": "1", "structured": "6-json", "action-items": "6-rows"}
 POINT_MAX_CHARS = 90
 
 
@@ -90,18 +93,11 @@ def pack_parts(sections: list[Section], budget_chars: int) -> list[Part]:
 # part's section ids, 要点 has minItems when the document has ≥ 3 sections. What a schema cannot express is
 # checked here: no "无" items, 责任单位 and 时间节点 that occur in the source, 涉及金额/指标 items that hold a figure
 # stated by the source, and, after merging, at least 3 要点 (extracted from uncovered sections when the model gave
-# fewer).
+# fewer). Action items: assistant/services/action_items.py (shared with extract-actions).
 
 MIN_POINTS = 3               # a document with ≥ 3 sections gets ≥ 3 要点
 POINT_SCHEMA_CHARS = 50      # maxLength of a 要点 in the schema (a small model copies paragraphs otherwise)
 FIELD_POINTS, FIELD_UNITS, FIELD_DEADLINES, FIELD_FIGURES = "要点", "责任单位", "时间节点", "涉及金额/指标"
-ROW_TASK, ROW_UNITS, ROW_DEADLINE, ROW_SECTION = "事项", "责任单位", "完成时限", "section"
-
-_SID_RE = re.compile(r"[〔\[［【(（<《{]?\s*(?:出处|来源|段落?)?\s*[:：]?\s*[Ss]\s*(\d{1,4})\s*[〕\]］】)）>》}]?")
-_BULLET_RE = re.compile(r"^\s*(?:[-*•·●◦▪‣]|\d{1,3}\s*[.)．、](?!\d)|[（(]\d{1,3}[)）])\s*")
-_NONE_RE = re.compile(r"^(?:无|暂无|没有|未明确|未提及|未涉及|不涉及|无相关内容|未写明|文档未提及|/|-|—+|n/?a|none)[。.；;]*$",
-                      re.I)
-_MD_NOISE_RE = re.compile(r"\*\*|__|`")
 
 
 def _obj(properties: dict, required: list[str] | None = None) -> dict:
@@ -143,25 +139,8 @@ def structured_schema(section_ids: list[str], min_items: int = 0) -> dict:
 
 
 def action_items_schema(section_ids: list[str]) -> dict:
-    """行 [{section, 事项, 责任单位, 完成时限}]."""
-    row = _obj({ROW_SECTION: {"type": "string", "enum": list(section_ids)}, ROW_TASK: _str(30, 2),
-                ROW_UNITS: _str(40), ROW_DEADLINE: _str(16)})
-    return _obj({"items": _array(row, min(max(len(section_ids), 4), 8))})
-
-
-def _clean_line(line: str) -> str:
-    line = re.sub(r"^\s*#{1,6}\s*", "", line)
-    line = _MD_NOISE_RE.sub("", line)
-    return line.strip()
-
-
-def _strip_bullet(line: str) -> str:
-    return _BULLET_RE.sub("", line, count=1).strip()
-
-
-def strip_section_ids(text: str) -> str:
-    text = _SID_RE.sub("", text)
-    return re.sub(r"[ \t]{2,}", " ", text).strip(" \t,，;；、")
+    """The action rows' one schema (action_items.rows_schema), up to 8 rows a part."""
+    return rows_schema(section_ids, min(max(len(section_ids), 4), 8))
 
 
 def best_section(text: str, sections: list[Section]) -> Section | None:
@@ -178,9 +157,9 @@ def resolve_ids(text: str, ids: list[str], sections: list[Section]) -> list[str]
     """The section ids a model gave for `text`, checked against what the text overlaps: a small model numbers
     sections its own way (often off by one), so a claimed id whose section shares far less with the text than the
     best-matching section is replaced by that section; no id at all gets the best-matching one."""
-    key = _norm(text)
-    named = [s for s in sections if s.heading_path and len(_norm(s.heading_path[-1])) >= 4
-             and _norm(s.heading_path[-1]) in key]
+    key = compact(text)
+    named = [s for s in sections if s.heading_path and len(compact(s.heading_path[-1])) >= 4
+             and compact(s.heading_path[-1]) in key]
     if named:   # the text names a section's own heading ("（二）实行分级分类管理"): that section, the longest name
         return [max(named, key=lambda s: len(s.heading_path[-1])).id]
     best = best_section(text, sections)
@@ -201,11 +180,7 @@ def resolve_ids(text: str, ids: list[str], sections: list[Section]) -> list[str]
 
 def _label_lines(text: str) -> set[str]:
     """Lines of a section that are labels, not sentences: 文号, 主送机关, signatures."""
-    return {_norm(ln) for ln in text.splitlines() if ln.strip() and not re.search(r"[。！？；]", ln)}
-
-
-def _norm(s: str) -> str:
-    return re.sub(r"[\W_]+", "", s)
+    return {compact(ln) for ln in text.splitlines() if ln.strip() and not re.search(r"[。！？；]", ln)}
 
 
 def condense(text: str, limit: int = POINT_MAX_CHARS) -> str:
@@ -223,19 +198,6 @@ def condense(text: str, limit: int = POINT_MAX_CHARS) -> str:
     return trim_cut(text[:limit])
 
 
-def grounded(text: str, source: str) -> bool:
-    """Every number in `text` occurs in `source` (a guard against invented dates, amounts and indicators)."""
-    src = re.sub(r"\s+", "", source)
-    return all(n in src for n in re.findall(r"\d+(?:\.\d+)?", text))
-
-
-def _text(value) -> str:
-    """A string field of the model's JSON, one line, without copied section ids and markdown."""
-    text = value if isinstance(value, str) else ""
-    text = _strip_bullet(_clean_line(" ".join(text.split()))).replace("\ufffd", "")
-    return strip_section_ids(text)
-
-
 def _section_of(value, sections: list[Section]) -> list[str]:
     valid = {s.id for s in sections}
     return [value] if isinstance(value, str) and value in valid else []
@@ -243,20 +205,21 @@ def _section_of(value, sections: list[Section]) -> list[str]:
 
 def _echoed(body: str, sections: list[Section]) -> Section | None:
     """The section whose "[S3] 一、… > （二）…" header or label line (文号, 主送机关) `body` merely repeats."""
-    key = _norm(body)
+    key = compact(body)
     if len(key) > 60:
         return None
-    return next((s for s in sections if key in (_norm(s.heading), _norm(s.heading_path[-1] if s.heading_path else ""))
+    return next((s for s in sections
+                 if key in (compact(s.heading), compact(s.heading_path[-1] if s.heading_path else ""))
                  or key in _label_lines(s.text)), None)
 
 
 def lead_sentence(section: Section) -> str:
     """The first sentence of a section that says something: label lines and the run-in heading skipped."""
     labels = _label_lines(section.text)
-    heads = {_norm(h) for h in section.heading_path}
-    lines = [ln for ln in section.text.splitlines() if ln.strip() and _norm(ln) not in labels]
+    heads = {compact(h) for h in section.heading_path}
+    lines = [ln for ln in section.text.splitlines() if ln.strip() and compact(ln) not in labels]
     for x in split_sentences("\n".join(lines)):
-        if len(_norm(x)) >= 8 and _norm(x) not in heads:
+        if len(compact(x)) >= 8 and compact(x) not in heads:
             return condense(x.strip())
     return ""
 
@@ -264,7 +227,7 @@ def lead_sentence(section: Section) -> str:
 def _item(text: str, sid: list[str], sections: list[Section], source: str) -> dict | None:
     """A 要点/时间节点/涉及金额/指标 item: None for "无", a lone group label or an echoed section header."""
     body = re.sub(r"[（(]\s*[)）]$", "", text).strip()
-    if not body or _NONE_RE.match(body) or len(re.sub(r"\W", "", body)) < 2:
+    if not body or says_none(body) or len(re.sub(r"\W", "", body)) < 2:
         return None
     if body.endswith(("：", ":")) and len(body) <= 30:
         return None   # a group label the model put over its sub-items ("1. 健全公共数据目录管理：")
@@ -300,7 +263,7 @@ def read_structured(data: dict, sections: list[Section], source: str, evidence=N
     for p in _list(data, FIELD_POINTS):
         if not isinstance(p, dict):
             continue
-        text = _text(p.get("text"))
+        text = field_text(p.get("text"))
         if (sec := _echoed(text, sections)) and sec.heading_path and (lead := lead_sentence(sec)):
             # a small model echoes the section's heading as its 要点: the point is that section's lead sentence
             points.append({"text": lead, "sections": [sec.id], "extracted": True})
@@ -310,12 +273,12 @@ def read_structured(data: dict, sections: list[Section], source: str, evidence=N
     for d in _list(data, FIELD_DEADLINES):
         if not isinstance(d, dict):
             continue
-        when, what = _text(d.get("时间")), _text(d.get("事项"))
-        if not when or _NONE_RE.match(when) or not grounded(when + what, source):
+        when, what = field_text(d.get("时间")), field_text(d.get("事项"))
+        if not when or says_none(when) or not grounded(when + what, source):
             continue   # a 时间节点 whose numbers the document does not state is dropped
-        if not re.search(r"\d", when) and _norm(when) not in _norm(source):
+        if not re.search(r"\d", when) and compact(when) not in compact(source):
             continue   # "持续推进" and the like only when the document says so
-        it = _item(f"{when}：{what}" if what and not _NONE_RE.match(what) else when,
+        it = _item(f"{when}：{what}" if what and not says_none(what) else when,
                    _section_of(d.get("section"), sections), sections, source)
         if it and it.get("grounded", True):
             deadlines.append(it)
@@ -323,19 +286,15 @@ def read_structured(data: dict, sections: list[Section], source: str, evidence=N
     for f in _list(data, FIELD_FIGURES):
         if not isinstance(f, dict):
             continue
-        text = _text(f.get("text"))
+        text = field_text(f.get("text"))
         if not figure_supported(text, evidence):
             continue   # an ordinary sentence, or a figure the document does not state
         if it := _item(text, _section_of(f.get("section"), sections), sections, source):
             figures.append(it)
-    units = []
-    for u in _list(data, FIELD_UNITS):
-        u = _text(u).strip("。.")
-        if u and not _NONE_RE.match(u) and 1 < len(u) <= 30 and u.endswith(ORG_SUFFIXES) and u not in units \
-                and (not source or _norm(u) in _norm(source)):   # named by the document, not invented
-            units.append(u)
-    said = [_norm(p["text"]) for p in points if not p.get("extracted")]
-    points = [p for p in points if not p.get("extracted") or not any(_norm(p["text"]) in k for k in said)]
+    named = [u for x in _list(data, FIELD_UNITS) for u in split_units(field_text(x)) if not says_none(u)]
+    units = source_units(named, source) if source else list(dict.fromkeys(named))
+    said = [compact(p["text"]) for p in points if not p.get("extracted")]
+    points = [p for p in points if not p.get("extracted") or not any(compact(p["text"]) in k for k in said)]
     return {"points": _dedupe(points), "units": units, "deadlines": _dedupe(deadlines), "figures": _dedupe(figures)}
 
 
@@ -370,69 +329,57 @@ def fill_points(points: list[dict], sections: list[Section]) -> list[dict]:
     return order_items(out, sections)
 
 
-def read_action_items(data: dict, sections: list[Section], source: str) -> dict:
-    """The model's JSON (action_items_schema) → {'items': [{task, units, deadline, sections}]}."""
-    rows: list[dict] = []
-    for r in _list(data, "items"):
-        if not isinstance(r, dict):
-            continue
-        task = _text(r.get(ROW_TASK))
-        if not task or _NONE_RE.match(task) or len(re.sub(r"\W", "", task)) < 2:
-            continue
-        ids = resolve_ids(task, _section_of(r.get(ROW_SECTION), sections), sections)
-        row = {"task": task, "units": clean_units(_none_to_empty(_text(r.get(ROW_UNITS))), source),
-               "deadline": _none_to_empty(_text(r.get(ROW_DEADLINE)))[:60], "sections": ids}
-        unverified = [f for f in ("task", "deadline") if not grounded(row[f], source)]
-        if unverified:
-            row["unverified"] = unverified
-        rows.append(row)
-    return {"items": merge_rows(rows)}
-
-
-def _task_key(task: str) -> str:
-    return _norm(task.split(">")[-1])
-
-
-def merge_rows(rows: list[dict]) -> list[dict]:
-    """One row per task: a small model writes one row per 责任单位; rows of the same task (compared on its last
-    heading segment) are merged, units joined with 、, the first stated deadline kept."""
-    merged: dict[str, dict] = {}
+def read_action_items(data: dict, sections: list[Section]) -> list[ActionRow]:
+    """The model's rows (action_items_schema) for one part, each on the section its 事项 is read from
+    (resolve_ids); checked against the document when merged (action_items)."""
+    by_id = {s.id: s for s in sections}
+    rows = read_rows(data, {s.id: s.text for s in sections})
     for r in rows:
-        key = _task_key(r["task"])
-        if key not in merged:
-            merged[key] = {**r, "sections": list(r["sections"])}
+        r.sections = resolve_ids(r.task, r.sections, sections)
+        r.where = by_id[r.sections[0]].text if r.sections else ""
+    return rows
+
+
+def section_rules(sections: list[Section]) -> tuple[str, list[ActionRow]]:
+    """The document as action rows are checked against (each section's heading line, then its text), and the
+    rule rows of each section (action_items.rule_actions) on that text's offsets, with their section ids."""
+    pieces, rows, at = [], [], 0
+    for s in sections:
+        piece = f"{s.heading}\n{s.text}" if s.heading else s.text
+        start = at + len(piece) - len(s.text)
+        for r in rule_actions(s.text):
+            r.pos += start
+            r.sections = [s.id]
+            r.task = r.task or (s.heading_path[-1] if s.heading_path else "")
+            rows.append(r)
+        pieces.append(piece)
+        at += len(piece) + 1
+    return "\n".join(pieces), rows
+
+
+def action_items(model_rows: list[ActionRow], sections: list[Section]) -> list[dict]:
+    """The document's rows: its rule rows, merged with the model's (action_items.merge; a task with no 责任单位
+    stated stays, 未明确) → [{task, units, deadline, sections, unverified?, from_source?}] in document order;
+    from_source: read by the rules from the document's own wording."""
+    source, rules = section_rules(sections)
+    out = []
+    for r in merge(rules, model_rows, source, keep_unitless=True):
+        if not r.task:
             continue
-        m = merged[key]
-        units = [u for u in re.split(r"[、，,；;]", m["units"]) if u]
-        units += [u for u in re.split(r"[、，,；;]", r["units"]) if u and u not in units]
-        m["units"] = clean_units("、".join(units))
-        m["deadline"] = m["deadline"] or r["deadline"]
-        m["sections"] += [x for x in r["sections"] if x not in m["sections"]]
-    return list(merged.values())
-
-
-def clean_units(value: str, source: str = "", limit: int = 20) -> str:
-    """A 责任单位 cell: organisations only, each once (a small model loops, or lists actions as units), and, when
-    the source text is given, only those it names (a small model invents plausible ones)."""
-    units: list[str] = []
-    src = _norm(source)
-    for u in re.split(r"[、，,；;/]", value):
-        u = u.strip(" 。.等")
-        if u and len(u) <= 30 and u.endswith(ORG_SUFFIXES) and u not in units and (not src or _norm(u) in src):
-            units.append(u)
-    return "、".join(units[:limit])
-
-
-def _none_to_empty(value: str) -> str:
-    value = value.strip(" 。.")
-    return "" if not value or _NONE_RE.match(value) else value
+        item = {"task": r.task, "units": "、".join(r.units), "deadline": r.deadline, "sections": r.sections}
+        if r.unverified:
+            item["unverified"] = r.unverified
+        if r.rule:
+            item["from_source"] = True
+        out.append(item)
+    return out
 
 
 def parse_brief(output: str) -> dict:
     """One paragraph: labels ('摘要：'), markdown and list markers removed, lines joined."""
     lines = []
     for raw in output.splitlines():
-        line = _strip_bullet(_clean_line(raw))
+        line = strip_bullet(clean_line(raw))
         if re.match(r"^[【\[]?(?:标题|文号|发文机关|成文日期|日期|文号/发文机关/日期)[】\]:：]", line):
             continue   # the header of the prompt, echoed
         line = re.sub(r"^【[^】]{1,10}】\s*", "", line)
@@ -453,53 +400,6 @@ def trim_cut(text: str) -> str:
     if commas and commas[-1] >= len(text) * 0.4:
         return text[:commas[-1]] + "。"
     return text + "……"
-
-
-# --- explicit task fields in the source -------------------------------------------------------------
-
-_EXPLICIT_RE = re.compile(r"(责任单位|牵头单位|责任部门|完成时限|完成时间)\s*[:：]\s*([^。；\n]+)")
-
-
-def explicit_tasks(sections: list[Section]) -> dict[str, dict]:
-    """Sections that state 责任单位/完成时限 outright (任务分工 tables, 工作要点): {section id: {units, deadline}}."""
-    out: dict[str, dict] = {}
-    for s in sections:
-        found = {"units": "", "deadline": ""}
-        for key, value in _EXPLICIT_RE.findall(s.text):
-            slot = "units" if key in ("责任单位", "牵头单位", "责任部门") else "deadline"
-            if slot == "units":
-                value = "、".join(u.strip() for u in re.split(r"[，,、]", value) if u.strip())
-            found[slot] = found[slot] or value.strip()
-        if found["units"] or found["deadline"]:
-            out[s.id] = found
-    return out
-
-
-def complete_action_items(items: list[dict], sections: list[Section]) -> list[dict]:
-    """Fill empty 责任单位/完成时限 from what the section states, and add a row for every section that states
-    them but got no row from the model (a small model drops rows; the document does not)."""
-    stated = explicit_tasks(sections)
-    covered = set()
-    by_key = {_task_key(r["task"]): r for r in items}
-    for s in sections:   # a row that names a section's heading covers that section
-        if s.heading_path and (row := by_key.get(_norm(s.heading_path[-1]))) and s.id not in row["sections"]:
-            row["sections"] = [s.id]
-    for row in items:
-        for sid in row["sections"]:
-            covered.add(sid)
-            if sid in stated:
-                row["units"] = row["units"] or stated[sid]["units"]
-                row["deadline"] = row["deadline"] or stated[sid]["deadline"]
-    by_id = {s.id: s for s in sections}
-    for sid, found in stated.items():
-        if sid not in covered:
-            s = by_id[sid]
-            task = s.heading or re.split(r"[。；]", s.text, maxsplit=1)[0][:60]
-            items.append({"task": task, "units": found["units"], "deadline": found["deadline"], "sections": [sid],
-                          "from_source": True})
-    order = {s.id: i for i, s in enumerate(sections)}
-    items.sort(key=lambda r: min((order.get(x, 1 << 30) for x in r["sections"]), default=1 << 30))
-    return items
 
 
 def order_items(items: list[dict], sections: list[Section]) -> list[dict]:

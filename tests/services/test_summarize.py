@@ -19,7 +19,7 @@ from assistant.services.summarize import (
     DIGEST_FILE, SUMMARIES_FILE, SummarizeError, SummarizeService, score_summaries,
 )
 from assistant.services.summary_format import (
-    Section, action_items_schema, complete_action_items, fill_points, make_sections, min_points, pack_parts,
+    Section, action_items, action_items_schema, fill_points, make_sections, min_points, pack_parts,
     parse_brief, read_action_items, read_structured, render_markdown, structured_schema,
 )
 from ingest.chunking import Block
@@ -62,9 +62,9 @@ class FakeLLM(BaseChatModel):
         fmt = kw.get("response_format")
         if fmt:   # a structured style: JSON of the requested schema, naming only the ids its enum allows
             schema = fmt["json_schema"]["schema"]
-            if "items" in schema["properties"]:
-                assert schema["properties"]["items"]["items"]["properties"]["section"]["enum"] == ids
-                data = {"items": [{"section": sid, "事项": firsts[sid][:16], "责任单位": f"单位{sid[1:]}",
+            if "rows" in schema["properties"]:
+                assert schema["properties"]["rows"]["items"]["properties"]["section"]["enum"] == ids
+                data = {"rows": [{"section": sid, "事项": firsts[sid][:16], "责任单位": f"单位{sid[1:]}",
                                    "完成时限": "未明确"} for sid in ids]}
             else:
                 assert schema["properties"]["要点"]["items"]["properties"]["section"]["enum"] == ids
@@ -379,9 +379,8 @@ def test_structured_schema_enumerates_the_part_sections_and_asks_three_points():
         assert schema["properties"][name]["items"]["properties"]["section"]["enum"] == ["S4", "S5", "S6"]
     assert set(schema["required"]) == {"要点", "责任单位", "时间节点", "涉及金额/指标"}
     assert min_points(2, 12) == 2 and min_points(1, 2) == 1 and min_points(5, 2) == 1
-    rows = action_items_schema(["S1", "S2"])["properties"]["items"]["items"]
-    assert rows["properties"]["section"]["enum"] == ["S1", "S2"]
-    assert rows["required"] == ["section", "事项", "责任单位", "完成时限"]
+    rows = action_items_schema(["S1", "S2"])["properties"]["rows"]
+    assert rows["items"]["properties"]["section"]["enum"] == ["S1", "S2"] and rows["maxItems"] == 4
 
 
 def test_fewer_than_three_points_are_completed_from_uncovered_sections():
@@ -398,29 +397,34 @@ def test_fewer_than_three_points_are_completed_from_uncovered_sections():
     assert len(fill_points([], sections[:2])) == 1                                 # < 3 sections: at least one
 
 
-def test_action_item_json_rows():
-    data = {"items": [{"section": "S2", "事项": "完成目录更新", "责任单位": "市数据局", "完成时限": "每年3月底前"},
-                      {"section": "S2", "事项": "开放数据集", "责任单位": "市交通运输局", "完成时限": "未明确"},
-                      {"section": "S1", "事项": "无", "责任单位": "无", "完成时限": "无"}]}
-    rows = read_action_items(data, _SECTIONS, _SOURCE)["items"]
-    assert [(r["task"], r["units"], r["deadline"], r["sections"]) for r in rows] == [
-        ("完成目录更新", "市数据局", "每年3月底前", ["S1"]), ("开放数据集", "市交通运输局", "", ["S2"])]
+def test_action_item_json_rows_merge_with_the_sections_rule_rows():
+    data = {"rows": [{"section": "S2", "事项": "完成目录更新", "责任单位": "市数据局", "完成时限": "每年3月底前"},
+                     {"section": "S2", "事项": "开放数据集", "责任单位": "市交通运输局", "完成时限": "未明确"},
+                     {"section": "S1", "事项": "无", "责任单位": "无", "完成时限": "无"}]}
+    model = read_action_items(data, _SECTIONS)
+    assert [(r.task, r.sections) for r in model] == [("完成目录更新", ["S1"]), ("开放数据集", ["S2"]), ("无", ["S1"])]
+    # each section's 责任单位 label is a rule row; the model's restatement of it only fills its 完成时限
+    assert action_items(model, _SECTIONS) == [
+        {"task": "各机构于每年3月底前完成目录更新", "units": "市数据局", "deadline": "每年3月底前", "sections": ["S1"],
+         "from_source": True},
+        {"task": "2025年新增开放数据集不少于200个", "units": "市交通运输局", "deadline": "", "sections": ["S2"],
+         "from_source": True}]
 
 
 def test_action_rows_survive_small_model_failure_modes():
     sections = [Section("S1", ["一、目录管理", "（一）统一编制数据目录"], "各机构每年3月底前完成目录更新。"),
                 Section("S2", ["一、目录管理", "（二）实行分级分类管理"], "公共数据分为三类，市数据局会同市财政局落实。")]
     loop = "、".join(["市数据局", "市财政局"] * 30)
-    data = {"items": [
+    data = {"rows": [
         {"section": "S2", "事项": "一、目录管理 > （一）统一编制数据目录", "责任单位": "市数据局", "完成时限": "每年3月底前"},
         {"section": "S2", "事项": "一、目录管理 > （二）实行分级分类管理", "责任单位": "市数据局", "完成时限": "2025年12月"},
-        {"section": "S2", "事项": "（二）实行分级分类管理", "责任单位": loop + "、推进平台迭代升级", "完成时限": "未明确"}]}
-    rows = complete_action_items(read_action_items(data, sections, sections[0].text + sections[1].text)["items"],
-                                 sections)
-    assert [(r["sections"], r["units"]) for r in rows] == [(["S1"], "市数据局"), (["S2"], "市数据局、市财政局")]
-    invented = read_action_items({"items": [{"section": "S1", "事项": "开展评估", "责任单位": "市审计局、市数据局",
-                                             "完成时限": "未明确"}]}, sections, "市数据局负责。")
-    assert invented["items"][0]["units"] == "市数据局"          # a unit the document never names is dropped
+        {"section": "S2", "事项": "（二）实行分级分类管理", "责任单位": loop + "、推进平台迭代升级", "完成时限": "未明确"},
+        {"section": "S2", "事项": "公共数据分为三类", "责任单位": "市审计局、市数据局", "完成时限": "未明确"}]}
+    rows = action_items(read_action_items(data, sections), sections)
+    # the heading a row names is its section; one row per task; the looping units once, without the action
+    assert [(r["sections"], r["units"]) for r in rows] == [
+        (["S1"], "市数据局"), (["S2"], "市数据局、市财政局"), (["S2"], "市数据局")]
+    assert rows[2]["task"] == "公共数据分为三类"                 # 市审计局: a unit the document never names
     assert rows[1]["unverified"] == ["deadline"]                 # 2025年12月 is not in the document
     assert "2025年12月（待核实）" in render_markdown("action-items", {"items": rows})
 
