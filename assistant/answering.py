@@ -1,6 +1,7 @@
 """Grounded answering: condense a follow-up → retrieve → evidence gate → prompt → LLM → [n] citations | refusal."""
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -33,6 +34,7 @@ ATOM_KIND_NAMES = {"amount": "金额", "percent": "比例", "date": "日期", "n
                    "content": "内容"}
 REFUSAL_MARKERS = ("知识库中未找到", "未找到相关依据", "资料中没有", "参考资料中没有", "无法根据参考资料")
 _CITE = re.compile(r"\[(\d{1,2})\]")
+log = logging.getLogger(__name__)
 _LEAD_NUMBER = re.compile(r"^\s*[（(]?(?:\d{1,3}|[一二三四五六七八九十]{1,3})[)）.、．]\s*")
 TOP_LOGPROBS = 10      # candidates read for the first answer token (answerability: first_token)
 
@@ -235,6 +237,12 @@ class Answerer:
         self.prompt = ChatPromptTemplate.from_messages(
             [("system", load_prompt("answer_system")), ("human", load_prompt("answer_user"))])
         self.condense_prompt = ChatPromptTemplate.from_messages([("human", load_prompt("condense"))])
+        a, mode = settings.answer, settings.embedding.mode
+        self.scorer_applies = a.answerability == "scorer" and (not a.scorer.embeddings or mode in a.scorer.embeddings)
+        if a.answerability == "scorer" and not self.scorer_applies:
+            log.warning("answer.answerability scorer: its weights were fitted for embedding.mode %s, not %s; the "
+                        "scorer is not applied (refit: gov-assistant eval fit-answerability)",
+                        "/".join(a.scorer.embeddings), mode)
 
     @property
     def llm(self) -> BaseChatModel:
@@ -363,7 +371,7 @@ class Answerer:
         retrieved = any(h.bm25_score is not None or h.dense_score is not None for h in shown)
         signals = retrieval_signals(terms, weights, shown)
         verification.signals = {k: round(v, 4) for k, v in signals.items()} if retrieved else {}
-        if a.answerability == "scorer" and retrieved:
+        if self.scorer_applies and retrieved:
             p = scorer_probability(signals, a.scorer.weights, a.scorer.bias)
             verification.answerability = round(p, 4)
             if p < a.min_answerability:

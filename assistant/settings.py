@@ -176,6 +176,9 @@ SCORER_SIGNALS = ("coverage", "sentence", "title", "dense", "bm25", "missing")
 class ScorerSettings(_Section):
     bias: float = 0.0
     weights: dict[str, float] = {}
+    # embedding.mode values the weights were fitted with: the dense signal lives on its embedder's scale, so under
+    # another embedder the scorer is not applied (refit it); empty = any
+    embeddings: list[str] = []
 
     @field_validator("weights")
     @classmethod

