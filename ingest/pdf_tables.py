@@ -6,8 +6,8 @@ page with ruled tables (found from the lines drawn on it, pdfplumber's "lines" s
 keeps only its characters outside it, and each table goes in as one Markdown block where it stands in reading
 order. A table that goes on over the next page is read as one table (a header the PDF repeated there is
 dropped: the chunker puts the header on every piece). A merged cell's text is repeated into every row and
-column it covers (as a colspan is for .docx/.html tables), so each Markdown row reads alone: a 类别 spanning two
-申请材料 rows is on both.
+column it covers (as .docx/.html colspans and rowspans are, ingest/tables.py), so each Markdown row reads
+alone: a 类别 spanning two 申请材料 rows is on both.
 
 Bounded: only pages with drawn paths are parsed again (the caller counts their objects with pdfium); a page
 with more than MAX_PAGE_OBJECTS objects and characters is not searched (maps, charts: table finding grows with
