@@ -5,7 +5,9 @@ page with ruled tables (found from the lines drawn on it, pdfplumber's "lines" s
 办事指南 print their 申请材料) the text elements inside a table are dropped, one that straddles a table's edge
 keeps only its characters outside it, and each table goes in as one Markdown block where it stands in reading
 order. A table that goes on over the next page is read as one table (a header the PDF repeated there is
-dropped: the chunker puts the header on every piece).
+dropped: the chunker puts the header on every piece). A merged cell's text is repeated into every row and
+column it covers (as .docx/.html colspans and rowspans are, ingest/tables.py), so each Markdown row reads
+alone: a 类别 spanning two 申请材料 rows is on both.
 
 Bounded: only pages with drawn paths are parsed again (the caller counts their objects with pdfium); a page
 with more than MAX_PAGE_OBJECTS objects and characters is not searched (maps, charts: table finding grows with
@@ -72,12 +74,29 @@ def _page_tables(page) -> list[_Table]:
     """The page's ruled tables of two or more columns and rows."""
     out = []
     for t in page.find_tables(SETTINGS):
-        rows = [[join_wrapped((cell or "").splitlines()) for cell in row] for row in t.extract()]
+        rows = [[join_wrapped((cell or "").splitlines()) for cell in row] for row in _spans_filled(t)]
         lines = markdown_table(rows).splitlines()
         if len(lines) >= 3 and lines[1].count("---") >= 2:     # a framed paragraph or a rule is not a table
             edges = sorted({round(x, 1) for c in t.cells for x in (c[0], c[2])})
             out.append(_Table(page.page_number, t.bbox, rows, edges))
     return sorted(out, key=lambda t: t.box[1])
+
+
+def _spans_filled(table) -> list[list[str | None]]:
+    """table.extract() with each slot a merged cell covers (pdfplumber gives None there: the cell belongs to
+    the row and column it starts in) holding that cell's text; None where no cell covers the slot."""
+    rows = table.extract()
+    texts = {box: text for row, cells in zip(rows, table.rows) for text, box in zip(row, cells.cells) if box}
+    # a slot's centre: between its column's left rule and the next one, its row's top and the next row's
+    xs = [c.bbox[0] for c in table.columns] + [table.bbox[2]]
+    ys = [r.bbox[1] for r in table.rows] + [table.bbox[3]]
+    for i, row in enumerate(rows):
+        for j, text in enumerate(row):
+            if text is None and j + 1 < len(xs) and i + 1 < len(ys):
+                x, y = (xs[j] + xs[j + 1]) / 2, (ys[i] + ys[i + 1]) / 2
+                row[j] = next((t for (x0, top, x1, bottom), t in texts.items()
+                               if x0 < x < x1 and top < y < bottom), None)
+    return rows
 
 
 def _on_page(page, box: Box) -> Box:

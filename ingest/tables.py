@@ -12,17 +12,21 @@ __all__ = ["html_rows", "markdown_table", "join_wrapped", "is_table_row", "is_ru
 _RULE_RE = re.compile(r"^\|(?:\s*:?-{3,}:?\s*\|)+$")
 _WS_RE = re.compile(r"\s+")
 MAX_COLUMNS = 50            # wider "tables" are layout grids or damaged files: kept as rows, capped
+MAX_ROWSPAN = 1000          # rows a rowspan carries its text down (it adds none: only <tr>s do)
 
 
 class _TableHTML(HTMLParser):
-    """Rows of cell texts from one <table> (unstructured's metadata.text_as_html); a colspan repeats the cell so
-    every column keeps its meaning; nested tables' text joins their cell."""
+    """Rows of cell texts from one <table> (unstructured's metadata.text_as_html); a colspan or rowspan
+    repeats the cell into every slot it covers, so every row and column keeps its meaning (a rowspan left out
+    would shift the next cells one column left: a .docx's merged 类别 cell); nested tables' text joins their
+    cell."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.rows: list[list[str]] = []
         self._cell: list[str] | None = None
-        self._span = 1
+        self._span = self._rowspan = 1
+        self._below: dict[int, tuple[str, int]] = {}     # column → a rowspan's text, rows it still covers
         self._depth = 0
 
     def handle_starttag(self, tag, attrs):
@@ -31,29 +35,52 @@ class _TableHTML(HTMLParser):
         elif self._depth > 1:
             return
         elif tag == "tr":
+            self._fill()                                   # the previous row's last columns
             self.rows.append([])
         elif tag in ("td", "th"):
             if not self.rows:
                 self.rows.append([])
+            self._fill()
             self._cell = []
-            span = dict(attrs).get("colspan") or "1"
-            self._span = min(int(span), MAX_COLUMNS) if span.isdigit() and int(span) > 0 else 1
+            self._span, self._rowspan = (_span_attr(dict(attrs).get(k), cap) for k, cap in
+                                         (("colspan", MAX_COLUMNS), ("rowspan", MAX_ROWSPAN)))
         elif tag == "br" and self._cell is not None:
             self._cell.append(" ")
 
     def handle_endtag(self, tag):
         if tag == "table":
+            if self._depth == 1:
+                self._fill()
             self._depth -= 1
         elif self._depth > 1:
             return
         elif tag in ("td", "th") and self._cell is not None:
             text = _WS_RE.sub(" ", "".join(self._cell)).strip()
-            self.rows[-1].extend([text] * self._span)
+            row = self.rows[-1]
+            if self._rowspan > 1:
+                covered = range(len(row), len(row) + self._span)
+                self._below.update({j: (text, self._rowspan - 1) for j in covered})
+            row.extend([text] * self._span)
             self._cell = None
+        elif tag == "tr":
+            self._fill()
+
+    def _fill(self) -> None:
+        """The current row's next slots that a rowspan from above covers."""
+        row = self.rows[-1] if self.rows else None
+        while row is not None and (j := len(row)) in self._below:
+            text, left = self._below.pop(j)
+            row.append(text)
+            if left > 1:
+                self._below[j] = (text, left - 1)
 
     def handle_data(self, data):
         if self._cell is not None:
             self._cell.append(data)
+
+
+def _span_attr(value: str | None, cap: int) -> int:
+    return min(int(value), cap) if value and value.isdigit() and int(value) > 0 else 1
 
 
 def html_rows(html: str) -> list[list[str]]:

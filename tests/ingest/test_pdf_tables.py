@@ -157,3 +157,51 @@ def test_crowded_pages_and_the_time_share_are_said_not_searched(tmp_path):
     assert blocks == [items[0].block]
     assert note == (f"tables not looked for on page 1 (over {MAX_PAGE_OBJECTS:,} objects and characters), "
                     "page 2 (50% of ingest.parse_timeout_s had passed): their cells read as text")
+
+
+# a 申请材料 table with merged cells: 类别 over two rows twice, 要求 over two rows, a 2×2 block (份数 and 要求 of
+# two rows), a 备注 across four columns; "" where reportlab draws the spanning cell's neighbours
+MERGED = [["序号", "类别", "申请材料", "份数", "要求"],
+          ["1", "身份证明", "居民户口簿", "原件1份", "验原件后退回"],
+          ["2", "", "居民身份证", "原件1份", ""],
+          ["3", "房产证明", "房屋所有权证或不动产权证书", "复印件各1份，核对原件", ""],
+          ["4", "", "购房合同", "", ""],
+          ["备注", "材料均须提供原件，复印件加盖公章", "", "", ""]]
+MERGED_SPANS = [((1, 1), (1, 2)), ((4, 1), (4, 2)), ((1, 3), (1, 4)), ((3, 3), (4, 4)), ((1, 5), (4, 5))]
+MERGED_READ = [["序号", "类别", "申请材料", "份数", "要求"],
+               ["1", "身份证明", "居民户口簿", "原件1份", "验原件后退回"],
+               ["2", "身份证明", "居民身份证", "原件1份", "验原件后退回"],
+               ["3", "房产证明", "房屋所有权证或不动产权证书", "复印件各1份，核对原件", "复印件各1份，核对原件"],
+               ["4", "房产证明", "购房合同", "复印件各1份，核对原件", "复印件各1份，核对原件"],
+               ["备注"] + ["材料均须提供原件，复印件加盖公章"] * 4]
+
+
+def merged_pdf(path):
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Table, TableStyle
+
+    pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+    body = ParagraphStyle("body", fontName=FONT, fontSize=11, leading=16, wordWrap="CJK", spaceAfter=8)
+    t = Table(MERGED, colWidths=[40, 60, 150, 110, 80])
+    t.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), FONT, 10),
+                           ("GRID", (0, 0), (-1, -1), 0.5, colors.black),
+                           ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),        # a spanning cell's text mid-span
+                           *[("SPAN", a, b) for a, b in MERGED_SPANS]]))
+    story = [Paragraph(p, body) for p in (GUIDE_TITLE, "二、申请材料", "申请人应当提交下列材料：")] + [t]
+    story.append(Paragraph("三、办理时限", body))
+    SimpleDocTemplate(str(path), pagesize=A4).build(story)
+    return path
+
+
+def test_a_merged_cell_is_repeated_into_every_row_and_column_it_covers(tmp_path):
+    """pdfplumber leaves the slots a merged cell covers empty: each gets the cell's text, so a row read alone
+    (a chunk split at rows) still says which 类别 its 申请材料 belongs to."""
+    from ingest.loaders import load_file
+    (doc,) = load_file(merged_pdf(tmp_path / "merged.pdf"))
+    (table,) = [b.text for b in doc.blocks if b.text.startswith("| 序号")]
+    assert table == markdown_table(MERGED_READ)
+    assert doc.how == ["text layer", "1 table"] and doc.text.count("购房合同") == 1

@@ -23,6 +23,38 @@ def test_html_rows_repeat_colspans_and_markdown_escapes_pipes():
     assert markdown_table([["材料", ""], ["身份证"]]) == "| 材料 |\n| --- |\n| 身份证 |"     # empty column dropped
 
 
+def test_html_rows_repeat_rowspans_so_later_cells_keep_their_column():
+    html = ("<table><tr><th>序号</th><th>类别</th><th>申请材料</th><th>要求</th></tr>"
+            "<tr><td>1</td><td rowspan='2'>身份证明</td><td>居民户口簿</td><td rowspan='3'>验原件</td></tr>"
+            "<tr><td>2</td><td>居民身份证</td></tr><tr><td>3</td><td>房产证明</td><td>购房合同</td></tr>"
+            "<tr><td rowspan='2' colspan='2'>备注</td><td>复印件加盖公章</td><td>-</td></tr><tr></tr></table>")
+    assert html_rows(html) == [["序号", "类别", "申请材料", "要求"], ["1", "身份证明", "居民户口簿", "验原件"],
+                               ["2", "身份证明", "居民身份证", "验原件"], ["3", "房产证明", "购房合同", "验原件"],
+                               ["备注", "备注", "复印件加盖公章", "-"], ["备注", "备注"]]
+
+
+def test_docx_merged_cells_are_repeated_into_the_cells_they_cover(tmp_path):
+    """python-docx merges as Word does; unstructured's HTML carries the rowspan, which must not shift 居民身份证
+    under 类别."""
+    import docx
+
+    from ingest.loaders import load_file
+    rows = [["序号", "类别", "申请材料", "要求"], ["1", "身份证明", "居民户口簿", "验原件"],
+            ["2", "", "居民身份证", "验原件"], ["备注", "材料均须提供原件", "", ""]]
+    d = docx.Document()
+    d.add_paragraph("二、申请材料")
+    table = d.add_table(rows=len(rows), cols=4)
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            table.cell(i, j).text = value
+    table.cell(1, 1).merge(table.cell(2, 1))
+    table.cell(3, 1).merge(table.cell(3, 3))
+    d.save(tmp_path / "merged.docx")
+    (doc,) = load_file(tmp_path / "merged.docx")
+    assert markdown_table([rows[0], rows[1], ["2", "身份证明", "居民身份证", "验原件"],
+                           ["备注"] + ["材料均须提供原件"] * 3]) in doc.text
+
+
 def _rows(n):
     return [f"| {i} | 材料{i}：申请人居民身份证复印件 | 原件1份 | 验原件 |" for i in range(1, n + 1)]
 
