@@ -52,12 +52,20 @@ def old_answerer(c: Container) -> Answerer:
 
 
 def flush_prompt_cache(c: Container) -> None:
-    """Overwrite every llama.cpp slot, so neither configuration reuses the other's cached prompt."""
+    """Overwrite every llama.cpp slot, so neither configuration reuses the other's cached passages; each slot keeps
+    the answer prompt's system message, shared by both configurations and cached in steady use (the slot with the
+    longest common prefix takes a request), so neither pays for it."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from assistant.prompts import load_prompt
+
     slots = c.settings.llm.local.n_parallel if c.settings.llm.mode == "local" else 0
+    system = load_prompt("answer_system")
     with ThreadPoolExecutor(max(slots, 1)) as pool:
-        list(pool.map(lambda i: c.llm.bind(max_tokens=1).invoke(f"你好{i}" * 8), range(slots)))
+        list(pool.map(lambda i: c.llm.bind(max_tokens=1).invoke(
+            [SystemMessage(system), HumanMessage(f"你好{i}" * 8)]), range(slots)))
 
 
 def main() -> None:
