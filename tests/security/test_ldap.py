@@ -193,6 +193,16 @@ def test_ui_login_over_ldap_maps_groups_and_departments_and_rechecks_the_directo
     assert login.still_valid(alice)                               # nothing of hers changed
 
 
+def test_rules_and_grants_match_group_dns_written_with_other_case_and_spacing(ldap_container):
+    c = ldap_container
+    c.directory.add_rule("group", "CN=Editors , OU=Groups,DC=Example, DC=GOV", role="editor", by="t")
+    c.directory.add_rule("user", f"ldap:{BOB.upper()}", clearance="敏感", by="t")
+    c.directory.grant("数据目录", "group", "cn=ALL-STAFF, ou=groups , dc=example,dc=gov", by="t")
+    bob = Login(c, c.ldap.authenticate).with_password("bob", PASSWORDS["bob"], "10.0.0.6")
+    assert group_dn("editors") in bob.groups                      # as slapd writes it
+    assert bob.role == "editor" and "敏感" in bob.levels and "数据目录" in bob.kbs
+
+
 def test_ui_login_refuses_wrong_passwords_injection_and_disabled_accounts(ldap_container):
     c = ldap_container
     login = Login(c, c.ldap.authenticate)

@@ -26,7 +26,7 @@ from ldap3 import (ANONYMOUS, AUTO_BIND_NO_TLS, AUTO_BIND_TLS_BEFORE_BIND, BASE,
 from ldap3.core.exceptions import LDAPBindError, LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
-from assistant.components.identity import ExternalIdentity
+from assistant.components.identity import ExternalIdentity, normalize_dn
 from assistant.settings import LdapSettings
 
 log = logging.getLogger(__name__)
@@ -178,15 +178,15 @@ class LdapAuthenticator:
             flt = s.group_filter.replace("(member={dn})", f"(member:{IN_CHAIN}:={escape_filter_chars(dn)})")
             return tuple(dict.fromkeys(e["dn"] for e in self._search(conn, s.group_base, flt, SUBTREE,
                                                                       NO_ATTRIBUTES, MAX_GROUPS)))
-        found: dict[str, str] = {}            # lower-cased DN → DN as the server wrote it
-        seen, frontier = {dn.lower()}, [dn]
+        found: dict[str, str] = {}            # normalised DN → DN as the server wrote it
+        seen, frontier = {_dn_key(dn)}, [dn]
         for _ in range(MAX_DEPTH if s.nested_groups else 1):
             fresh = []
             for batch in _batches(frontier, BATCH):
                 clauses = "".join(s.group_filter.replace("{dn}", escape_filter_chars(d)) for d in batch)
                 flt = clauses if len(batch) == 1 else f"(|{clauses})"
                 for e in self._search(conn, s.group_base, flt, SUBTREE, NO_ATTRIBUTES, MAX_GROUPS):
-                    key = e["dn"].lower()
+                    key = _dn_key(e["dn"])
                     if key not in seen:
                         seen.add(key)
                         found[key] = e["dn"]
@@ -198,6 +198,10 @@ class LdapAuthenticator:
                 break
             frontier = fresh
         return tuple(list(found.values())[:MAX_GROUPS])
+
+
+def _dn_key(dn: str) -> str:
+    return normalize_dn(dn) or dn.lower()
 
 
 def _batches(items: list[str], n: int) -> Iterable[list[str]]:
