@@ -74,12 +74,15 @@ def build_ui(container: Any, principal_resolver: PrincipalResolver | None = None
 
     login = login or Login(container, principal_resolver, key_authenticator)
     tickets = UploadTickets(login.still_valid)
+    # Login.check also says why a session ended (SessionEnded); a substitute policy's own still_valid is kept
+    own = getattr(type(login), "still_valid", None) is not Login.still_valid
+    check = login.still_valid if own else login.check
     oidc_on = _oidc_enabled(container)
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 86400), fill_width=True) as demo:
         demo.upload_tickets = tickets            # mount_ui puts the gate in front of Gradio's upload route
         demo.oidc_tickets = _oidc_tickets(container) if oidc_on else None   # the callback's one-time handover
         principal = gr.State(None)
-        ctx = UIContext(container, principal, login.still_valid)
+        ctx = UIContext(container, principal, check)
         with gr.Row(equal_height=True, elem_id="top-bar"):
             gr.HTML(HEADER, elem_id="app-header-wrap")
             badge = gr.HTML("", elem_id="user-badge", min_width=300)

@@ -76,6 +76,19 @@ def test_dns_in_rules_and_grants_match_whatever_their_case_and_spacing(c):
     assert c.principals.from_identity(staff).role == "reader"
 
 
+def test_covers_says_whether_a_principal_may_do_all_that_another_may():
+    """What an LDAP session's re-check compares: less access ends it; groups and names are no access."""
+    from dataclasses import replace
+    from assistant.services.access import Principal
+    base = Principal("李博", "editor", ("x", "y"), ("办公室",), id="ldap:b", levels=("公开", "内部"), writable=("x",))
+    assert base.covers(base) and replace(base, groups=("cn=g",), name="李").covers(base)
+    assert replace(base, kbs=("x", "y", "z"), departments=("办公室", "数据资源处")).covers(base)
+    for less in (replace(base, role="reader"), replace(base, kbs=("x",)), replace(base, writable=()),
+                 replace(base, levels=("公开",)), replace(base, departments=())):
+        assert not less.covers(base), less
+    assert Principal("王", "admin", (), ("办公室",), levels=("*",)).covers(base)
+
+
 def test_a_disabled_account_or_a_missing_subject_is_refused(c):
     with pytest.raises(AuthError):
         c.principals.from_identity(ExternalIdentity("ldap", "uid=carol", enabled=False))
