@@ -157,6 +157,18 @@ class Container:
         return OidcClient(self.settings.identity.oidc)
 
     @cached_property
+    def sso_once(self):
+        """The OIDC login's single-use states and UI tickets, in the store every replica shares."""
+        from assistant.components.identity.once import OneTimeStore
+        return OneTimeStore(self.db_target("sso.sqlite3"))
+
+    @cached_property
+    def oidc_tickets(self):
+        """The callback's one-time handover of a verified identity to the UI (any replica redeems it once)."""
+        from assistant.components.identity.oidc import LoginTickets
+        return LoginTickets(self.sso_once)
+
+    @cached_property
     def ldap(self):
         """The LDAP / AD bind login when identity.ldap.enabled, else None: authenticate(username, password) →
         the directory's ExternalIdentity, or None."""

@@ -320,9 +320,14 @@ class LdapSettings(_Section):
     name_attr: str = "cn"
     department_attr: str = "ou"
     timeout_s: float = 5
+    # an open UI session's account is read again (search account) at its first action this long after the last
+    # read: disabled, gone, less access or the directory down ends the session. 0: at every action
+    recheck_s: float = 300
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> "LdapSettings":
+        if self.recheck_s < 0:
+            raise ValueError("identity.ldap.recheck_s must be 0 (every action) or more seconds")
         if self.enabled:
             missing = [k for k in ("url", "user_base") if not getattr(self, k)]
             if missing:

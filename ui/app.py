@@ -11,6 +11,7 @@ No request leaves the machine when a page loads: system fonts only, analytics of
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -27,6 +28,7 @@ from ui.theme import CSS, build_theme  # noqa: E402
 from ui.upload_gate import CLEAR_COOKIE_JS, SET_COOKIE_JS, UploadGate, UploadTickets  # noqa: E402
 
 UI_PATH = "/ui"
+_log = logging.getLogger("ui")
 TITLE = "政务大模型助手"
 HEADER = (f'<div id="app-header"><span class="logo">政</span><h1>{TITLE}</h1>'
           f'<span class="sub">知识库问答 · 公文写作 · 文件摘要 · 评测</span></div>')
@@ -52,9 +54,9 @@ def _oidc_enabled(container: Any) -> bool:
     return bool(getattr(getattr(identity, "oidc", None), "enabled", False))
 
 
-def _oidc_tickets():
-    from assistant.components.identity.oidc import LoginTickets
-    return LoginTickets()
+def _oidc_tickets(container: Any):
+    # the container's, in the store every replica shares: the callback may have run on another replica
+    return container.oidc_tickets
 
 
 def _badge(principal) -> str:
@@ -72,12 +74,15 @@ def build_ui(container: Any, principal_resolver: PrincipalResolver | None = None
 
     login = login or Login(container, principal_resolver, key_authenticator)
     tickets = UploadTickets(login.still_valid)
+    # Login.check also says why a session ended (SessionEnded); a substitute policy's own still_valid is kept
+    own = getattr(type(login), "still_valid", None) is not Login.still_valid
+    check = login.still_valid if own else login.check
     oidc_on = _oidc_enabled(container)
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 86400), fill_width=True) as demo:
         demo.upload_tickets = tickets            # mount_ui puts the gate in front of Gradio's upload route
-        demo.oidc_tickets = _oidc_tickets() if oidc_on else None   # the OIDC callback's one-time handover
+        demo.oidc_tickets = _oidc_tickets(container) if oidc_on else None   # the callback's one-time handover
         principal = gr.State(None)
-        ctx = UIContext(container, principal, login.still_valid)
+        ctx = UIContext(container, principal, check)
         with gr.Row(equal_height=True, elem_id="top-bar"):
             gr.HTML(HEADER, elem_id="app-header-wrap")
             badge = gr.HTML("", elem_id="user-badge", min_width=300)
@@ -150,7 +155,11 @@ def build_ui(container: Any, principal_resolver: PrincipalResolver | None = None
                 value = getattr(raw, "cookies", {}).get(TICKET_COOKIE) if raw is not None else None
                 if not value:
                     return tuple(gr.skip() for _ in outputs)
-                ident = demo.oidc_tickets.redeem(value)
+                try:
+                    ident = demo.oidc_tickets.redeem(value)
+                except Exception:  # noqa: BLE001 - the shared store is down: no sign-in (it is logged)
+                    _log.exception("could not redeem the OIDC ticket")
+                    ident = None
                 if ident is None:
                     audit(container, "-", "ui.login", "denied", request)
                     return (*(gr.skip(),) * 5, '<div class="notice err">统一身份认证登录凭据已失效或已使用，请重新登录。</div>',

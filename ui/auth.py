@@ -7,26 +7,34 @@
 The principal lives in a per-session gr.State (server side; the browser never holds it), so every page calls the
 services as that principal and the services enforce the ACL. Every handler re-checks the session (`still_valid`,
 applied by UIContext.bind): a key session lasts while that key — by id, not by its reusable name — is active with
-the same role and knowledge bases, at most RECHECK_S behind a revocation. Failed logins are throttled per client
-address and, against many addresses, in total.
+the same role and knowledge bases, at most RECHECK_S behind a revocation. An LDAP session's account is read
+again from the directory at most `identity.ldap.recheck_s` apart (disabled, gone, less access, or the
+directory down: the session ends). Failed logins are throttled per client address and, against many
+addresses, in total.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from assistant.services.access import Principal
+from ui.session import EXPIRED, SessionEnded, audit
 
 # (username, password) -> a Principal, or an ExternalIdentity the directory maps (LDAP), or None
 PrincipalResolver = Callable[[str, str], Any]
+_log = logging.getLogger("ui.auth")
 KeyAuthenticator = Callable[[str], Principal]
 
 MAX_FAILURES = 5          # per client address within WINDOW_S, then locked for WINDOW_S
 MAX_FAILURES_TOTAL = 100  # all addresses together within WINDOW_S (one guesser with many addresses)
 WINDOW_S = 60.0
 RECHECK_S = 10.0          # how stale the list of active keys may be when a logged-in session acts
+LDAP_RECHECK_S = 300.0    # identity.ldap.recheck_s when the settings have none
+DIRECTORY_DOWN = "目录服务不可用，无法确认您的账号状态，登录已结束，请稍后重新登录。"
+ACCOUNT_GONE = "您的账号已在目录中停用或删除，登录已结束。"
 
 
 @dataclass
@@ -35,6 +43,7 @@ class Session:
     identity: Any              # the ExternalIdentity of an identity session
     started: float
     last_used: float
+    checked: float = 0.0       # when the directory (LDAP) last confirmed the account
 
 
 class LoginError(Exception):
@@ -119,6 +128,7 @@ class Login:
         identity = getattr(getattr(container, "settings", None), "identity", None)
         self.idle_s = float(getattr(identity, "session_idle_s", 1800))
         self.max_s = float(getattr(identity, "session_max_s", 28800))
+        self.ldap_recheck_s = float(getattr(getattr(identity, "ldap", None), "recheck_s", LDAP_RECHECK_S))
         self._active: tuple[float, dict[str, dict]] = (float("-inf"), {})   # (as of, active key records by id)
         self._lock = threading.Lock()
 
@@ -126,8 +136,16 @@ class Login:
         """A principal that this Login issued, used within `idle_s` and started within `max_s`; for a key login,
         while that key id is active and gives the same principal (role, KBs, departments, clearance, grants; seen
         at most `recheck_s` late); for a directory login (OIDC, LDAP), while the directory's mapping still gives
-        the same principal. A password login from a bare resolver is the resolver's business. A session that
-        fails once stays ended."""
+        the same principal, and for LDAP while the account, read again at most `ldap_recheck_s` apart, is
+        enabled and gives no less. A password login from a bare resolver is the resolver's business. A session
+        that fails once stays ended."""
+        try:
+            return self.check(principal)
+        except SessionEnded:
+            return False
+
+    def check(self, principal: Principal) -> bool:
+        """still_valid for the UI's handlers: True, False, or SessionEnded saying why the session ended."""
         with self._lock:
             session = self._sessions.get(principal) if isinstance(principal, Principal) else None
         if session is None:                  # forged, or ended
@@ -136,6 +154,10 @@ class Login:
         ok = now - session.last_used < self.idle_s and now - session.started < self.max_s
         if ok and session.kind == "identity":
             ok = self._same(principal, lambda p: p.from_identity(session.identity))
+            message = self._recheck_directory(principal, session, now) if ok else None
+            if message is not None:
+                self.end(principal)
+                raise SessionEnded(message)
         elif ok and session.kind == "key":
             store = find_key_store(self.container)
             if store is not None and self._key_authenticator is None:
@@ -147,6 +169,42 @@ class Login:
             else:
                 self._sessions.pop(principal, None)
         return ok
+
+    def _recheck_directory(self, principal: Principal, session: Session, now: float) -> str | None:
+        """An LDAP session whose last look at the directory is `ldap_recheck_s` old: the account read again by
+        the search account. The message to end the session with, or None. A directory that cannot be asked
+        ends it too (fail closed: a disabled account must not outlive an outage)."""
+        ident = session.identity
+        ldap = getattr(self.container, "ldap", None) if getattr(ident, "source", "") == "ldap" else None
+        if ldap is None or not callable(getattr(ldap, "lookup", None)):
+            return None
+        with self._lock:
+            if now - session.checked < self.ldap_recheck_s:
+                return None
+            session.checked = now            # claimed: the session's concurrent actions do not all ask
+        try:
+            fresh = ldap.lookup(ident.subject, (ident.claims or {}).get("username", ""))
+        except ConnectionError:              # LdapUnavailable: unreachable, timed out, search account refused
+            return self._ended(principal, "ldap_unavailable", DIRECTORY_DOWN)
+        except Exception:  # noqa: BLE001 - whatever else kept the answer away: fail closed as well
+            _log.exception("LDAP re-check of %s failed", principal.id)
+            return self._ended(principal, "ldap_unavailable", DIRECTORY_DOWN)
+        if fresh is None:
+            return self._ended(principal, "ldap_gone", ACCOUNT_GONE)
+        if not fresh.enabled:
+            return self._ended(principal, "ldap_disabled", ACCOUNT_GONE)
+        try:
+            now_is = self.container.principals.from_identity(fresh)
+        except PermissionError:
+            return self._ended(principal, "ldap_disabled", ACCOUNT_GONE)
+        if not now_is.covers(principal):     # its groups or departments now map to less
+            return self._ended(principal, "ldap_less_access", EXPIRED)
+        return None
+
+    def _ended(self, principal: Principal, reason: str, message: str) -> str:
+        """Audit a session the directory re-check ended (the principal's stable id, the reason; no secret)."""
+        audit(self.container, principal, "ui.session.end", "ended", detail={"reason": reason})
+        return message
 
     def _same(self, principal: Principal, now_is: Callable[[Any], Principal], rec: dict | None = None) -> bool:
         """Whether the principal is still what its credential gives (the directory read afresh)."""
@@ -209,7 +267,7 @@ class Login:
     def _start(self, principal: Principal, kind: str, identity: Any = None) -> Principal:
         now = self._clock()
         with self._lock:
-            self._sessions[principal] = Session(kind, identity, now, now)
+            self._sessions[principal] = Session(kind, identity, now, now, now)   # a login read the directory
         return principal
 
     def end(self, principal: Principal) -> None:

@@ -37,7 +37,7 @@ class Refresher:
 class UIContext:
     container: Any
     principal: gr.State
-    session_check: SessionCheck          # Login.still_valid: is this principal's session still live?
+    session_check: SessionCheck          # Login.check: is this principal's session still live?
     # called (principal) after login and after a knowledge base changes, so every page shows what it may read
     on_login: list[Refresher] = field(default_factory=list)
     on_kbs_changed: list[Refresher] = field(default_factory=list)

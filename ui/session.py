@@ -17,9 +17,13 @@ import gradio as gr
 from assistant.services.access import Principal
 
 _log = logging.getLogger("ui")
-SessionCheck = Callable[[Principal], bool]
+SessionCheck = Callable[[Principal], bool]   # False, or SessionEnded with the reason to show
 NOT_LOGGED_IN = "请先登录。"
 EXPIRED = "登录已失效（密钥已被吊销或权限已变更），请刷新页面重新登录。"
+
+
+class SessionEnded(Exception):
+    """A session check that ended the session says why (the message is shown to the user)."""
 # the audit row of the handler call now running: gradio may run a generator's steps on different threads, so the
 # wrapper sets it around each step
 _CALL: ContextVar[dict | None] = ContextVar("ui_audit_call", default=None)
@@ -79,11 +83,16 @@ def session_handler(fn: Callable, container: Any, check: SessionCheck) -> Callab
 
     def admit(principal: Any, args: tuple) -> tuple[dict, Any]:
         request = _request(args)
-        if not isinstance(principal, Principal) or not check(principal):
+        message = EXPIRED
+        try:
+            live = isinstance(principal, Principal) and check(principal)
+        except SessionEnded as exc:
+            live, message = False, str(exc)
+        if not live:
             audit(container, principal, operation, "denied", request)
             if principal is None:
                 raise gr.Error(NOT_LOGGED_IN, title="未登录")
-            raise gr.Error(EXPIRED, title="登录已失效")
+            raise gr.Error(message, title="登录已失效")
         return {}, request
 
     def finish(principal: Principal, call: dict, request: Any, outcome: str, t0: float) -> None:

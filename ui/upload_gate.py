@@ -52,8 +52,9 @@ class UploadGate:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        if scope["type"] == "http" and scope.get("method") == "POST" and path.startswith(self.prefix + "/") \
-                and path.rstrip("/").endswith("/upload") and self.tickets.principal(_ticket(scope)) is None:
+        upload = scope["type"] == "http" and scope.get("method") == "POST" \
+            and path.startswith(self.prefix + "/") and path.rstrip("/").endswith("/upload")
+        if upload and await _live(self.tickets, _ticket(scope)) is None:
             body = "请先登录：上传文件需要有效的登录会话。".encode()
             await send({"type": "http.response.start", "status": 401,
                         "headers": [(b"content-type", b"text/plain; charset=utf-8"),
@@ -61,6 +62,13 @@ class UploadGate:
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)
+
+
+async def _live(tickets: UploadTickets, token: str | None) -> Principal | None:
+    # in a worker thread: the session check may ask the database or the directory (LDAP re-check), which must
+    # not stall the event loop every other request of this process waits on
+    from starlette.concurrency import run_in_threadpool
+    return await run_in_threadpool(tickets.principal, token)
 
 
 def _ticket(scope: dict) -> str | None:

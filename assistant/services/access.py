@@ -53,6 +53,23 @@ class Principal:
         """A stored document (a catalog record): its level is one this principal may see."""
         return self.can_see((doc.get("metadata") or {}).get("sensitivity"))
 
+    def covers(self, other: "Principal") -> bool:
+        """Whether this principal may do all that `other` may: role, readable and writable knowledge bases,
+        document levels, departments (an open session whose account now gives less is ended; one that gives
+        as much or more goes on with what it had)."""
+        if ROLES.index(self.role) < ROLES.index(other.role):
+            return False
+        if self.role == "admin":
+            return set(other.departments) <= set(self.departments)
+
+        def within(have: tuple[str, ...], need: tuple[str, ...]) -> bool:
+            return "*" in have or set(need) <= set(have)
+
+        writable = self.kbs if self.writable is None else self.writable
+        other_writable = other.kbs if other.writable is None else other.writable
+        return (within(self.kbs, other.kbs) and within(writable, other_writable)
+                and within(self.levels, other.levels) and set(other.departments) <= set(self.departments))
+
 
 # The local operator (CLI on the machine that holds the data directory) is trusted like a database owner.
 LOCAL_ADMIN = Principal("local-cli", "admin", ("*",), id="local-cli", levels=("*",), source="local")

@@ -5,6 +5,8 @@ groups, users and API keys. Stored in SQLite under data_dir (directory.sqlite3),
 
 Rules add up: the highest role and clearance any matching rule gives wins, departments accumulate. Someone no rule
 matches is a reader with the default clearance who reads only what is granted to them, their groups or departments.
+A DN (a group rule's or grant's LDAP group, a user's DN or ldap:<DN>) matches however it is spelt: case and
+the spaces around separators do not count (normalize_dn); grants to a DN are stored in that one spelling.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from assistant.components.identity import ExternalIdentity  # noqa: F401 - re-exported: what the directory maps
+from assistant.components.identity import normalize_dn
 from assistant.components.store.catalog import now_iso
 from assistant.services.access import ROLES, Principal
 from assistant.services.classification import Classification
@@ -31,6 +34,17 @@ CREATE TABLE IF NOT EXISTS grants (
   created_at TEXT NOT NULL, created_by TEXT NOT NULL, PRIMARY KEY (kb, kind, subject));
 CREATE INDEX IF NOT EXISTS grants_by_subject ON grants(kind, subject);
 """
+
+
+DN_KINDS = ("user", "group")     # rule and grant kinds whose subjects may be DNs
+
+
+def subject_key(value: str) -> str:
+    """How a user or group subject compares: a DN (or ldap:<DN>) in normalize_dn's spelling, anything else
+    (an OIDC sub or group, a key id) exactly as written."""
+    prefix, rest = ("ldap:", value[5:]) if value.startswith("ldap:") else ("", value)
+    dn = normalize_dn(rest)
+    return value if dn is None else prefix + dn
 
 
 class DirectoryError(ValueError):
@@ -93,6 +107,8 @@ class Directory:
             raise DirectoryError(f"access must be read or write; got {access!r}")
         if not subject or len(subject) > 512:
             raise DirectoryError("grant subject must be 1-512 characters")
+        if kind in DN_KINDS:
+            subject = subject_key(subject)   # one spelling per DN: the indexed lookup compares exactly
         with self._lock:
             self._db.execute("INSERT INTO grants(kb, kind, subject, access, created_at, created_by)"
                              " VALUES (?,?,?,?,?,?) ON CONFLICT (kb, kind, subject) DO UPDATE SET"
@@ -101,8 +117,11 @@ class Directory:
         return {"kb": kb, "kind": kind, "subject": subject, "access": access, "created_by": by}
 
     def revoke_grant(self, kb: str, kind: str, subject: str) -> dict:
+        # as typed, or in the one spelling grant() stores a DN in
+        key = subject_key(subject) if kind in DN_KINDS else subject
         with self._lock:
-            cur = self._db.execute("DELETE FROM grants WHERE kb=? AND kind=? AND subject=?", (kb, kind, subject))
+            cur = self._db.execute("DELETE FROM grants WHERE kb=? AND kind=? AND subject IN (?, ?)",
+                                   (kb, kind, subject, key))
         if cur.rowcount == 0:
             raise DirectoryError(f"no grant of {kb!r} to {kind} {subject!r}")
         return {"kb": kb, "kind": kind, "subject": subject}
@@ -129,9 +148,10 @@ class Directory:
             raise PermissionError("the identity provider gave no subject")
         pid = ident.principal_id
         facts = {"user": {pid, ident.subject}, "group": set(ident.groups), "department": set(ident.departments)}
+        keys = {kind: {subject_key(v) for v in facts[kind]} for kind in DN_KINDS}
         role_rank, departments, clearance = 0, list(ident.departments), None
         for rule in self.rules():
-            if not self._matches(rule, facts, ident.claims):
+            if not self._matches(rule, facts, keys, ident.claims):
                 continue
             if rule["role"]:
                 role_rank = max(role_rank, ROLES.index(rule["role"]))
@@ -156,7 +176,9 @@ class Directory:
 
     def _granted(self, facts: dict[str, set[str]]) -> tuple[set[str], set[str]]:
         """(read-only, writable) KBs granted to these subjects: one indexed query per request, not the whole table."""
-        pairs = [(kind, subject) for kind, subjects in facts.items() for subject in subjects]
+        # a DN as the server wrote it (grants from before DNs were normalised) and in the stored spelling
+        pairs = sorted({(kind, s) for kind, subjects in facts.items() for subject in subjects
+                        for s in ((subject, subject_key(subject)) if kind in DN_KINDS else (subject,))})
         read, write = set(), set()
         if not pairs:
             return read, write
@@ -169,7 +191,9 @@ class Directory:
         return read - write, write
 
     @staticmethod
-    def _matches(rule: dict, facts: dict[str, set[str]], claims: dict) -> bool:
+    def _matches(rule: dict, facts: dict[str, set[str]], keys: dict[str, set[str]], claims: dict) -> bool:
+        if rule["kind"] in DN_KINDS:
+            return subject_key(rule["match"]) in keys[rule["kind"]]
         if rule["kind"] != "claim":
             return rule["match"] in facts[rule["kind"]]
         name, _, value = rule["match"].partition("=")

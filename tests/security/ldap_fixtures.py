@@ -202,6 +202,14 @@ class Slapd:
             raise RuntimeError(f"ldapadd failed: {r.stderr}")
         return self
 
+    def modify(self, *changes: str) -> None:
+        """Change the directory as its administrator would (ldapmodify as the root DN, not the library under
+        test). Each change is an LDIF change record: change(BOB, "changetype: delete")."""
+        r = subprocess.run(["ldapmodify", "-x", "-H", self.url, "-D", ROOT_DN, "-w", ROOT_PW],
+                           input="\n".join(changes), capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"ldapmodify failed: {r.stderr}")
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -211,6 +219,12 @@ class Slapd:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
+
+
+def change(dn: str, *lines: str | tuple[str, str]) -> str:
+    """One LDIF change record for Slapd.modify; an (attribute, value) line is base64-encoded where it has
+    Chinese text, as the DN is."""
+    return "\n".join([_line("dn", dn), *(_line(*x) if isinstance(x, tuple) else x for x in lines)]) + "\n"
 
 
 def slapd_available() -> bool:

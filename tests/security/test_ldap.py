@@ -10,7 +10,7 @@ import time
 import pytest
 from conftest import make_container
 from ldap_fixtures import (ALICE, BOB, CAROL, DATA, GROUPS, OFFICE, PASSWORDS, PEOPLE, SEARCH_DN, SEARCH_PW, Slapd,
-                           free_port, group_dn, ldap_env, slapd_available)
+                           change, free_port, group_dn, ldap_env, slapd_available)
 
 from assistant.components.identity.ldap import LdapAuthenticator, LdapUnavailable
 from assistant.services.directory import ExternalIdentity
@@ -193,6 +193,16 @@ def test_ui_login_over_ldap_maps_groups_and_departments_and_rechecks_the_directo
     assert login.still_valid(alice)                               # nothing of hers changed
 
 
+def test_rules_and_grants_match_group_dns_written_with_other_case_and_spacing(ldap_container):
+    c = ldap_container
+    c.directory.add_rule("group", "CN=Editors , OU=Groups,DC=Example, DC=GOV", role="editor", by="t")
+    c.directory.add_rule("user", f"ldap:{BOB.upper()}", clearance="敏感", by="t")
+    c.directory.grant("数据目录", "group", "cn=ALL-STAFF, ou=groups , dc=example,dc=gov", by="t")
+    bob = Login(c, c.ldap.authenticate).with_password("bob", PASSWORDS["bob"], "10.0.0.6")
+    assert group_dn("editors") in bob.groups                      # as slapd writes it
+    assert bob.role == "editor" and "敏感" in bob.levels and "数据目录" in bob.kbs
+
+
 def test_ui_login_refuses_wrong_passwords_injection_and_disabled_accounts(ldap_container):
     c = ldap_container
     login = Login(c, c.ldap.authenticate)
@@ -230,6 +240,110 @@ def test_enabled_ldap_settings_must_name_the_server_and_the_user_base():
     with pytest.raises(ValueError, match="username"):
         LdapSettings(enabled=True, url="ldap://127.0.0.1", user_base=PEOPLE, user_filter="(uid=bob)")
     assert LdapSettings().enabled is False                        # the embedded default: no LDAP
+    assert LdapSettings().recheck_s == 300
+    with pytest.raises(ValueError, match="recheck_s"):
+        LdapSettings(recheck_s=-1)
+
+
+# -- an open UI session re-checked against the directory -----------------------------------------------------
+
+def _action(c, login):
+    """A UI action as every page registers one (ui/session.py session_handler: checked, then audited)."""
+    from ui.session import session_handler
+
+    def refresh(principal):
+        return "ran"
+    return session_handler(refresh, c, login.check)
+
+
+def _ended(c) -> list[tuple]:
+    return [(e["principal"], e["outcome"], e["detail"]) for e in c.audit.tail(100)
+            if e["operation"] == "ui.session.end"]
+
+
+def _no_secret_in_the_audit_log(c) -> None:
+    import json
+    dump = json.dumps(c.audit.tail(400), ensure_ascii=False)
+    for secret in (*PASSWORDS.values(), SEARCH_PW):
+        assert secret not in dump
+
+
+def test_an_account_disabled_in_ldap_ends_its_session_at_the_first_action_after_recheck_s(slapd, tmp_path):
+    import gradio as gr
+    from identity_fixtures import Clock
+    c = make_container(tmp_path / "data", **ldap_env(slapd.url, recheck_s="60"))
+    clock = Clock()
+    login = Login(c, c.ldap.authenticate, clock=clock)
+    act = _action(c, login)
+    bob = login.with_password("bob", PASSWORDS["bob"], "10.0.0.7")
+    alice = login.with_password("alice", PASSWORDS["alice"], "10.0.0.7")
+    assert act(bob) == "ran"
+    slapd.modify(change(BOB, "changetype: modify", "add: employeeType", "employeeType: disabled"))
+    try:
+        clock.advance(59)
+        assert act(bob) == "ran"                                  # within recheck_s: the directory not asked
+        clock.advance(2)
+        with pytest.raises(gr.Error, match="已在目录中停用或删除"):    # the first action after it: read again
+            act(bob)
+        assert not login.still_valid(bob)                         # and it stays ended
+        assert act(alice) == "ran"                                # re-read too: nothing of hers changed
+        with pytest.raises(LoginError, match="已停用"):
+            login.with_password("bob", PASSWORDS["bob"], "10.0.0.7")
+    finally:
+        slapd.modify(change(BOB, "changetype: modify", "delete: employeeType"))
+    assert _ended(c) == [(f"ldap:{BOB}", "ended", {"reason": "ldap_disabled"})]
+    _no_secret_in_the_audit_log(c)
+
+
+def test_groups_that_now_map_to_less_end_the_session_and_more_groups_do_not(slapd, tmp_path):
+    import gradio as gr
+    c = make_container(tmp_path / "data", **ldap_env(slapd.url, recheck_s="0"))     # 0: at every action
+    c.directory.add_rule("group", group_dn("editors"), role="editor", by="t")
+    login = Login(c, c.ldap.authenticate)
+    act = _action(c, login)
+    bob = login.with_password("bob", PASSWORDS["bob"], "10.0.0.8")
+    assert bob.role == "editor"
+    def members(group: str, *dns: str) -> None:
+        slapd.modify(change(group_dn(group), "changetype: modify", "replace: member",
+                            *(("member", d) for d in dns)))
+    try:
+        members("admins", ALICE, BOB)                             # a group no rule maps: no less access
+        assert act(bob) == "ran" and act(bob) == "ran"
+        members("data-team", SEARCH_DN)                           # editors came through data-team
+        with pytest.raises(gr.Error, match="登录已失效"):
+            act(bob)
+    finally:
+        members("admins", ALICE)
+        members("data-team", BOB)
+    assert _ended(c) == [(f"ldap:{BOB}", "ended", {"reason": "ldap_less_access"})]
+    again = login.with_password("bob", PASSWORDS["bob"], "10.0.0.8")
+    assert again.role == "editor" and act(again) == "ran"         # the directory as it was: editor again
+
+
+def test_a_deleted_account_and_a_directory_down_at_the_recheck_end_the_session(tmp_path):
+    """Fail closed: a directory that cannot be asked ends the session (目录服务不可用) rather than let an account
+    that may have been disabled in it act on."""
+    import gradio as gr
+    server = Slapd(tmp_path / "slapd").start()                    # its own: this test deletes and stops it
+    try:
+        c = make_container(tmp_path / "data", **ldap_env(server.url, recheck_s="0"))
+        login = Login(c, c.ldap.authenticate)
+        act = _action(c, login)
+        alice = login.with_password("alice", PASSWORDS["alice"], "10.0.0.9")
+        bob = login.with_password("bob", PASSWORDS["bob"], "10.0.0.9")
+        server.modify(change(ALICE, "changetype: delete"))
+        with pytest.raises(gr.Error, match="已在目录中停用或删除"):
+            act(alice)
+        assert act(bob) == "ran"
+        server.stop()
+        with pytest.raises(gr.Error, match="目录服务不可用"):
+            act(bob)
+        assert not login.still_valid(bob)
+    finally:
+        server.stop()
+    assert _ended(c) == [(f"ldap:{ALICE}", "ended", {"reason": "ldap_gone"}),
+                         (f"ldap:{BOB}", "ended", {"reason": "ldap_unavailable"})]
+    _no_secret_in_the_audit_log(c)
 
 
 # -- in the browser --------------------------------------------------------------------------------------------------

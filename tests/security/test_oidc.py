@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ from oidc_fixtures import (API_AUDIENCE, CLIENT_ID, EXPIRED_CLIENT, OTHER_CLIENT
                            audit_rows, oidc_env, provider, site)
 
 from assistant.components.identity.oidc import LoginTickets, OidcClient, OidcError
+from assistant.components.identity.once import OneTimeStore
 from assistant.services.auth import AuthError
 from assistant.services.directory import ExternalIdentity
 from assistant.settings import OidcSettings
@@ -108,12 +110,14 @@ def test_an_unreachable_provider_is_a_clear_error():
         oc.verify_access_token("a.b.c")
 
 
-def test_login_tickets_are_single_use_and_expire():
+def test_login_tickets_are_single_use_and_expire(tmp_path):
     now = [0.0]
-    t = LoginTickets(ttl_s=60, clock=lambda: now[0])
-    ident = ExternalIdentity("oidc", "zhangsan", "张三")
+    t = LoginTickets(OneTimeStore(tmp_path / "sso.sqlite3", clock=lambda: now[0]), ttl_s=60)
+    ident = ExternalIdentity("oidc", "zhangsan", "张三", ("staff",), ("办公室",),
+                             {"sub": "zhangsan", "aud": ["a"]})
     a, b = t.issue(ident), t.issue(ident)
-    assert t.redeem(a) == ident and t.redeem(a) is None            # replayed
+    back = t.redeem(a)
+    assert back == ident and back.claims == ident.claims and t.redeem(a) is None    # replayed
     now[0] = 61
     assert t.redeem(b) is None                                     # expired
     assert t.redeem("forged") is None and t.redeem(None) is None
@@ -163,6 +167,108 @@ def test_the_routes_say_so_when_oidc_is_off(tmp_path):
         r = http.get("/auth/oidc/login")
         assert r.status_code == 404 and "未启用统一身份认证" in r.text
         assert 'id="login-oidc"' not in http.get("/ui/").text
+
+
+# -- replicas: states and tickets in the store they share ----------------------------------------------------
+
+@dataclass
+class Replica:
+    container: object
+    http: object
+    tickets: LoginTickets
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def replicas(request, provider, tmp_path, monkeypatch):
+    """Two app instances over one store: the SQLite file of one data_dir (two processes on a host), or one
+    PostgreSQL database (the scale-out profile: each replica its own data_dir and the session secret from the
+    environment, as on separate hosts)."""
+    from fastapi.testclient import TestClient
+    from identity_fixtures import make_container
+    from assistant.api.app import create_app
+    from assistant.api.routers.sso import ENV_SECRET
+    monkeypatch.setenv(ENV_SECRET, "replicas-share-this-secret-0123456789")
+    if request.param == "sqlite":
+        dirs, extra = [tmp_path / "data"] * 2, {}
+    else:
+        import pg_fixtures
+        if pg_fixtures.pg_bin() is None:
+            pytest.skip("PostgreSQL is not installed (make install-test installs it)")
+        dirs = [tmp_path / "a", tmp_path / "b"]
+        extra = {"GOV_ASSISTANT_DATABASE__URL": pg_fixtures.session_server().new_database()}
+    out = []
+    for d in dirs:
+        c = make_container(d, **oidc_env(provider, "http://127.0.0.1:1"), **extra)
+        app = create_app(c)
+        out.append(Replica(c, TestClient(app, follow_redirects=False), app.state.oidc_tickets))
+    assert out[0].container.sso_once is not out[1].container.sso_once
+    yield out
+    for r in out:
+        r.http.close()
+
+
+def _authorize(provider, location: str, sub: str = "zhangsan") -> dict:
+    """What the provider sends the browser back with (the authorize form's POST): the callback's query."""
+    from urllib.parse import parse_qsl, urlparse
+    params = dict(parse_qsl(urlparse(location).query))
+    r = httpx.post(provider.url + "/oauth2/authorize", params=params, data={"sub": sub}, timeout=10)
+    assert r.status_code == 302, r.text[:300]
+    return dict(parse_qsl(urlparse(r.headers["location"]).query))
+
+
+def test_a_callback_and_its_ticket_are_accepted_on_another_replica_and_a_replay_on_either_is_refused(
+        replicas, provider):
+    from assistant.api.routers.sso import LOGIN_COOKIE, TICKET_COOKIE
+    a, b = replicas
+    r = a.http.get("/auth/oidc/login")
+    assert r.status_code == 302
+    cookie = {"Cookie": f"{LOGIN_COOKIE}={r.cookies[LOGIN_COOKIE]}"}
+    query = _authorize(provider, r.headers["location"])
+    r = b.http.get("/auth/oidc/callback", params=query, headers=cookie)     # the callback lands on replica b
+    assert r.status_code == 302 and r.headers["location"] == "/ui/", r.text[:300]
+    ticket = r.cookies[TICKET_COOKIE]
+    for replica in (b, a):                                                  # the same callback, anywhere
+        r = replica.http.get("/auth/oidc/callback", params=query, headers=cookie)
+        assert r.status_code == 400 and "已使用过" in r.text and "Traceback" not in r.text
+    ident = a.tickets.redeem(ticket)                                        # the page loads on replica a
+    assert ident is not None and ident.principal_id == "oidc:zhangsan" and ident.name == "张三"
+    assert a.container.principals.from_identity(ident).kbs == ()            # nothing granted in this store
+    assert a.tickets.redeem(ticket) is None and b.tickets.redeem(ticket) is None   # spent for both
+    outcomes = [e["outcome"] for e in a.container.audit.tail(50) if e["operation"] == "ui.login.oidc"]
+    assert outcomes == ["ok", "denied", "denied"]                           # one audit log for both replicas
+
+
+def test_replicas_racing_for_one_ticket_get_it_once(replicas):
+    import threading
+    a, b = replicas
+    ident = ExternalIdentity("oidc", "zhangsan", "张三", ("staff",), ("办公室",))
+    for _ in range(3):
+        ticket = a.tickets.issue(ident)
+        barrier, got = threading.Barrier(8), []
+        def grab(tickets):
+            barrier.wait()
+            got.append(tickets.redeem(ticket))
+        threads = [threading.Thread(target=grab, args=(r.tickets,)) for r in (a, b) * 4]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert len(got) == 8 and [g for g in got if g is not None] == [ident]
+
+
+def test_expired_values_are_purged_and_only_hashes_are_stored(tmp_path):
+    now = [0.0]
+    store = OneTimeStore(tmp_path / "sso.sqlite3", clock=lambda: now[0])
+    store.put("oidc_state", "state-A", {}, 600)
+    store.put("ui_ticket", "ticket-B", {"x": 1}, 60)
+    now[0] = 61
+    store.put("ui_ticket", "ticket-C", {"x": 2}, 60)                        # a put purges what has expired
+    rows = [dict(r) for r in store._db.execute("SELECT * FROM sso_once ORDER BY kind")]
+    assert [r["kind"] for r in rows] == ["oidc_state", "ui_ticket"]
+    assert not any(v in str(rows) for v in ("state-A", "ticket-B", "ticket-C"))
+    assert store.take("ui_ticket", "ticket-B") is None and store.take("ui_ticket", "ticket-C") == {"x": 2}
+    assert store.take("oidc_state", "state-A") == {} and store.take("oidc_state", "state-A") is None
+    assert store.take("ui_ticket", "state-A") is None                       # kinds are apart
 
 
 # -- sessions: idle and absolute timeouts for an OIDC identity ------------------------------------------------------

@@ -53,6 +53,42 @@ def test_rules_add_up_and_grants_follow_departments_groups_and_users(c):
         c.search.search("通知", ["office"], principal=bob)
 
 
+def test_dns_in_rules_and_grants_match_whatever_their_case_and_spacing(c):
+    """Servers compare DNs case-insensitively, spaces around separators aside: a rule or grant written
+    otherwise than the server writes the DN still applies. Names that are not DNs still match exactly."""
+    d = c.directory
+    server = ExternalIdentity("ldap", "uid=alice,ou=people,dc=example,dc=gov", "张三", groups=(
+        "cn=Data Team,ou=Groups,dc=example,dc=gov", "cn=a+uid=b,ou=groups,dc=x"))
+    d.add_rule("group", "CN=data team , OU=groups,DC=Example, DC=GOV", role="editor", by="t")
+    d.add_rule("user", "ldap:UID=Alice, OU=People,DC=example,DC=gov", clearance="敏感", by="t")
+    d.add_rule("group", "UID=b + CN=A, ou=Groups, dc=X", department="数据资源处", by="t")   # any RDN order
+    grant = d.grant("shared", "group", " CN=Data Team,  ou=groups , dc=EXAMPLE,dc=gov ", by="t")
+    assert grant["subject"] == "cn=data team,ou=groups,dc=example,dc=gov"     # stored in one spelling
+    d.grant("data", "user", "uid=ALICE , ou=people,dc=example,dc=gov", by="t")
+    p = c.principals.from_identity(server)
+    assert p.role == "editor" and p.levels == ("公开", "内部", "敏感") and "数据资源处" in p.departments
+    assert set(p.kbs) == {"shared", "data"}
+    assert p.groups == server.groups                                         # shown as the server wrote them
+    d.revoke_grant("shared", "group", "cn=DATA TEAM,ou=groups,dc=example,dc=gov")   # any spelling revokes it
+    assert set(c.principals.from_identity(server).kbs) == {"data"}
+    d.add_rule("group", "Staff", role="admin", by="t")                       # not a DN: exact, as before
+    staff = ExternalIdentity("oidc", "s-1", "王五", groups=("staff",))
+    assert c.principals.from_identity(staff).role == "reader"
+
+
+def test_covers_says_whether_a_principal_may_do_all_that_another_may():
+    """What an LDAP session's re-check compares: less access ends it; groups and names are no access."""
+    from dataclasses import replace
+    from assistant.services.access import Principal
+    base = Principal("李博", "editor", ("x", "y"), ("办公室",), id="ldap:b", levels=("公开", "内部"), writable=("x",))
+    assert base.covers(base) and replace(base, groups=("cn=g",), name="李").covers(base)
+    assert replace(base, kbs=("x", "y", "z"), departments=("办公室", "数据资源处")).covers(base)
+    for less in (replace(base, role="reader"), replace(base, kbs=("x",)), replace(base, writable=()),
+                 replace(base, levels=("公开",)), replace(base, departments=())):
+        assert not less.covers(base), less
+    assert Principal("王", "admin", (), ("办公室",), levels=("*",)).covers(base)
+
+
 def test_a_disabled_account_or_a_missing_subject_is_refused(c):
     with pytest.raises(AuthError):
         c.principals.from_identity(ExternalIdentity("ldap", "uid=carol", enabled=False))

@@ -10,8 +10,10 @@ These are outside /api and /v1, so no API key is asked for; they never show a to
 
 The login cookie (`gov_oidc_login`: state, nonce, PKCE verifier) is signed with the server's session secret
 (GOV_ASSISTANT_SESSION_SECRET, else a random one kept in <data_dir>/session_secret, mode 0600), HttpOnly,
-SameSite=Lax, path /auth/oidc, ten minutes; a state is accepted once. The ticket cookie (`gov_oidc_ticket`) holds
-only a random ticket the server maps to the verified identity for 60 s, once (ui/app.py redeems it).
+SameSite=Lax, path /auth/oidc, ten minutes. The state is also put into the shared one-time store
+(container.sso_once, in the deployment's database, so the callback may land on any replica) and the callback
+takes it out: it is accepted once. The ticket cookie (`gov_oidc_ticket`) holds only a random ticket that store
+maps to the verified identity for 60 s, once (ui/app.py redeems it, on whichever replica serves the page).
 """
 from __future__ import annotations
 
@@ -20,7 +22,6 @@ import logging
 import os
 import secrets
 import threading
-import time
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -37,9 +38,8 @@ LOGIN_MAX_AGE_S = 600
 TICKET_TTL_S = 60
 ENV_SECRET = "GOV_ASSISTANT_SESSION_SECRET"
 UI_PATH = "/ui"
+STATE_KIND = "oidc_state"
 
-_used_states: dict[str, float] = {}
-_used_lock = threading.Lock()
 _secret_lock = threading.Lock()
 
 
@@ -87,19 +87,6 @@ def _audit(container, principal: str, outcome: str, request: Request, reason: st
         log.exception("audit record failed for ui.login.oidc")
 
 
-def _state_used(state: str) -> bool:
-    """Mark a state as spent; True when it was spent already (a replayed callback)."""
-    now = time.monotonic()
-    with _used_lock:
-        for s, at in list(_used_states.items()):
-            if now - at > LOGIN_MAX_AGE_S:
-                del _used_states[s]
-        if state in _used_states:
-            return True
-        _used_states[state] = now
-        return False
-
-
 @router.get("/auth/oidc/login")
 def oidc_login(request: Request):
     container = get_container(request)
@@ -113,6 +100,11 @@ def oidc_login(request: Request):
         url = oidc.authorization_url(state, nonce, verifier)
     except OidcError as exc:
         return _page(502, str(exc))
+    try:
+        container.sso_once.put(STATE_KIND, state, {}, LOGIN_MAX_AGE_S)
+    except Exception:  # noqa: BLE001 - the shared database is down: no login that could not be finished
+        log.exception("could not store the OIDC state")
+        return _page(503, "登录服务暂时不可用，请稍后再试。")
     response = RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
     response.set_cookie(LOGIN_COOKIE, _serializer(container).dumps({"s": state, "n": nonce, "v": verifier}),
                         max_age=LOGIN_MAX_AGE_S, path="/auth/oidc", httponly=True, samesite="lax",
@@ -147,8 +139,13 @@ def oidc_callback(request: Request):
         return refuse(400, "登录请求校验失败（state 不一致），请重新登录。", "state mismatch")
     if not code:
         return refuse(400, "统一身份认证服务未返回授权码。", "no code")
-    if _state_used(state):
-        return refuse(400, "该登录链接已使用过，请重新登录。", "state replayed")
+    try:   # spent here, atomically: a replay on this or any other replica finds nothing
+        issued = container.sso_once.take(STATE_KIND, state)
+    except Exception:  # noqa: BLE001 - fail closed when the shared database is down
+        log.exception("could not check the OIDC state")
+        return refuse(503, "登录服务暂时不可用，请稍后再试。", "state store unavailable")
+    if issued is None:
+        return refuse(400, "该登录链接已使用过或已过期，请重新登录。", "state replayed or expired")
     try:
         tokens = oidc.exchange_code(code, login["v"])
         claims = oidc.verify_id_token(tokens["id_token"], login["n"])
@@ -160,10 +157,15 @@ def oidc_callback(request: Request):
     tickets = getattr(request.app.state, "oidc_tickets", None)
     if tickets is None:
         return refuse(404, "本系统未启用网页界面。", "no ui", ident.principal_id)
+    try:
+        ticket = tickets.issue(ident)
+    except Exception:  # noqa: BLE001 - the shared database is down
+        log.exception("could not store the OIDC ticket")
+        return refuse(503, "登录服务暂时不可用，请稍后再试。", "ticket store unavailable", ident.principal_id)
     _audit(container, ident.principal_id, "ok", request)
     response = RedirectResponse(UI_PATH + "/", status_code=302, headers={"Cache-Control": "no-store"})
     response.delete_cookie(LOGIN_COOKIE, path="/auth/oidc")
-    response.set_cookie(TICKET_COOKIE, tickets.issue(ident), max_age=TICKET_TTL_S, path=UI_PATH, httponly=True,
+    response.set_cookie(TICKET_COOKIE, ticket, max_age=TICKET_TTL_S, path=UI_PATH, httponly=True,
                         samesite="lax", secure=_secure(container))
     return response
 

@@ -25,3 +25,25 @@ class ExternalIdentity:
     @property
     def principal_id(self) -> str:
         return f"{self.source}:{self.subject}"
+
+
+def normalize_dn(value: str) -> str | None:
+    """One spelling of an LDAP DN for comparing: attribute types and values case-folded, the spaces around
+    `=`, `,` and `+` dropped, a multi-valued RDN's parts sorted; None for what is not a DN (an OIDC group,
+    办公室). Servers compare DNs so (cn, ou, dc and uid match case-insensitively), and a DN typed into a rule
+    need not be spelt as the server writes it."""
+    if not isinstance(value, str) or "=" not in value:
+        return None
+    from ldap3.core.exceptions import LDAPInvalidDnError
+    from ldap3.utils.dn import parse_dn
+    try:
+        parts = parse_dn(value.strip(), strip=True)
+    except (LDAPInvalidDnError, ValueError, IndexError):
+        return None
+    rdns, rdn = [], []
+    for attr, val, sep in parts:
+        rdn.append(f"{attr.strip().casefold()}={val.strip().casefold()}")
+        if sep != "+":
+            rdns.append("+".join(sorted(rdn)))
+            rdn = []
+    return ",".join(rdns) if rdns and not rdn else None

@@ -12,6 +12,7 @@ and MAX_GROUPS groups). A directory that cannot be reached, times out or refuses
 LdapUnavailable (a ConnectionError): that is not a wrong password. Passwords are never logged.
 
 A login gives an ExternalIdentity (components/identity/__init__.py) that the directory maps to a Principal.
+`lookup(dn)` reads the same facts again with the search account alone, for an open UI session's re-check.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from ldap3 import (ANONYMOUS, AUTO_BIND_NO_TLS, AUTO_BIND_TLS_BEFORE_BIND, BASE,
 from ldap3.core.exceptions import LDAPBindError, LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
-from assistant.components.identity import ExternalIdentity
+from assistant.components.identity import ExternalIdentity, normalize_dn
 from assistant.settings import LdapSettings
 
 log = logging.getLogger(__name__)
@@ -103,13 +104,44 @@ class LdapAuthenticator:
                         conn.unbind()
                     except Exception:  # noqa: BLE001 - a connection that is gone already
                         pass
+        log.info("identity.ldap: %s signed in%s (%d groups)", dn, " but is disabled" if disabled else "",
+                 len(groups))
+        return self._identity(dn, attrs, username, groups, disabled)
+
+    def lookup(self, dn: str, username: str = "") -> ExternalIdentity | None:
+        """The account at `dn` as the directory has it now — name, departments, `disabled_filter`, groups —
+        read with the search account (no password of the user's: an open UI session's re-check). None when the
+        entry is gone (or the search account may not see it). Raises LdapUnavailable when the directory cannot
+        be asked."""
+        s = self.settings
+        if not dn:
+            return None
+        search = self._bind(self._server(), s.bind_dn, s.bind_password, service=True)
+        try:
+            entries = self._search(search, dn, "(objectClass=*)", BASE, [s.name_attr, s.department_attr], 1)
+            if not entries:
+                return None
+            attrs = dict(entries[0].get("attributes") or {})
+            disabled = self._disabled(search, dn)
+            groups = self._groups(search, dn)
+        except LDAPException as exc:
+            log.warning("identity.ldap: %s failed: %s: %s", s.url, type(exc).__name__, str(exc)[:300])
+            raise LdapUnavailable(f"directory {s.url} failed: {type(exc).__name__}") from None
+        finally:
+            try:
+                search.unbind()
+            except Exception:  # noqa: BLE001 - a connection that is gone already
+                pass
+        return self._identity(dn, attrs, username, groups, disabled)
+
+    def _identity(self, dn: str, attrs: dict, username: str, groups: tuple[str, ...],
+                  disabled: bool) -> ExternalIdentity:
+        s = self.settings
         names = _values(attrs.get(s.name_attr))
         departments = tuple(dict.fromkeys(_values(attrs.get(s.department_attr))))
         claims = {"username": username, "dn": dn, s.name_attr: names, s.department_attr: list(departments)}
-        log.info("identity.ldap: %s signed in%s (%d groups)", dn, " but is disabled" if disabled else "",
-                 len(groups))
         return ExternalIdentity(source="ldap", subject=dn, name=names[0] if names else username, groups=groups,
-                              departments=departments, claims=claims, enabled=not disabled)
+                                departments=departments, claims=claims, enabled=not disabled)
 
     # -- connections -------------------------------------------------------------------------------------------
     def _server(self) -> Server:
@@ -178,15 +210,15 @@ class LdapAuthenticator:
             flt = s.group_filter.replace("(member={dn})", f"(member:{IN_CHAIN}:={escape_filter_chars(dn)})")
             return tuple(dict.fromkeys(e["dn"] for e in self._search(conn, s.group_base, flt, SUBTREE,
                                                                       NO_ATTRIBUTES, MAX_GROUPS)))
-        found: dict[str, str] = {}            # lower-cased DN → DN as the server wrote it
-        seen, frontier = {dn.lower()}, [dn]
+        found: dict[str, str] = {}            # normalised DN → DN as the server wrote it
+        seen, frontier = {_dn_key(dn)}, [dn]
         for _ in range(MAX_DEPTH if s.nested_groups else 1):
             fresh = []
             for batch in _batches(frontier, BATCH):
                 clauses = "".join(s.group_filter.replace("{dn}", escape_filter_chars(d)) for d in batch)
                 flt = clauses if len(batch) == 1 else f"(|{clauses})"
                 for e in self._search(conn, s.group_base, flt, SUBTREE, NO_ATTRIBUTES, MAX_GROUPS):
-                    key = e["dn"].lower()
+                    key = _dn_key(e["dn"])
                     if key not in seen:
                         seen.add(key)
                         found[key] = e["dn"]
@@ -198,6 +230,10 @@ class LdapAuthenticator:
                 break
             frontier = fresh
         return tuple(list(found.values())[:MAX_GROUPS])
+
+
+def _dn_key(dn: str) -> str:
+    return normalize_dn(dn) or dn.lower()
 
 
 def _batches(items: list[str], n: int) -> Iterable[list[str]]:

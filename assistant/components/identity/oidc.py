@@ -17,6 +17,7 @@ a key rotation at the provider is picked up. Tokens and the client secret are ne
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from typing import Any
@@ -27,6 +28,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from assistant.components.identity import AuthError, ExternalIdentity
+from assistant.components.identity.once import OneTimeStore
 
 log = logging.getLogger("assistant.oidc")
 
@@ -216,27 +218,28 @@ class OidcClient:
 
 class LoginTickets:
     """The handover from the OIDC callback to the UI: a random one-time ticket bound to the verified identity,
-    kept here (server side), valid `ttl_s` and redeemable once. The browser carries only the opaque ticket."""
+    kept server side in the shared one-time store (once.py), so the page load may land on another replica than
+    the callback; valid `ttl_s` and redeemable once. The browser carries only the opaque ticket."""
 
-    def __init__(self, ttl_s: float = 60.0, clock=time.monotonic):
-        import secrets
-        self._secrets = secrets
-        self.ttl_s, self._clock = ttl_s, clock
-        self._by_ticket: dict[str, tuple[float, ExternalIdentity]] = {}
-        self._lock = threading.Lock()
+    KIND = "ui_ticket"
+
+    def __init__(self, store: OneTimeStore, ttl_s: float = 60.0):
+        self.store, self.ttl_s = store, ttl_s
 
     def issue(self, ident: ExternalIdentity) -> str:
-        ticket = self._secrets.token_urlsafe(32)
-        now = self._clock()
-        with self._lock:
-            self._by_ticket = {t: v for t, v in self._by_ticket.items() if now - v[0] < self.ttl_s}
-            self._by_ticket[ticket] = (now, ident)
+        ticket = secrets.token_urlsafe(32)
+        data = {"source": ident.source, "subject": ident.subject, "name": ident.name,
+                "groups": list(ident.groups), "departments": list(ident.departments), "claims": ident.claims,
+                "enabled": ident.enabled}
+        self.store.put(self.KIND, ticket, data, self.ttl_s)
         return ticket
 
     def redeem(self, ticket: str | None) -> ExternalIdentity | None:
-        """The identity for a live ticket, once; None for an unknown, used or expired one."""
-        with self._lock:
-            entry = self._by_ticket.pop(ticket or "", None)
-        if entry is None or self._clock() - entry[0] >= self.ttl_s:
+        """The identity for a live ticket, once (on whichever replica asks first); None for an unknown, used
+        or expired one."""
+        data = self.store.take(self.KIND, ticket)
+        if data is None:
             return None
-        return entry[1]
+        return ExternalIdentity(source=data["source"], subject=data["subject"], name=data["name"],
+                                groups=tuple(data["groups"]), departments=tuple(data["departments"]),
+                                claims=dict(data["claims"]), enabled=bool(data["enabled"]))
