@@ -100,7 +100,8 @@ def test_a_year_the_kb_lacks_is_a_missing_constraint(qa):
 
 
 def test_the_logprob_judgement_refuses_before_generating(tmp_path):
-    c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__ANSWERABILITY="logprob")
+    c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__ANSWERABILITY="logprob",
+                       GOV_ASSISTANT_ANSWER__MIN_ANSWERABILITY="0.5")
     assert c.knowledge_bases.ingest_documents("kb", DOCS, principal=LOCAL_ADMIN).ok
     c.llm.judgements.append(0.2)
     a = c.qa.ask("新生儿入户需要哪些材料？", ["kb"], principal=LOCAL_ADMIN)
@@ -239,7 +240,8 @@ def test_the_scorer_refuses_an_on_topic_question_no_sentence_answers_without_cal
     # a scorer that asks for one sentence pair holding most of the question's weight (fitted ones also read the
     # other signals; see `gov-assistant eval fit-answerability`)
     c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__ANSWERABILITY="scorer",
-                       GOV_ASSISTANT_ANSWER__SCORER='{"bias": -6, "weights": {"sentence": 6, "title": 6}}')
+                       GOV_ASSISTANT_ANSWER__MIN_ANSWERABILITY="0.5",
+                       GOV_ASSISTANT_ANSWER__SCORER='{"bias": -6, "weights": {"sentence": 6, "title": 6}, "embeddings": []}')
     assert c.knowledge_bases.ingest_documents("kb", DOCS, principal=LOCAL_ADMIN).ok
     c.llm.replies.append("需要出生医学证明原件[1]。")
     b = c.qa.ask("新生儿入户需要哪些申请材料？", ["kb"], principal=LOCAL_ADMIN)
@@ -255,7 +257,7 @@ def test_the_scorer_stays_silent_over_given_passages_that_carry_no_retrieval_sco
     # RGB hands its passages in (answer_from_passages): no BM25 or dense score to read, so no scorer refusal
     c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__ANSWERABILITY="scorer",
                        GOV_ASSISTANT_ANSWER__MIN_ANSWERABILITY="0.99",
-                       GOV_ASSISTANT_ANSWER__SCORER='{"bias": -6, "weights": {"dense": 1}}')
+                       GOV_ASSISTANT_ANSWER__SCORER='{"bias": -6, "weights": {"dense": 1}, "embeddings": []}')
     c.llm.replies.append("示范会议在城市1号举办[1]。")
     a = c.answerer.answer_from_passages("示范会议在哪里举办？", [{"text": "示范会议在城市1号举办。", "title": "新闻"}])
     assert not a.refused and "城市1号" in a.answer
