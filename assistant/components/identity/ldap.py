@@ -95,15 +95,9 @@ class LdapAuthenticator:
             disabled = self._disabled(reader, dn)
             groups = self._groups(reader, dn)
         except LDAPException as exc:
-            log.warning("identity.ldap: %s failed: %s: %s", s.url, type(exc).__name__, str(exc)[:300])
-            raise LdapUnavailable(f"directory {s.url} failed: {type(exc).__name__}") from None
+            raise self._unavailable(exc) from None
         finally:
-            for conn in (user_conn, search):
-                if conn is not None:
-                    try:
-                        conn.unbind()
-                    except Exception:  # noqa: BLE001 - a connection that is gone already
-                        pass
+            _unbind(user_conn, search)
         log.info("identity.ldap: %s signed in%s (%d groups)", dn, " but is disabled" if disabled else "",
                  len(groups))
         return self._identity(dn, attrs, username, groups, disabled)
@@ -125,14 +119,15 @@ class LdapAuthenticator:
             disabled = self._disabled(search, dn)
             groups = self._groups(search, dn)
         except LDAPException as exc:
-            log.warning("identity.ldap: %s failed: %s: %s", s.url, type(exc).__name__, str(exc)[:300])
-            raise LdapUnavailable(f"directory {s.url} failed: {type(exc).__name__}") from None
+            raise self._unavailable(exc) from None
         finally:
-            try:
-                search.unbind()
-            except Exception:  # noqa: BLE001 - a connection that is gone already
-                pass
+            _unbind(search)
         return self._identity(dn, attrs, username, groups, disabled)
+
+    def _unavailable(self, exc: LDAPException) -> LdapUnavailable:
+        url = self.settings.url
+        log.warning("identity.ldap: %s failed: %s: %s", url, type(exc).__name__, str(exc)[:300])
+        return LdapUnavailable(f"directory {url} failed: {type(exc).__name__}")
 
     def _identity(self, dn: str, attrs: dict, username: str, groups: tuple[str, ...],
                   disabled: bool) -> ExternalIdentity:
@@ -247,3 +242,12 @@ def _loopback(url: str) -> bool:
     except ValueError:
         return False
     return host in ("127.0.0.1", "localhost", "::1")
+
+
+def _unbind(*conns) -> None:
+    for conn in conns:
+        if conn is not None:
+            try:
+                conn.unbind()
+            except Exception:  # noqa: BLE001 - a connection that is gone already
+                pass
