@@ -15,7 +15,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from assistant.filters import AMENDED, Filters
 from assistant.grounding.answer_type import asked_kind, states
 from assistant.grounding.answerability import (answerability, first_token_logprobs, refusal_mass, retrieval_signals,
-                                               scorer_probability)
+                                               scorer_probability, text_signals)
 from assistant.grounding.atoms import Evidence
 from assistant.grounding.constraints import (describe_missing, missing_constraints, passage_evidence,
                                              question_constraints, satisfies)
@@ -340,10 +340,11 @@ class Answerer:
         yield {"type": "token", "text": text}
         yield {"type": "answer", "answer": answer}
 
-    def screen(self, question: str, hits: list[Hit]) -> "Screened":
+    def screen(self, question: str, hits: list[Hit], score_only: bool = False) -> "Screened":
         """What is decided before any generation, none of it calling the model: the question's constraints (only
         passages naming everything it names may answer), the asked kind of content, and the answerability
-        scorer's reading of the passages left (recorded always, acted on with `answer.answerability: scorer`)."""
+        scorer's reading of the passages left (recorded always, acted on with `answer.answerability: scorer`
+        unless score_only: a fit reads the signals of every pair, refused or not)."""
         a = self.settings.answer
         verification = Verification()
         kind = None
@@ -367,14 +368,20 @@ class Answerer:
         terms = query_terms(question)
         weights = self._term_weights(shown, terms)
         # passages handed in (answer_from_passages: RGB) carry no BM25 or dense score, which the scorer was fitted
-        # on; reading them as 0 would refuse everything, so the scorer speaks only over retrieved passages
+        # on (reading them as 0 would refuse everything): their own scorer reads only the text signals
         retrieved = any(h.bm25_score is not None or h.dense_score is not None for h in shown)
-        signals = retrieval_signals(terms, weights, shown)
-        verification.signals = {k: round(v, 4) for k, v in signals.items()} if retrieved else {}
-        if self.scorer_applies and retrieved:
-            p = scorer_probability(signals, a.scorer.weights, a.scorer.bias)
+        if retrieved:
+            signals = retrieval_signals(terms, weights, shown)
+            scorer, threshold, applies = a.scorer, a.min_answerability, self.scorer_applies
+        else:
+            signals = text_signals(terms, shown)
+            scorer, threshold = a.passage_scorer, a.passage_scorer.min_answerability
+            applies = a.answerability == "scorer" and bool(scorer.weights) and threshold > 0
+        verification.signals = {k: round(v, 4) for k, v in signals.items()}
+        if applies:
+            p = scorer_probability(signals, scorer.weights, scorer.bias)
             verification.answerability = round(p, 4)
-            if p < a.min_answerability:
+            if p < threshold and not score_only:
                 verification.reason = "unanswerable"
                 return refuse(load_prompt("refusal_unanswerable"))
         return Screened(hits, verification, None, kind, weights)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, ClassVar, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
@@ -171,22 +171,35 @@ class RerankSettings(_Section):
 
 # what grounding/answerability.retrieval_signals reads from the passages a prompt would show (answerability scorer)
 SCORER_SIGNALS = ("coverage", "sentence", "title", "dense", "bm25", "missing")
+# the part of them that passages handed in (no retrieval: RGB, a caller's own passages) still have, every term
+# counting the same (answerability.text_signals)
+TEXT_SIGNALS = ("coverage", "sentence", "title", "missing")
 
 
-class ScorerSettings(_Section):
+class _LogisticSettings(_Section):
     bias: float = 0.0
     weights: dict[str, float] = {}
-    # embedding.mode values the weights were fitted with: the dense signal lives on its embedder's scale, so under
-    # another embedder the scorer is not applied (refit it); empty = any
-    embeddings: list[str] = []
+    signal_names: ClassVar[tuple[str, ...]] = SCORER_SIGNALS
 
     @field_validator("weights")
     @classmethod
     def _known_signals(cls, v: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(v) - set(SCORER_SIGNALS))
+        unknown = sorted(set(v) - set(cls.signal_names))
         if unknown:
-            raise ValueError(f"unknown signal(s) {', '.join(unknown)}; known: {', '.join(SCORER_SIGNALS)}")
+            raise ValueError(f"unknown signal(s) {', '.join(unknown)}; known: {', '.join(cls.signal_names)}")
         return v
+
+
+class ScorerSettings(_LogisticSettings):
+    # embedding.mode values the weights were fitted with: the dense signal lives on its embedder's scale, so under
+    # another embedder the scorer is not applied (refit it); empty = any
+    embeddings: list[str] = []
+
+
+class PassageScorerSettings(_LogisticSettings):
+    """The scorer for passages handed in (no BM25 or dense score): text signals only, its own threshold."""
+    signal_names: ClassVar[tuple[str, ...]] = TEXT_SIGNALS
+    min_answerability: float = 0.0        # 0 = off
 
 
 class AnswerSettings(_Section):
@@ -201,6 +214,7 @@ class AnswerSettings(_Section):
     # answerability "scorer": a logistic model over the retrieval's signals (grounding/answerability.py SIGNALS),
     # fitted by `gov-assistant eval fit-answerability`; no model call
     scorer: ScorerSettings = ScorerSettings()
+    passage_scorer: PassageScorerSettings = PassageScorerSettings()
     constraints: bool = False
     answer_kinds: bool = False            # a question asking for an amount / date / time limit … needs one stated
     verify: bool = False

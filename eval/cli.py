@@ -254,12 +254,16 @@ def fit_answerability_cmd(
     t = Table("half", "pairs", "AUC scorer", "best single signal", "present kept", "absent refused",
               title=f"answerability scorer, threshold {result['threshold']} (picked on tuned: keep ≥ "
                     f"{1 - max_loss:.0%} of its answerable pairs)")
+    t.add_column("passage scorer (handed-in passages): AUC, present kept, absent refused")
+    pct = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     for half, at in result["at_threshold"].items():
         aucs = {k: v for k, v in result["auc"][half].items() if k != "scorer" and v is not None}
         best = max(aucs, key=aucs.get) if aucs else "–"
-        pct = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+        p = result["passages"]
         t.add_row(half, str(result["pairs"][half]), str(result["auc"][half]["scorer"]),
-                  f"{best} {aucs.get(best, '–')}", pct(at["answered_present"]), pct(at["refused_absent"]))
+                  f"{best} {aucs.get(best, '–')}", pct(at["answered_present"]), pct(at["refused_absent"]),
+                  f"{p['auc'][half]['scorer']}, {pct(p['at_threshold'][half]['answered_present'])}, "
+                  f"{pct(p['at_threshold'][half]['refused_absent'])} (at {p['threshold']})")
     console.print(t)
     console.print(config_block(result), highlight=False, markup=False)
     console.print(f"written: {out / 'fit.json'}, {out / 'fit.png'}, {out / 'pairs.jsonl'}", highlight=False)

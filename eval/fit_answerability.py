@@ -10,8 +10,12 @@ Pairs that screening refuses already need no scorer and are only counted. The re
 left out, so that suite stays out of sample. Halves by question-id parity (eval.suites.rejection.half_of): the
 logistic model and the threshold are fitted on the tuned half; the held-out half is reported as it falls.
 
+The same pairs fit the passage scorer (`answer.passage_scorer`) for passages handed in (RGB, a caller's own): the
+text signals the shown passages would give without retrieval scores, every term weighed alike.
+
 `gov-assistant eval fit-answerability --out DIR` writes DIR/pairs.jsonl, fit.json (weights, bias, threshold,
-AUC per signal and half, rates at the threshold) and fit.png, and prints the `answer:` block for configs/."""
+AUC per signal and half, rates at the threshold; the passage scorer's under "passages"), fit.png and
+fit-passages.png, and prints the `answer:` block for configs/."""
 from __future__ import annotations
 
 import json
@@ -19,9 +23,10 @@ import math
 from pathlib import Path
 from typing import Callable
 
-from assistant.grounding.answerability import scorer_probability
+from assistant.grounding.answerability import scorer_probability, text_signals
+from assistant.retrieval import query_terms
 from assistant.services.access import LOCAL_ADMIN, scope
-from assistant.settings import SCORER_SIGNALS
+from assistant.settings import SCORER_SIGNALS, TEXT_SIGNALS
 from eval import metrics as M
 from eval.calibrate import auc
 from eval.data import load_ncp, read_jsonl
@@ -62,10 +67,13 @@ def collect(container, kb: str, data_path: Path | None = None, seed: int = 2333,
             if not searcher.has_evidence(hits):
                 row["screened"] = "no_evidence"
             else:
-                s = answerer.screen(q["question"], hits)
+                s = answerer.screen(q["question"], hits, score_only=True)
                 shown = s.hits[:answerer.settings.answer.max_passages or None]
+                # text_signals: what the same passages would give handed in (no scores, terms weighed alike)
                 row.update(screened=s.verification.reason if s.refusal is not None else "",
-                           signals=s.verification.signals, gold_shown=bool({h.doc_id for h in shown} & gold))
+                           signals=s.verification.signals, gold_shown=bool({h.doc_id for h in shown} & gold),
+                           text_signals={k: round(v, 4) for k, v in
+                                         text_signals(query_terms(q["question"]), shown).items()})
             rows.append(row)
         if progress:
             progress(i, len(questions))
@@ -97,20 +105,20 @@ def fit_logistic(xs: list[list[float]], ys: list[int], l2: float = 1.0, steps: i
     return [float(v) for v in w[:-1]], float(w[-1])
 
 
-def rates(pairs: list[dict], weights: dict, bias: float, threshold: float) -> dict:
+def rates(pairs: list[dict], weights: dict, bias: float, threshold: float, key: str = "signals") -> dict:
     """Over the pairs screening let through: present still answered, absent refused by the scorer."""
     present = [r for r in pairs if r["kind"] == "present"]
     absent = [r for r in pairs if r["kind"] == "absent"]
-    keep = lambda r: scorer_probability(r["signals"], weights, bias) >= threshold  # noqa: E731
+    keep = lambda r: scorer_probability(r[key], weights, bias) >= threshold  # noqa: E731
     return {"present": len(present), "absent": len(absent),
             "answered_present": round(sum(map(keep, present)) / len(present), 4) if present else None,
             "refused_absent": round(sum(not keep(r) for r in absent) / len(absent), 4) if absent else None}
 
 
-def pick_threshold(pairs: list[dict], weights: dict, bias: float, max_loss: float) -> float:
+def pick_threshold(pairs: list[dict], weights: dict, bias: float, max_loss: float, key: str = "signals") -> float:
     """The highest threshold that still keeps (1 - max_loss) of the present pairs: the most absent refused
     for that price. Midway between neighbouring scores, for a margin."""
-    scores = sorted(scorer_probability(r["signals"], weights, bias) for r in pairs if r["kind"] == "present")
+    scores = sorted(scorer_probability(r[key], weights, bias) for r in pairs if r["kind"] == "present")
     if not scores:
         raise FitError("no present pair to fit on")
     k = math.floor(max_loss * len(scores))                  # present pairs that may fall below
@@ -118,17 +126,21 @@ def pick_threshold(pairs: list[dict], weights: dict, bias: float, max_loss: floa
     return math.floor(t * 1e4) / 1e4                        # 4 places, never above the pair it must keep
 
 
-def fit(rows: list[dict], max_loss: float = 0.05, l2: float = 1.0) -> dict:
-    pairs = examples(rows)
+def fit(rows: list[dict], max_loss: float = 0.05, l2: float = 1.0, signals: tuple[str, ...] = SCORER_SIGNALS,
+        key: str = "signals") -> dict:
+    """key: the rows' field holding the signals ("signals": the retrieval scorer's, "text_signals": the
+    passage scorer's, named by `signals`)."""
+    pairs = [r for r in examples(rows) if key in r]
     halves = {h: [r for r in pairs if r["half"] == h] for h in HALVES}
     tuned = halves[HALVES[0]]
     if not any(r["kind"] == "absent" for r in tuned) or not any(r["kind"] == "present" for r in tuned):
         raise FitError("the tuned half needs present and absent pairs; is the KB the NCP corpus?")
-    xs = [[r["signals"].get(s, 0.0) for s in SCORER_SIGNALS] for r in tuned]
+    xs = [[r[key].get(s, 0.0) for s in signals] for r in tuned]
     coef, bias = fit_logistic(xs, [int(r["kind"] == "present") for r in tuned], l2)
-    weights = {s: round(c, 4) for s, c in zip(SCORER_SIGNALS, coef)}
+    weights = {s: round(c, 4) for s, c in zip(signals, coef)}
     bias = round(bias, 4)
-    threshold = pick_threshold(tuned, weights, bias, max_loss)
+    threshold = pick_threshold(tuned, weights, bias, max_loss, key)
+    prob = lambda r: scorer_probability(r[key], weights, bias)  # noqa: E731
 
     def split(rs: list[dict], score: Callable[[dict], float]) -> float | None:
         return auc([score(r) for r in rs if r["kind"] == "present"], [score(r) for r in rs if r["kind"] == "absent"])
@@ -140,12 +152,11 @@ def fit(rows: list[dict], max_loss: float = 0.05, l2: float = 1.0) -> dict:
     return {
         "weights": weights, "bias": bias, "threshold": threshold, "max_loss": max_loss, "l2": l2,
         "pairs": {h: len(rs) for h, rs in halves.items()}, "screened": screened,
-        "auc": {h: {"scorer": split(rs, lambda r: scorer_probability(r["signals"], weights, bias)),
-                    **{s: split(rs, lambda r, s=s: r["signals"].get(s, 0.0)) for s in SCORER_SIGNALS}}
+        "auc": {h: {"scorer": split(rs, prob), **{s: split(rs, lambda r, s=s: r[key].get(s, 0.0)) for s in signals}}
                 for h, rs in halves.items()},
-        "at_threshold": {h: rates(rs, weights, bias, threshold) for h, rs in halves.items()},
-        "scores": {h: {kind: sorted(round(scorer_probability(r["signals"], weights, bias), 4) for r in rs
-                                    if r["kind"] == kind) for kind in ("present", "absent")}
+        "at_threshold": {h: rates(rs, weights, bias, threshold, key) for h, rs in halves.items()},
+        "scores": {h: {kind: sorted(round(prob(r), 4) for r in rs if r["kind"] == kind)
+                       for kind in ("present", "absent")}
                    for h, rs in halves.items()},
     }
 
@@ -158,11 +169,16 @@ def config_block(result: dict) -> str:
     w = ", ".join(f"{k}: {v}" for k, v in result["weights"].items())
     mode = result.get("embedding")
     embeddings = f", embeddings: [{', '.join(SAME_SCALE.get(mode, [mode]))}]" if mode else ""
-    return (f"answer:\n  answerability: scorer\n  min_answerability: {result['threshold']}\n"
-            f"  scorer: {{bias: {result['bias']}{embeddings}, weights: {{{w}}}}}\n")
+    block = (f"answer:\n  answerability: scorer\n  min_answerability: {result['threshold']}\n"
+             f"  scorer: {{bias: {result['bias']}{embeddings}, weights: {{{w}}}}}\n")
+    if p := result.get("passages"):
+        w = ", ".join(f"{k}: {v}" for k, v in p["weights"].items())
+        block += (f"  passage_scorer: {{bias: {p['bias']}, min_answerability: {p['threshold']}, "
+                  f"weights: {{{w}}}}}\n")
+    return block
 
 
-def chart(result: dict, path: Path) -> Path:
+def chart(result: dict, path: Path, name: str = "scorer") -> Path:
     from eval.report_format import pyplot
 
     plt = pyplot()
@@ -176,7 +192,7 @@ def chart(result: dict, path: Path) -> Path:
         ax.set_title(f"{half}: AUC {result['auc'][half]['scorer']}; at {result['threshold']}: present kept "
                      f"{100 * (at['answered_present'] or 0):.0f}%, absent refused {100 * (at['refused_absent'] or 0):.0f}%",
                      fontsize=8)
-        ax.set_xlabel("scorer P(answerable)")
+        ax.set_xlabel(f"{name} P(answerable)")
         ax.grid(alpha=.3)
     axes[0].set_ylabel("question pairs")
     axes[0].legend(fontsize=8)
@@ -194,7 +210,9 @@ def run(container, kb: str, out: Path, data_path: Path | None = None, max_loss: 
     with open(out / "pairs.jsonl", "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    result = {"kb": kb, "embedding": container.settings.embedding.mode, **fit(rows, max_loss)}
+    result = {"kb": kb, "embedding": container.settings.embedding.mode, **fit(rows, max_loss),
+              "passages": fit(rows, max_loss, signals=TEXT_SIGNALS, key="text_signals")}
     (out / "fit.json").write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     chart(result, out / "fit.png")
+    chart(result["passages"], out / "fit-passages.png", "passage scorer")
     return result

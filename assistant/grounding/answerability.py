@@ -17,7 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from assistant.components.llm import choice_probability
 from assistant.components.store.tokens import tokenize
 from assistant.prompts import load_prompt
-from assistant.settings import SCORER_SIGNALS
+from assistant.settings import SCORER_SIGNALS, TEXT_SIGNALS
 from ingest.chunking import split_sentences
 
 # how a refusal begins: the prompt's own wording first, then the ways small models paraphrase it
@@ -66,10 +66,26 @@ def _share(tokens: set[str], terms: set[str], weights: dict[str, float]) -> floa
 def retrieval_signals(terms: set[str], weights: dict[str, float], passages: list) -> dict[str, float]:
     """passages: retrieval hits (text, metadata heading/title, coverage, dense_score, bm25_score). coverage: the
     best passage's share of the question's idf weight (heading + text); sentence: the best run of two adjacent
-    sentences with their heading; title: the best title; dense: the best cosine; bm25: the best BM25 score over the question's whole
-    idf weight; missing: the weight share of the heaviest term the best-covering passage lacks."""
+    sentences with their heading; title: the best title; dense: the best cosine; bm25: the best BM25 score over the
+    question's whole idf weight; missing: the weight share of the heaviest term the best-covering passage lacks."""
     if not passages or not terms:
         return dict.fromkeys(SIGNALS, 0.0)
+    total = sum(weights.get(t, 1.0) for t in terms)
+    return {**_text_signals(terms, weights, passages, [p.coverage for p in passages]),
+            "dense": max((p.dense_score or 0.0) for p in passages),
+            "bm25": max((p.bm25_score or 0.0) for p in passages) / total if total > 0 else 0.0}
+
+
+def text_signals(terms: set[str], passages: list) -> dict[str, float]:
+    """The signals passages handed in still have (no retrieval scores, no index to weigh terms by: each term counts
+    the same, as PassageScorerSettings was fitted): coverage read from each passage's heading and text."""
+    if not passages or not terms:
+        return dict.fromkeys(TEXT_SIGNALS, 0.0)
+    covs = [_share(set(tokenize(p.metadata.get("heading", "") + p.text)), terms, {}) for p in passages]
+    return _text_signals(terms, {}, passages, covs)
+
+
+def _text_signals(terms: set[str], weights: dict[str, float], passages: list, covs: list[float]) -> dict:
     sentence = title = 0.0
     for p in passages:
         head = set(tokenize(p.metadata.get("heading", "")))
@@ -77,12 +93,10 @@ def retrieval_signals(terms: set[str], weights: dict[str, float], passages: list
         for a, b in zip(runs, runs[1:] + [set()]):
             sentence = max(sentence, _share(a | b | head, terms, weights))
         title = max(title, _share(set(tokenize(p.metadata.get("title", ""))), terms, weights))
-    top = max(passages, key=lambda p: p.coverage)
+    top = passages[max(range(len(passages)), key=covs.__getitem__)]
     have = set(tokenize(top.metadata.get("heading", "") + top.text))
     total = sum(weights.get(t, 1.0) for t in terms)
-    return {"coverage": max(p.coverage for p in passages), "sentence": sentence, "title": title,
-            "dense": max((p.dense_score or 0.0) for p in passages),
-            "bm25": max((p.bm25_score or 0.0) for p in passages) / total if total > 0 else 0.0,
+    return {"coverage": max(covs), "sentence": sentence, "title": title,
             "missing": max((weights.get(t, 1.0) for t in terms - have), default=0.0) / total if total > 0 else 0.0}
 
 

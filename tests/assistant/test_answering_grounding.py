@@ -8,6 +8,7 @@ from assistant.answering import build_context
 from assistant.grounding.focus import focus_text
 from assistant.retrieval import Hit
 from assistant.services.access import LOCAL_ADMIN
+from assistant.settings import TEXT_SIGNALS
 from conftest import make_container
 from ingest.loaders import SourceDocument
 
@@ -261,7 +262,32 @@ def test_the_scorer_stays_silent_over_given_passages_that_carry_no_retrieval_sco
     c.llm.replies.append("示范会议在城市1号举办[1]。")
     a = c.answerer.answer_from_passages("示范会议在哪里举办？", [{"text": "示范会议在城市1号举办。", "title": "新闻"}])
     assert not a.refused and "城市1号" in a.answer
-    assert a.verification["answerability"] is None and a.verification["signals"] == {}
+    assert a.verification["answerability"] is None and set(a.verification["signals"]) == set(TEXT_SIGNALS)
+
+
+def test_the_passage_scorer_refuses_given_passages_that_do_not_answer_without_calling_the_model(tmp_path):
+    # its own weights over the text signals, every term counting the same (no index to weigh them by)
+    c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__ANSWERABILITY="scorer",
+                       GOV_ASSISTANT_ANSWER__PASSAGE_SCORER='{"bias": -8, "weights": {"sentence": 10}, '
+                                                            '"min_answerability": 0.5}')
+    c.llm.replies.append("示范会议在城市1号举办[1]。")
+    a = c.answerer.answer_from_passages("示范会议在哪里举办？", [{"text": "示范会议在城市1号举办。", "title": "新闻"}])
+    assert not a.refused and a.verification["signals"]["sentence"] == 1.0 and a.verification["answerability"] > .5
+    # on the meeting, silent on where it is held: 举办 is missing, a third of the question's terms (示范 会议 举办)
+    b = c.answerer.answer_from_passages("示范会议在哪里举办？", [{"text": "示范会议吸引了很多观众。", "title": "新闻"}])
+    assert b.refused and b.verification["reason"] == "unanswerable" and b.verification["signals"]["missing"] == .3333
+    assert len(c.llm.calls) == 1
+
+
+def test_text_signals_weigh_every_term_the_same_and_read_coverage_from_the_text():
+    from assistant.grounding.answerability import text_signals
+    terms = {"入户", "申请材料", "窗口"}
+    p = Hit("c1", "d1", "", "一、申请材料\n出生医学证明原件。\n办理新生儿入户到户籍窗口。", {"title": "新生儿入户办事指南"})
+    s = text_signals(terms, [p])
+    assert set(s) == set(TEXT_SIGNALS)
+    assert s["coverage"] == 1.0 and s["missing"] == 0.0 and s["title"] == pytest.approx(1 / 3)
+    assert s["sentence"] == pytest.approx(2 / 3)      # 入户 + 窗口 in the last sentence, 申请材料 two before
+    assert text_signals(terms, []) == dict.fromkeys(TEXT_SIGNALS, 0.0)
 
 
 def test_the_scorer_is_not_applied_under_an_embedder_it_was_not_fitted_for(tmp_path):

