@@ -498,10 +498,8 @@ class Answerer:
         constraints, context building, judgement, prompt, LLM, verification and citation handling as `stream`,
         without retrieval or the topical evidence gate. Each passage: {"text", "doc_id"?, "title"?, "metadata"?}."""
         t_start = time.perf_counter()
-        hits = [Hit(p.get("chunk_id") or f"p{i}", p.get("doc_id") or f"p{i}", "", p["text"],
-                    {"title": p.get("title", ""), **(p.get("metadata") or {})}) for i, p in enumerate(passages, 1)]
         timings: dict[str, float] = {}
-        for event in self._generate(question, question, hits, timings, t_start):
+        for event in self._generate(question, question, given_hits(passages), timings, t_start):
             if event["type"] == "answer":
                 return event["answer"]
         raise RuntimeError("answer stream ended without an answer")
@@ -512,6 +510,12 @@ class Answerer:
             if event["type"] == "answer":
                 return event["answer"]
         raise RuntimeError("answer stream ended without an answer")
+
+
+def given_hits(passages: list[dict]) -> list[Hit]:
+    """Passages handed in ({"text", "doc_id"?, "chunk_id"?, "title"?, "metadata"?}) as hits without retrieval scores."""
+    return [Hit(p.get("chunk_id") or f"p{i}", p.get("doc_id") or f"p{i}", "", p["text"],
+                {"title": p.get("title", ""), **(p.get("metadata") or {})}) for i, p in enumerate(passages, 1)]
 
 
 def citations_of(hits: list[Hit], n: int) -> list[Citation]:

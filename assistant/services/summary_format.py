@@ -264,6 +264,8 @@ def read_structured(data: dict, sections: list[Section], source: str, evidence=N
         if not isinstance(p, dict):
             continue
         text = field_text(p.get("text"))
+        if len(text) >= POINT_SCHEMA_CHARS:
+            text = trim_cut(text)   # the grammar closed the string at maxLength: mid-phrase, end it at a clause
         if (sec := _echoed(text, sections)) and sec.heading_path and (lead := lead_sentence(sec)):
             # a small model echoes the section's heading as its 要点: the point is that section's lead sentence
             points.append({"text": lead, "sections": [sec.id], "extracted": True})

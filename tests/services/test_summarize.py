@@ -19,7 +19,7 @@ from assistant.services.summarize import (
     DIGEST_FILE, SUMMARIES_FILE, SummarizeError, SummarizeService, score_summaries,
 )
 from assistant.services.summary_format import (
-    Section, action_items, action_items_schema, fill_points, make_sections, min_points, pack_parts,
+    POINT_SCHEMA_CHARS, Section, action_items, action_items_schema, fill_points, make_sections, min_points, pack_parts,
     parse_brief, read_action_items, read_structured, render_markdown, structured_schema,
 )
 from ingest.chunking import Block
@@ -368,6 +368,15 @@ def test_structured_reading_drops_echoed_headers_and_condenses_copied_paragraphs
     points = read_structured({"要点": data["要点"][:2]}, sections, "")["points"]
     assert points == [{"text": "各机构应当按照全市统一的目录编制规范，全面梳理本单位公共数据资源，于每年3月底前完成目录更新，"
                                "并在市公共数据平台发布。", "sections": ["S2"], "extracted": True}]
+
+
+def test_a_point_the_schema_cut_at_its_length_ends_at_a_clause_not_mid_phrase():
+    # seen on the 1.5B (NCP): the model copies the opening sentence and the grammar closes it at 50 characters
+    cut = "为做好新型冠状病毒感染的肺炎疫情防控工作，确保正常生产生活秩序，根据《交通运输部关于切实保障疫情防控"
+    assert len(cut) == POINT_SCHEMA_CHARS
+    sections = [Section("S1", [], cut + "期间物资运输的通知》要求，现将有关事项公示如下。")]
+    points = read_structured({"要点": [{"section": "S1", "text": cut}]}, sections, sections[0].text)["points"]
+    assert points == [{"text": "为做好新型冠状病毒感染的肺炎疫情防控工作，确保正常生产生活秩序。", "sections": ["S1"]}]
 
 
 def test_structured_schema_enumerates_the_part_sections_and_asks_three_points():
