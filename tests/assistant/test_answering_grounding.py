@@ -267,9 +267,10 @@ def test_the_scorer_stays_silent_over_given_passages_that_carry_no_retrieval_sco
 
 def test_the_passage_scorer_refuses_given_passages_that_do_not_answer_without_calling_the_model(tmp_path):
     # its own weights over the text signals, every term counting the same (no index to weigh them by)
+    # (weights merge over the shipped ones: each signal named)
     c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__ANSWERABILITY="scorer",
-                       GOV_ASSISTANT_ANSWER__PASSAGE_SCORER='{"bias": -8, "weights": {"sentence": 10}, '
-                                                            '"min_answerability": 0.5}')
+                       GOV_ASSISTANT_ANSWER__PASSAGE_SCORER='{"bias": -8, "min_answerability": 0.5, "weights": '
+                       '{"sentence": 10, "coverage": 0, "title": 0, "missing": 0}}')
     c.llm.replies.append("示范会议在城市1号举办[1]。")
     a = c.answerer.answer_from_passages("示范会议在哪里举办？", [{"text": "示范会议在城市1号举办。", "title": "新闻"}])
     assert not a.refused and a.verification["signals"]["sentence"] == 1.0 and a.verification["answerability"] > .5
