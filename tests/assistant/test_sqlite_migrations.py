@@ -1,7 +1,7 @@
-"""The SQLite files' schemas under Alembic (assistant/migrations/sqlite, issue #18): a new file is created at its
-branch's head, a file of an earlier release (no alembic_version, any older column set) is upgraded in place
-with its rows, every revision applies up and down, the heads the app compares with are the scripts' heads, and
-two processes opening one old file migrate it once."""
+"""The SQLite files' schemas under Alembic (assistant/migrations/sqlite, issue #18): a new file is created at
+its branch's head, a file of an earlier release (no alembic_version, any older column set) is upgraded in
+place with its rows, every revision applies up and down, the heads the app compares with are the scripts'
+heads, and two processes opening one old file migrate it once."""
 from __future__ import annotations
 
 import json
@@ -29,8 +29,9 @@ OLD = {
         title TEXT, source TEXT, content_hash TEXT NOT NULL, state TEXT NOT NULL,
         n_chunks INTEGER NOT NULL DEFAULT 0, metadata TEXT NOT NULL DEFAULT '{}', ingested_at TEXT NOT NULL,
         PRIMARY KEY (kb, doc_id));
-      CREATE TABLE chunks (kb TEXT NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL, position INTEGER NOT NULL,
-        text TEXT NOT NULL, tokens TEXT NOT NULL, metadata TEXT NOT NULL, PRIMARY KEY (kb, chunk_id),
+      CREATE TABLE chunks (kb TEXT NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL,
+        position INTEGER NOT NULL, text TEXT NOT NULL, tokens TEXT NOT NULL, metadata TEXT NOT NULL,
+        PRIMARY KEY (kb, chunk_id),
         FOREIGN KEY (kb, doc_id) REFERENCES documents(kb, doc_id) ON DELETE CASCADE);
       CREATE INDEX chunks_by_doc ON chunks(kb, doc_id);
       INSERT INTO kbs VALUES ('kb', '', 'hash', '2025-01-01', 3);
@@ -54,30 +55,36 @@ OLD = {
     """,
     "audit": """
       CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, principal TEXT NOT NULL,
-        client_ip TEXT, operation TEXT NOT NULL, method TEXT, path TEXT, status INTEGER, outcome TEXT NOT NULL,
-        kb TEXT, question TEXT, sources TEXT NOT NULL DEFAULT '[]', model TEXT, answer_id TEXT, latency_ms REAL);
+        client_ip TEXT, operation TEXT NOT NULL, method TEXT, path TEXT, status INTEGER,
+        outcome TEXT NOT NULL, kb TEXT, question TEXT, sources TEXT NOT NULL DEFAULT '[]', model TEXT,
+        answer_id TEXT, latency_ms REAL);
       CREATE INDEX audit_by_answer ON audit(answer_id);
       CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
       CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-      INSERT INTO audit(ts, principal, operation, outcome, question) VALUES ('2025-01-01', 'k_1', 'ask', 'ok', '问');
+      INSERT INTO audit(ts, principal, operation, outcome, question)
+        VALUES ('2025-01-01', 'k_1', 'ask', 'ok', '问');
     """,
     "directory": """
       CREATE TABLE rules (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, match TEXT NOT NULL,
         role TEXT, department TEXT, clearance TEXT, created_at TEXT NOT NULL, created_by TEXT NOT NULL);
       CREATE TABLE grants (kb TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL, access TEXT NOT NULL,
         created_at TEXT NOT NULL, created_by TEXT NOT NULL, PRIMARY KEY (kb, kind, subject));
-      INSERT INTO rules(kind, match, role, created_at, created_by) VALUES ('group', 'editors', 'editor', 'x', 'a');
+      INSERT INTO rules(kind, match, role, created_at, created_by)
+        VALUES ('group', 'editors', 'editor', 'x', 'a');
       INSERT INTO grants VALUES ('kb', 'department', '办公室', 'read', 'x', 'a');
     """,
     "feedback": """
-      CREATE TABLE feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, answer_id TEXT NOT NULL, rating TEXT NOT NULL,
-        comment TEXT NOT NULL, principal TEXT NOT NULL, created_at TEXT NOT NULL, context TEXT NOT NULL DEFAULT '{}');
-      INSERT INTO feedback(answer_id, rating, comment, principal, created_at) VALUES ('a1', 'up', '', 'k_1', 'x');
+      CREATE TABLE feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, answer_id TEXT NOT NULL,
+        rating TEXT NOT NULL, comment TEXT NOT NULL, principal TEXT NOT NULL, created_at TEXT NOT NULL,
+        context TEXT NOT NULL DEFAULT '{}');
+      INSERT INTO feedback(answer_id, rating, comment, principal, created_at)
+        VALUES ('a1', 'up', '', 'k_1', 'x');
     """,
     "jobs": """
-      CREATE TABLE jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at TEXT NOT NULL, data TEXT NOT NULL);
+      CREATE TABLE jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at TEXT NOT NULL,
+        data TEXT NOT NULL);
       INSERT INTO jobs VALUES ('job_1', 'reader', '2025-01-01', '{}');
     """,
     "sso": """
@@ -90,9 +97,9 @@ OLD = {
       INSERT INTO vectors VALUES ('s', 'h', x'0000803f');
     """,
 }
-ROWS = {"catalog": {"kbs": 1, "documents": 2, "chunks": 3}, "api_keys": {"api_keys": 1}, "audit": {"audit": 1},
-        "directory": {"rules": 1, "grants": 1}, "feedback": {"feedback": 1}, "jobs": {"jobs": 1},
-        "sso": {"sso_once": 1}, "embedding_cache": {"vectors": 1}}
+ROWS = {"catalog": {"kbs": 1, "documents": 2, "chunks": 3}, "api_keys": {"api_keys": 1},
+        "audit": {"audit": 1}, "directory": {"rules": 1, "grants": 1}, "feedback": {"feedback": 1},
+        "jobs": {"jobs": 1}, "sso": {"sso_once": 1}, "embedding_cache": {"vectors": 1}}
 
 
 def make_old(path: Path, store: str) -> Path:
@@ -107,11 +114,13 @@ def schema(path: Path) -> dict:
     name, the indexes by their SQL."""
     db = sqlite3.connect(path)
     try:
-        rows = db.execute("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite^_%' ESCAPE '^'")
+        rows = db.execute("SELECT type, name, sql FROM sqlite_master "
+                          "WHERE name NOT LIKE 'sqlite^_%' ESCAPE '^'")
         objects = {(kind, name, sql if kind == "index" else None) for kind, name, sql in rows}
         tables = [t for kind, t, _ in objects if kind == "table"]
         columns = {t: sorted(tuple(r[1:]) for r in db.execute(f'PRAGMA table_info("{t}")')) for t in tables}
-        keys = {t: sorted(tuple(r[2:]) for r in db.execute(f'PRAGMA foreign_key_list("{t}")')) for t in tables}
+        keys = {t: sorted(tuple(r[2:]) for r in db.execute(f'PRAGMA foreign_key_list("{t}")'))
+                for t in tables}
         return {"objects": objects, "columns": columns, "foreign_keys": keys}
     finally:
         db.close()
@@ -149,7 +158,7 @@ def test_heads_are_the_scripts_heads_and_every_store_opened_has_a_branch():
     assert heads == HEADS                                     # one head per branch, the one the app expects
     for store in HEADS:                                       # each branch is one line from its own base
         revs = list(script.walk_revisions("base", f"{store}@head"))
-        assert revs[-1].down_revision is None and all(store in r.branch_labels or r.down_revision for r in revs)
+        assert revs[-1].down_revision is None and store in revs[-1].branch_labels
     opened = set()
     for f in (ROOT / "assistant").rglob("*.py"):
         opened |= set(re.findall(r'(?:Database|open_db)\([^()]*?, "(\w+)"', f.read_text(encoding="utf-8")))
@@ -204,7 +213,7 @@ def test_an_old_unstamped_file_is_upgraded_in_place_with_its_rows(tmp_path, stor
         got["objects"] = {o for o in got["objects"] if "_kb" not in o[1]}
         got["columns"] = {t: c for t, c in got["columns"].items() if "_kb" not in t}
         got["foreign_keys"] = {t: c for t, c in got["foreign_keys"].items() if "_kb" not in t}
-    assert got == want              # what the baseline leaves is today's schema, whatever the file started from
+    assert got == want              # the baseline leaves today's schema, whatever the file started from
     open_db(old, store).close()     # at head: opened again, nothing to do
     assert {t: count(old, t) for t in ROWS[store]} == ROWS[store]
 
@@ -267,7 +276,8 @@ def downgrade():
     rowids = sqlite3.connect(path).execute("SELECT rowid, doc_id FROM documents ORDER BY rowid").fetchall()
     command.downgrade(cfg, "catalog@catalog_0001")
     assert version(path) == "catalog_0001" and count(path, "chunks") == 3
-    assert sqlite3.connect(path).execute("SELECT rowid, doc_id FROM documents ORDER BY rowid").fetchall() == rowids
+    assert sqlite3.connect(path).execute("SELECT rowid, doc_id FROM documents ORDER BY rowid").fetchall() \
+        == rowids
     fresh = tmp_path / "fresh.sqlite3"
     open_db(fresh, "catalog").close()
     got = schema(path)
@@ -288,9 +298,11 @@ def test_two_processes_opening_one_old_catalog_migrate_it_once(tmp_path):
     db = sqlite3.connect(path)
     # each chunk and document is in the FTS5 tables once (a second fill would count it twice)
     assert db.execute('SELECT doc FROM "lex_v_kb" WHERE term=?', ("公积金",)).fetchone()[0] == 2
-    assert db.execute('SELECT COUNT(*) FROM "lex_d_kb" WHERE "lex_d_kb" MATCH ?', ('"公积金"',)).fetchone()[0] == 1
-    assert json.loads(db.execute("SELECT metadata FROM documents WHERE doc_id='fund'").fetchone()[0])["source"] \
-        == "/srv/docs/fund.txt"        # the document's metadata is left as it was (only chunks' source moves)
+    assert db.execute('SELECT COUNT(*) FROM "lex_d_kb" WHERE "lex_d_kb" MATCH ?',
+                      ('"公积金"',)).fetchone()[0] == 1
+    # as the in-code migration did: the document's metadata is left as it was, its chunks' source moves
+    meta = db.execute("SELECT metadata FROM documents WHERE doc_id='fund'").fetchone()[0]
+    assert json.loads(meta)["source"] == "/srv/docs/fund.txt"
     db.close()
     assert version(path) == HEADS["catalog"]
 
@@ -304,5 +316,18 @@ def test_a_file_newer_than_the_app_names_the_file(tmp_path):
     db.execute("UPDATE alembic_version SET version_num='jobs_0099'")
     db.commit()
     db.close()
-    with pytest.raises(SchemaError, match=r"jobs\.sqlite3: cannot bring the jobs schema to jobs_0001 \(at jobs_0099\)"):
+    with pytest.raises(SchemaError, match=r"jobs\.sqlite3: cannot bring the jobs schema to jobs_0001 "
+                                          r"\(at jobs_0099\)"):
         open_db(path, "jobs")
+
+
+def test_opening_files_at_head_loads_neither_alembic_nor_sqlalchemy(tmp_path):
+    """The embedded start-up: a restart pays one query per file, not Alembic's import."""
+    for store in HEADS:
+        open_db(tmp_path / f"{store}.sqlite3", store).close()
+    code = ("import sys; from pathlib import Path; from assistant.sqlite import open_db; "
+            f"[open_db(Path(sys.argv[1]) / f'{{s}}.sqlite3', s).close() for s in {sorted(HEADS)!r}]; "
+            "print(sorted(m for m in ('alembic', 'sqlalchemy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "[]"
