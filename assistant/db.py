@@ -4,8 +4,9 @@ PostgreSQL database (the scale-out profile, `database.url: postgresql://…`), b
 Callers write SQL once with `?` placeholders and portable syntax (ON CONFLICT … DO NOTHING/UPDATE, no INSERT OR
 …); `Database.execute` turns the placeholders into psycopg's. Rows answer both r["name"] and r[0], as sqlite3.Row
 does. Where the dialects really differ (DDL, FTS5 vs postings, json_extract vs jsonb) the caller branches on
-`db.postgres`. Schemas of PostgreSQL are Alembic's (assistant/migrations); SQLite files keep their in-code,
-idempotent `CREATE … IF NOT EXISTS` and column migrations.
+`db.postgres`. Both backends' schemas are Alembic's: PostgreSQL's in assistant/migrations (one linear history,
+applied by `gov-assistant db upgrade` or at start with `database.migrate: auto`), the SQLite files' in
+assistant/migrations/sqlite (one branch per file, each file upgraded to its head as it opens: `store`).
 """
 from __future__ import annotations
 
@@ -60,7 +61,9 @@ class Database:
     """A connection (SQLite file or PostgreSQL) shared across threads behind one lock, autocommit outside
     `transaction()`. A process holds one per store; PostgreSQL serialises writers with row locks, not this lock."""
 
-    def __init__(self, target: str | Path, sqlite_schema: str = "", connect_timeout_s: int = 5):
+    def __init__(self, target: str | Path, store: str = "", connect_timeout_s: int = 5, **migration_args):
+        """store: the SQLite file's Alembic branch (catalog, api_keys, …), upgraded to its head on open;
+        unused on PostgreSQL, whose schema the caller brought to head (assistant.migrations.ensure_schema)."""
         self._lock = threading.RLock()
         self.url = str(target)
         self.postgres = self.url.startswith(("postgresql://", "postgres://"))
@@ -74,7 +77,7 @@ class Database:
                                     f"{str(exc).strip().splitlines()[0][:200]})") from None
             self._sqlite = None
         else:
-            self._sqlite = open_db(Path(target), sqlite_schema)
+            self._sqlite = open_db(Path(target), store, **migration_args)
             self._pg = None
 
     @property
@@ -134,6 +137,6 @@ class Database:
             (self._sqlite or self._pg).close()
 
 
-def connect(url: str | None, sqlite_path: Path, sqlite_schema: str = "") -> Database:
-    """The configured PostgreSQL database when `url` is set, else the SQLite file (created with its schema)."""
-    return Database(url if url else sqlite_path, sqlite_schema)
+def connect(url: str | None, sqlite_path: Path, store: str = "") -> Database:
+    """The configured PostgreSQL database when `url` is set, else the SQLite file (at its store's head)."""
+    return Database(url if url else sqlite_path, store)

@@ -14,8 +14,8 @@ db_app = typer.Typer(help="The PostgreSQL database of the scale-out profile (dat
 def _url() -> str:
     url = context.container().settings.database.url
     if not url:
-        raise ValueError("database.url is not set: the embedded profile's SQLite files migrate themselves "
-                         "(set GOV_ASSISTANT_DATABASE__URL or use --profile scale-out)")
+        raise ValueError("database.url is not set: the embedded profile's SQLite files migrate themselves as "
+                         "they open (set GOV_ASSISTANT_DATABASE__URL or use --profile scale-out)")
     return url
 
 

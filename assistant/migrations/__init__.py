@@ -1,6 +1,7 @@
 """Schema migrations of the PostgreSQL database (Alembic). `gov-assistant db upgrade` (or the app at start, when
 `database.migrate: auto`) brings a database to head; `db.app_role` names the role the app runs as, granted what
-it needs and no UPDATE, DELETE or TRUNCATE on the audit table."""
+it needs and no UPDATE, DELETE or TRUNCATE on the audit table. The embedded profile's SQLite files have their
+own script directory, one branch per file, applied as each file opens: assistant/migrations/sqlite."""
 from __future__ import annotations
 
 from pathlib import Path

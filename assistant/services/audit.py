@@ -7,7 +7,6 @@ principal's id (the API key's id, not its name: names are reused after a revoke)
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -22,18 +21,6 @@ ANSWER_OPERATIONS = ("ask", "chat_completions", "ui.chat.ask")
 FIELDS = ("ts", "principal", "client_ip", "operation", "method", "path", "status", "outcome", "kb", "question",
           "sources", "model", "answer_id", "latency_ms", "detail")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, principal TEXT NOT NULL, client_ip TEXT,
-  operation TEXT NOT NULL, method TEXT, path TEXT, status INTEGER, outcome TEXT NOT NULL, kb TEXT,
-  question TEXT, sources TEXT NOT NULL DEFAULT '[]', model TEXT, answer_id TEXT, latency_ms REAL);
-CREATE INDEX IF NOT EXISTS audit_by_answer ON audit(answer_id);
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-"""
-
 
 class AuditLog:
     def __init__(self, path: Path | str):
@@ -41,16 +28,10 @@ class AuditLog:
         app role's grants: assistant/migrations)."""
         self.path = path
         self._lock = threading.Lock()
-        self._db = Database(path, SCHEMA)
+        self._db = Database(path, "audit")
         if self._db.postgres:
             return
         self._db.execute("PRAGMA synchronous=NORMAL")   # WAL + NORMAL: durable across crashes, fast per row
-        if not any(r["name"] == "detail" for r in self._db.execute("PRAGMA table_info(audit)")):
-            try:   # what an administrative change changed (a rule, a grant, a level): adding a column is no UPDATE
-                self._db.execute("ALTER TABLE audit ADD COLUMN detail TEXT")
-            except sqlite3.OperationalError as exc:
-                if "duplicate column" not in str(exc):
-                    raise
 
     def record(self, *, principal: str, operation: str, outcome: str, client_ip: str | None = None,
                method: str | None = None, path: str | None = None, status: int | None = None,

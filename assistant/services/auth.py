@@ -6,7 +6,6 @@ import hashlib
 import json
 import re
 import secrets
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -24,17 +23,6 @@ ENV_ADMIN_NAME = "env-admin"
 KEY_ID = re.compile(r"^k_[0-9a-f]{8}$")
 _TOUCH_EVERY_S = 60   # last_used_at is a write: at most once a minute per key, not once per request
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-  id TEXT PRIMARY KEY, name TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL,
-  role TEXT NOT NULL, kbs TEXT NOT NULL, departments TEXT NOT NULL,
-  created_at TEXT NOT NULL, revoked_at TEXT, last_used_at TEXT);
-"""
-# keys created before 数据分类分级 have no clearance: the configured default applies to them
-CLEARANCE_COLUMN = "ALTER TABLE api_keys ADD COLUMN clearance TEXT"
-
-
-
 
 def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
@@ -44,13 +32,7 @@ class ApiKeyStore:
     def __init__(self, path: Path | str, classification: Classification | None = None):
         """path: the SQLite file, or the scale-out profile's postgresql:// URL (schema by Alembic)."""
         self._lock = threading.Lock()
-        self._db = Database(path, SCHEMA)
-        if not self._db.postgres and not any(r["name"] == "clearance" for r in self._db.execute("PRAGMA table_info(api_keys)")):
-            try:
-                self._db.execute(CLEARANCE_COLUMN)
-            except sqlite3.OperationalError as exc:
-                if "duplicate column" not in str(exc):   # else another process added it first
-                    raise
+        self._db = Database(path, "api_keys")
         self.classification = classification or Classification(ClassificationSettings())
         self._touched: dict[str, float] = {}
 

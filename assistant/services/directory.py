@@ -25,16 +25,6 @@ RULE_KINDS = ("user", "group", "department", "claim")
 GRANT_KINDS = ("user", "group", "department", "key")
 ACCESS = ("read", "write")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS rules (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, match TEXT NOT NULL,
-  role TEXT, department TEXT, clearance TEXT, created_at TEXT NOT NULL, created_by TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS grants (
-  kb TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL, access TEXT NOT NULL,
-  created_at TEXT NOT NULL, created_by TEXT NOT NULL, PRIMARY KEY (kb, kind, subject));
-CREATE INDEX IF NOT EXISTS grants_by_subject ON grants(kind, subject);
-"""
-
 
 DN_KINDS = ("user", "group")     # rule and grant kinds whose subjects may be DNs
 
@@ -55,7 +45,7 @@ class Directory:
     def __init__(self, path: Path | str, classification: Classification):
         """path: the SQLite file, or the scale-out profile's postgresql:// URL."""
         self._lock = threading.Lock()
-        self._db = Database(path, SCHEMA)
+        self._db = Database(path, "directory")
         self.classification = classification
 
     # -- mapping rules ----------------------------------------------------------------------------------------

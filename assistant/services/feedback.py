@@ -21,12 +21,6 @@ ANSWER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 RATINGS = ("up", "down")
 MAX_COMMENT_CHARS = 2000
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS feedback (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, answer_id TEXT NOT NULL, rating TEXT NOT NULL, comment TEXT NOT NULL,
-  principal TEXT NOT NULL, created_at TEXT NOT NULL, context TEXT NOT NULL DEFAULT '{}');
-"""
-
 
 class AnswerNotFound(LookupError):
     """No answer with this id that the rater may rate (HTTP 404)."""
@@ -36,7 +30,7 @@ class FeedbackService:
     def __init__(self, path: Path, audit: AuditLog | None = None):
         self.audit = audit
         self._lock = threading.Lock()
-        self._db = Database(path, SCHEMA)
+        self._db = Database(path, "feedback")
 
     def add(self, answer_id: str, rating: str, comment: str = "", *, principal: Principal,
             question: str | None = None, answer: str | None = None, model: str | None = None,

@@ -24,8 +24,6 @@ from assistant.progress import Progress
 from assistant.services.access import Principal
 from assistant.db import Database
 
-SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at TEXT NOT NULL,
-                                            data TEXT NOT NULL);"""
 INTERRUPTED = "interrupted: the server stopped before this job finished; submit it again"
 # shared database (replicas): a job runs on the replica that took its upload and saves its progress at most every
 # SAVE_EVERY_S; another replica reads it from the table. One not saved for STALE_S lost its process.
@@ -66,7 +64,7 @@ class JobManager:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-job")
         self._finished: dict[str, threading.Event] = {}   # set once a job's record and cleanup are done
         self._saved_at: dict[str, float] = {}
-        self._db = Database(path, SCHEMA) if path else None
+        self._db = Database(path, "jobs") if path else None
         self._shared = self._db is not None and self._db.postgres
         if self._db is not None:
             self._load()

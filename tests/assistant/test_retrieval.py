@@ -148,7 +148,7 @@ def test_a_catalog_from_before_fts5_is_migrated_and_old_index_files_are_never_re
     (data / "bm25" / "kb.pkl").write_bytes(pickle.dumps(Payload()))
     (data / "bm25" / "kb.json").write_text('{"chunks": {}}', encoding="utf-8")
     db = sqlite3.connect(data / "catalog.sqlite3")           # what a catalog of the previous release lacks
-    for table in ("lex_v_kb", "lex_d_kb", "lex_c_kb"):
+    for table in ("lex_v_kb", "lex_d_kb", "lex_c_kb", "alembic_version"):
         db.execute(f'DROP TABLE "{table}"')
     db.commit()
     db.close()

@@ -61,8 +61,7 @@ def test_another_principals_job_id_answers_404_like_a_missing_one(api):
 
 def test_job_rows_owned_by_a_name_stay_hidden_from_a_key_with_that_name(tmp_path):
     db = tmp_path / "jobs.sqlite3"
-    conn = open_db(db, "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, "
-                       "created_at TEXT NOT NULL, data TEXT NOT NULL);")
+    conn = open_db(db, "jobs")
     row = {"id": "job_legacy", "kind": "upload", "kb": "closed", "owner": "reader", "state": "done",
            "created_at": "2025-01-01T00:00:00+00:00", "files": ["内部.md"], "results": [], "ok": True}
     conn.execute("INSERT INTO jobs VALUES (?,?,?,?)", ("job_legacy", "reader", row["created_at"], json.dumps(row)))

@@ -474,7 +474,9 @@ def test_an_old_catalog_with_absolute_sources_is_migrated(tmp_path):
     doc_id = c.knowledge_bases.ingest_paths("guards", [good, docs / "other.txt"],
                                             principal=LOCAL_ADMIN).results[0].doc_id
     # as the catalog was before: no path column, the absolute path as source in the document and its chunks
+    # (and no Alembic revision)
     db = c.store.catalog._db
+    db.execute("DROP TABLE alembic_version")
     db.execute("ALTER TABLE documents DROP COLUMN path")
     db.execute("UPDATE documents SET source=? WHERE doc_id=?", (str(good), doc_id))
     db.execute("UPDATE chunks SET metadata=json_set(metadata, '$.source', ?) WHERE doc_id=?", (str(good), doc_id))

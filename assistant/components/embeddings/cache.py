@@ -19,8 +19,7 @@ class CachedEmbeddings(Embeddings):
         self.inner = inner
         self.space = space
         self._lock = threading.Lock()
-        self._db = open_db(path, "CREATE TABLE IF NOT EXISTS vectors (space TEXT, hash TEXT, vec BLOB, "
-                                 "PRIMARY KEY (space, hash));")
+        self._db = open_db(path, "embedding_cache")
         self.hits = self.misses = 0
 
     @staticmethod

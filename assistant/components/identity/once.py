@@ -21,13 +21,6 @@ from typing import Callable
 
 from assistant.db import Database
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS sso_once (
-  kind TEXT NOT NULL, key_hash TEXT NOT NULL, data TEXT NOT NULL, expires_at REAL NOT NULL,
-  PRIMARY KEY (kind, key_hash));
-CREATE INDEX IF NOT EXISTS sso_once_by_expiry ON sso_once(expires_at);
-"""
-
 
 def _hash(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
@@ -36,7 +29,7 @@ def _hash(value: str) -> str:
 class OneTimeStore:
     def __init__(self, target: Path | str, clock: Callable[[], float] = time.time):
         """target: the SQLite file, or the scale-out profile's postgresql:// URL (schema by Alembic)."""
-        self._db = Database(target, SCHEMA)
+        self._db = Database(target, "sso")
         self._clock = clock
         self._lock = threading.Lock()
 

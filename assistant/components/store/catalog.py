@@ -22,7 +22,8 @@ scored with FTS5's own BM25 formula, so both backends rank alike.
 
 A document's `source` is the name readers see (relative to the ingested folder, or the uploaded name); `path`, where
 it was read on the server, is for admins (the service layer drops it for everyone else). Catalogs from before `path`
-are migrated on open: an absolute source becomes the path, and its file name the source (documents and chunks).
+are migrated on open (the Alembic baseline): an absolute source becomes the path, and its file name the source
+(documents and chunks).
 
 A document's `origin` (JSON, null in catalogs from before it and for documents not kept) names what it was made
 from, kept in the originals store (originals.py): {"file": sha256, "name", "size"} of the ingested file, {"text":
@@ -51,30 +52,8 @@ from assistant.filters import AMENDED, LATEST_TEXT, law_key, newest_amended
 
 KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS kbs (
-  name TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '', embedding TEXT NOT NULL,
-  created_at TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS documents (
-  kb TEXT NOT NULL REFERENCES kbs(name) ON DELETE CASCADE, doc_id TEXT NOT NULL, title TEXT, source TEXT,
-  content_hash TEXT NOT NULL, state TEXT NOT NULL, n_chunks INTEGER NOT NULL DEFAULT 0,
-  metadata TEXT NOT NULL DEFAULT '{}', ingested_at TEXT NOT NULL, path TEXT, origin TEXT, PRIMARY KEY (kb, doc_id));
-CREATE TABLE IF NOT EXISTS chunks (
-  kb TEXT NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL, position INTEGER NOT NULL,
-  text TEXT NOT NULL, tokens TEXT NOT NULL, metadata TEXT NOT NULL, embedded INTEGER NOT NULL DEFAULT 1,
-  PRIMARY KEY (kb, chunk_id),
-  FOREIGN KEY (kb, doc_id) REFERENCES documents(kb, doc_id) ON DELETE CASCADE);
-CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(kb, doc_id);
-CREATE INDEX IF NOT EXISTS docs_by_hash ON documents(kb, content_hash);
-CREATE TABLE IF NOT EXISTS staged_chunks (
-  kb TEXT NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL, position INTEGER NOT NULL,
-  text TEXT NOT NULL, tokens TEXT NOT NULL, metadata TEXT NOT NULL, PRIMARY KEY (kb, chunk_id));
-CREATE INDEX IF NOT EXISTS staged_by_doc ON staged_chunks(kb, doc_id);
-CREATE INDEX IF NOT EXISTS docs_by_law ON documents(kb, COALESCE(json_extract(metadata, '$.law'), title));
-"""
-# created after the migration that adds chunks.embedded (catalogs from before it had every vector written)
-UNEMBEDDED_INDEX = "CREATE INDEX IF NOT EXISTS chunks_unembedded ON chunks(kb) WHERE embedded=0"
 # whitespace is the only separator (jieba cut the text already); no diacritics folding: terms are the tokens
+# (the catalog's Alembic baseline, assistant/migrations/sqlite, fills old catalogs' FTS5 tables with a copy)
 FTS_TOKENIZER = "unicode61 remove_diacritics 0 categories 'L* M* N* P* S* Co'"
 # created apart: a catalog written before it may hold duplicates (kb check lists them; the index waits for them)
 UNIQUE_CONTENT = "CREATE UNIQUE INDEX IF NOT EXISTS docs_unique_content ON documents(kb, content_hash) " \
@@ -137,30 +116,17 @@ def validate_kb_name(name: str) -> str:
 
 class Catalog:
     def __init__(self, target: Path | str, default_level: str = "内部"):
-        """target: the SQLite file, or a postgresql:// URL (its schema is Alembic's, already at head)."""
+        """target: the SQLite file (brought to its Alembic head as it opens, assistant/migrations/sqlite;
+        documents of a catalog from before 数据分类分级 get default_level), or a postgresql:// URL (its schema
+        is Alembic's, already at head)."""
         self.path = target
-        self._db = Database(target, SCHEMA)
+        self._db = Database(target, "catalog", default_level=default_level)
         self.postgres = self._db.postgres
         self._pg = PostgresLexical() if self.postgres else None
         if self.postgres:
             self.unique_content = True     # the migration creates the unique index
             return
-        self._migrate_levels(default_level)
-        self._migrate_sources()
-        self._migrate_origin()
-        self._migrate_embedded()
-        self._migrate_lexical()
         self.unique_content = self._ensure_unique_content()
-
-    def _migrate_levels(self, default_level: str) -> None:
-        """Documents stored before 数据分类分级 get the default level (theirs and their chunks')."""
-        if self._db.execute("SELECT 1 FROM documents WHERE json_extract(metadata, '$.sensitivity') IS NULL LIMIT 1"
-                            ).fetchone() is None:
-            return
-        with self.transaction() as db:
-            for table in ("documents", "chunks"):
-                db.execute(f"UPDATE {table} SET metadata=json_set(metadata, '$.sensitivity', ?)"
-                           " WHERE json_extract(metadata, '$.sensitivity') IS NULL", (default_level,))
 
     @property
     def dialect(self) -> str:
@@ -240,54 +206,6 @@ class Catalog:
             db.execute(f"UPDATE chunks SET metadata={self._json_set('metadata', 'sensitivity')} "
                        "WHERE kb=? AND doc_id=?", (level, kb, doc_id))
         return self.get_document(kb, doc_id)
-
-    def _migrate_sources(self) -> None:
-        if any(r["name"] == "path" for r in self._db.execute("PRAGMA table_info(documents)")):
-            return
-        try:
-            with self.transaction() as db:
-                db.execute("ALTER TABLE documents ADD COLUMN path TEXT")
-                for r in db.execute("SELECT kb, doc_id, source FROM documents WHERE source LIKE '/%'").fetchall():
-                    name = r["source"].rsplit("/", 1)[-1]
-                    db.execute("UPDATE documents SET path=source, source=? WHERE kb=? AND doc_id=?",
-                               (name, r["kb"], r["doc_id"]))
-                    db.execute("UPDATE chunks SET metadata=json_set(metadata, '$.source', ?) WHERE kb=? AND doc_id=?",
-                               (name, r["kb"], r["doc_id"]))
-        except sqlite3.OperationalError as exc:
-            if "duplicate column" not in str(exc):   # else another process migrated it first
-                raise
-
-    def _migrate_origin(self) -> None:
-        if not any(r["name"] == "origin" for r in self._db.execute("PRAGMA table_info(documents)")):
-            try:   # documents from before it kept no original: their origin is null
-                self._db.execute("ALTER TABLE documents ADD COLUMN origin TEXT")
-            except sqlite3.OperationalError as exc:
-                if "duplicate column" not in str(exc):
-                    raise
-
-    def _migrate_embedded(self) -> None:
-        if not any(r["name"] == "embedded" for r in self._db.execute("PRAGMA table_info(chunks)")):
-            try:   # chunks committed before the column had their vectors written before the commit
-                self._db.execute("ALTER TABLE chunks ADD COLUMN embedded INTEGER NOT NULL DEFAULT 1")
-            except sqlite3.OperationalError as exc:
-                if "duplicate column" not in str(exc):
-                    raise
-        self._db.execute(UNEMBEDDED_INDEX)
-
-    def _migrate_lexical(self) -> None:
-        """Knowledge bases without FTS5 tables (catalogs from before them) get them, filled from the stored
-        tokens, each in one transaction."""
-        for kb in [r["name"] for r in self._db.execute("SELECT name FROM kbs")]:
-            if not self._has_lexical(kb):
-                with self.transaction() as db:
-                    if not self._has_lexical(kb):       # another process may have filled it meanwhile
-                        self._create_lexical(db, kb)
-                        self._fill_lexical(db, kb)
-
-    def _has_lexical(self, kb: str) -> bool:
-        if self.postgres:
-            return True
-        return self._db.execute("SELECT 1 FROM sqlite_master WHERE name=?", (f"lex_d_{kb}",)).fetchone() is not None
 
     def _create_lexical(self, db: Database, kb: str) -> None:
         if self.postgres:
