@@ -206,3 +206,39 @@ def test_release_removes_an_unreferenced_blob_and_keeps_a_referenced_one(tmp_pat
     assert a.store.originals.release([staged.sha256], lambda sha: True) == 0
     assert staged.sha256 in _blob_rows(url)
     assert a.store.originals.release([staged.sha256], lambda sha: False) == 1 and _blob_rows(url) == {}
+
+
+def test_originals_kept_as_files_before_0005_are_taken_into_the_table(tmp_path, pg):
+    """A deployment that ingested before Alembic 0005 has its blobs as files on the ingesting host: a read
+    there takes a named one into the table, `db import-originals` all of them; an unnamed file goes."""
+    import psycopg
+    url = pg.new_database()
+    a = make_container(tmp_path / "a", GOV_ASSISTANT_DATABASE__URL=url)
+    b = make_container(tmp_path / "b", GOV_ASSISTANT_DATABASE__URL=url)
+    f = tmp_path / "a.txt"
+    f.write_text("示范市关于开展数据共享工作的通知\n各区：请于6月底前完成数据目录编制工作。\n", encoding="utf-8")
+    assert a.knowledge_bases.ingest_paths("kb", [f], principal=LOCAL_ADMIN).ok
+    origin = a.knowledge_bases.documents("kb", principal=LOCAL_ADMIN)[0]["origin"]
+
+    def forget():     # as before 0005: files on a's disk, no rows
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DELETE FROM originals")
+    forget()
+    assert b.store.originals.path(origin["file"]) is None and not b.store.originals.exists(origin["file"])
+    assert a.store.originals.path(origin["file"]).read_bytes() == f.read_bytes()      # taken in on read
+    assert b.store.originals.path(origin["file"]).read_bytes() == f.read_bytes()
+
+    forget()
+    stale = a.store.originals.stage_text("没有文件使用的内容")
+    a.store.originals.publish([stale])
+    forget()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GOV_ASSISTANT_")},
+           "PYTHONPATH": str(PROJECT_ROOT), "GOV_ASSISTANT_PROFILE": "unit",
+           "GOV_ASSISTANT_DATA_DIR": str(tmp_path / "a"), "GOV_ASSISTANT_DATABASE__URL": url}
+    run = subprocess.run([sys.executable, "-m", "assistant.cli", "db", "import-originals"], env=env,
+                         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-1500:]
+    assert "2 originals taken into the database, 1 files" in run.stdout, run.stdout
+    assert set(_blob_rows(url)) == {origin["file"], origin["text"]}
+    assert not a.store.originals._final(stale.sha256).exists()
+    assert b.store.originals.read_text(origin["text"]).startswith("示范市关于开展数据共享工作的通知")

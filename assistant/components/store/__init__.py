@@ -34,7 +34,7 @@ class KnowledgeStore:
             url = str(catalog_target)
             self.locks = PgWriteLocks(url, "write")
             self.embed_locks = PgWriteLocks(url, "embed")
-            self.originals = PgOriginals(root / "originals", url)
+            self.originals = PgOriginals(root / "originals", url, self.catalog.origin_in_use)
         else:
             self.locks = WriteLocks(root / "locks")
             self.embed_locks = WriteLocks(root / "locks", suffix=".embed.lock")

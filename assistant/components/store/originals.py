@@ -136,11 +136,14 @@ class Originals:
 
 class PgOriginals(Originals):
     """The blobs in the PostgreSQL database (tables originals, original_parts); `root` stages them and caches
-    those read here."""
+    those read here. in_use (the catalog's origin_in_use) lets a blob kept only as a file here, from before
+    Alembic 0005, be taken into the table when a document names it (adopt_local; `gov-assistant db
+    import-originals` for all at once) instead of being dropped as a stale cached copy."""
 
-    def __init__(self, root: Path, url: str):
+    def __init__(self, root: Path, url: str, in_use: Callable[[str], bool] | None = None):
         super().__init__(root, locks=None)    # type: ignore[arg-type]  # the lock is the database's
         self.url = url
+        self.in_use = in_use
         self._db = None
         self._lock = threading.Lock()
 
@@ -156,13 +159,18 @@ class PgOriginals(Originals):
     def _exclusive(self, db) -> None:
         db.execute("SELECT pg_advisory_xact_lock(?)", (lock_key("originals", "originals"),))
 
-    def publish(self, staged: Iterable[Staged | None]) -> None:
+    def publish(self, staged: Iterable[Staged | None], only_in_use: bool = False) -> None:
+        """only_in_use: publish those a committed document names (checked under the lock), discard others."""
         staged = [s for s in staged if s is not None]
         if not staged:
             return
         db = self.db
         with db.transaction():
             self._exclusive(db)
+            if only_in_use:
+                unused = [s for s in staged if not (self.in_use and self.in_use(s.sha256))]
+                self.discard(unused)
+                staged = [s for s in staged if s not in unused]
             for s in staged:
                 parts = max(1, -(-s.size // PART_BYTES))
                 at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -196,9 +204,8 @@ class PgOriginals(Originals):
             return None
         final = self._final(sha)
         stored = self._stored(sha)
-        if stored is None:                   # released (perhaps by another replica): not in the cache either
-            final.unlink(missing_ok=True)
-            return None
+        if stored is None:       # released (perhaps on another replica), or kept here from before 0005
+            return final if final.is_file() and self.adopt_local(sha) else None
         size, parts = stored
         if final.is_file() and final.stat().st_size == size:
             return final
@@ -227,6 +234,36 @@ class PgOriginals(Originals):
             Path(name).unlink(missing_ok=True)
             raise
         return final
+
+    def adopt_local(self, sha: str) -> bool:
+        """The local file of a blob the table lacks: into the table when a document names it and its bytes
+        hash to its name (kept here before Alembic 0005), else removed (a cached copy of a blob released
+        elsewhere)."""
+        final = self._final(sha)
+        staged = None
+        if self.in_use is not None and self.in_use(sha):
+            try:
+                with open(final, "rb") as f:
+                    staged = self._stage(f, None)
+            except FileNotFoundError:
+                return False
+        if staged is None or staged.sha256 != sha:
+            self.discard([staged])
+            final.unlink(missing_ok=True)
+            return False
+        self.publish([staged], only_in_use=True)
+        return self._stored(sha) is not None
+
+    def import_local(self) -> tuple[int, int]:
+        """adopt_local for every blob file under root the table lacks → (taken into the table, removed)."""
+        adopted = removed = 0
+        for f in sorted(self.root.glob("??/*")) if self.root.is_dir() else []:
+            if SHA256.fullmatch(f.name) and f.parent.name == f.name[:2] and self._stored(f.name) is None:
+                if self.adopt_local(f.name):
+                    adopted += 1
+                else:
+                    removed += 1
+        return adopted, removed
 
     def release(self, shas: Iterable[str | None], in_use: Callable[[str], bool]) -> int:
         removed = 0
