@@ -52,6 +52,17 @@ class _PgCursor:
         return iter(self._rows)
 
 
+def pg_connect(url: str, connect_timeout_s: int = 5, **kwargs: Any):
+    """An autocommit psycopg connection; DatabaseError (password redacted) when the server is unreachable."""
+    import psycopg
+
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout_s, **kwargs)
+    except psycopg.Error as exc:
+        raise DatabaseError(f"数据库不可用 (PostgreSQL {redact_url(url)} unreachable: "
+                            f"{str(exc).strip().splitlines()[0][:200]})") from None
+
+
 def _pg_sql(sql: str) -> str:
     # psycopg's placeholders are %s, so a literal % must be doubled; no ? ever appears inside our SQL literals
     return sql.replace("%", "%%").replace("?", "%s")
@@ -68,13 +79,7 @@ class Database:
         self.url = str(target)
         self.postgres = self.url.startswith(("postgresql://", "postgres://"))
         if self.postgres:
-            import psycopg
-
-            try:
-                self._pg = psycopg.connect(self.url, autocommit=True, connect_timeout=connect_timeout_s)
-            except psycopg.Error as exc:
-                raise DatabaseError(f"数据库不可用 (PostgreSQL {redact_url(self.url)} unreachable: "
-                                    f"{str(exc).strip().splitlines()[0][:200]})") from None
+            self._pg = pg_connect(self.url, connect_timeout_s)
             self._sqlite = None
         else:
             self._sqlite = open_db(Path(target), store, **migration_args)

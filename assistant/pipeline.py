@@ -1,10 +1,11 @@
 """Ingestion pipeline: SourceDocument → metadata → chunks → store, atomically per document; vectors behind.
 
-Text stage, per document under the knowledge base's write lock (store/locks.py: threads and processes, released
-between documents): the unchanged / duplicate checks, mark the document pending, stage its rows (with their jieba
-tokens) in batches of ingest.write_batch, then commit rows, lexical index and state in one transaction: the
-document is searchable by BM25 from that moment; the previous version's vectors go. A failure discards the staged
-rows; a crash (kill -9) leaves the old version or the new one visible, never half a document.
+Text stage, per document under the knowledge base's write lock (store/locks.py: threads and processes, of
+every host with the PostgreSQL catalog; released between documents): the unchanged / duplicate checks, mark
+the document pending, stage its rows (with their jieba tokens) in batches of ingest.write_batch, then commit
+rows, lexical index and state in one transaction: the document is searchable by BM25 from that moment; the
+previous version's vectors go. A failure discards the staged rows; a crash (kill -9) leaves the old version or
+the new one visible, never half a document.
 
 Vector stage (fill_vectors, the embedding worker): the catalog lists the committed chunks still without a vector;
 the worker embeds a batch of them outside the write lock (a large document no longer holds it while it is
@@ -12,9 +13,10 @@ embedded), then, under it, writes the vectors of those chunks that are still com
 meanwhile drops the rest) and marks them. A crash or a restart loses at most one batch of work: the next worker
 (the next ingest, `kb embed`) resumes from the catalog. One worker per knowledge base (store.embed_locks).
 
-Originals: a document's extracted text, and the file it was parsed from (up to ingest.max_file_mb), are staged in
-the originals store before the commit and published after it; the document's `origin` names them. Each chunk's
-metadata carries "offsets" [start, end] into that text and "pages" when its blocks had pages.
+Originals: a document's extracted text, and the file it was parsed from (up to ingest.max_file_mb), are staged
+in the originals store (files under data_dir, or rows of the PostgreSQL database) before the commit and
+published after it; the document's `origin` names them. Each chunk's metadata carries "offsets" [start, end]
+into that text and "pages" when its blocks had pages.
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Commands of the scale-out profile (issue #18): `gov-assistant worker` (embedding worker processes, any number,
-any host) and `gov-assistant db upgrade|current` (Alembic migrations of the PostgreSQL database)."""
+any host), `gov-assistant db upgrade|current` (Alembic migrations of the PostgreSQL database) and `db
+import-originals` (originals kept as files before Alembic 0005 into the database)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -40,6 +41,17 @@ def db_current():
     print(f"{have or 'none'} (head {head()})")
     if have != head():
         raise typer.Exit(1)
+
+
+@db_app.command("import-originals")
+def db_import_originals():
+    """Take the originals this host kept as files under data_dir (before Alembic 0005) into the database, so
+    every replica serves them: run once on each host that ingested before the upgrade. Files no document names
+    are removed."""
+    with context.friendly_errors():
+        _url()
+        adopted, removed = context.container().store.originals.import_local()
+    print(f"{adopted} originals taken into the database, {removed} files no document names removed")
 
 
 def worker(poll_s: float = typer.Option(5.0, "--poll", min=0.1, help="Seconds between looks for new work."),

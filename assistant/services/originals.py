@@ -106,7 +106,7 @@ class OriginalsService:
         if context is not None and span:
             context = max(0, min(context, MAX_CONTEXT))
             lo, hi = max(0, span[0] - context), min(len(text), span[1] + context)
-        original = self.store.originals.path(origin.get("file")) is not None
+        original = self.store.originals.exists(origin.get("file"))
         name = origin.get("name") or ""
         return {"kb": kb, "doc_id": doc_id, "title": doc.get("title") or "", "chars": len(text), "offset": lo,
                 "text": text[lo:hi], "span": span, "pages": where["pages"], "page": where["page"],

@@ -1,7 +1,8 @@
 """The scale-out topology for real (issue #18): PostgreSQL and a Chroma server on loopback, two API processes
 (`gov-assistant serve`, as two hosts behind a load balancer would run) and an embedding worker process. What one
-process does, the other sees: a job and its progress, documents, search results, keys (a revoke holds
-everywhere at once), the shared rate limit, one audit log; `serve --workers 2` starts on the same engines and
+process does, the other sees: a job and its progress, documents, search results, an original's file and text
+(on a host with a data_dir of its own), keys (a revoke holds everywhere at once), the shared rate limit, one
+audit log; `serve --workers 2` starts on the same engines and
 refuses to start on the embedded store."""
 from __future__ import annotations
 
@@ -72,6 +73,31 @@ def test_what_one_process_does_the_other_sees(two_hosts, engines, tmp_path):
         assert dense["hits"], dense
     check = httpx.get(b + "/api/v1/kbs/shared/check", headers=_h()).json()
     assert check["consistent"], check
+
+
+def test_a_source_uploaded_on_one_host_is_read_on_a_host_with_its_own_data_dir(two_hosts, engines, tmp_path):
+    """The originals are rows of the shared database: a host sharing no data_dir serves the file and text."""
+    a, _ = two_hosts
+    doc = "示范市人社局关于社保卡补办的通知\n\n社保卡遗失后可在线申请补办，补办的新卡邮寄到家。\n".encode("utf-8")
+    assert httpx.post(a + "/api/v1/kbs", json={"name": "sources"}, headers=_h()).status_code == 201
+    r = httpx.post(a + "/api/v1/kbs/sources/documents", headers=_h(),
+                   files=[("files", ("social-card.txt", doc, "text/plain"))])
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 120
+    while (job := httpx.get(f"{a}/api/v1/jobs/{r.json()['job_id']}", headers=_h()).json())["state"] not in (
+            "done", "failed"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.5)
+    assert job["state"] == "done" and job["counts"] == {"added": 1}, job
+    c, pc = serve({**engines, "GOV_ASSISTANT_DATA_DIR": str(tmp_path / "elsewhere")})
+    try:
+        (listed,) = httpx.get(c + "/api/v1/kbs/sources/documents", headers=_h()).json()
+        source = httpx.get(f"{c}/api/v1/kbs/sources/documents/{listed['doc_id']}/source", headers=_h())
+        assert source.status_code == 200 and source.content == doc, source.text
+        text = httpx.get(f"{c}/api/v1/kbs/sources/documents/{listed['doc_id']}/text", headers=_h()).json()
+        assert "在线申请补办" in text["text"] and text["original"], text
+    finally:
+        stop_process(pc)
 
 
 def test_a_key_revoked_once_is_refused_by_every_process_and_both_are_audited(two_hosts, engines):

@@ -126,6 +126,17 @@ def test_delete_removes_originals_no_other_document_uses(container, tmp_path):
     assert not list(container.store.originals.root.rglob(".staged-*"))
 
 
+@pytest.mark.timeout(120)
+def test_a_knowledge_base_named_originals_is_ingested(container, tmp_path):
+    """The originals' own lock is .originals.lock: the write lock of a knowledge base named `originals` was
+    the same file, so publishing its document's blobs waited for the writer's own flock for ever."""
+    f = tmp_path / "a.txt"
+    f.write_text("示范市通知\n请各单位于月底前报送材料。\n", encoding="utf-8")
+    assert container.knowledge_bases.ingest_paths("originals", [f], principal=LOCAL_ADMIN).ok
+    origin = container.knowledge_bases.documents("originals", principal=LOCAL_ADMIN)[0]["origin"]
+    assert container.store.originals.path(origin["file"]).read_bytes() == f.read_bytes()
+
+
 def test_a_changed_file_replaces_its_original(container, tmp_path):
     f = tmp_path / "a.txt"
     kbs = container.knowledge_bases

@@ -1,6 +1,10 @@
 """The knowledge store: SQLite catalog (source of truth, with its FTS5 lexical index: lexical.py) + Chroma vectors,
 under one data directory, the per-knowledge-base write lock every writer takes (locks.py) and the documents'
-originals (ingested files, extracted texts: originals.py)."""
+originals (ingested files, extracted texts: originals.py).
+
+With a PostgreSQL catalog (database.url, the scale-out profile) the write and embed locks are the database's
+advisory locks and the originals are its rows, so replicas share them without sharing a data_dir; the embedded
+default keeps flocks and files under data_dir."""
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
@@ -8,8 +12,8 @@ from pathlib import Path
 
 from assistant.components.store.catalog import Catalog, origin_blobs
 from assistant.components.store.lexical import LexicalIndex
-from assistant.components.store.locks import WriteLocks
-from assistant.components.store.originals import Originals
+from assistant.components.store.locks import PgWriteLocks, WriteLocks
+from assistant.components.store.originals import Originals, PgOriginals
 from assistant.components.store.vectors import VectorStore
 from assistant.filters import LATEST_TEXT
 from assistant.settings import Settings
@@ -23,9 +27,18 @@ class KnowledgeStore:
         self.catalog = Catalog(catalog_target or root / "catalog.sqlite3", settings.classification.default_level)
         self.vectors = VectorStore(settings.vectorstore, root / "chroma")
         self.bm25 = LexicalIndex(self.catalog, settings.retrieval.lexical_max_postings)
-        self.locks = WriteLocks(root / "locks")
-        self.embed_locks = WriteLocks(root / "locks", suffix=".embed.lock")
-        self.originals = Originals(root / "originals", WriteLocks(root / "locks", suffix=".lock"))
+        self.locks: WriteLocks | PgWriteLocks
+        self.embed_locks: WriteLocks | PgWriteLocks
+        self.originals: Originals
+        if self.catalog.postgres:
+            url = str(catalog_target)
+            self.locks = PgWriteLocks(url, "write")
+            self.embed_locks = PgWriteLocks(url, "embed")
+            self.originals = PgOriginals(root / "originals", url, self.catalog.origin_in_use)
+        else:
+            self.locks = WriteLocks(root / "locks")
+            self.embed_locks = WriteLocks(root / "locks", suffix=".embed.lock")
+            self.originals = Originals(root / "originals", WriteLocks(root / "locks", suffix=".lock"))
         _remove_old_index(root / "bm25")
         for kb, flags in self.catalog.refresh_latest_texts().items():
             self.flag_vectors(kb, flags)
