@@ -37,41 +37,62 @@ from assistant.db import pg_connect
 log = logging.getLogger(__name__)
 
 
-class WriteLocks:
-    def __init__(self, directory: Path, suffix: str = ".lock"):
-        self.dir = directory
-        self.suffix = suffix
-        self.dir.mkdir(parents=True, exist_ok=True)
+class _ReentrantLocks:
+    """One lock per name, re-entrant in the thread that holds it; subclasses take and give back the real lock
+    (_acquire returns the handle _release needs)."""
+
+    def __init__(self):
         self.thread_lock = threading.RLock()
-        self._held: dict[str, tuple[int, int]] = {}     # kb -> (depth, fd); touched only under thread_lock
+        self._held: dict[str, tuple[int, object]] = {}   # kb -> (depth, handle); touched only under thread_lock
 
     @contextmanager
     def hold(self, kb: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
         """on_wait() is called once when another process holds the lock (before waiting for it)."""
         with self.thread_lock:
-            depth, fd = self._held.get(kb, (0, -1))
+            depth, handle = self._held.get(kb, (0, None))
             if depth == 0:
-                fd = os.open(self.dir / f"{kb}{self.suffix}", os.O_RDWR | os.O_CREAT, 0o600)
-                try:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except BlockingIOError:
-                        if on_wait:
-                            on_wait()
-                        fcntl.flock(fd, fcntl.LOCK_EX)
-                except BaseException:
-                    os.close(fd)
-                    raise
-            self._held[kb] = (depth + 1, fd)
+                handle = self._acquire(kb, on_wait)
+            self._held[kb] = (depth + 1, handle)
             try:
                 yield
             finally:
-                depth, fd = self._held.pop(kb)
+                depth, handle = self._held.pop(kb)
                 if depth > 1:
-                    self._held[kb] = (depth - 1, fd)
+                    self._held[kb] = (depth - 1, handle)
                 else:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-                    os.close(fd)
+                    self._release(kb, handle)
+
+    def _acquire(self, kb: str, on_wait: Callable[[], None] | None):
+        raise NotImplementedError
+
+    def _release(self, kb: str, handle) -> None:
+        raise NotImplementedError
+
+
+class WriteLocks(_ReentrantLocks):
+    def __init__(self, directory: Path, suffix: str = ".lock"):
+        super().__init__()
+        self.dir = directory
+        self.suffix = suffix
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def _acquire(self, kb: str, on_wait: Callable[[], None] | None) -> int:
+        fd = os.open(self.dir / f"{kb}{self.suffix}", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait:
+                    on_wait()
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _release(self, kb: str, fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def lock_key(kind: str, name: str) -> int:
@@ -81,7 +102,7 @@ def lock_key(kind: str, name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-class PgWriteLocks:
+class PgWriteLocks(_ReentrantLocks):
     """WriteLocks through PostgreSQL: a session advisory lock per held name, on a connection of its own."""
 
     IDLE = 1      # connections kept open between holds (a new one per document costs a login)
@@ -90,8 +111,7 @@ class PgWriteLocks:
         self.url = url
         self.kind = kind
         self.connect_timeout_s = connect_timeout_s
-        self.thread_lock = threading.RLock()
-        self._held: dict[str, tuple[int, object]] = {}   # kb -> (depth, connection); under thread_lock
+        super().__init__()
         self._idle: list = []
 
     def _connect(self):
@@ -107,9 +127,10 @@ class PgWriteLocks:
             raise
         return conn
 
-    def _acquire(self, key: int, on_wait: Callable[[], None] | None):
+    def _acquire(self, kb: str, on_wait: Callable[[], None] | None):
         import psycopg
 
+        key = lock_key(self.kind, kb)
         conn = None
         while self._idle and conn is None:
             conn = self._idle.pop()
@@ -133,9 +154,10 @@ class PgWriteLocks:
             raise
         return conn
 
-    def _release(self, key: int, conn) -> None:
+    def _release(self, kb: str, conn) -> None:
         import psycopg
 
+        key = lock_key(self.kind, kb)
         try:
             if not conn.execute("SELECT pg_advisory_unlock(%s)", (key,)).fetchone()[0]:
                 raise RuntimeError("not held")
@@ -148,24 +170,6 @@ class PgWriteLocks:
             self._idle.append(conn)
         else:
             conn.close()
-
-    @contextmanager
-    def hold(self, kb: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-        """on_wait() is called once when another session holds the lock (before waiting for it)."""
-        with self.thread_lock:
-            key = lock_key(self.kind, kb)
-            depth, conn = self._held.get(kb, (0, None))
-            if depth == 0:
-                conn = self._acquire(key, on_wait)
-            self._held[kb] = (depth + 1, conn)
-            try:
-                yield
-            finally:
-                depth, conn = self._held.pop(kb)
-                if depth > 1:
-                    self._held[kb] = (depth - 1, conn)
-                else:
-                    self._release(key, conn)
 
     def close(self) -> None:
         with self.thread_lock:
