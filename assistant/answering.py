@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.prompts import ChatPromptTemplate
 
 from assistant.filters import AMENDED, Filters
-from assistant.grounding.answer_type import asked_kind, states
+from assistant.grounding.answer_type import answers_kind, asked_kind, states
 from assistant.grounding.answerability import (answerability, first_token_logprobs, refusal_mass, retrieval_signals,
                                                scorer_probability, text_signals)
 from assistant.grounding.atoms import Evidence
@@ -31,7 +31,7 @@ from assistant.text_heuristics import add_marker, bigrams
 
 ATOM_KIND_NAMES = {"amount": "金额", "percent": "比例", "date": "日期", "number": "数字", "doc_number": "文号",
                    "article": "条款", "document": "文件名称", "place": "地名", "agency": "机关名称",
-                   "content": "内容"}
+                   "year": "年份", "content": "内容"}
 REFUSAL_MARKERS = ("知识库中未找到", "未找到相关依据", "资料中没有", "参考资料中没有", "无法根据参考资料")
 _CITE = re.compile(r"\[(\d{1,2})\]")
 log = logging.getLogger(__name__)
@@ -470,7 +470,7 @@ class Answerer:
                                     verification, citations, timings, t_start, usage, sources_sent=True)
             return
         text, refused, citations = finalize_answer(kept, citations)
-        if kind and not refused and not states(kind, _CITE.sub("", text)):
+        if kind and not refused and not answers_kind(kind, _CITE.sub("", text), standalone):
             # the model answered around the question ("超过40家机构参与" for a 发行规模): what was asked is not there
             verification.reason = "missing_answer_kind"
             yield from self._refuse(question, standalone, load_prompt("refusal_answer_kind").format(kind=kind.name),

@@ -126,7 +126,7 @@ def run(suite: str = typer.Option(..., "--suite", help="ncp | rgb | summaries | 
         n: int = typer.Option(25, "--n", help="rejection: absent questions (gold documents removed from the KB), and "
                               "as many present ones."),
         noise: str = typer.Option("0,0.2,0.4,0.6,0.8", "--noise", help="rgb: noise ratios, comma-separated (the "
-                                  "rejection test with noise 1.0 always runs)."),
+                                  "rejection test with noise 1.0 always runs; none: only that test)."),
         fresh: bool = typer.Option(False, "--fresh", help="Discard what the run folder holds and start over.")):
     """Run a suite through the product's services; writes summary.json, items.jsonl, report.md/.html and charts."""
     from assistant.cli import context as main
@@ -146,12 +146,13 @@ def run(suite: str = typer.Option(..., "--suite", help="ncp | rgb | summaries | 
         ("--n", None if n == 25 or suite != "rejection" else n),
         ("--noise", None if noise == "0,0.2,0.4,0.6,0.8" or suite != "rgb" else noise), ("--out", out)])
     try:
-        noise_ratios = tuple(float(x) for x in noise.split(",") if x.strip())
+        # "none": only the rejection test (all-noise passages), which always runs
+        noise_ratios = () if noise.strip().lower() == "none" else tuple(float(x) for x in noise.split(",") if x.strip())
     except ValueError:
         err.print(f"[red]错误 error:[/red] --noise: comma-separated ratios like 0,0.4 (got {noise!r})")
         raise typer.Exit(2) from None
-    if not noise_ratios or not all(0 <= r < 1 for r in noise_ratios):
-        err.print(f"[red]错误 error:[/red] --noise: ratios from 0 up to (not including) 1 (got {noise!r})")
+    if (not noise_ratios and noise.strip().lower() != "none") or not all(0 <= r < 1 for r in noise_ratios):
+        err.print(f"[red]错误 error:[/red] --noise: ratios from 0 up to (not including) 1, or none (got {noise!r})")
         raise typer.Exit(2) from None
     options = RunOptions(suite=suite, out=out, data=data, kb=kb, limit=limit, retrieval_only=retrieval_only,
                          modes=tuple(m.strip() for m in modes.split(",") if m.strip()), retrieval_k=retrieval_k,

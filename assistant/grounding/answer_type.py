@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from assistant.grounding.atoms import CN_NUM, normalize
+from assistant.grounding.atoms import CN_NUM, Evidence, atom_spans, normalize
 
 _N = rf"(?:\d+(?:\.\d+)?|[{CN_NUM}]+)"
 
@@ -62,3 +62,14 @@ def asked_kind(question: str) -> AnswerKind | None:
 
 def states(kind: AnswerKind, text: str) -> bool:
     return bool(kind.states.search(normalize(text)))
+
+
+def answers_kind(kind: AnswerKind, answer: str, question: str) -> bool:
+    """The answer states the asked kind in what it adds to the question: "2022年春运首日火车票今天正式开售" does not
+    say when, though it repeats the question's 2022年."""
+    asked = Evidence.of(question)
+    t = list(normalize(answer))
+    for atom, (start, end) in atom_spans(answer, names=False):
+        if asked.supports(atom):
+            t[start:end] = " " * (end - start)
+    return bool(kind.states.search("".join(t)))

@@ -126,18 +126,23 @@ def _spans_overlap(span: tuple[int, int], taken: list[tuple[int, int]]) -> bool:
 def extract_atoms(text: str, names: bool = True) -> list[Atom]:
     """Atoms in reading order of kind; a span claimed by a more specific kind (a date, an amount) is not counted
     again as a bare number. Citation markers [n] and list numbers ("1." "（一）" at a line start) are not atoms."""
+    return [a for a, _ in atom_spans(text, names)]
+
+
+def atom_spans(text: str, names: bool = True) -> list[tuple[Atom, tuple[int, int]]]:
+    """extract_atoms with where each atom sits in normalize(text)."""
     t = normalize(text)
     t = re.sub(r"\[\d{1,2}\]", lambda m: " " * len(m.group(0)), t)          # citation markers, same length
     t = re.sub(r"(?m)^(\s*)(\d{1,2}[.、]|\(\d{1,2}\)|[(（]?[一二三四五六七八九十]+[)）、])",
                lambda m: m.group(1) + " " * len(m.group(2)), t)                 # list numbering
-    atoms: list[Atom] = []
+    atoms: list[tuple[Atom, tuple[int, int]]] = []
     taken: list[tuple[int, int]] = []
 
     def add(kind: str, m: re.Match, key: str | None) -> None:
         if key is None or _spans_overlap(m.span(), taken):
             return
         taken.append(m.span())
-        atoms.append(Atom(kind, m.group(0), key))
+        atoms.append((Atom(kind, m.group(0), key), m.span()))
 
     for m in _DOC_NUMBER.finditer(t):
         add("doc_number", m, f"{m.group(1)[-2:]}[{m.group(2)}]{int(m.group(3))}号")   # issuer's last 2 characters
@@ -171,7 +176,7 @@ def extract_atoms(text: str, names: bool = True) -> list[Atom]:
     if names:
         for kind, span, name in _names(t):
             if not _spans_overlap(span, taken):
-                atoms.append(Atom(kind, name, name_key(name)))
+                atoms.append((Atom(kind, name, name_key(name)), span))
     return atoms
 
 
@@ -287,3 +292,46 @@ def unsupported_atoms(text: str, evidence: "str | Evidence") -> list[Atom]:
     """The atoms of `text` that the evidence does not state (empty: every figure and name is in the evidence)."""
     ev = evidence if isinstance(evidence, Evidence) else Evidence.of(evidence)
     return [a for a in extract_atoms(text) if not ev.supports(a)]
+
+
+# --- a figure stated for a year must be stated for that year ------------------------------------------------
+# "2022年特斯拉交付量为93.62万辆" from "以特斯拉2021年的全球交付量93.62万辆计算": both atoms are in the passage, bound
+# to different years. A figure's year is the nearest year before it in its sentence; a year compared against
+# ("比2020年增长") is not the figure's own.
+_CLAUSE_END = re.compile(r"[。！？!?；;\n]")
+_COMPARED = re.compile(r"(?:比|较|同比|相比|对比|与|和|及|至|到|—|-|~|～)$")
+
+
+def _sentence_bounds(t: str, pos: int) -> tuple[int, int]:
+    start = max((m.end() for m in _CLAUSE_END.finditer(t, 0, pos)), default=0)
+    end = m.start() if (m := _CLAUSE_END.search(t, pos)) else len(t)
+    return start, end
+
+
+def _year_before(t: str, spans: list[tuple[Atom, tuple[int, int]]], pos: int) -> int | None:
+    start, _ = _sentence_bounds(t, pos)
+    years = [(s, int(a.key.split(":")[1].split("-")[0])) for a, (s, e) in spans
+             if a.kind == "date" and start <= s and e <= pos and not _COMPARED.search(t[max(s - 2, 0):s])]
+    return max(years)[1] if years else None
+
+
+def year_mismatches(text: str, evidence_text: str) -> list[str]:
+    """The figures of `text` bound to a year (2022年…93.62万辆) that the evidence states only for other years
+    ("2022年≠2021年: 93.62万辆"). A figure the evidence states with no year in its sentence, or for the same year,
+    passes; so does a figure the evidence does not hold at all (the atom check judges that)."""
+    t = normalize(text)
+    own = atom_spans(text, names=False)
+    figures = [(a, span) for a, span in own if a.kind in ("amount", "percent", "number")]
+    if not figures:
+        return []
+    ev = normalize(evidence_text)
+    ev_spans = atom_spans(evidence_text, names=False)
+    out = []
+    for a, (s, _) in figures:
+        year = _year_before(t, own, s)
+        if year is None:
+            continue
+        found = [_year_before(ev, ev_spans, es) for b, (es, _) in ev_spans if b.key == a.key]
+        if found and all(y is not None and y != year for y in found):
+            out.append(f"{year}年≠{'/'.join(f'{y}年' for y in sorted(set(found)))}：{a.text}")
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from assistant.grounding.atoms import Evidence, has_figure, normalize, unsupported_atoms
+from assistant.grounding.atoms import Evidence, has_figure, normalize, unsupported_atoms, year_mismatches
 from assistant.text_heuristics import add_marker
 
 CITE = re.compile(r"\[(\d{1,2})\]")
@@ -88,6 +88,10 @@ def check_sentence(sentence: str, evidences: dict[int, Evidence], all_evidence: 
                 sentence, cites, added = add_marker(sentence, n), cites + [n], added + [n]
             support = other
     unsupported, kinds = [a.text for a in missing], [a.kind for a in missing]
+    # a figure every passage states for another year than the sentence does (any passage: the right neighbour may
+    # be uncited) is not supported for that year
+    if not missing and (wrong_year := year_mismatches(body, all_evidence.text)):
+        unsupported, kinds = unsupported + wrong_year, kinds + ["year"] * len(wrong_year)
     if own >= MIN_OWN_GRAMS and support < min_support:
         kinds.append("content")
     return SentenceCheck(sentence, cites, not kinds, unsupported, kinds, added_cites=added, support=support, own=own)

@@ -78,7 +78,7 @@ def ask(ctx: RunContext, question: str, kb: str, record: dict, gold_answer: str 
     record["refused"] = bool(answer.refused)
     record["refusal_marker"] = M.is_refusal(answer.answer)
     record["citations"] = [{"n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "cited": c.cited,
-                            "label": c.label} for c in answer.citations]
+                            "label": c.label, "text": c.text} for c in answer.citations]   # a later check replays
     record.setdefault("timings", {}).update({f"answer_{k}": round(v, 1) for k, v in answer.timings.items()})
     am: dict = {"refused": float(answer.refused)}
     if not answer.refused:

@@ -72,6 +72,8 @@ class RGBSuite:
                   "answer": text, "refused": bool(answer.refused), "refusal_marker": marker_refusal,
                   "citations": [{"n": c.n, "doc_id": c.doc_id, "cited": c.cited} for c in answer.citations],
                   "timings": {f"answer_{k}": round(v, 1) for k, v in answer.timings.items()}}
+        if answer.verification:     # every generated sentence, kept or removed, and what screening read
+            record["verification"] = answer.verification
         n_in = record["passages_in_prompt"]
         record["positives_in_prompt"] = sum(p["positive"] for p in mixed[:n_in])
         if task == "noise":

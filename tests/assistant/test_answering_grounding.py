@@ -198,6 +198,28 @@ def test_a_looping_answer_says_each_sentence_once(qa):
     assert not a.refused and a.answer.count("出生医学证明原件") == 1 and "户口簿" in a.answer
 
 
+def test_an_answer_that_repeats_the_questions_year_does_not_say_when(tmp_path):
+    from assistant.grounding.answer_type import answers_kind, asked_kind
+    q = "2022年春运首日火车票什么时候开售？"
+    assert not answers_kind(asked_kind(q), "2022年春运首日火车票今天正式开售。", q)
+    assert answers_kind(asked_kind(q), "2022年春运首日火车票于1月3日开售。", q)
+    assert answers_kind(asked_kind("几个工作日办结？"), "3个工作日内办结。", "几个工作日办结？")
+    c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__ANSWER_KINDS="true")
+    a = c.qa.answerer.answer_from_passages(q, [{"text": "按照火车票提前15天发售的安排，2022年春运首日（1月17日）的火车票"
+                                                     "今天正式开售。"}])
+    assert a.refused and a.verification["reason"] == "missing_answer_kind" or "1月" in a.answer
+
+
+def test_a_figure_the_passages_state_for_another_year_is_removed(qa):
+    # both atoms are in the passage (2024年, 200个), but it states 200 for 2025, not for 2024
+    passage = "2024年完成开放平台升级。2025年全年新增开放数据集200个，较上年增加40个。"
+    qa.llm.replies.append("2024年新增开放数据集200个[1]。")
+    a = qa.qa.answerer.answer_from_passages("2024年新增开放数据集的情况", [{"text": passage}])
+    assert a.refused and "200" not in a.answer and "年份" in a.answer
+    [s] = a.verification["sentences"]
+    assert s["kinds"] == ["year"] and s["unsupported"] == ["2024年≠2025年：200个"]
+
+
 def test_answer_kinds_on_hand_checked_questions():
     from assistant.grounding.answer_type import asked_kind, states
     cases = {"发行规模是多少？": "金额", "补贴标准是多少元？": "金额", "办理时限是多久？": "期限", "几个工作日办结？": "期限",

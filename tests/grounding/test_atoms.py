@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.grounding.atoms import Evidence, cn_to_int, extract_atoms, has_figure, normalize, unsupported_atoms
+from assistant.grounding.atoms import (Evidence, cn_to_int, extract_atoms, has_figure, normalize, unsupported_atoms,
+                                       year_mismatches)
 
 
 def keys(text: str) -> set[str]:
@@ -84,3 +85,25 @@ def test_a_city_agency_named_without_its_province_supports_the_full_name():
     agency = next(a for a in extract_atoms("甘肃省平凉市政务服务中心如何应对疫情？") if a.kind == "agency")
     assert Evidence.of("", "平凉市政务服务中心于2月3日起暂停对外办公。").supports(agency)
     assert not Evidence.of("", "兰州市政务服务中心于2月3日起暂停对外办公。").supports(agency)
+
+
+# RGB all-noise answers: each figure is in a passage, stated for another year than the answer gives it
+@pytest.mark.parametrize("sentence, passage, wrong", [
+    ("2022年特斯拉全球交付量为93.62万辆。", "以特斯拉2021年的全球交付量93.62万辆计算，特斯拉2022年的交付", ["2022年≠2021年：93.62"]),
+    ("2021年北京大兴机场年旅客吞吐量超7万人次。", "2022年元旦3天假期，大兴机场预计日均旅客吞吐量超7万人次。",
+     ["2021年≠2022年：7万人次"]),
+    ("二〇二一年GDP增长8.1%。", "2020年GDP增长8.1%。", ["2021年≠2020年：8.1%"]),
+])
+def test_a_figure_stated_for_another_year_is_a_mismatch(sentence, passage, wrong):
+    assert year_mismatches(sentence, passage) == wrong
+
+
+@pytest.mark.parametrize("sentence, passage", [
+    ("2021年GDP增长8.1%。", "2021年全年GDP比2020年增长8.1%。"),           # the year compared against is not its own
+    ("2021年GDP增长8.1%。", "全年GDP增长8.1%。"),                         # no year in its sentence: the atom check judges
+    ("2021年GDP增长8.1%。", "2020年GDP增长2.3%。2021年GDP增长8.1%。"),     # one occurrence for the right year is enough
+    ("GDP增长8.1%，2021年如此。", "2020年GDP增长8.1%。"),                  # no year before the figure in the answer
+    ("2021年补贴1000元。", "每户补贴一千元。"),
+])
+def test_a_figure_for_its_own_year_or_without_one_passes(sentence, passage):
+    assert year_mismatches(sentence, passage) == []
