@@ -22,8 +22,8 @@ from assistant.grounding.constraints import (describe_missing, missing_constrain
 from assistant.grounding.extractive import Extract, best_extract
 from assistant.grounding.focus import focus_text
 from assistant.grounding.injection import injection_attempt
-from assistant.grounding.verify import (SentenceCheck, Verification, check_sentence, has_content, substantive,
-                                        union)
+from assistant.grounding.verify import (AnchorPassage, SentenceCheck, Verification, anchor, check_sentence,
+                                        has_content, substantive, union)
 from assistant.prompts import load_prompt
 from assistant.retrieval import Hit, HybridSearcher, positions, query_terms
 from assistant.settings import Settings
@@ -418,6 +418,10 @@ class Answerer:
         usage: dict[str, int] = {}
         t0 = time.perf_counter()
         gate = _SentenceGate(by_n, standalone, a.min_support) if a.verify else None
+        if gate and a.min_anchor:
+            gate.anchoring(query_terms(standalone), a.min_anchor,
+                           [AnchorPassage.of(h.text, f"{h.metadata.get('title', '')}{h.metadata.get('heading', '')}")
+                            for h in hits[:len(citations)]])
         first_token = a.answerability == "first_token"
         llm = self.llm.bind(logprobs=True, top_logprobs=TOP_LOGPROBS) if first_token else self.llm
         for chunk in llm.stream(messages):
@@ -465,6 +469,13 @@ class Answerer:
                 kept = load_prompt("answer_extract").format(kinds=kinds, text=extract.sentence) + f"[{extract.n}]"
                 timings.setdefault("first_token_ms", (time.perf_counter() - t_start) * 1000)
                 yield {"type": "token", "text": kept}
+        if verification.reason == "unsupported" and gate.unanchored is not None:
+            # supported sentences, none placed where its passage speaks of the question: the closest miss is named
+            verification.reason = "unanchored"
+            missing = "".join(f"「{t}」" for t in gate.unanchored.unanchored_terms) or "所问的内容"
+            yield from self._refuse(question, standalone, load_prompt("refusal_unanchored").format(missing=missing),
+                                    verification, citations, timings, t_start, usage, sources_sent=True)
+            return
         if verification.reason == "unsupported":
             yield from self._refuse(question, standalone, load_prompt("refusal_unsupported").format(kinds=kinds),
                                     verification, citations, timings, t_start, usage, sources_sent=True)
@@ -539,6 +550,12 @@ class _SentenceGate:
         self.pending = ""
         self.substantive = 0
         self.seen: set[str] = set()
+        # with min_anchor: a supported sentence counts as the answer only where its passage covers the question
+        self.min_anchor, self.terms, self.passages = 0.0, set(), []
+        self.unanchored: SentenceCheck | None = None    # the best-anchored sentence held for it, if any
+
+    def anchoring(self, terms: set[str], min_anchor: float, passages: list[AnchorPassage]) -> None:
+        self.terms, self.min_anchor, self.passages = terms, min_anchor, passages
 
     def feed(self, text: str) -> str:
         self.buffer += text
@@ -577,6 +594,14 @@ class _SentenceGate:
         if self.min_support and not substantive(check, self.min_support):
             self.pending += check.text
             return ""
+        if self.min_anchor and self.terms:
+            check.anchor, check.unanchored_terms = anchor(_CITE.sub("", check.text), self.question, self.terms,
+                                                          self.passages)
+            if check.anchor is not None and check.anchor < self.min_anchor:
+                if self.unanchored is None or check.anchor > (self.unanchored.anchor or 0.0):
+                    self.unanchored = check
+                self.pending += check.text
+                return ""
         out, self.pending = self.pending + check.text, ""
         self.substantive += 1
         return out
@@ -584,7 +609,7 @@ class _SentenceGate:
     @property
     def hollow(self) -> bool:
         """Judged by wording (min_support) and nothing substantive was kept: only restatements of the question."""
-        return bool(self.min_support) and self.substantive == 0
+        return bool(self.min_support or self.min_anchor) and self.substantive == 0
 
 
 # what two sentences must share to be the same one said again: all but list numbers, markers and spacing

@@ -219,6 +219,9 @@ class AnswerSettings(_Section):
     answer_kinds: bool = False            # a question asking for an amount / date / time limit … needs one stated
     verify: bool = False
     min_support: float = 0.0              # share of a sentence's own wording its passages must hold; 0 = off
+    # share of the question's terms the passage sentence holding an answer sentence's own content must cover (with
+    # the sentence before it, title and heading) for that sentence to count as the answer; 0 = off
+    min_anchor: float = 0.0
     # when every sentence was removed for an unsupported figure: quote the passage sentence that states the asked
     # kind and covers this share of the question's idf weight (with its heading); 0 = refuse as before
     extract_min_coverage: float = 0.0

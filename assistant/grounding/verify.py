@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from assistant.grounding.atoms import Evidence, has_figure, normalize, unsupported_atoms, year_mismatches
+from assistant.grounding.atoms import (Evidence, atom_spans, has_figure, normalize, unsupported_atoms,
+                                      year_mismatches)
 from assistant.text_heuristics import add_marker
 
 CITE = re.compile(r"\[(\d{1,2})\]")
@@ -25,6 +26,9 @@ class SentenceCheck:
     # (None: no wording of its own); judged only from MIN_OWN_GRAMS bigrams of its own (`own`) up
     support: float | None = None
     own: int = 0
+    # share of the question's terms where its own content sits in a passage (anchor); None: not judged
+    anchor: float | None = None
+    unanchored_terms: list[str] = field(default_factory=list)   # the question's terms that place lacks
 
 
 @dataclass
@@ -162,6 +166,50 @@ def verify_text(text: str, evidences: dict[int, Evidence]) -> tuple[str, list[Se
     checks = [check_sentence(s, evidences, all_ev) for s in split_sentences(text)]
     kept = "".join(c.text for c in checks if c.supported)
     return kept.strip(), checks
+
+
+def main_terms(terms: set[str]) -> set[str]:
+    """The question's terms without those inside a longer one (人世间, not also 人世 and 世间): a term's parts would
+    count it several times."""
+    return {t for t in terms if not any(t != u and t in u for u in terms)}
+
+
+@dataclass(frozen=True)
+class AnchorPassage:
+    head: str                # title and heading: what the whole passage is about
+    sentences: tuple[str, ...]
+
+    @classmethod
+    def of(cls, text: str, head: str = "") -> "AnchorPassage":
+        return cls(normalize(head), tuple(normalize(s) for s in _CLAUSE.split(text) if s.strip()))
+
+
+_CLAUSE = re.compile(r"(?<=[。！？!?；;\n])")
+
+
+def anchor(body: str, question: str, terms: set[str], passages: list[AnchorPassage]) -> tuple[float | None, list[str]]:
+    """Does the sentence answer *this* question, or copy a passage sentence about something next to it? Where its own
+    content sits in the passages (a passage sentence holding at least half of its own wording, or one of its figures),
+    the best share of the question's terms that place covers with the sentence before it and the passage's title and
+    heading; and the terms missing there. "《人世间》的编剧是丁勇岱" from "最佳男配角由丁勇岱摘得，他在《人世间》中饰演…"
+    covers 人世间 but not 编剧. (None, []): nothing of its own to place, or no terms."""
+    own = own_grams(body, question)
+    figures = [normalize(a.text) for a, _ in atom_spans(body, names=False) if a.kind in ("amount", "percent", "number")]
+    terms = main_terms(terms)
+    if not terms or (not own and not figures):
+        return None, []
+    best, lacking = -1.0, sorted(terms)
+    for p in passages:
+        for i, sentence in enumerate(p.sentences):
+            holds = (own and sum(g in sentence for g in own) * 2 >= len(own)) or any(f in sentence for f in figures)
+            if not holds:
+                continue
+            place = (p.head + (p.sentences[i - 1] if i else "") + sentence).lower()   # terms are lower case
+            missing = sorted(t for t in terms if normalize(t).lower() not in place)
+            share = 1 - len(missing) / len(terms)
+            if share > best:
+                best, lacking = share, missing
+    return (round(best, 3), lacking) if best >= 0 else (0.0, lacking)
 
 
 def has_content(text: str) -> bool:
