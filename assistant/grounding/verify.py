@@ -169,9 +169,14 @@ def verify_text(text: str, evidences: dict[int, Evidence]) -> tuple[str, list[Se
 
 
 def main_terms(terms: set[str]) -> set[str]:
-    """The question's terms without those inside a longer one (人世间, not also 人世 and 世间): a term's parts would
-    count it several times."""
-    return {t for t in terms if not any(t != u and t in u for u in terms)}
+    """The question's terms without those inside a longer one (人世间, not also 人世 and 世间: a term's parts would
+    count it several times), years (the question's year is a constraint every passage was already held to) and the
+    names of the whole country (a national passage rarely says 中国)."""
+    return {t for t in terms if not any(t != u and t in u for u in terms) and not t.isdigit()
+            and t not in _COUNTRY}
+
+
+_COUNTRY = frozenset("中国 我国 全国 国家 中华人民共和国".split())
 
 
 @dataclass(frozen=True)
@@ -194,7 +199,8 @@ def anchor(body: str, question: str, terms: set[str], passages: list[AnchorPassa
     heading; and the terms missing there. "《人世间》的编剧是丁勇岱" from "最佳男配角由丁勇岱摘得，他在《人世间》中饰演…"
     covers 人世间 but not 编剧. (None, []): nothing of its own to place, or no terms."""
     own = own_grams(body, question)
-    figures = [normalize(a.text) for a, _ in atom_spans(body, names=False) if a.kind in ("amount", "percent", "number")]
+    asked = Evidence.of(question)     # a figure the question states places nothing
+    figures = [normalize(a.text) for a, _ in atom_spans(body, names=False) if a.is_figure and not asked.supports(a)]
     terms = main_terms(terms)
     if not terms or (not own and not figures):
         return None, []

@@ -5,7 +5,7 @@ from assistant.answering import _SentenceGate
 from assistant.grounding.atoms import Evidence
 from assistant.grounding.constraints import (describe_missing, missing_constraints, passage_evidence,
                                              question_constraints)
-from assistant.grounding.verify import split_sentences, verify_text
+from assistant.grounding.verify import AnchorPassage, anchor, main_terms, split_sentences, verify_text
 
 SEED_META = {"title": "上海市数据局2025年工作要点", "agency": "上海市数据局办公室", "date": "2025-03-10"}
 
@@ -114,3 +114,28 @@ def test_a_full_date_in_the_question_is_met_by_its_month_and_day_and_may_be_repe
     ev = Evidence.of("", news)
     assert check_sentence("2022年1月5日全国新增确诊病例189例[1]。", {1: ev}, ev, question).supported
     assert not check_sentence("2022年1月5日全国新增确诊病例200例[1]。", {1: ev}, ev, question).supported
+
+
+def test_main_terms_drop_parts_years_and_the_country():
+    assert main_terms({"人世", "世间", "人世间", "编剧", "2022", "中国", "gdp"}) == {"人世间", "编剧", "gdp"}
+
+
+def _anchor(question: str, answer: str, *passages: str, head: str = ""):
+    from assistant.retrieval import query_terms
+    return anchor(answer, question, query_terms(question), [AnchorPassage.of(p, head) for p in passages])
+
+
+def test_anchor_reads_the_question_where_the_answers_content_sits():
+    # RGB all-noise: 雪容融 sits in a sentence about the 冬残奥会; 冰墩墩 is the 冬奥会's
+    noise = "北京冬残奥会吉祥物“雪容融”以灯笼为原型进行设计创作。雪，象征洁白、美丽。"
+    assert _anchor("北京冬奥会吉祥物叫什么", "北京冬奥会吉祥物叫“雪容融”。", noise) == (0.667, ["冬奥会"])
+    gold = "北京冬奥会吉祥物“冰墩墩”，以熊猫为原型进行设计创作。"
+    assert _anchor("北京冬奥会吉祥物叫什么", "北京冬奥会吉祥物是“冰墩墩”。", noise, gold) == (1.0, [])
+    # a figure places the sentence; the sentence before it and the heading count as its place
+    assert _anchor("新生儿入户的办理时限是多久？", "3个工作日内办结。", "材料齐全的。3个工作日内办结。",
+                   head="新生儿入户办事指南 > 办理时限")[0] == 1.0
+    # 9.6% is a figure about wages, not the economy
+    assert _anchor("2021年中国经济增长了多少？", "2021年中国经济增长了9.6%。",
+                   "2021年，全国居民人均工资性收入比上年名义增长9.6%。") == (0.5, ["经济"])
+    # a restatement has nothing of its own to place
+    assert _anchor("北京冬奥会吉祥物叫什么", "北京冬奥会吉祥物：", noise) == (None, [])
