@@ -209,6 +209,10 @@ def test_removed_wording_and_the_new_refusal_reasons_are_explained():
     assert "金额、期限、日期" in render_sources([], answer=kind)
     injected = Answer("q", "无法作答", True, [], verification={**v, "sentences": [], "reason": "injection"})
     assert "改变或泄露系统指令" in render_sources([], answer=injected)
+    held = {**_check("《人世间》的编剧是丁勇岱[1]。", [1], [], []), "anchor": 0.5, "unanchored_terms": ["编剧"]}
+    unanchored = Answer("q", "未找到", True, [], verification={**v, "sentences": [held], "reason": "unanchored"})
+    html = render_sources([], answer=unanchored)
+    assert "没有提到问题中的「编剧」" in html
 
 
 def test_source_label_and_section():

@@ -34,6 +34,7 @@ REFUSAL_REASONS = {
                           "（不用其他地区、机关、年份或文件的资料代替作答）。",
     "unanswerable": "检索到的资料与问题相关，但没有直接给出所问的内容，因此没有生成回答。",
     "unsupported": "生成的回答含有依据中没有的内容，已全部删除，因此没有给出回答。",
+    "unanchored": "检索到的资料中与回答内容相关的段落没有提到问题中的{missing}，说的是别的事，因此没有把它作为回答。",
     "model_refused": "模型判断检索到的资料不足以回答该问题。",
     "missing_answer_kind": "问题询问具体的金额、期限、日期、比例、数量或电话，检索到的资料（或据此生成的回答）中没有给出，"
                            "因此没有生成回答。",
@@ -67,6 +68,9 @@ def refusal_reason(verification: dict | None) -> str:
     v = verification or {}
     missing = v.get("missing_constraints") or []
     reason = "missing_constraint" if missing else (v.get("reason") or "no_evidence")   # no_evidence may name them
+    if reason == "unanchored":     # the terms the closest sentence's passage lacks
+        placed = [s for s in v.get("sentences") or [] if s.get("anchor") is not None]
+        missing = max(placed, key=lambda s: s["anchor"]).get("unanchored_terms") or [] if placed else []
     text = REFUSAL_REASONS.get(reason, NO_EVIDENCE)
     return text.format(missing=_quoted(missing) if missing else "内容")
 
