@@ -168,6 +168,22 @@ def verify_text(text: str, evidences: dict[int, Evidence]) -> tuple[str, list[Se
     return kept.strip(), checks
 
 
+_DOC_NAME = re.compile(r"《[^《》]{1,60}》")
+_BOILERPLATE = re.compile(_ANSWER_WORDS)
+
+
+def own_words(body: str, question: str) -> set[str]:
+    """The sentence's own words (jieba, lower case): not the question's, not answer boilerplate, no single characters
+    or bare numbers (figures are placed as atoms), document names 《…》 left out ("根据《检索结果》" cites, it says
+    nothing); a word's parts inside a longer own word are not counted again."""
+    from assistant.components.store.tokens import tokenize
+
+    asked = set(tokenize(question))
+    words = {w for w in tokenize(_DOC_NAME.sub("", CITE.sub("", body)))
+             if len(w) > 1 and w not in asked and not w.isdigit() and not _BOILERPLATE.fullmatch(w)}
+    return words
+
+
 def main_terms(terms: set[str]) -> set[str]:
     """The question's terms without those inside a longer one (人世间, not also 人世 and 世间: a term's parts would
     count it several times), years (the question's year is a constraint every passage was already held to) and the
@@ -198,7 +214,7 @@ def anchor(body: str, question: str, terms: set[str], passages: list[AnchorPassa
     the best share of the question's terms that place covers with the sentence before it and the passage's title and
     heading; and the terms missing there. "《人世间》的编剧是丁勇岱" from "最佳男配角由丁勇岱摘得，他在《人世间》中饰演…"
     covers 人世间 but not 编剧. (None, []): nothing of its own to place, or no terms."""
-    own = own_grams(body, question)
+    own = own_words(body, question)
     asked = Evidence.of(question)     # a figure the question states places nothing
     figures = [normalize(a.text) for a, _ in atom_spans(body, names=False) if a.is_figure and not asked.supports(a)]
     terms = main_terms(terms)
@@ -207,7 +223,8 @@ def anchor(body: str, question: str, terms: set[str], passages: list[AnchorPassa
     best, lacking = -1.0, sorted(terms)
     for p in passages:
         for i, sentence in enumerate(p.sentences):
-            holds = (own and sum(g in sentence for g in own) * 2 >= len(own)) or any(f in sentence for f in figures)
+            low = sentence.lower()
+            holds = any(w in low for w in own) or any(f in sentence for f in figures)
             if not holds:
                 continue
             place = (p.head + (p.sentences[i - 1] if i else "") + sentence).lower()   # terms are lower case
