@@ -299,6 +299,7 @@ def unsupported_atoms(text: str, evidence: "str | Evidence") -> list[Atom]:
 # to different years. A figure's year is the nearest year before it in its sentence; a year compared against
 # ("比2020年增长") is not the figure's own.
 _CLAUSE_END = re.compile(r"[。！？!?；;\n]")
+_LAST_YEAR = re.compile(r"(?:去年|上年|前年|上一年|同期)(?:的|为|是|达|共)?$")
 _COMPARED = re.compile(r"(?:比|较|同比|相比|对比|与|和|及|至|到|—|-|~|～)$")
 
 
@@ -331,7 +332,10 @@ def year_mismatches(text: str, evidence_text: str) -> list[str]:
         year = _year_before(t, own, s)
         if year is None:
             continue
-        found = [_year_before(ev, ev_spans, es) for b, (es, _) in ev_spans if b.key == a.key]
+        # "相比去年同期的205亿美元": a figure said right after 去年 / 上年 / 同期 is that other year's
+        found = [-1 if _LAST_YEAR.search(ev[max(es - 6, 0):es]) else _year_before(ev, ev_spans, es)
+                 for b, (es, _) in ev_spans if b.key == a.key]
         if found and all(y is not None and y != year for y in found):
-            out.append(f"{year}年≠{'/'.join(f'{y}年' for y in sorted(set(found)))}：{a.text}")
+            said = "/".join("上年" if y == -1 else f"{y}年" for y in sorted(set(found)))
+            out.append(f"{year}年≠{said}：{a.text}")
     return out

@@ -93,6 +93,8 @@ def test_a_city_agency_named_without_its_province_supports_the_full_name():
     ("2021年北京大兴机场年旅客吞吐量超7万人次。", "2022年元旦3天假期，大兴机场预计日均旅客吞吐量超7万人次。",
      ["2021年≠2022年：7万人次"]),
     ("二〇二一年GDP增长8.1%。", "2020年GDP增长8.1%。", ["2021年≠2020年：8.1%"]),
+    ("2022年英特尔全年营收为205亿美元。", "英特尔在2022年第四季度的总收入为140亿美元，相比去年同期的205亿美元下降了32%。",
+     ["2022年≠上年：205"]),
 ])
 def test_a_figure_stated_for_another_year_is_a_mismatch(sentence, passage, wrong):
     assert year_mismatches(sentence, passage) == wrong
@@ -104,6 +106,7 @@ def test_a_figure_stated_for_another_year_is_a_mismatch(sentence, passage, wrong
     ("2021年GDP增长8.1%。", "2020年GDP增长2.3%。2021年GDP增长8.1%。"),     # one occurrence for the right year is enough
     ("GDP增长8.1%，2021年如此。", "2020年GDP增长8.1%。"),                  # no year before the figure in the answer
     ("2021年补贴1000元。", "每户补贴一千元。"),
+    ("2021年GDP增长8.1%。", "2021年GDP比上年增长8.1%。"),                 # the growth over last year is this year's
 ])
 def test_a_figure_for_its_own_year_or_without_one_passes(sentence, passage):
     assert year_mismatches(sentence, passage) == []
