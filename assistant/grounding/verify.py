@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from assistant.grounding.atoms import (Evidence, atom_spans, has_figure, normalize, unsupported_atoms,
+from assistant.grounding.atoms import (Evidence, atom_spans, extract_atoms, has_figure, normalize, unsupported_atoms,
                                       year_mismatches)
 from assistant.text_heuristics import add_marker
 
@@ -217,7 +217,9 @@ def anchor(body: str, question: str, terms: set[str], passages: list[AnchorPassa
     own = own_words(body, question)
     asked = Evidence.of(question)     # a figure the question states places nothing
     figures = [normalize(a.text) for a, _ in atom_spans(body, names=False) if a.is_figure and not asked.supports(a)]
-    terms = main_terms(terms)
+    # places and agencies the question names were required of every passage already (constraints)
+    named = [a.text for a in extract_atoms(question) if a.kind in ("place", "agency")]
+    terms = {t for t in main_terms(terms) if not any(t in n for n in named)}
     if not terms or (not own and not figures):
         return None, []
     best, lacking = -1.0, sorted(terms)

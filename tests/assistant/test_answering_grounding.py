@@ -220,23 +220,24 @@ def test_a_figure_the_passages_state_for_another_year_is_removed(qa):
     assert s["kinds"] == ["year"] and s["unsupported"] == ["2024年≠2025年：200个"]
 
 
-def test_a_name_copied_from_a_sentence_about_something_else_does_not_answer(tmp_path):
-    # RGB all-noise: the passage names 丁勇岱 beside 《人世间》, as an actor; nothing says who wrote it
-    c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__MIN_ANCHOR="0.7")
-    noise = [{"text": "最佳男配角由丁勇岱摘得，他在《人世间》中饰演周家爸爸周志刚一角。他在领奖时感谢了剧组。"},
-             {"text": "《人世间》改编自梁晓声的同名小说，讲述了周家三兄妹的故事。"}]
-    c.llm.replies.append("《人世间》的编剧是丁勇岱[1]。")
-    events = list(c.qa.answerer._generate("《人世间》的编剧是谁", "《人世间》的编剧是谁", given_hits(noise), {}, 0.0))
+def test_a_figure_copied_from_a_sentence_about_something_else_does_not_answer(tmp_path):
+    # RGB all-noise: 11.67亿 is in the passage, and supported, but it counts cinema visits, not box office
+    c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__MIN_ANCHOR="0.5")
+    noise = [{"text": "2021年，城市观影人次为11.67亿，相比2019年的17.3亿下降了5.6亿。观众的观影频次下降。"},
+             {"text": "2021年中国电影市场受疫情影响，多部影片撤档。"}]
+    q = "2021年中国电影市场总票房是多少？"
+    c.llm.replies.append("2021年中国电影市场总票房为11.67亿[1]。")
+    events = list(c.qa.answerer._generate(q, q, given_hits(noise), {}, 0.0))
     a = events[-1]["answer"]
-    assert a.refused and a.verification["reason"] == "unanchored" and "「编剧」" in a.answer
-    assert "丁勇岱" not in "".join(e["text"] for e in events if e["type"] == "token")
+    assert a.refused and a.verification["reason"] == "unanchored" and "「票房」" in a.answer
+    assert "11.67" not in "".join(e["text"] for e in events if e["type"] == "token")
     [s] = a.verification["sentences"]
-    assert s["supported"] and s["anchor"] == 0.5 and s["unanchored_terms"] == ["编剧"]
-    # the sentence that says who wrote it is placed with every term of the question
-    given = noise + [{"text": "电视剧《人世间》由王海鸰担任编剧，李路执导。"}]
-    c.llm.replies.append("《人世间》的编剧是王海鸰[3]。")
-    b = c.qa.answerer.answer_from_passages("《人世间》的编剧是谁", given)
-    assert not b.refused and "王海鸰" in b.answer and b.verification["sentences"][0]["anchor"] == 1.0
+    assert s["supported"] and s["anchor"] == 0.0 and "电影" in s["unanchored_terms"]
+    # the sentence that states the box office is placed with the question's terms
+    given = noise + [{"text": "2021年全国电影总票房为472.58亿元，城市院线观影人次11.67亿。"}]
+    c.llm.replies.append("2021年中国电影市场总票房为472.58亿元[3]。")
+    b = c.qa.answerer.answer_from_passages(q, given)
+    assert not b.refused and "472.58亿元" in b.answer and b.verification["sentences"][0]["anchor"] >= 0.5
 
 
 def test_answer_kinds_on_hand_checked_questions():

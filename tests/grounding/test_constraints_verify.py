@@ -128,14 +128,18 @@ def _anchor(question: str, answer: str, *passages: str, head: str = ""):
 def test_anchor_reads_the_question_where_the_answers_content_sits():
     # RGB all-noise: 雪容融 sits in a sentence about the 冬残奥会; 冰墩墩 is the 冬奥会's
     noise = "北京冬残奥会吉祥物“雪容融”以灯笼为原型进行设计创作。雪，象征洁白、美丽。"
-    assert _anchor("北京冬奥会吉祥物叫什么", "北京冬奥会吉祥物叫“雪容融”。", noise) == (0.667, ["冬奥会"])
+    # (北京 is a place the question names: every passage shown was held to it already, as to a year)
+    assert _anchor("北京冬奥会吉祥物叫什么", "北京冬奥会吉祥物叫“雪容融”。", noise) == (0.5, ["冬奥会"])
     gold = "北京冬奥会吉祥物“冰墩墩”，以熊猫为原型进行设计创作。"
     assert _anchor("北京冬奥会吉祥物叫什么", "北京冬奥会吉祥物是“冰墩墩”。", noise, gold) == (1.0, [])
     # a figure places the sentence; the sentence before it and the heading count as its place
     assert _anchor("新生儿入户的办理时限是多久？", "3个工作日内办结。", "材料齐全的。3个工作日内办结。",
                    head="新生儿入户办事指南 > 办理时限")[0] == 1.0
-    # 9.6% is a figure about wages, not the economy
+    # 9.6% is a figure about wages, not the economy (2021 and 中国 are not terms a place must hold)
     assert _anchor("2021年中国经济增长了多少？", "2021年中国经济增长了9.6%。",
                    "2021年，全国居民人均工资性收入比上年名义增长9.6%。") == (0.5, ["经济"])
+    # 11.67亿 counts cinema visits, not box office: none of the question's terms is where it sits
+    assert _anchor("2021年中国电影市场总票房是多少？", "2021年中国电影市场总票房为11.67亿。",
+                   "2021年，城市观影人次为11.67亿，相比2019年的17.3亿下降了5.6亿。")[0] == 0.0
     # a restatement has nothing of its own to place
     assert _anchor("北京冬奥会吉祥物叫什么", "北京冬奥会吉祥物：", noise) == (None, [])
