@@ -60,6 +60,15 @@ def asked_kind(question: str) -> AnswerKind | None:
     return None
 
 
+def asked_span(question: str) -> str:
+    """The words of the question that ask for its kind ("日期是什么", "多少钱"), "" when it is not typed."""
+    q = normalize(question)
+    for kind in KINDS:
+        if m := kind.asks.search(q):
+            return m.group(0)
+    return ""
+
+
 def states(kind: AnswerKind, text: str) -> bool:
     return bool(kind.states.search(normalize(text)))
 

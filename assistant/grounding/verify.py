@@ -210,23 +210,26 @@ _CLAUSE = re.compile(r"(?<=[。！？!?；;\n])")
 
 def anchor(body: str, question: str, terms: set[str], passages: list[AnchorPassage]) -> tuple[float | None, list[str]]:
     """Does the sentence answer *this* question, or copy a passage sentence about something next to it? Where its own
-    content sits in the passages (a passage sentence holding at least half of its own wording, or one of its figures),
+    content sits in the passages (a passage sentence holding one of its own words, or one of its figures by value),
     the best share of the question's terms that place covers with the sentence before it and the passage's title and
-    heading; and the terms missing there. "《人世间》的编剧是丁勇岱" from "最佳男配角由丁勇岱摘得，他在《人世间》中饰演…"
-    covers 人世间 but not 编剧. (None, []): nothing of its own to place, or no terms."""
+    heading; and the terms missing there. "2021年中国电影市场总票房为11.67亿" from "2021年，城市观影人次为11.67亿"
+    covers none of 电影 / 市场 / 票房. (None, []): nothing of its own to place, or no terms."""
+    from assistant.grounding.answer_type import asked_span
+
     own = own_words(body, question)
     asked = Evidence.of(question)     # a figure the question states places nothing
-    figures = [normalize(a.text) for a, _ in atom_spans(body, names=False) if a.is_figure and not asked.supports(a)]
-    # places and agencies the question names were required of every passage already (constraints)
-    named = [a.text for a in extract_atoms(question) if a.kind in ("place", "agency")]
-    terms = {t for t in main_terms(terms) if not any(t in n for n in named)}
+    figures = {a.key for a, _ in atom_spans(body, names=False) if a.is_figure and not asked.supports(a)}
+    # places and agencies the question names were required of every passage already (constraints); the words that
+    # ask ("日期是什么时候") are answered by the figure, not found beside it
+    named = [a.text for a in extract_atoms(question) if a.kind in ("place", "agency")] + [asked_span(question)]
+    terms = {t for t in main_terms(terms) if not any(t in n for n in named if n)}
     if not terms or (not own and not figures):
         return None, []
     best, lacking = -1.0, sorted(terms)
     for p in passages:
         for i, sentence in enumerate(p.sentences):
             low = sentence.lower()
-            holds = any(w in low for w in own) or any(f in sentence for f in figures)
+            holds = any(w in low for w in own) or bool(figures and figures & Evidence.of(sentence).keys)
             if not holds:
                 continue
             place = (p.head + (p.sentences[i - 1] if i else "") + sentence).lower()   # terms are lower case
