@@ -418,7 +418,7 @@ class Answerer:
         usage: dict[str, int] = {}
         t0 = time.perf_counter()
         gate = _SentenceGate(by_n, standalone, a.min_support) if a.verify else None
-        if gate and a.min_anchor:
+        if gate:     # recorded on every sentence (eval calibrate --signal anchor), acted on with min_anchor
             gate.anchoring(query_terms(standalone), a.min_anchor,
                            [AnchorPassage.of(h.text, f"{h.metadata.get('title', '')}{h.metadata.get('heading', '')}")
                             for h in hits[:len(citations)]])
@@ -594,10 +594,10 @@ class _SentenceGate:
         if self.min_support and not substantive(check, self.min_support):
             self.pending += check.text
             return ""
-        if self.min_anchor and self.terms:
+        if self.terms:
             check.anchor, check.unanchored_terms = anchor(_CITE.sub("", check.text), self.question, self.terms,
                                                           self.passages)
-            if check.anchor is not None and check.anchor < self.min_anchor:
+            if self.min_anchor and check.anchor is not None and check.anchor < self.min_anchor:
                 if self.unanchored is None or check.anchor > (self.unanchored.anchor or 0.0):
                     self.unanchored = check
                 self.pending += check.text

@@ -5,6 +5,8 @@ tuned half only; the held-out half is reported as it falls. Two signals:
   decision is taken before any text is shown, so "refused at t" = refused in the run, or the signal < t.
 - `support` (`answer.min_support`; run with `min_support: 0`): each verified sentence records the share of its own
   wording found in its passages; at t the sentences below t go too, and an answer left with none is refused.
+- `anchor` (`answer.min_anchor`; run with `min_anchor: 0`): each kept sentence records the share of the question's
+  terms where its own content sits in a passage; at t an answer whose best sentence is below t is refused.
 
 `gov-assistant eval calibrate RUN [--signal support]` prints the sweep and the pick, and writes
 RUN/calibration-<signal>.json + .png."""
@@ -30,7 +32,7 @@ class Point:
     answered_present: float | None    # share of present questions answered
 
 
-SIGNALS = ("answerability", "support")
+SIGNALS = ("answerability", "support", "anchor")
 
 
 def _kept(record: dict) -> list[dict]:
@@ -41,7 +43,7 @@ def values(record: dict, signal: str) -> list[float]:
     if signal == "answerability":
         p = (record.get("verification") or {}).get("answerability")
         return [] if p is None else [p]
-    return [s["support"] for s in _kept(record) if s.get("support") is not None]
+    return [s[signal] for s in _kept(record) if s.get(signal) is not None]
 
 
 def load(run: Path, signal: str = "answerability") -> list[dict]:
@@ -52,8 +54,9 @@ def load(run: Path, signal: str = "answerability") -> list[dict]:
         raise CalibrationError(f"{path}: no items (run `gov-assistant eval run --suite rejection` first)")
     records = [r for r in read_jsonl(path) if r.get("suite") == "rejection" and r.get("kind")]
     if not any(values(r, signal) for r in records):
-        how = ("answer.answerability first_token (or logprob) and answer.min_answerability 0" if signal ==
-               "answerability" else "answer.verify true and answer.min_support 0 (sentences record their support)")
+        how = {"answerability": "answer.answerability first_token (or logprob) and answer.min_answerability 0",
+               "support": "answer.verify true and answer.min_support 0 (sentences record their support)",
+               "anchor": "answer.verify true and answer.min_anchor 0 (sentences record their anchor)"}[signal]
         raise CalibrationError(f"{path}: no answer records the {signal} signal; run with {how}")
     return records
 
@@ -66,6 +69,9 @@ def refused_at(record: dict, threshold: float, signal: str = "answerability") ->
         return p is not None and p < threshold
     if threshold <= 0:                      # off: the run as it was
         return False
+    if signal == "anchor":                  # as the gate: no kept sentence anchored at t, no answer
+        anchors = values(record, "anchor")
+        return bool(anchors) and max(anchors) < threshold
     # as the answerer's gate: at t, sentences judged by wording (enough of their own) below t go, and an answer
     # left without a substantive sentence is refused; records from before `own` judged only at MIN_OWN_GRAMS
     kept = [s for s in _kept(record) if not (s.get("own", MIN_OWN_GRAMS) >= MIN_OWN_GRAMS and s.get("support")

@@ -214,7 +214,8 @@ def calibrate_cmd(run_dir: Path = typer.Argument(..., help="A rejection run fold
                   min_answered: float = typer.Option(0.95, "--min-answered", help="Present questions of the tuned "
                                                      "half that must still be answered."),
                   signal: str = typer.Option("answerability", "--signal", help="answerability "
-                                             "(answer.min_answerability) | support (answer.min_support).")):
+                                             "(answer.min_answerability) | support (answer.min_support) | anchor "
+                                             "(answer.min_anchor).")):
     """Pick a refusal threshold on the rejection run's tuned half; report both halves; calibration-<signal>.json/png."""
     from assistant.cli import context as main
     from eval.calibrate import calibrate

@@ -71,3 +71,18 @@ def test_a_run_without_the_signal_is_a_clear_error(tmp_path):
     from assistant.cli.main import app
     out = CliRunner().invoke(app, ["eval", "calibrate", str(tmp_path / "nowhere")])
     assert out.exit_code == 2 and "items.jsonl" in out.output
+
+
+def test_anchor_refuses_an_answer_whose_best_sentence_is_below(tmp_path):
+    def answer(kind, half, anchors):
+        return {"suite": "rejection", "kind": kind, "half": half, "refused": False, "refusal_marker": False,
+                "verification": {"sentences": [{"text": "句子。", "supported": True, "anchor": a} for a in anchors]}}
+    records = [answer("present", "tuned", [0.4, 1.0]), answer("present", "tuned", [0.75]),
+               answer("absent", "tuned", [0.25, 0.3]), answer("absent", "tuned", [0.5]),
+               answer("absent", "held-out", [0.6]), answer("present", "held-out", [0.8])]
+    result = calibrate(_run(tmp_path, records), min_answered=1.0, signal="anchor")
+    # between absent .5 and present .75 (the first present answer keeps its 1.0 sentence)
+    assert result["threshold"] == pytest.approx(0.625)
+    assert result["at_threshold"]["tuned"] == {"threshold": 0.625, "refused_absent": 1.0, "answered_present": 1.0}
+    assert result["at_threshold"]["held-out"]["refused_absent"] == 1.0
+    assert (tmp_path / "calibration-anchor.png").exists()
