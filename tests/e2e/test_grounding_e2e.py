@@ -38,3 +38,15 @@ def test_an_answerable_question_is_answered_with_every_sentence_supported(e2e_co
     v = a.verification
     assert v["sentences"] and all(s["supported"] for s in v["sentences"] if s["text"] in a.answer)
     assert any(c.cited for c in a.citations)
+
+
+def test_a_figure_from_a_sentence_about_something_else_is_not_the_answer(e2e_container):
+    # RGB's all-noise case on the real 0.5B: the only figure in the passages counts cinema visits, not box office
+    noise = [{"text": "2021年，城市观影人次为11.67亿，相比2019年的17.3亿下降了5.6亿。观众的观影频次下降。"},
+             {"text": "2021年中国电影市场受疫情影响，多部影片撤档，头部化效应明显。"}]
+    a = e2e_container.qa.answerer.answer_from_passages("2021年中国电影市场总票房是多少？", noise)
+    assert a.refused and "11.67" not in a.answer, a.answer
+    # whatever refused it, a sentence the model wrote with 11.67亿 as the box office was checked and not emitted
+    held = [s for s in a.verification["sentences"] if "11.67" in s["text"]]
+    assert all(not s["supported"] or (s["anchor"] is not None and s["anchor"] < 0.5) for s in held)
+    assert a.verification["reason"] in ("unanchored", "unsupported", "model_refused", "unanswerable")
