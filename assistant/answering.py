@@ -22,8 +22,8 @@ from assistant.grounding.constraints import (describe_missing, missing_constrain
 from assistant.grounding.extractive import Extract, best_extract
 from assistant.grounding.focus import focus_text
 from assistant.grounding.injection import injection_attempt
-from assistant.grounding.verify import (AnchorPassage, SentenceCheck, Verification, anchor, check_sentence,
-                                        has_content, substantive, union)
+from assistant.grounding.verify import (AnchorPassage, SentenceCheck, Verification, anchor, anchored,
+                                        check_sentence, has_content, substantive, union)
 from assistant.prompts import load_prompt
 from assistant.retrieval import Hit, HybridSearcher, positions, query_terms
 from assistant.settings import Settings
@@ -419,7 +419,7 @@ class Answerer:
         t0 = time.perf_counter()
         gate = _SentenceGate(by_n, standalone, a.min_support) if a.verify else None
         if gate:     # recorded on every sentence (eval calibrate --signal anchor), acted on with min_anchor
-            gate.anchoring(query_terms(standalone), a.min_anchor,
+            gate.anchoring(query_terms(standalone), a.min_anchor, a.anchor_tolerated_terms,
                            [AnchorPassage.of(h.text, f"{h.metadata.get('title', '')}{h.metadata.get('heading', '')}")
                             for h in hits[:len(citations)]])
         first_token = a.answerability == "first_token"
@@ -554,8 +554,8 @@ class _SentenceGate:
         self.min_anchor, self.terms, self.passages = 0.0, set(), []
         self.unanchored: SentenceCheck | None = None    # the best-anchored sentence held for it, if any
 
-    def anchoring(self, terms: set[str], min_anchor: float, passages: list[AnchorPassage]) -> None:
-        self.terms, self.min_anchor, self.passages = terms, min_anchor, passages
+    def anchoring(self, terms: set[str], min_anchor: float, tolerated: int, passages: list[AnchorPassage]) -> None:
+        self.terms, self.min_anchor, self.tolerated, self.passages = terms, min_anchor, tolerated, passages
 
     def feed(self, text: str) -> str:
         self.buffer += text
@@ -597,7 +597,7 @@ class _SentenceGate:
         if self.terms:
             check.anchor, check.unanchored_terms = anchor(_CITE.sub("", check.text), self.question, self.terms,
                                                           self.passages)
-            if self.min_anchor and check.anchor is not None and check.anchor < self.min_anchor:
+            if self.min_anchor and not anchored(check, self.min_anchor, self.tolerated):
                 if self.unanchored is None or check.anchor > (self.unanchored.anchor or 0.0):
                     self.unanchored = check
                 self.pending += check.text

@@ -222,6 +222,9 @@ class AnswerSettings(_Section):
     # share of the question's terms the passage sentence holding an answer sentence's own content must cover (with
     # the sentence before it, title and heading) for that sentence to count as the answer; 0 = off
     min_anchor: float = 0.0
+    # …unless the place lacks no more than this many of them: one term is often only worded otherwise there
+    # (本地生产总值 for GDP); two or more, and the place speaks of something else
+    anchor_tolerated_terms: int = 1
     # when every sentence was removed for an unsupported figure: quote the passage sentence that states the asked
     # kind and covers this share of the question's idf weight (with its heading); 0 = refuse as before
     extract_min_coverage: float = 0.0

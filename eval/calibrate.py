@@ -6,7 +6,8 @@ tuned half only; the held-out half is reported as it falls. Two signals:
 - `support` (`answer.min_support`; run with `min_support: 0`): each verified sentence records the share of its own
   wording found in its passages; at t the sentences below t go too, and an answer left with none is refused.
 - `anchor` (`answer.min_anchor`; run with `min_anchor: 0`): each kept sentence records the share of the question's
-  terms where its own content sits in a passage; at t an answer whose best sentence is below t is refused.
+  terms where its own content sits in a passage; at t an answer none of whose sentences reaches t (or lacks no more
+  than answer.anchor_tolerated_terms of the terms) is refused.
 
 `gov-assistant eval calibrate RUN [--signal support]` prints the sweep and the pick, and writes
 RUN/calibration-<signal>.json + .png."""
@@ -16,7 +17,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.grounding.verify import MIN_OWN_GRAMS, SentenceCheck, substantive
+from assistant.grounding.verify import MIN_OWN_GRAMS, SentenceCheck, anchored, substantive
+from assistant.settings import AnswerSettings
 from eval.data import read_jsonl
 from eval.suites.rejection import HALVES, TARGETS, declined
 
@@ -33,6 +35,7 @@ class Point:
 
 
 SIGNALS = ("answerability", "support", "anchor")
+ANCHOR_TOLERATED = AnswerSettings().anchor_tolerated_terms   # terms a place may lack whatever the share
 
 
 def _kept(record: dict) -> list[dict]:
@@ -70,8 +73,10 @@ def refused_at(record: dict, threshold: float, signal: str = "answerability") ->
     if threshold <= 0:                      # off: the run as it was
         return False
     if signal == "anchor":                  # as the gate: no kept sentence anchored at t, no answer
-        anchors = values(record, "anchor")
-        return bool(anchors) and max(anchors) < threshold
+        placed = [s for s in _kept(record) if s.get("anchor") is not None]
+        return bool(placed) and not any(anchored(SentenceCheck("", [], True, anchor=s["anchor"],
+                                                               unanchored_terms=s.get("unanchored_terms") or []),
+                                                 threshold, ANCHOR_TOLERATED) for s in placed)
     # as the answerer's gate: at t, sentences judged by wording (enough of their own) below t go, and an answer
     # left without a substantive sentence is refused; records from before `own` judged only at MIN_OWN_GRAMS
     kept = [s for s in _kept(record) if not (s.get("own", MIN_OWN_GRAMS) >= MIN_OWN_GRAMS and s.get("support")

@@ -240,6 +240,12 @@ def anchor(body: str, question: str, terms: set[str], passages: list[AnchorPassa
     return (round(best, 3), lacking) if best >= 0 else (0.0, lacking)
 
 
+def anchored(check: SentenceCheck, min_anchor: float, tolerated: int = 1) -> bool:
+    """The sentence counts as the answer: nothing of its own to place, a place holding min_anchor of the question's
+    terms, or one lacking no more than `tolerated` of them."""
+    return check.anchor is None or check.anchor >= min_anchor or len(check.unanchored_terms) <= tolerated
+
+
 def has_content(text: str) -> bool:
     """Something besides markers, punctuation and an opening phrase ("根据资料，") is left."""
     body = re.sub(r"\[\d{1,2}\]|[\s。，,.：:；;！？]", "", CITE.sub("", text))

@@ -76,7 +76,8 @@ def test_a_run_without_the_signal_is_a_clear_error(tmp_path):
 def test_anchor_refuses_an_answer_whose_best_sentence_is_below(tmp_path):
     def answer(kind, half, anchors):
         return {"suite": "rejection", "kind": kind, "half": half, "refused": False, "refusal_marker": False,
-                "verification": {"sentences": [{"text": "句子。", "supported": True, "anchor": a} for a in anchors]}}
+                "verification": {"sentences": [{"text": "句子。", "supported": True, "anchor": a,
+                                                "unanchored_terms": ["甲", "乙"] if a < 1 else []} for a in anchors]}}
     records = [answer("present", "tuned", [0.4, 1.0]), answer("present", "tuned", [0.75]),
                answer("absent", "tuned", [0.25, 0.3]), answer("absent", "tuned", [0.5]),
                answer("absent", "held-out", [0.6]), answer("present", "held-out", [0.8])]
@@ -86,3 +87,7 @@ def test_anchor_refuses_an_answer_whose_best_sentence_is_below(tmp_path):
     assert result["at_threshold"]["tuned"] == {"threshold": 0.625, "refused_absent": 1.0, "answered_present": 1.0}
     assert result["at_threshold"]["held-out"]["refused_absent"] == 1.0
     assert (tmp_path / "calibration-anchor.png").exists()
+    # a place that lacks one term only stands whatever its share (answer.anchor_tolerated_terms)
+    records[3]["verification"]["sentences"][0]["unanchored_terms"] = ["甲"]
+    assert calibrate(_run(tmp_path, records), min_answered=1.0, signal="anchor")["at_threshold"]["tuned"][
+        "refused_absent"] == 0.5
