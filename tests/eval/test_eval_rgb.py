@@ -79,7 +79,9 @@ def test_rgb_suite_accuracy_rejection_and_report(tmp_path):
             assert sum(not p["positive"] for p in rec["passages"]) == round(5 * rec["noise_ratio"])
         else:
             assert not any(p["positive"] for p in rec["passages"])
-            assert rec["metrics"]["rejected"] == 0.0        # the scripted model answers from noise: no refusal
+            # the scripted model answers from noise ("某地举办了体育比赛"): supported, but not where the question's
+            # terms are, so the product refuses it (anchoring) and the harness counts a rejection
+            assert rec["metrics"]["rejected"] == 1.0 and rec["verification"]["reason"] == "unanchored"
     assert rgb["published"]["noise"]["ChatGPT"]["0.4"] == 91.0
     assert (out / "rgb_noise.png").is_file()
     md = (out / "report.md").read_text(encoding="utf-8")
