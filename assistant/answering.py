@@ -22,8 +22,8 @@ from assistant.grounding.constraints import (describe_missing, missing_constrain
 from assistant.grounding.extractive import Extract, best_extract
 from assistant.grounding.focus import focus_text
 from assistant.grounding.injection import injection_attempt
-from assistant.grounding.verify import (AnchorPassage, SentenceCheck, Verification, anchor, anchored,
-                                        check_sentence, has_content, substantive, union)
+from assistant.grounding.verify import (AnchorPassage, AnchorQuestion, SentenceCheck, Verification, anchor,
+                                        anchored, check_sentence, has_content, substantive, union)
 from assistant.prompts import load_prompt
 from assistant.retrieval import Hit, HybridSearcher, positions, query_terms
 from assistant.settings import Settings
@@ -419,8 +419,9 @@ class Answerer:
         t0 = time.perf_counter()
         gate = _SentenceGate(by_n, standalone, a.min_support) if a.verify else None
         if gate:     # recorded on every sentence (eval calibrate --signal anchor), acted on with min_anchor
-            gate.anchoring(query_terms(standalone), a.min_anchor, a.anchor_tolerated_terms,
-                           [AnchorPassage.of(h.text, f"{h.metadata.get('title', '')}{h.metadata.get('heading', '')}")
+            gate.anchoring(AnchorQuestion.of(standalone, query_terms(standalone)), a.min_anchor,
+                           a.anchor_tolerated_terms,
+                           [AnchorPassage(h.text, f"{h.metadata.get('title', '')}{h.metadata.get('heading', '')}")
                             for h in hits[:len(citations)]])
         first_token = a.answerability == "first_token"
         llm = self.llm.bind(logprobs=True, top_logprobs=TOP_LOGPROBS) if first_token else self.llm
@@ -551,11 +552,13 @@ class _SentenceGate:
         self.substantive = 0
         self.seen: set[str] = set()
         # with min_anchor: a supported sentence counts as the answer only where its passage covers the question
-        self.min_anchor, self.terms, self.passages = 0.0, set(), []
+        self.anchor_question: AnchorQuestion | None = None
+        self.min_anchor, self.tolerated, self.passages = 0.0, 1, []
         self.unanchored: SentenceCheck | None = None    # the best-anchored sentence held for it, if any
 
-    def anchoring(self, terms: set[str], min_anchor: float, tolerated: int, passages: list[AnchorPassage]) -> None:
-        self.terms, self.min_anchor, self.tolerated, self.passages = terms, min_anchor, tolerated, passages
+    def anchoring(self, question: AnchorQuestion, min_anchor: float, tolerated: int,
+                  passages: list[AnchorPassage]) -> None:
+        self.anchor_question, self.min_anchor, self.tolerated, self.passages = question, min_anchor, tolerated, passages
 
     def feed(self, text: str) -> str:
         self.buffer += text
@@ -594,8 +597,8 @@ class _SentenceGate:
         if self.min_support and not substantive(check, self.min_support):
             self.pending += check.text
             return ""
-        if self.terms:
-            check.anchor, check.unanchored_terms = anchor(_CITE.sub("", check.text), self.question, self.terms,
+        if self.anchor_question is not None:
+            check.anchor, check.unanchored_terms = anchor(_CITE.sub("", check.text), self.anchor_question,
                                                           self.passages)
             if self.min_anchor and not anchored(check, self.min_anchor, self.tolerated):
                 if self.unanchored is None or check.anchor > (self.unanchored.anchor or 0.0):

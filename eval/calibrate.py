@@ -1,13 +1,13 @@
 """Calibrate a refusal threshold from a rejection run that recorded its signal without acting on it, on the
-tuned half only; the held-out half is reported as it falls. Two signals:
+tuned half only; the held-out half is reported as it falls. Three signals:
 
 - `answerability` (`answer.min_answerability`; run with `answer.answerability` on and `min_answerability: 0`): the
   decision is taken before any text is shown, so "refused at t" = refused in the run, or the signal < t.
 - `support` (`answer.min_support`; run with `min_support: 0`): each verified sentence records the share of its own
   wording found in its passages; at t the sentences below t go too, and an answer left with none is refused.
-- `anchor` (`answer.min_anchor`; run with `min_anchor: 0`): each kept sentence records the share of the question's
-  terms where its own content sits in a passage; at t an answer none of whose sentences reaches t (or lacks no more
-  than answer.anchor_tolerated_terms of the terms) is refused.
+- `anchor` (`answer.min_anchor`; any run with `answer.verify`, best with `min_anchor: 0`): each kept sentence
+  records the share of the question's terms where its own content sits in a passage; at t an answer none of whose
+  sentences reaches t (or lacks no more than answer.anchor_tolerated_terms of the terms) is refused.
 
 `gov-assistant eval calibrate RUN [--signal support]` prints the sweep and the pick, and writes
 RUN/calibration-<signal>.json + .png."""

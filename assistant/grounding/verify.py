@@ -175,13 +175,12 @@ _BOILERPLATE = re.compile(_ANSWER_WORDS)
 def own_words(body: str, question: str) -> set[str]:
     """The sentence's own words (jieba, lower case): not the question's, not answer boilerplate, no single characters
     or bare numbers (figures are placed as atoms), document names 《…》 left out ("根据《检索结果》" cites, it says
-    nothing); a word's parts inside a longer own word are not counted again."""
+    nothing)."""
     from assistant.components.store.tokens import tokenize
 
     asked = set(tokenize(question))
-    words = {w for w in tokenize(_DOC_NAME.sub("", CITE.sub("", body)))
-             if len(w) > 1 and w not in asked and not w.isdigit() and not _BOILERPLATE.fullmatch(w)}
-    return words
+    return {w for w in tokenize(_DOC_NAME.sub("", CITE.sub("", body)))
+            if len(w) > 1 and w not in asked and not w.isdigit() and not _BOILERPLATE.fullmatch(w)}
 
 
 def main_terms(terms: set[str]) -> set[str]:
@@ -196,44 +195,60 @@ _COUNTRY = frozenset("中国 我国 全国 国家 中华人民共和国".split()
 
 
 @dataclass(frozen=True)
-class AnchorPassage:
-    head: str                # title and heading: what the whole passage is about
-    sentences: tuple[str, ...]
+class AnchorQuestion:
+    """What anchoring reads of the question, read once per answer: the terms a place must hold and what it states."""
+    text: str
+    terms: frozenset[str]
+    stated: Evidence          # a figure the question states places nothing
 
     @classmethod
-    def of(cls, text: str, head: str = "") -> "AnchorPassage":
-        return cls(normalize(head), tuple(normalize(s) for s in _CLAUSE.split(text) if s.strip()))
+    def of(cls, question: str, terms: set[str]) -> "AnchorQuestion":
+        from assistant.grounding.answer_type import asked_span
+
+        # places and agencies the question names were required of every passage already (constraints); the words
+        # that ask ("日期是什么时候") are answered by the figure, not found beside it
+        named = [a.text for a in extract_atoms(question) if a.kind in ("place", "agency")] + [asked_span(question)]
+        kept = {normalize(t).lower() for t in main_terms(terms) if not any(t in n for n in named if n)}
+        return cls(question, frozenset(kept), Evidence.of(question))
+
+
+class AnchorPassage:
+    """A passage as anchoring reads it: title and heading (what the whole passage is about) and its sentences, each
+    normalized; the atom keys of a sentence are read when a figure is first looked for in it."""
+
+    def __init__(self, text: str, head: str = ""):
+        self.head = normalize(head).lower()
+        self.sentences = tuple(normalize(s) for s in _CLAUSE.split(text) if s.strip())
+        self.lower = tuple(s.lower() for s in self.sentences)
+        self._keys: dict[int, frozenset[str]] = {}
+
+    def keys(self, i: int) -> frozenset[str]:
+        if i not in self._keys:
+            self._keys[i] = Evidence.of(self.sentences[i]).keys
+        return self._keys[i]
 
 
 _CLAUSE = re.compile(r"(?<=[。！？!?；;\n])")
 
 
-def anchor(body: str, question: str, terms: set[str], passages: list[AnchorPassage]) -> tuple[float | None, list[str]]:
+def anchor(body: str, question: AnchorQuestion, passages: list[AnchorPassage]) -> tuple[float | None, list[str]]:
     """Does the sentence answer *this* question, or copy a passage sentence about something next to it? Where its own
     content sits in the passages (a passage sentence holding one of its own words, or one of its figures by value),
     the best share of the question's terms that place covers with the sentence before it and the passage's title and
     heading; and the terms missing there. "2021年中国电影市场总票房为11.67亿" from "2021年，城市观影人次为11.67亿"
     covers none of 电影 / 市场 / 票房. (None, []): nothing of its own to place, or no terms."""
-    from assistant.grounding.answer_type import asked_span
-
-    own = own_words(body, question)
-    asked = Evidence.of(question)     # a figure the question states places nothing
-    figures = {a.key for a, _ in atom_spans(body, names=False) if a.is_figure and not asked.supports(a)}
-    # places and agencies the question names were required of every passage already (constraints); the words that
-    # ask ("日期是什么时候") are answered by the figure, not found beside it
-    named = [a.text for a in extract_atoms(question) if a.kind in ("place", "agency")] + [asked_span(question)]
-    terms = {t for t in main_terms(terms) if not any(t in n for n in named if n)}
+    terms = question.terms
+    own = own_words(body, question.text)
+    figures = {a.key for a, _ in atom_spans(body, names=False) if a.is_figure and not question.stated.supports(a)}
     if not terms or (not own and not figures):
         return None, []
     best, lacking = -1.0, sorted(terms)
     for p in passages:
-        for i, sentence in enumerate(p.sentences):
-            low = sentence.lower()
-            holds = any(w in low for w in own) or bool(figures and figures & Evidence.of(sentence).keys)
-            if not holds:
+        for i, low in enumerate(p.lower):
+            if not (any(w in low for w in own) or (figures and figures & p.keys(i))):
                 continue
-            place = (p.head + (p.sentences[i - 1] if i else "") + sentence).lower()   # terms are lower case
-            missing = sorted(t for t in terms if normalize(t).lower() not in place)
+            place = p.head + (p.lower[i - 1] if i else "") + low
+            missing = sorted(t for t in terms if t not in place)
             share = 1 - len(missing) / len(terms)
             if share > best:
                 best, lacking = share, missing

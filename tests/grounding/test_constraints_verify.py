@@ -5,7 +5,7 @@ from assistant.answering import _SentenceGate
 from assistant.grounding.atoms import Evidence
 from assistant.grounding.constraints import (describe_missing, missing_constraints, passage_evidence,
                                              question_constraints)
-from assistant.grounding.verify import AnchorPassage, anchor, main_terms, split_sentences, verify_text
+from assistant.grounding.verify import AnchorPassage, AnchorQuestion, anchor, main_terms, split_sentences, verify_text
 
 SEED_META = {"title": "上海市数据局2025年工作要点", "agency": "上海市数据局办公室", "date": "2025-03-10"}
 
@@ -122,7 +122,8 @@ def test_main_terms_drop_parts_years_and_the_country():
 
 def _anchor(question: str, answer: str, *passages: str, head: str = ""):
     from assistant.retrieval import query_terms
-    return anchor(answer, question, query_terms(question), [AnchorPassage.of(p, head) for p in passages])
+    asked = AnchorQuestion.of(question, query_terms(question))
+    return anchor(answer, asked, [AnchorPassage(p, head) for p in passages])
 
 
 def test_anchor_reads_the_question_where_the_answers_content_sits():
