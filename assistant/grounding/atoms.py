@@ -264,7 +264,8 @@ class Evidence:
         return cls(normalize(joined), frozenset(keys))
 
     def supports(self, atom: Atom) -> bool:
-        if atom.kind == "agency" and (rest := city_agency(atom.key)) and rest in self.text:
+        if atom.kind == "agency" and ((rest := city_agency(atom.key)) and rest in self.text
+                                      or names_agency_apart(atom.key, self.text)):
             return True
         if atom.kind in ("document", "place", "agency"):
             return atom.key in self.text or atom.key in self.text.replace("中华人民共和国", "")
@@ -286,6 +287,34 @@ def city_agency(name: str) -> str | None:
             rest = re.sub(r"^(?:省|市|自治区|壮族自治区|回族自治区|维吾尔自治区|特别行政区)", "", name[len(prov):])
             return rest if _CITY_START.match(rest) else None
     return None
+
+
+_LEADING_PLACE = re.compile(rf"^[\u4e00-\u9fa5]{{2,7}}?(?:{_PLACE_SUFFIX})")
+
+
+def agency_parts(name: str) -> tuple[list[str], str]:
+    """The places an agency's name starts with and the organ after them: "甘肃省平凉市政务服务中心" → ([甘肃省, 平凉市],
+    政务服务中心)."""
+    places = []
+    while (m := _LEADING_PLACE.match(name)) and len(name) - m.end() >= 2:
+        places.append(m.group(0))
+        name = name[m.end():]
+    return places, name
+
+
+def names_agency_apart(name: str, text: str) -> bool:
+    """The text names every place of the agency (without 省/市) and its organ, the organ not under another place:
+    "甘肃政务服务网平凉子站 … 市区政务服务中心" names 甘肃省平凉市政务服务中心, and "福建省人力资源和社会保障厅办公室转发人力资源
+    和社会保障部办公厅" the question's "福建省人力资源和社会保障部办公厅"; "河北省人民政府 … 河南" does not name 河南省人民政府."""
+    places, organ = agency_parts(name)
+    if not places or len(organ) < 4 or not all(name_key(p) in text for p in places):
+        return False
+    for m in re.finditer(re.escape(organ), text):
+        before = text[max(0, m.start() - 8):m.start()]
+        under = re.search(rf"(?:{_PLACE_SUFFIX})$", before)
+        if not under or before.endswith(tuple(places)) or before.endswith(tuple(_NOT_PLACES)):
+            return True
+    return False
 
 
 def unsupported_atoms(text: str, evidence: "str | Evidence") -> list[Atom]:

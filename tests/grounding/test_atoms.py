@@ -87,6 +87,33 @@ def test_a_city_agency_named_without_its_province_supports_the_full_name():
     assert not Evidence.of("", "兰州市政务服务中心于2月3日起暂停对外办公。").supports(agency)
 
 
+# NCP dev questions whose gold passage names the agency with its places apart (found in the rejection suite's
+# present questions, both halves): a passage that names the places and the organ, the organ under no other place
+@pytest.mark.parametrize("question, passage", [
+    ("甘肃省平凉市政务服务中心如何应对疫情问题？",
+     "市区政务服务中心于2月3日起暂停对外办公。确需申办事项，可通过甘肃政务服务网平凉子站进行网上申请。"),
+    ("福建省人力资源和社会保障部办公厅如何要求疫情期间事业单位招聘工作？",
+     "现将《福建省人力资源和社会保障厅办公室转发人力资源和社会保障部办公厅关于切实做好……的通知》转发给你们。"),
+])
+def test_an_agency_named_with_its_places_apart_is_supported(question, passage):
+    from assistant.grounding.atoms import Evidence, agency_parts, extract_atoms
+    agency = next(a for a in extract_atoms(question) if a.kind == "agency")
+    assert Evidence.of("", passage).supports(agency)
+    assert agency_parts("甘肃省平凉市政务服务中心") == (["甘肃省", "平凉市"], "政务服务中心")
+
+
+@pytest.mark.parametrize("question, passage", [
+    ("河南省人民政府印发了什么通知？", "河北省人民政府印发通知，河南、山东等地参照执行。"),     # the organ is 河北's
+    ("河南省卫生健康委员会有哪些要求？", "河北省卫生健康委员会要求，从河南返回人员居家观察。"),
+    ("深圳市政务服务数据管理局2024年的工作重点有哪些？", "上海市数据局2025年工作要点：推进政务服务“一网通办”。"),
+    ("甘肃省平凉市政务服务中心如何应对疫情问题？", "庆阳市政务服务中心暂停对外办公，可通过甘肃政务服务网申请。"),  # no 平凉
+])
+def test_an_agency_is_not_supported_by_another_places_organ(question, passage):
+    from assistant.grounding.atoms import Evidence, extract_atoms
+    agency = next(a for a in extract_atoms(question) if a.kind == "agency")
+    assert not Evidence.of("", passage).supports(agency)
+
+
 # RGB all-noise answers: each figure is in a passage, stated for another year than the answer gives it
 @pytest.mark.parametrize("sentence, passage, wrong", [
     ("2022年特斯拉全球交付量为93.62万辆。", "以特斯拉2021年的全球交付量93.62万辆计算，特斯拉2022年的交付", ["2022年≠2021年：93.62"]),
