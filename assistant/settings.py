@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "configs"
@@ -113,6 +113,9 @@ class DatabaseSettings(_Section):
     # revision and tells you to run `gov-assistant db upgrade` as the owner role (production: the app role has no DDL)
     migrate: Literal["auto", "check"] = "auto"
     app_role: str | None = None           # `db upgrade` grants this role what the app needs (audit: SELECT, INSERT)
+    # PostgreSQL: each replica's local copies of the originals it served (<data_dir>/originals), least recently read
+    # removed beyond this; null = unbounded
+    originals_cache_mb: int | None = Field(1024, ge=0)
 
 
 class ChunkingSettings(_Section):

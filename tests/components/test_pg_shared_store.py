@@ -242,3 +242,33 @@ def test_originals_kept_as_files_before_0005_are_taken_into_the_table(tmp_path, 
     assert set(_blob_rows(url)) == {origin["file"], origin["text"]}
     assert not a.store.originals._final(stale.sha256).exists()
     assert b.store.originals.read_text(origin["text"]).startswith("示范市关于开展数据共享工作的通知")
+
+
+def test_a_replicas_cache_of_originals_is_bounded_least_recently_read_first(tmp_path, pg):
+    """database.originals_cache_mb: b's local copies beyond the bound go, oldest read first; a copy read within
+    the grace period stays (a request may be about to open it); a trimmed copy is fetched again when read."""
+    import os
+    import time
+
+    url = pg.new_database()
+    a = make_container(tmp_path / "a", GOV_ASSISTANT_DATABASE__URL=url)
+    b = make_container(tmp_path / "b", GOV_ASSISTANT_DATABASE__URL=url, GOV_ASSISTANT_DATABASE__ORIGINALS_CACHE_MB="0")
+    assert b.store.originals.cache_bytes == 0 and a.store.originals.cache_bytes == 1024 << 20
+    shas = []
+    for i in range(3):
+        staged = a.store.originals.stage_text(f"示范市第{i}号通知" * 100)
+        a.store.originals.publish([staged])
+        shas.append(staged.sha256)
+    paths = [b.store.originals.path(sha) for sha in shas]
+    assert all(p and p.exists() for p in paths)       # just read: inside the grace period, none trimmed
+    old = time.time() - 3600
+    for n, p in enumerate(paths):                     # read an hour ago, the first longest ago
+        os.utime(p, (old + n, old + n))
+    b.store.originals.cache_bytes = paths[0].stat().st_size * 2
+    assert b.store.originals.trim_cache() == 1
+    assert [p.exists() for p in paths] == [False, True, True]
+    assert b.store.originals.path(shas[0]).read_text(encoding="utf-8").startswith("示范市第0号通知")   # fetched again
+    assert not paths[1].exists() and paths[2].exists()   # that fetch trimmed the oldest read left, the 2nd
+    b.store.originals.cache_bytes = None                                      # unbounded: nothing trimmed
+    os.utime(paths[2], (old, old))
+    assert b.store.originals.trim_cache() == 0 and paths[2].exists()

@@ -34,7 +34,9 @@ class KnowledgeStore:
             url = str(catalog_target)
             self.locks = PgWriteLocks(url, "write")
             self.embed_locks = PgWriteLocks(url, "embed")
-            self.originals = PgOriginals(root / "originals", url, self.catalog.origin_in_use)
+            cache_mb = settings.database.originals_cache_mb
+            self.originals = PgOriginals(root / "originals", url, self.catalog.origin_in_use,
+                                         None if cache_mb is None else cache_mb << 20)
         else:
             self.locks = WriteLocks(root / "locks")
             self.embed_locks = WriteLocks(root / "locks", suffix=".embed.lock")

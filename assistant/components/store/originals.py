@@ -7,8 +7,8 @@ Where they live, per profile (chosen by the store's construction; one interface)
   shares (Alembic 0005: `originals` sha256 → size, parts; `original_parts` the bytes in parts of PART_BYTES,
   so a file up to ingest.max_file_mb (200 MiB by default; uploads: min(that, api.max_upload_mb)) is written
   and read with flat memory). <data_dir>/originals is then this replica's cache of the blobs it read or
-  published, checked against the database on every read (a blob released elsewhere is gone here too) and
-  safe to delete at any time.
+  published, checked against the database on every read (a blob released elsewhere is gone here too), safe to
+  delete at any time and bounded (database.originals_cache_mb: the least recently read go first).
 
 A blob is staged (copied into a temporary file under <data_dir>/originals while hashed) before the document's
 commit and published after it (renamed to its name, or inserted into the database in one transaction), both
@@ -35,6 +35,7 @@ from assistant.components.store.locks import WriteLocks, lock_key
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 LOCK = ".originals"      # the flock's name: no knowledge base's (their names begin with a letter or digit)
 PART_BYTES = 1 << 20     # PostgreSQL: one original_parts row
+TRIM_GRACE_S = 60        # PostgreSQL: a cached copy read this recently is not trimmed
 
 
 @dataclass
@@ -140,10 +141,12 @@ class PgOriginals(Originals):
     Alembic 0005, be taken into the table when a document names it (adopt_local; `gov-assistant db
     import-originals` for all at once) instead of being dropped as a stale cached copy."""
 
-    def __init__(self, root: Path, url: str, in_use: Callable[[str], bool] | None = None):
+    def __init__(self, root: Path, url: str, in_use: Callable[[str], bool] | None = None,
+                 cache_bytes: int | None = None):
         super().__init__(root, locks=None)    # type: ignore[arg-type]  # the lock is the database's
         self.url = url
         self.in_use = in_use
+        self.cache_bytes = cache_bytes        # None: the cache is not bounded
         self._db = None
         self._lock = threading.Lock()
 
@@ -186,6 +189,7 @@ class PgOriginals(Originals):
             final = self._final(s.sha256)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(s.tmp, final)
+        self.trim_cache()
 
     def _stored(self, sha: str) -> tuple[int, int] | None:
         row = self.db.execute("SELECT size, parts FROM originals WHERE sha256=?", (sha,)).fetchone()
@@ -208,6 +212,7 @@ class PgOriginals(Originals):
             return final if final.is_file() and self.adopt_local(sha) else None
         size, parts = stored
         if final.is_file() and final.stat().st_size == size:
+            os.utime(final)                  # recently read: the last to be trimmed
             return final
         self.root.mkdir(parents=True, exist_ok=True)
         digest, got = hashlib.sha256(), 0
@@ -227,6 +232,7 @@ class PgOriginals(Originals):
                 raise FileNotFoundError(f"{sha}: stored parts do not match the blob's hash")
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(name, final)
+            self.trim_cache()
         except FileNotFoundError:
             Path(name).unlink(missing_ok=True)
             return None
@@ -234,6 +240,33 @@ class PgOriginals(Originals):
             Path(name).unlink(missing_ok=True)
             raise
         return final
+
+    def trim_cache(self, now: float | None = None) -> int:
+        """Remove the least recently read cached blobs until the cache holds at most cache_bytes → how many went.
+        A copy read or written in the last TRIM_GRACE_S seconds stays (a request may be about to open it), so the
+        cache can briefly exceed the bound by what is in flight; a removed copy is fetched again when read."""
+        if self.cache_bytes is None or not self.root.is_dir():
+            return 0
+        files = []
+        for f in self.root.glob("??/*"):
+            try:
+                st = f.stat()
+            except FileNotFoundError:        # trimmed or released by another thread meanwhile
+                continue
+            if SHA256.fullmatch(f.name):
+                files.append((st.st_mtime, st.st_size, f))
+        total = sum(size for _, size, _ in files)
+        now = time.time() if now is None else now
+        removed = 0
+        for mtime, size, f in sorted(files, key=lambda t: t[0]):
+            if total <= self.cache_bytes:
+                break
+            if now - mtime < TRIM_GRACE_S:
+                continue
+            f.unlink(missing_ok=True)
+            total -= size
+            removed += 1
+        return removed
 
     def adopt_local(self, sha: str) -> bool:
         """The local file of a blob the table lacks: into the table when a document names it and its bytes
