@@ -274,7 +274,17 @@ class Answerer:
             terms = query_terms(question)
             weights = self._term_weights(hits, terms) if weights is None else weights
             focus = lambda text: focus_text(text, terms, weights, a.focus_chars)  # noqa: E731
-        return build_context(hits[:a.max_passages] if a.max_passages else hits, a.max_context_chars, focus=focus)
+        return build_context(self.prompted(hits), a.max_context_chars, focus=focus)
+
+    def prompted(self, hits: list[Hit]) -> list[Hit]:
+        """The passages the prompt shows: the first max_passages, less those covering under min_relative_coverage
+        of the best one's share of the question (a passage that barely touches it is noise the model may copy)."""
+        a = self.settings.answer
+        shown = hits[:a.max_passages] if a.max_passages else hits
+        if not a.min_relative_coverage or not shown:
+            return shown
+        best = max(h.coverage for h in shown)
+        return [h for i, h in enumerate(shown) if i == 0 or h.coverage >= a.min_relative_coverage * best]
 
     def _term_weights(self, hits: list[Hit], terms: set[str]) -> dict[str, float]:
         kbs = {h.kb for h in hits if h.kb}
@@ -397,7 +407,7 @@ class Answerer:
             yield from self._refuse(question, standalone, screened.refusal, verification,
                                     citations_of(screened.hits, 3), timings, t_start)
             return
-        hits = screened.hits
+        hits = self.prompted(screened.hits)     # citations number these, in order
         evidences = [passage_evidence(h.text, h.metadata) for h in hits]
         context, citations = self.build_context(hits, standalone, screened.weights)
         yield {"type": "sources", "citations": citations, "standalone_question": standalone,

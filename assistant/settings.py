@@ -212,6 +212,9 @@ class AnswerSettings(_Section):
     # question constraints (place, agency, year, document); every sentence's atoms checked against its citations
     focus_chars: int = 0                  # per passage; 0 = whole passages (the old behaviour)
     max_passages: int = 0                 # passages in the prompt; 0 = every retrieved one (retrieval.top_k)
+    # a passage is prompted only when its share of the question's idf weight (Hit.coverage) is at least this share
+    # of the best prompted passage's (the first always is); 0 = off. Fewer passages: shorter prefill
+    min_relative_coverage: float = Field(0.0, ge=0.0, le=1.0)
     answerability: Literal["none", "first_token", "logprob", "scorer"] = "none"
     min_answerability: float = 0.5
     # answerability "scorer": a logistic model over the retrieval's signals (grounding/answerability.py SIGNALS),

@@ -360,3 +360,27 @@ def test_retrieval_signals_on_hand_checked_passages():
     assert retrieval_signals(terms, weights, []) == dict.fromkeys(s, 0.0)
     assert scorer_probability(s, {"sentence": 0.0}, 0.0) == 0.5
     assert scorer_probability(s, {"sentence": 1e6}, 0.0) == pytest.approx(1.0)
+
+
+def test_a_passage_far_below_the_best_ones_share_of_the_question_is_not_prompted(tmp_path):
+    """answer.min_relative_coverage: passages that barely touch the question are left out of the prompt (shorter
+    prefill, less to copy); the citations number the prompted passages and the answer is verified against them."""
+    c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__MIN_RELATIVE_COVERAGE="0.6")
+    assert c.knowledge_bases.ingest_documents("kb", DOCS, principal=LOCAL_ADMIN).ok
+    shown = c.qa.answerer.prompted([
+        Hit("a", "d1", "kb", "材料齐全的，3个工作日内办结。", {}, coverage=0.8),
+        Hit("b", "d2", "kb", "新生儿入户可在线申请。", {}, coverage=0.6),
+        Hit("c", "d3", "kb", "全年新增开放数据集200个。", {}, coverage=0.1),
+    ])
+    assert [h.chunk_id for h in shown] == ["a", "b"]
+    # the first passage stays whatever its share; passages handed in (no coverage) all stay
+    assert [h.chunk_id for h in c.qa.answerer.prompted([Hit("x", "d", "kb", "t", {}, coverage=0.1),
+                                                       Hit("y", "d", "kb", "t", {}, coverage=0.9)])] == ["x", "y"]
+    assert len(c.qa.answerer.prompted(given_hits([{"text": "甲"}, {"text": "乙"}]))) == 2
+    c.llm.replies.append("材料齐全的，3个工作日内办结[1]。")
+    a = c.qa.ask("新生儿入户的办理时限是多久？", ["kb"], principal=LOCAL_ADMIN)
+    prompt = c.llm.calls[-1][-1]["content"]
+    assert not a.refused and "3个工作日" in a.answer
+    # the 办理时限 passage covers every term; 收费标准 / 申请材料 / the document's own metadata only 入户 (.53 of it)
+    assert "3个工作日内办结" in prompt and "不收费" not in prompt and "出生医学证明" not in prompt
+    assert [x.label for x in a.citations] == [a.citations[0].label] and len(a.citations) == 1
