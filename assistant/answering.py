@@ -183,6 +183,14 @@ def build_context(hits: list[Hit], budget: int, header: Callable[[int, dict], st
     return "\n\n".join("\n".join(g) for g in groups.values()), citations
 
 
+def relevant_passages(hits: list[Hit], share: float) -> list[Hit]:
+    """The first passage, and each other covering at least `share` of the best one's share of the question."""
+    if not share or not hits:
+        return hits
+    best = max(h.coverage for h in hits)
+    return [h for i, h in enumerate(hits) if i == 0 or h.coverage >= share * best]
+
+
 @dataclass
 class Answer:
     question: str
@@ -280,11 +288,7 @@ class Answerer:
         """The passages the prompt shows: the first max_passages, less those covering under min_relative_coverage
         of the best one's share of the question (a passage that barely touches it is noise the model may copy)."""
         a = self.settings.answer
-        shown = hits[:a.max_passages] if a.max_passages else hits
-        if not a.min_relative_coverage or not shown:
-            return shown
-        best = max(h.coverage for h in shown)
-        return [h for i, h in enumerate(shown) if i == 0 or h.coverage >= a.min_relative_coverage * best]
+        return relevant_passages(hits[:a.max_passages] if a.max_passages else hits, a.min_relative_coverage)
 
     def _term_weights(self, hits: list[Hit], terms: set[str]) -> dict[str, float]:
         kbs = {h.kb for h in hits if h.kb}
