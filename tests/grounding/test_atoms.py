@@ -137,3 +137,14 @@ def test_a_figure_stated_for_another_year_is_a_mismatch(sentence, passage, wrong
 ])
 def test_a_figure_for_its_own_year_or_without_one_passes(sentence, passage):
     assert year_mismatches(sentence, passage) == []
+
+
+def test_a_list_number_with_a_space_is_not_joined_to_the_figure_after_it():
+    # NCP dev (eval run --suite ncp): "1. 1个月房租免收" read as 1.1个月 made a supported answer look invented
+    from assistant.grounding.atoms import atom_spans, extract_atoms, normalize, unsupported_atoms
+    answer = "江西将实施以下优惠政策：[1] 1. 1个月房租免收[3]。 2. 2个月租金减半[3]。"
+    assert [a.text for a in extract_atoms(answer, names=False)] == ["1个月", "2个月"]
+    assert not unsupported_atoms(answer, "江西对承租国有资产类生产经营用房的企业，1个月房租免收、2个月租金减半。")
+    t = normalize(answer)
+    assert [t[s:e] for _, (s, e) in atom_spans(answer, names=False)] == ["1个月", "2个月"]   # spans in normalize(text)
+    assert [a.text for a in extract_atoms("补贴1.5万元，增长2. 5%不是小数", names=False)][0] == "1.5万元"
