@@ -41,6 +41,10 @@ def main() -> None:
     args = ap.parse_args()
     c = Container(load_settings(args.profile))
     answerer, a = c.answerer, c.settings.answer
+    if c.store.catalog.get_kb(args.kb) is None:
+        raise SystemExit(f"knowledge base {args.kb!r} does not exist (data dir {c.settings.data_dir})")
+    if not args.dev.is_file():
+        raise SystemExit(f"{args.dev}: no such file (NCP dev questions, ../shared/data/ncp/dev_qa.jsonl)")
     stored = {d["doc_id"] for d in c.store.catalog.list_documents(args.kb) if d["state"] == "complete"}
     questions = [json.loads(line) for line in args.dev.read_text(encoding="utf-8").splitlines() if line.strip()]
     questions = [q for q in questions if q["docid"] in stored][:args.limit]
