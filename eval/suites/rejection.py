@@ -24,7 +24,6 @@ import hashlib
 import json
 import random
 import re
-from dataclasses import replace
 from itertools import zip_longest
 from pathlib import Path
 
@@ -101,28 +100,6 @@ def select(questions: list[dict], corpus: dict[str, str], n_absent: int, n_prese
             continue
         present.append({**q, "half": half, "gold_ids": sorted(gold)})
     return {"absent": absent, "present": present, "removed": removed, "skipped": skipped}
-
-
-class _CapturingQA:
-    """QAService as it is, keeping the Answer object so its verification can be recorded."""
-
-    def __init__(self, qa):
-        self._qa, self.answer = qa, None
-
-    def ask(self, *args, **kwargs):
-        self.answer = self._qa.ask(*args, **kwargs)
-        return self.answer
-
-    def __getattr__(self, name):
-        return getattr(self._qa, name)
-
-
-class _Container:
-    def __init__(self, container, qa):
-        self._c, self.qa = container, qa
-
-    def __getattr__(self, name):
-        return getattr(self._c, name)
 
 
 def declined(record: dict) -> bool:
@@ -202,12 +179,8 @@ class RejectionSuite:
                   "kb": ctx.options.kb, "gold": {"answer": q["answer"], "doc_ids": q["gold_ids"]}}
         if not present:
             record["removed_doc_ids"] = q["removed_ids"]
-        qa = _CapturingQA(ctx.container.qa)
-        ask(replace(ctx, container=_Container(ctx.container, qa)), q["question"], ctx.options.kb, record,
-            q["answer"] if present else None, q["gold_ids"] if present else None)
-        verification = getattr(qa.answer, "verification", None)
-        if verification:
-            record["verification"] = verification
+        ask(ctx, q["question"], ctx.options.kb, record, q["answer"] if present else None,
+            q["gold_ids"] if present else None)
         refused = declined(record)
         am = record["metrics"]["answer"]
         am["declined"] = float(refused)
