@@ -433,7 +433,7 @@ class Answerer:
         t0 = time.perf_counter()
         gate = _SentenceGate(by_n, standalone, a.min_support) if a.verify else None
         if gate:     # recorded on every sentence (eval calibrate --signal anchor), acted on with min_anchor
-            gate.anchoring(AnchorQuestion.of(standalone, query_terms(standalone), screened.weights), a.min_anchor,
+            gate.anchoring(AnchorQuestion.of(standalone, query_terms(standalone)), a.min_anchor,
                            a.anchor_tolerated_terms,
                            [AnchorPassage(h.text, f"{h.metadata.get('title', '')}{h.metadata.get('heading', '')}")
                             for h in hits[:len(citations)]])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Mapping
 
 from assistant.grounding.atoms import (Evidence, atom_spans, extract_atoms, has_figure, normalize, unsupported_atoms,
                                       year_mismatches)
@@ -197,29 +196,20 @@ _COUNTRY = frozenset("中国 我国 全国 国家 中华人民共和国".split()
 
 @dataclass(frozen=True)
 class AnchorQuestion:
-    """What anchoring reads of the question, read once per answer: the terms a place must hold, what each weighs, and
-    what the question states."""
+    """What anchoring reads of the question, read once per answer: the terms a place must hold and what it states."""
     text: str
     terms: frozenset[str]
     stated: Evidence          # a figure the question states places nothing
-    weights: Mapping[str, float] = field(default_factory=dict)   # a term's rarity in the KB; absent: 1
 
     @classmethod
-    def of(cls, question: str, terms: set[str], weights: Mapping[str, float] | None = None) -> "AnchorQuestion":
-        """weights: the terms' idf in the knowledge base (`term_weights`). A place that lacks only the words every
-        policy passage uses (处理 / 提出 / 单位 / 做好) still covers the question; one that lacks its rare words
-        (体温, 慈善) does not."""
+    def of(cls, question: str, terms: set[str]) -> "AnchorQuestion":
         from assistant.grounding.answer_type import asked_span
 
         # places and agencies the question names were required of every passage already (constraints); the words
         # that ask ("日期是什么时候") are answered by the figure, not found beside it
         named = [a.text for a in extract_atoms(question) if a.kind in ("place", "agency")] + [asked_span(question)]
-        kept = {t: normalize(t).lower() for t in main_terms(terms) if not any(t in n for n in named if n)}
-        w = {k: weights[t] for t, k in kept.items() if t in weights} if weights else {}
-        return cls(question, frozenset(kept.values()), Evidence.of(question), w)
-
-    def weight(self, term: str) -> float:
-        return self.weights.get(term, 1.0) if self.weights else 1.0
+        kept = {normalize(t).lower() for t in main_terms(terms) if not any(t in n for n in named if n)}
+        return cls(question, frozenset(kept), Evidence.of(question))
 
 
 class AnchorPassage:
@@ -244,7 +234,7 @@ _CLAUSE = re.compile(r"(?<=[。！？!?；;\n])")
 def anchor(body: str, question: AnchorQuestion, passages: list[AnchorPassage]) -> tuple[float | None, list[str]]:
     """Does the sentence answer *this* question, or copy a passage sentence about something next to it? Where its own
     content sits in the passages (a passage sentence holding one of its own words, or one of its figures by value),
-    the best share of the question's terms (by their weight) that place covers with the sentence before it and the passage's title and
+    the best share of the question's terms that place covers with the sentence before it and the passage's title and
     heading; and the terms missing there. "2021年中国电影市场总票房为11.67亿" from "2021年，城市观影人次为11.67亿"
     covers none of 电影 / 市场 / 票房. (None, []): nothing of its own to place, or no terms."""
     terms = question.terms
@@ -252,7 +242,6 @@ def anchor(body: str, question: AnchorQuestion, passages: list[AnchorPassage]) -
     figures = {a.key for a, _ in atom_spans(body, names=False) if a.is_figure and not question.stated.supports(a)}
     if not terms or (not own and not figures):
         return None, []
-    total = sum(map(question.weight, terms)) or 1.0
     best, lacking = -1.0, sorted(terms)
     for p in passages:
         for i, low in enumerate(p.lower):
@@ -260,7 +249,7 @@ def anchor(body: str, question: AnchorQuestion, passages: list[AnchorPassage]) -
                 continue
             place = p.head + (p.lower[i - 1] if i else "") + low
             missing = sorted(t for t in terms if t not in place)
-            share = 1 - sum(map(question.weight, missing)) / total
+            share = 1 - len(missing) / len(terms)
             if share > best:
                 best, lacking = share, missing
     return (round(best, 3), lacking) if best >= 0 else (0.0, lacking)
