@@ -19,7 +19,7 @@ from assistant.grounding.answerability import (answerability, first_token_logpro
 from assistant.grounding.atoms import Evidence
 from assistant.grounding.constraints import (describe_missing, missing_constraints, passage_evidence,
                                              question_constraints, satisfies)
-from assistant.grounding.extractive import Extract, best_extract
+from assistant.grounding.extractive import Extract, best_extract, best_quote
 from assistant.grounding.focus import focus_text
 from assistant.grounding.injection import injection_attempt
 from assistant.grounding.verify import (AnchorPassage, AnchorQuestion, SentenceCheck, Verification, anchor,
@@ -432,11 +432,12 @@ class Answerer:
         usage: dict[str, int] = {}
         t0 = time.perf_counter()
         gate = _SentenceGate(by_n, standalone, a.min_support) if a.verify else None
+        anchor_question, anchor_passages = None, []
         if gate:     # recorded on every sentence (eval calibrate --signal anchor), acted on with min_anchor
-            gate.anchoring(AnchorQuestion.of(standalone, query_terms(standalone)), a.min_anchor,
-                           a.anchor_tolerated_terms,
-                           [AnchorPassage(h.text, f"{h.metadata.get('title', '')}{h.metadata.get('heading', '')}")
-                            for h in hits[:len(citations)]])
+            anchor_question = AnchorQuestion.of(standalone, query_terms(standalone))
+            anchor_passages = [AnchorPassage(h.text, f"{h.metadata.get('title', '')}{h.metadata.get('heading', '')}")
+                               for h in hits[:len(citations)]]
+            gate.anchoring(anchor_question, a.min_anchor, a.anchor_tolerated_terms, anchor_passages)
         first_token = a.answerability == "first_token"
         llm = self.llm.bind(logprobs=True, top_logprobs=TOP_LOGPROBS) if first_token else self.llm
         for chunk in llm.stream(messages):
@@ -480,8 +481,13 @@ class Answerer:
             extract = self._extract(kind, standalone, hits, citations) if kind and not has_content(kept) else None
             if extract:
                 # the passage states what was asked: its sentence goes out instead of a refusal
-                verification.reason, verification.extract = "", asdict(extract)
                 kept = load_prompt("answer_extract").format(kinds=kinds, text=extract.sentence) + f"[{extract.n}]"
+            elif anchor_question and (extract := best_quote(anchor_question, list(enumerate(anchor_passages, 1)),
+                                                            a.quote_min_anchor, kind)):
+                # the model wrote around a passage that speaks of the question: that passage's words go out
+                kept = load_prompt("answer_quote").format(text=extract.sentence) + f"[{extract.n}]"
+            if extract:
+                verification.reason, verification.extract = "", asdict(extract)
                 timings.setdefault("first_token_ms", (time.perf_counter() - t_start) * 1000)
                 yield {"type": "token", "text": kept}
         if verification.reason == "unsupported" and gate.unanchored is not None:

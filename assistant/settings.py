@@ -234,6 +234,9 @@ class AnswerSettings(_Section):
     # when every sentence was removed for an unsupported figure: quote the passage sentence that states the asked
     # kind and covers this share of the question's idf weight (with its heading); 0 = refuse as before
     extract_min_coverage: float = 0.0
+    # when every sentence was removed, or none was anchored: quote the passage clause whose place holds at least this
+    # share of the question's anchor terms (grounding/extractive.best_quote); 0 = refuse as before
+    quote_min_anchor: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class ServerSettings(_Section):

@@ -105,6 +105,15 @@ class SentenceCheckOut(BaseModel):
     added_cites: list[int] = Field(default_factory=list, description="Markers added: the passage that states it.")
 
 
+class ExtractOut(BaseModel):
+    n: int = Field(description="The passage quoted (its citation number).")
+    sentence: str = Field(description="The passage's words that went out instead of the model's.")
+    coverage: float = Field(description="kind: share of the question's idf weight in it and its heading; anchor: "
+                                        "share of the question's terms its place holds.")
+    rule: str = Field("kind", description="kind: a typed question (多久, 多少钱 …) and the sentence stating it; anchor: "
+                                          "the clause placed with the question's terms.")
+
+
 class VerificationOut(BaseModel):
     sentences: list[SentenceCheckOut] = Field(default_factory=list, description="Every generated sentence's check.")
     answerability: float | None = Field(None, description="P(the passages answer the question), when judged.")
@@ -115,6 +124,9 @@ class VerificationOut(BaseModel):
                                         "unanswerable, unsupported (every sentence failed verification) or "
                                         "model_refused.")
     removed: int = Field(0, description="Sentences removed because the passages do not support them.")
+    extract: ExtractOut | None = Field(None, description="Set when the answer is a passage quoted (依据原文摘录) "
+                                                         "because every generated sentence was removed or none "
+                                                         "stood where its passage speaks of the question.")
 
 
 class AskResponse(BaseModel):

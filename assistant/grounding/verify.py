@@ -218,9 +218,15 @@ class AnchorPassage:
 
     def __init__(self, text: str, head: str = ""):
         self.head = normalize(head).lower()
-        self.sentences = tuple(normalize(s) for s in _CLAUSE.split(text) if s.strip())
+        self.raw = tuple(s for s in _CLAUSE.split(text) if s.strip())     # as written, for quoting
+        self.sentences = tuple(normalize(s) for s in self.raw)
         self.lower = tuple(s.lower() for s in self.sentences)
         self._keys: dict[int, frozenset[str]] = {}
+
+    def missing(self, i: int, terms: frozenset[str]) -> list[str]:
+        """The question's terms that sentence i's place lacks: the sentence, the one before it, title and heading."""
+        place = self.head + (self.lower[i - 1] if i else "") + self.lower[i]
+        return sorted(t for t in terms if t not in place)
 
     def keys(self, i: int) -> frozenset[str]:
         if i not in self._keys:
@@ -247,8 +253,7 @@ def anchor(body: str, question: AnchorQuestion, passages: list[AnchorPassage]) -
         for i, low in enumerate(p.lower):
             if not (any(w in low for w in own) or (figures and figures & p.keys(i))):
                 continue
-            place = p.head + (p.lower[i - 1] if i else "") + low
-            missing = sorted(t for t in terms if t not in place)
+            missing = p.missing(i, terms)
             share = 1 - len(missing) / len(terms)
             if share > best:
                 best, lacking = share, missing

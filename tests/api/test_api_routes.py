@@ -92,14 +92,20 @@ def test_ask_answer_carries_its_verification(judged):
     api = judged
     body = api.client.post("/api/v1/ask", json={"question": QUESTION, "kb": "samples"}, headers=api.h("reader")).json()
     v = body["verification"]
-    assert set(v) == {"sentences", "answerability", "missing_constraints", "reason", "removed"}
+    assert set(v) == {"sentences", "answerability", "missing_constraints", "reason", "removed", "extract"}
     assert v["reason"] == "" and v["removed"] == 0 and v["missing_constraints"] == []
     assert v["sentences"] and all(s["supported"] for s in v["sentences"]) and v["sentences"][0]["cites"] == [1]
     assert isinstance(v["answerability"], float) and v["answerability"] >= 0.5
     assert body["related"] == [] and all(c["related"] is False for c in body["citations"])
 
 
-def test_ask_invented_figure_is_removed_and_refused(api):
+def test_ask_invented_figure_is_removed_and_refused(api, monkeypatch):
+    # the passage that answers is there: its clause under 申请材料 is quoted instead of the invented sentence
+    api.container.llm.replies.append(INVENTED)
+    quoted = api.client.post("/api/v1/ask", json={"question": QUESTION, "kb": "samples"}, headers=api.h("reader")).json()
+    assert not quoted["refused"] and quoted["answer"].startswith("依据原文摘录") and "10亿元" not in quoted["answer"]
+    assert quoted["verification"]["extract"]["rule"] == "anchor" and quoted["verification"]["removed"] == 1
+    monkeypatch.setattr(api.container.settings.answer, "quote_min_anchor", 0.0)     # the quote off: refused
     api.container.llm.replies.append(INVENTED)
     r = api.client.post("/api/v1/ask", json={"question": QUESTION, "kb": "samples"}, headers=api.h("reader"))
     assert r.status_code == 200
@@ -416,7 +422,8 @@ def test_openai_stream_final_chunk_carries_the_finished_answer(api):
     assert final["answer"].endswith("[1]") and final["sources"][0]["text"][:10] in final["answer"]
 
 
-def test_openai_chat_carries_verification_and_related(api):
+def test_openai_chat_carries_verification_and_related(api, monkeypatch):
+    monkeypatch.setattr(api.container.settings.answer, "quote_min_anchor", 0.0)   # else the passage is quoted
     api.container.llm.replies.append(INVENTED)
     r = api.client.post("/v1/chat/completions", headers=api.h("reader"), json={
         "model": "samples", "messages": [{"role": "user", "content": QUESTION}]})

@@ -59,15 +59,35 @@ def test_an_invented_time_limit_gives_way_to_the_passage_sentence_that_states_it
     extract = a.verification["extract"]
     assert extract["coverage"] >= 0.6 and a.citations[extract["n"] - 1].cited
     assert "".join(e["text"] for e in events if e["type"] == "token").strip() == a.answer
-    # off: the refusal as before
-    c = make_container(qa.settings.data_dir / "off", GOV_ASSISTANT_ANSWER__EXTRACT_MIN_COVERAGE="0")
+    assert extract["rule"] == "kind"
+    # both quotes off: the refusal as before
+    c = make_container(qa.settings.data_dir / "off", GOV_ASSISTANT_ANSWER__EXTRACT_MIN_COVERAGE="0",
+                       GOV_ASSISTANT_ANSWER__QUOTE_MIN_ANCHOR="0")
     assert c.knowledge_bases.ingest_documents("kb", DOCS, principal=LOCAL_ADMIN).ok
     c.llm.replies.append("新生儿入户需要1个工作日[1]。")
     off = c.qa.ask("新生儿入户的办理时限是多久？", ["kb"], principal=LOCAL_ADMIN)
     assert off.refused and off.verification["reason"] == "unsupported"
 
 
-def test_no_extract_for_an_untyped_question_or_a_sentence_off_the_question(qa):
+def test_an_untyped_answer_written_around_its_passage_gives_way_to_the_clause_placed_with_the_question(qa):
+    # 哪些材料 asks for no kind; the model invented a fee: the clause under 申请材料 (title 新生儿入户) is quoted
+    qa.llm.replies.append("需要缴纳工本费50元[1]。")
+    a = qa.qa.ask("新生儿入户需要哪些材料？", ["kb"], principal=LOCAL_ADMIN)
+    assert not a.refused and "50元" not in a.answer
+    assert a.answer.startswith("依据原文摘录：") and "出生医学证明原件；父母双方户口簿和居民身份证。" in a.answer
+    extract = a.verification["extract"]
+    assert extract["rule"] == "anchor" and extract["coverage"] == 1.0 and a.citations[extract["n"] - 1].cited
+    # the clause and what follows it, within the quote's length, never the whole passage
+    assert "不收费" not in a.answer
+    # a question no clause is placed with (开放平台 访问量): refused, nothing quoted
+    qa.llm.replies.append("开放平台的访问量为3000次[1]。")
+    b = qa.qa.ask("示范市数据局公共数据开放平台全年的访问量是多少次？", ["kb"], principal=LOCAL_ADMIN)
+    assert b.refused and b.verification["extract"] is None
+
+
+def test_no_extract_for_an_untyped_question_or_a_sentence_off_the_question(tmp_path):
+    qa = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__QUOTE_MIN_ANCHOR="0")
+    assert qa.knowledge_bases.ingest_documents("kb", DOCS, principal=LOCAL_ADMIN).ok
     # untyped (哪些材料): the refusal stands, although a passage holds figures
     qa.llm.replies.append("需要缴纳工本费50元[1]。")
     assert qa.qa.ask("新生儿入户需要哪些材料？", ["kb"], principal=LOCAL_ADMIN).refused
@@ -174,11 +194,18 @@ def test_min_support_removes_invented_wording_and_holds_restatements_for_a_subst
     c.llm.replies.append("新生儿入户需要的材料如下：[1]\n申请人须先到社区居委会开具居住证明并经街道审核盖章[1]。")
     events = list(c.qa.stream("新生儿入户需要哪些材料？", ["kb"], principal=LOCAL_ADMIN))
     a = events[-1]["answer"]
-    assert a.refused and a.verification["reason"] == "unsupported" and "内容" in a.answer
     streamed = "".join(e["text"] for e in events if e["type"] == "token")
     assert "如下" not in streamed and "居委会" not in streamed            # the restatement never streamed alone
     [invented] = [s for s in a.verification["sentences"] if not s["supported"]]
     assert invented["kinds"] == ["content"] and invented["support"] < 0.5
+    # what goes out instead is the clause under 申请材料, quoted (refused as `unsupported` with the quote off)
+    assert not a.refused and a.verification["extract"]["rule"] == "anchor" and "出生医学证明原件" in a.answer
+    off = make_container(tmp_path / "off", GOV_ASSISTANT_ANSWER__MIN_SUPPORT="0.5",
+                         GOV_ASSISTANT_ANSWER__QUOTE_MIN_ANCHOR="0")
+    assert off.knowledge_bases.ingest_documents("kb", DOCS, principal=LOCAL_ADMIN).ok
+    off.llm.replies.append("新生儿入户需要的材料如下：[1]\n申请人须先到社区居委会开具居住证明并经街道审核盖章[1]。")
+    r = off.qa.ask("新生儿入户需要哪些材料？", ["kb"], principal=LOCAL_ADMIN)
+    assert r.refused and r.verification["reason"] == "unsupported" and "内容" in r.answer
     # the same restatement before a sentence the passage says: both go out, in order
     c.llm.replies.append("新生儿入户需要的材料如下：[1]\n出生医学证明原件；父母双方户口簿和居民身份证[1]。")
     b = c.qa.ask("新生儿入户需要哪些材料？", ["kb"], principal=LOCAL_ADMIN)

@@ -32,8 +32,8 @@ def cli(tmp_path):
     runner = CliRunner()
     env = {"GOV_ASSISTANT_DATA_DIR": str(data), "GOV_ASSISTANT_PROFILE": "unit"}
 
-    def run(*args, input=None):
-        return runner.invoke(app, list(args), env=env, input=input)
+    def run(*args, input=None, **more_env):
+        return runner.invoke(app, list(args), env={**env, **more_env}, input=input)
 
     return run
 
@@ -107,7 +107,12 @@ def test_ask_json_carries_verification_and_related(cli, monkeypatch):
     assert answered["verification"]["reason"] == "" and answered["verification"]["removed"] == 0
     assert answered["verification"]["sentences"][0]["supported"] is True and answered["related"] == []
     _queue_reply(monkeypatch, "路内停车每小时收费十元[1]。")   # the passage says 五元
-    result = cli("ask", "路内停车每小时收费多少？", "--kb", KB, "--json")
+    quoted = json.loads(cli("ask", "路内停车每小时收费多少？", "--kb", KB, "--json").stdout)
+    assert not quoted["refused"] and "五元" in quoted["answer"] and "十元" not in quoted["answer"]
+    assert quoted["verification"]["extract"]["rule"] == "anchor" and quoted["verification"]["removed"] == 1
+    # with the quote off, the refusal
+    _queue_reply(monkeypatch, "路内停车每小时收费十元[1]。")
+    result = cli("ask", "路内停车每小时收费多少？", "--kb", KB, "--json", GOV_ASSISTANT_ANSWER__QUOTE_MIN_ANCHOR="0")
     assert result.exit_code == 0, result.output
     refused = json.loads(result.stdout)
     v = refused["verification"]
@@ -123,7 +128,7 @@ def test_ask_plain_prints_removal_note_and_related(cli, monkeypatch):
     assert "五元" in result.stdout and "2030" not in result.stdout.split("已删除")[0]
     assert "已删除 1 句：依据中未找到「2030年1月1日」" in result.stdout
     _queue_reply(monkeypatch, "路内停车每小时收费十元[1]。")
-    result = cli("ask", "路内停车每小时收费多少？", "--kb", KB)
+    result = cli("ask", "路内停车每小时收费多少？", "--kb", KB, GOV_ASSISTANT_ANSWER__QUOTE_MIN_ANCHOR="0")
     assert "相关但未直接回答" in result.stdout and "《示范市停车收费办法》" in result.stdout
 
 
