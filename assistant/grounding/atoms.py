@@ -201,7 +201,8 @@ def name_key(name: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _places(text: str) -> tuple[tuple[str, int], ...]:
-    """Place names (jieba's ns tag), kept when they end like an administrative area or are a province."""
+    """Place names (jieba's ns tag), kept when they end like an administrative area or are a province; and the
+    administrative divisions of admin_divisions.txt jieba tags otherwise (东营市 and 铁岭市 come out as plain nouns)."""
     import jieba.posseg as pseg
 
     out, pos = [], 0
@@ -213,7 +214,29 @@ def _places(text: str) -> tuple[tuple[str, int], ...]:
             continue
         if re.search(rf"(?:{_PLACE_SUFFIX})$", word) or word in _PROVINCES:
             out.append((word, start))
-    return tuple(out)
+    taken = [(start, start + len(word)) for word, start in out]
+    names, lengths = _divisions()
+    i = 0
+    while i < len(text):
+        word = next((text[i:i + n] for n in lengths if text[i:i + n] in names), None)
+        # "中山市场" is a market; a division inside a name jieba found (东营区 in 东营区政府) is that name
+        if word is None or text[i + len(word):i + len(word) + 1] == "场" or \
+                _spans_overlap((i, i + len(word)), taken):
+            i += 1
+            continue
+        out.append((word, i))
+        i += len(word)
+    return tuple(sorted(out, key=lambda x: x[1]))
+
+
+@lru_cache(maxsize=1)
+def _divisions() -> tuple[frozenset[str], tuple[int, ...]]:
+    """The names of admin_divisions.txt and their lengths, longest first (a scan tries 内蒙古自治区 before 内蒙古)."""
+    from pathlib import Path
+
+    lines = (Path(__file__).with_name("admin_divisions.txt").read_text(encoding="utf-8")).splitlines()
+    names = frozenset(x.strip() for x in lines if x.strip() and not x.startswith("#"))
+    return names, tuple(sorted({len(n) for n in names}, reverse=True))
 
 
 def _names(t: str) -> list[tuple[str, tuple[int, int], str]]:

@@ -66,6 +66,17 @@ def test_places_and_agencies():
     assert not extract_atoms("本市各区、全市和社区")                                      # not places
 
 
+def test_divisions_jieba_does_not_tag_as_places_are_places():
+    # jieba tags 东营市 / 铁岭市 as plain nouns; admin_divisions.txt names them
+    assert [(a.kind, a.text) for a in extract_atoms("东营市对雇佣全日制大学生的企业有何补贴政策？")] == [("place", "东营市")]
+    assert [a.text for a in extract_atoms("铜川市、兰州市和铁岭市")] == ["铜川市", "兰州市", "铁岭市"]
+    assert [a.kind for a in unsupported_atoms("铁岭市的政策", "东营市人力资源和社会保障局")] == ["place"]
+    assert unsupported_atoms("铁岭市的政策", "铁岭市人民政府办公室") == []
+    # a market, not 中山市; a division inside a longer name is that name
+    assert extract_atoms("中山市场监管部门") == []
+    assert [(a.kind, a.text) for a in extract_atoms("泰州市海陵区民政局")] == [("agency", "泰州市海陵区民政局")]
+
+
 def test_what_is_not_an_atom():
     assert extract_atoms("1. 深化一网通办改革，推进一体化平台建设。[1]") == []          # list number, marker, 一网
     assert not has_figure("加强数据安全管理，一是健全制度，二是强化监管")

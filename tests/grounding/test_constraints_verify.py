@@ -21,6 +21,10 @@ def test_constraints_named_by_a_question():
     assert constraint_texts("《数据安全法》第二十一条规定了什么？") == [("document", "《数据安全法》"), ("article", "第二十一条")]
     assert constraint_texts("关于数据出境，文件提出要持续完善什么？") == []
     assert constraint_texts("全国范围内对小微企业有哪些减税政策？") == []          # national scope constrains nothing
+    assert constraint_texts("东营市对雇佣大学生的企业有何补贴？") == [("place", "东营市")]   # admin_divisions.txt
+    other = [passage_evidence("对吸纳高校毕业生的企业给予一次性吸纳就业补贴。", {"title": "铁岭市稳就业若干措施"})]
+    assert describe_missing(missing_constraints(question_constraints("东营市对雇佣大学生的企业有何补贴？"), other)) \
+        == "「东营市」"
 
 
 def test_another_citys_question_is_missing_its_agency_and_year():
