@@ -10,6 +10,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -331,3 +333,20 @@ def test_opening_files_at_head_loads_neither_alembic_nor_sqlalchemy(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_opening_waits_for_another_connections_lock_longer_than_sqlites_default(tmp_path):
+    # an old (rollback-journal) file locked by another process's migration for over sqlite3's default 5 s
+    path = tmp_path / "busy.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t(x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(5.5, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        t0 = time.monotonic()
+        open_db(path).close()
+        assert time.monotonic() - t0 >= 5.0
+    finally:
+        release.join()
+        holder.close()
