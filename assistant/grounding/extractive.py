@@ -8,11 +8,12 @@ carry most of the question's idf weight, so an off-topic figure ("预算总额�
 another sum) is not quoted.
 
 Any question (best_quote): when the model's sentences were all removed, or none stood where its passage speaks of
-the question (anchoring), the passage clause whose place — with the clause before it, title and heading — holds most
-of the question's terms is quoted with what follows it, if that share is high. The model read "提出了纾缓企业用能成本
+the question (anchoring), the passage clause that with its passage's title and heading holds most of the question's
+terms is quoted with what follows it, if that share is high. The model read "提出了纾缓企业用能成本
 压力、减免中小企业房租…5项具体举措" under "四是减轻企业负担" and wrote generic advice: the passage said it."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from assistant.components.store.tokens import tokenize
@@ -71,7 +72,7 @@ def best_quote(question: AnchorQuestion, passages: list[tuple[int, AnchorPassage
     if kind is not None:
         min_share = 1.0
     asked_years = _years(question.text)
-    best: tuple[tuple[float, int], int, AnchorPassage, int, str] | None = None
+    best: tuple[tuple[float, int], int, str] | None = None
     for n, p in passages:
         in_head = sum(t in p.head for t in terms)
         for i, low in enumerate(p.lower):
@@ -83,10 +84,10 @@ def best_quote(question: AnchorQuestion, passages: list[tuple[int, AnchorPassage
             quoted = _following(p.raw, i, max_chars)
             if asked_years and not (_years(quoted) | _years(p.head)) & asked_years:
                 continue
-            best = ((share, in_head), n, p, i, quoted)
+            best = ((share, in_head), n, quoted)
     if best is None:
         return None
-    (share, _), n, _p, _i, quoted = best
+    (share, _), n, quoted = best
     if not own_grams(quoted, question.text):
         return None      # a heading that restates the question ("二、全力支持企业扩大产能。") answers nothing
     return Extract(n, quoted, round(share, 3), rule="anchor")
@@ -102,4 +103,8 @@ def _following(clauses: tuple[str, ...], i: int, max_chars: int) -> str:
 
 
 def _years(text: str) -> set[str]:
-    return {a.key.split(":", 1)[1][:4] for a in extract_atoms(text) if a.kind == "date"}
+    """The years the text's dates state (date:2025-3-10 → 2025; a month and day alone state none)."""
+    return {m.group(1) for a in extract_atoms(text) if a.kind == "date" and (m := _YEAR_KEY.match(a.key))}
+
+
+_YEAR_KEY = re.compile(r"date:(\d{4})")
