@@ -1,10 +1,12 @@
 """The Chinese text heuristics the services share (issue #18: one module instead of three or four copies):
 character-bigram overlap, the [n] citation marker's place in a sentence, what an organisation's name ends
-with, and the clean-up of a string field in a model's JSON. Pure functions over strings; text metrics for
+with, the other names of an organ (工信部 ↔ 工业和信息化部), and the clean-up of a string field in a model's JSON. Pure functions over strings; text metrics for
 scoring (ROUGE, F1) are in text_metrics.py."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from pathlib import Path
 
 _NOT_TEXT = re.compile(r"[\s\W_]+")
 _LAST_MARKER = re.compile(r"(\[\d{1,2}\])(?!.*\[\d{1,2}\])", re.S)
@@ -19,6 +21,33 @@ ORG_SUFFIXES = ("委员会", "办公室", "部门", "政府", "中心", "单位"
 def is_org(name: str) -> bool:
     """A 机关/单位 name: short, and 各… ("各区人民政府") or ending with an organisation word."""
     return bool(name) and len(name) <= 30 and (name.startswith("各") or name.endswith(ORG_SUFFIXES))
+
+
+@lru_cache(maxsize=1)
+def _organ_names() -> tuple[tuple[str, ...], ...]:
+    lines = Path(__file__).with_name("agency_names.txt").read_text(encoding="utf-8").splitlines()
+    return tuple(tuple(line.split()) for line in lines if line.strip() and not line.startswith("#"))
+
+
+def other_names(text: str) -> list[str]:
+    """The other names of the organs the text names (agency_names.txt): "人社部" → 人力资源和社会保障部,
+    人力资源社会保障部; "国家发展和改革委员会" → 发改委, 发展改革委. Questions and documents write either."""
+    out: list[str] = []
+    for names in _organ_names():
+        found = [n for n in names if n in text]
+        out += [n for n in names if n not in found] if found else []
+    return out
+
+
+def name_variants(name: str) -> list[str]:
+    """The name with an organ in it written each other way: "北京市人社局" → 北京市人力资源和社会保障局,
+    北京市人力资源社会保障局 (what a passage naming the same agency may write)."""
+    out: list[str] = []
+    for names in _organ_names():
+        for n in names:
+            if n in name:
+                out += [name.replace(n, other) for other in names if other != n]
+    return out
 
 
 def compact(text: str) -> str:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
+from assistant.text_heuristics import name_variants
+
 _CN_DIGIT = {"零": 0, "〇": 0, "○": 0, "Ｏ": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
              "八": 8, "九": 9}
 _CN_UNIT = {"十": 10, "百": 100, "千": 1000}
@@ -294,7 +296,8 @@ class Evidence:
 
     def supports(self, atom: Atom) -> bool:
         if atom.kind == "agency" and ((rest := city_agency(atom.key)) and rest in self.text
-                                      or names_agency_apart(atom.key, self.text)):
+                                      or names_agency_apart(atom.key, self.text)
+                                      or any(v in self.text for v in name_variants(atom.key))):
             return True
         if atom.kind in ("document", "place", "agency"):
             return atom.key in self.text or atom.key in self.text.replace("中华人民共和国", "")

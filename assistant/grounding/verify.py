@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 from assistant.grounding.atoms import (Evidence, atom_spans, extract_atoms, has_figure, normalize, unsupported_atoms,
                                       year_mismatches)
-from assistant.text_heuristics import add_marker
+from assistant.text_heuristics import add_marker, other_names
 
 CITE = re.compile(r"\[(\d{1,2})\]")
 # a sentence ends at 。！？ or a line break; the [n] markers right after the end belong to it
@@ -217,10 +217,10 @@ class AnchorPassage:
     normalized; the atom keys of a sentence are read when a figure is first looked for in it."""
 
     def __init__(self, text: str, head: str = ""):
-        self.head = normalize(head).lower()
+        self.head = _with_other_names(normalize(head).lower())
         self.raw = tuple(s for s in _CLAUSE.split(text) if s.strip())     # as written, for quoting
         self.sentences = tuple(normalize(s) for s in self.raw)
-        self.lower = tuple(s.lower() for s in self.sentences)
+        self.lower = tuple(_with_other_names(s.lower()) for s in self.sentences)
         self._keys: dict[int, frozenset[str]] = {}
 
     def missing(self, i: int, terms: frozenset[str]) -> list[str]:
@@ -235,6 +235,13 @@ class AnchorPassage:
 
 
 _CLAUSE = re.compile(r"(?<=[。！？!?；;\n])")
+
+
+def _with_other_names(text: str) -> str:
+    """The text and, after it, the other names of the organs it names: a question's 工信部 is found where the passage
+    writes 工业和信息化部 (a separator keeps the names from joining the text into new words)."""
+    others = other_names(text)
+    return text + "".join("\x1f" + n for n in others) if others else text
 
 
 def anchor(body: str, question: AnchorQuestion, passages: list[AnchorPassage]) -> tuple[float | None, list[str]]:

@@ -98,6 +98,21 @@ def test_a_city_agency_named_without_its_province_supports_the_full_name():
     assert not Evidence.of("", "兰州市政务服务中心于2月3日起暂停对外办公。").supports(agency)
 
 
+def test_an_agency_named_by_its_short_or_full_name_is_supported_either_way():
+    from assistant.grounding.atoms import Evidence, extract_atoms
+    from assistant.text_heuristics import name_variants, other_names
+    assert other_names("工信部印发通知") == ["工业和信息化部"]
+    assert other_names("国家发展和改革委员会") == ["发改委", "发展改革委"]
+    assert other_names("加工信息") == [] and other_names("城市监测") == []     # no bare stems (工信, 市监)
+    assert "北京市人力资源和社会保障局" in name_variants("北京市人社局")
+    short = next(a for a in extract_atoms("北京市人社局如何帮企业渡过难关？") if a.kind == "agency")
+    full = next(a for a in extract_atoms("北京市人力资源和社会保障局如何帮企业渡过难关？") if a.kind == "agency")
+    assert Evidence.of("", "北京市人力资源和社会保障局发布了稳岗措施。").supports(short)
+    assert Evidence.of("", "北京市人社局发布了稳岗措施。").supports(full)
+    assert not Evidence.of("", "上海市人力资源和社会保障局发布了稳岗措施。").supports(short)   # another city's
+    assert not Evidence.of("", "北京市卫生健康委员会发布了防控指引。").supports(short)          # another organ
+
+
 # NCP dev questions whose gold passage names the agency with its places apart (found in the rejection suite's
 # present questions, both halves): a passage that names the places and the organ, the organ under no other place
 @pytest.mark.parametrize("question, passage", [

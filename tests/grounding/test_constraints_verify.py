@@ -148,3 +148,12 @@ def test_anchor_reads_the_question_where_the_answers_content_sits():
                    "2021年，城市观影人次为11.67亿，相比2019年的17.3亿下降了5.6亿。")[0] == 0.0
     # a restatement has nothing of its own to place
     assert _anchor("北京冬奥会吉祥物叫什么", "北京冬奥会吉祥物：", noise) == (None, [])
+
+
+def test_anchor_finds_an_organ_the_passage_names_another_way():
+    # users write 工信部 / 人社局, documents 工业和信息化部 / 人力资源和社会保障局 (and the other way round)
+    passage = "工业和信息化部组织重点企业扩大医用防护服产能。"
+    assert _anchor("工信部采取了哪些措施保障医用防护服供应？", "组织重点企业扩大医用防护服产能。", passage)[1] == \
+        ["供应", "保障", "措施", "采取"]                 # 工信部 is there, written in full
+    assert "工信部" in _anchor("工信部采取了哪些措施保障医用防护服供应？", "组织重点企业扩大医用防护服产能。",
+                              "国家药监局组织重点企业扩大医用防护服产能。")[1]      # another organ's passage: missing
