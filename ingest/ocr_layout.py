@@ -163,9 +163,10 @@ def page_text(boxes: list[Box], min_confidence: float) -> PageText:
     if gap is None:
         return PageText(_paragraphs(kept), dropped)
     # bands between the boxes that reach well into both columns (a title, a rule; a line whose box overshoots into
-    # the gutter by a few pixels does not): in each band, the left column, then the right one
+    # the gutter does not — a right-column line that opens with "，" starts a full character left of the gutter):
+    # in each band, the left column, then the right one
     ch = median(b.h for b in kept)
-    spans = [min(gap - b.x0, b.x1 - gap) > ch for b in kept]
+    spans = [min(gap - b.x0, b.x1 - gap) > 2 * ch for b in kept]
     spanners = sorted((b for b, s in zip(kept, spans) if s), key=lambda b: b.cy)
     rest = [b for b, s in zip(kept, spans) if not s]
     paragraphs: list[str] = []

@@ -45,6 +45,19 @@ def test_two_columns_read_left_column_then_right_and_a_title_first():
         "".join(f"右栏第{i}行" for i in range(5))
 
 
+def test_a_right_column_line_opening_with_punctuation_is_not_read_as_a_title():
+    # the renderer (and 公文 typesetting) may start a line with "，": its box begins a character left of the gutter.
+    # Read as a line across both columns it cut the left column in two (benchmarks/ocr_quality.py two-column page:
+    # 1 - CER .932 → 1.000)
+    left = [_row(100 + 42 * i, 100, 480, f"左栏第{i}行") for i in range(6)]
+    right = [_row(100 + 42 * i, 520, 900, f"右栏第{i}行") for i in range(6)]
+    right[3] = _row(100 + 42 * 3, 465, 900, "，右栏第3行")   # 35 px left of the gutter's middle (a character: 30)
+    text = page_text([b for pair in zip(left, right) for b in pair], 0.75)
+    assert text.columns == 2
+    assert "".join(text.paragraphs) == "".join(f"左栏第{i}行" for i in range(6)) + \
+        "".join(("，" if i == 3 else "") + f"右栏第{i}行" for i in range(6))
+
+
 def test_label_value_rows_are_not_columns():
     boxes = [b for i in range(6) for b in (_row(100 + 42 * i, 100, 180, "姓名："), _row(100 + 42 * i, 600, 700, "张三"))]
     assert column_gap(boxes) is None
