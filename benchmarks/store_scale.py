@@ -113,8 +113,9 @@ def _du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def run_one(size: int, work: Path, n_queries: int) -> dict:
-    """One size in this process: build, query, measure."""
+def run_one(size: int, work: Path, n_queries: int, lexical_only: bool = False) -> dict:
+    """One size in this process: build, query, measure. lexical_only: the text stage and BM25 alone (Chroma's HNSW
+    build of a million chunks takes hours on 2 cores: ~4,000 chunks a minute past 100k, measured)."""
     import psutil
 
     from assistant.container import Container
@@ -151,7 +152,8 @@ def run_one(size: int, work: Path, n_queries: int) -> dict:
         failed += [r for r in c.knowledge_bases.ingest_documents(kb, batch, progress, principal=LOCAL_ADMIN,
                                                                  wait=False).results if r.status == "failed"]
     t_text = time.perf_counter() - t0
-    c.knowledge_bases.fill_vectors(kb, progress, principal=LOCAL_ADMIN)
+    if not lexical_only:
+        c.knowledge_bases.fill_vectors(kb, progress, principal=LOCAL_ADMIN)
     t_all = time.perf_counter() - t0
     print(file=sys.stderr)
     if failed:
@@ -161,12 +163,14 @@ def run_one(size: int, work: Path, n_queries: int) -> dict:
     qs = queries(n_queries)
     ALL_LEVELS = Filters().visible_to(("*",))                # the local operator: every document level
     flt = Filters(status=["现行有效"], agency=AGENCIES[3]).visible_to(("*",))
+    modes = (("bm25", "bm25", ALL_LEVELS), ("bm25+filter", "bm25", flt)) if lexical_only else \
+        (("bm25", "bm25", ALL_LEVELS), ("dense", "dense", ALL_LEVELS), ("hybrid", "hybrid", ALL_LEVELS),
+         ("hybrid+filter", "hybrid", flt))
     for q in qs[:5]:                                         # warm caches (SQLite pages, HNSW index load)
-        searcher.search(q, [kb], ALL_LEVELS, mode="hybrid")
-    lat: dict[str, list[float]] = {"bm25": [], "dense": [], "hybrid": [], "hybrid+filter": []}
+        searcher.search(q, [kb], ALL_LEVELS, mode=modes[-1][1])
+    lat: dict[str, list[float]] = {name: [] for name, _, _ in modes}
     for q in qs:
-        for name, mode, f in (("bm25", "bm25", ALL_LEVELS), ("dense", "dense", ALL_LEVELS),
-                              ("hybrid", "hybrid", ALL_LEVELS), ("hybrid+filter", "hybrid", flt)):
+        for name, mode, f in modes:
             t = time.perf_counter()
             searcher.search(q, [kb], f, mode=mode)
             lat[name].append((time.perf_counter() - t) * 1000)
@@ -185,7 +189,7 @@ def run_one(size: int, work: Path, n_queries: int) -> dict:
         overlaps.append(len(set(full) & set(tops["bm25_bounded"])) / max(len(full), 1))
     lex.max_postings = max_postings
     proc = psutil.Process()
-    return {"max_postings": max_postings, "bounded_top10_overlap": round(statistics.mean(overlaps), 3),
+    return {"lexical_only": lexical_only, "max_postings": max_postings, "bounded_top10_overlap": round(statistics.mean(overlaps), 3),
             "size": size, "text_stage_s": round(t_text, 1), "all_s": round(t_all, 1),
             "text_chunks_per_s": round(size / t_text, 1), "all_chunks_per_s": round(size / t_all, 1),
             **{f"{k}_p50_ms": round(_pct(v, 50), 1) for k, v in lat.items()},
@@ -202,7 +206,8 @@ def plot(results: list[dict], path: Path) -> None:
     sizes = [r["size"] for r in results]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     for k in ("bm25", "dense", "hybrid", "hybrid+filter"):
-        a.plot(sizes, [r[f"{k}_p95_ms"] for r in results], marker="o", label=f"{k} p95")
+        have = [r for r in results if f"{k}_p95_ms" in r]      # lexical-only sizes have no dense or hybrid
+        a.plot([r["size"] for r in have], [r[f"{k}_p95_ms"] for r in have], marker="o", label=f"{k} p95")
     a.axhline(300, color="grey", ls="--", lw=1, label="goal: hybrid p95 300 ms")
     a.set(xscale="log", xlabel="chunks", ylabel="ms", title="search latency (p95)")
     a.legend(fontsize=8)
@@ -222,19 +227,23 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=Path("/tmp/store_scale"))
     ap.add_argument("--out", type=Path, default=ROOT / "artifacts" / "store_scale")
     ap.add_argument("--keep", action="store_true", help="keep the synthetic knowledge bases")
+    ap.add_argument("--lexical-only", default="", help="sizes (comma-separated) measured without vectors: text "
+                    "stage and BM25 only")
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)   # a child process: one size
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.work, args.queries)))
+        print(json.dumps(run_one(args.one, args.work, args.queries, args.lexical_only == "1")))
         return 0
     sizes = [int(s) for s in re.split(r"[,\s]+", args.sizes) if s]
+    lexical_only = {int(s) for s in re.split(r"[,\s]+", args.lexical_only) if s}
+    sizes += sorted(lexical_only - set(sizes))
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     for size in sizes:
-        print(f"{size:,} chunks …", file=sys.stderr)
+        print(f"{size:,} chunks{' (text stage and BM25 only)' if size in lexical_only else ''} …", file=sys.stderr)
         out = subprocess.run([sys.executable, __file__, "--one", str(size), "--work", str(args.work),
-                              "--queries", str(args.queries)], capture_output=False, stdout=subprocess.PIPE,
-                             text=True)
+                              "--queries", str(args.queries), "--lexical-only", "1" if size in lexical_only else ""],
+                             capture_output=False, stdout=subprocess.PIPE, text=True)
         if out.returncode:
             print(f"size {size} failed (exit {out.returncode})", file=sys.stderr)
             break
@@ -249,13 +258,19 @@ def main() -> int:
             "rss_mb", "disk_mb"]
     print(" ".join(f"{c:>14}" for c in cols))
     for r in results:
-        print(" ".join(f"{r[c]:>14,}" if isinstance(r[c], int) else f"{r[c]:>14.1f}" for c in cols))
+        print(" ".join(f"{'–':>14}" if c not in r else f"{r[c]:>14,}" if isinstance(r[c], int) else f"{r[c]:>14.1f}"
+                       for c in cols))
     for r in results:
         print(f"{r['size']:,}: BM25 p95 all tokens {r['bm25_all_tokens_p95_ms']:.1f} ms, bounded to "
               f"{r['max_postings']:,} rows {r['bm25_bounded_p95_ms']:.1f} ms "
               f"(x{r['bm25_bounded_p95_ms'] / max(r['bm25_all_tokens_p95_ms'], .1):.2f}), "
               f"top-10 overlap {r['bounded_top10_overlap']:.3f}")
     for r in results[1:]:
+        if r.get("lexical_only"):
+            print(f"{r['size']:,} / {base['size']:,}: BM25 p95 x{r['bm25_p95_ms'] / max(base['bm25_p95_ms'], .1):.2f}, "
+                  f"RSS x{r['rss_mb'] / max(base['rss_mb'], 1):.2f}, text stage rate x"
+                  f"{r['text_chunks_per_s'] / max(base['text_chunks_per_s'], .1):.2f}")
+            continue
         print(f"{r['size']:,} / {base['size']:,}: hybrid p95 x{r['hybrid_p95_ms'] / max(base['hybrid_p95_ms'], .1):.2f}, "
               f"filtered hybrid p95 x{r['hybrid+filter_p95_ms'] / max(base['hybrid+filter_p95_ms'], .1):.2f}, "
               f"RSS x{r['rss_mb'] / max(base['rss_mb'], 1):.2f}, ingest rate x"
