@@ -1,7 +1,7 @@
 """The Chinese text heuristics the services share (issue #18: one module instead of three or four copies):
 character-bigram overlap, the [n] citation marker's place in a sentence, what an organisation's name ends
-with, the other names of an organ (工信部 ↔ 工业和信息化部), and the clean-up of a string field in a model's JSON. Pure functions over strings; text metrics for
-scoring (ROUGE, F1) are in text_metrics.py."""
+with, the other names of an organ (工信部 ↔ 工业和信息化部), and the clean-up of a string field in a model's JSON.
+Pure functions over strings; text metrics for scoring (ROUGE, F1) are in text_metrics.py."""
 from __future__ import annotations
 
 import re
