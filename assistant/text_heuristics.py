@@ -23,10 +23,16 @@ def is_org(name: str) -> bool:
     return bool(name) and len(name) <= 30 and (name.startswith("各") or name.endswith(ORG_SUFFIXES))
 
 
+def word_list(path: Path) -> list[str]:
+    """The lines of a word list shipped beside the code (agency_names.txt, grounding/admin_divisions.txt), stripped,
+    without blank lines and # comments."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [x.strip() for x in lines if x.strip() and not x.startswith("#")]
+
+
 @lru_cache(maxsize=1)
 def _organ_names() -> tuple[tuple[str, ...], ...]:
-    lines = Path(__file__).with_name("agency_names.txt").read_text(encoding="utf-8").splitlines()
-    return tuple(tuple(line.split()) for line in lines if line.strip() and not line.startswith("#"))
+    return tuple(tuple(line.split()) for line in word_list(Path(__file__).with_name("agency_names.txt")))
 
 
 def other_names(text: str) -> list[str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
-from assistant.text_heuristics import name_variants
+from assistant.text_heuristics import name_variants, word_list
 
 _CN_DIGIT = {"零": 0, "〇": 0, "○": 0, "Ｏ": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
              "八": 8, "九": 9}
@@ -236,8 +236,7 @@ def _divisions() -> tuple[frozenset[str], tuple[int, ...]]:
     """The names of admin_divisions.txt and their lengths, longest first (a scan tries 内蒙古自治区 before 内蒙古)."""
     from pathlib import Path
 
-    lines = (Path(__file__).with_name("admin_divisions.txt").read_text(encoding="utf-8")).splitlines()
-    names = frozenset(x.strip() for x in lines if x.strip() and not x.startswith("#"))
+    names = frozenset(word_list(Path(__file__).with_name("admin_divisions.txt")))
     return names, tuple(sorted({len(n) for n in names}, reverse=True))
 
 
