@@ -378,7 +378,7 @@ class Answerer:
             verification.reason = "missing_answer_kind"
             return refuse(load_prompt("refusal_answer_kind").format(kind=kind.name))
         # the retrieval's own evidence that a passage answers (not merely touches) the question
-        shown = hits[:a.max_passages] if a.max_passages else hits
+        shown = hits[:a.screened_passages or None]
         terms = query_terms(question)
         weights = self._term_weights(shown, terms)
         # passages handed in (answer_from_passages: RGB) carry no BM25 or dense score, which the scorer was fitted

@@ -212,6 +212,9 @@ class AnswerSettings(_Section):
     # question constraints (place, agency, year, document); every sentence's atoms checked against its citations
     focus_chars: int = 0                  # per passage; 0 = whole passages (the old behaviour)
     max_passages: int = 0                 # passages in the prompt; 0 = every retrieved one (retrieval.top_k)
+    # passages the answerability scorer reads; unset = max_passages. The scorer was fitted on what it reads, so the
+    # prompt can show fewer, longer passages without refitting it
+    screen_passages: int | None = Field(None, ge=0)
     # a passage is prompted only when its share of the question's idf weight (Hit.coverage) is at least this share
     # of the best prompted passage's (the first always is); 0 = off. Fewer passages: shorter prefill
     min_relative_coverage: float = Field(0.0, ge=0.0, le=1.0)
@@ -237,6 +240,11 @@ class AnswerSettings(_Section):
     # when every sentence was removed, or none was anchored: quote the passage clause whose place holds at least this
     # share of the question's anchor terms (grounding/extractive.best_quote); 0 = refuse as before
     quote_min_anchor: float = Field(0.0, ge=0.0, le=1.0)
+
+    @property
+    def screened_passages(self) -> int:
+        """Passages the answerability scorer reads (0: all retrieved)."""
+        return self.max_passages if self.screen_passages is None else self.screen_passages
 
 
 class ServerSettings(_Section):

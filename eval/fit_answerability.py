@@ -68,7 +68,7 @@ def collect(container, kb: str, data_path: Path | None = None, seed: int = 2333,
                 row["screened"] = "no_evidence"
             else:
                 s = answerer.screen(q["question"], hits, score_only=True)
-                shown = s.hits[:answerer.settings.answer.max_passages or None]
+                shown = s.hits[:answerer.settings.answer.screened_passages or None]
                 # text_signals: what the same passages would give handed in (no scores, terms weighed alike)
                 row.update(screened=s.verification.reason if s.refusal is not None else "",
                            signals=s.verification.signals, gold_shown=bool({h.doc_id for h in shown} & gold),

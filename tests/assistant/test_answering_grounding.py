@@ -411,3 +411,22 @@ def test_a_passage_far_below_the_best_ones_share_of_the_question_is_not_prompted
     # the 办理时限 passage covers every term; 收费标准 / 申请材料 / the document's own metadata only 入户 (.53 of it)
     assert "3个工作日内办结" in prompt and "不收费" not in prompt and "出生医学证明" not in prompt
     assert [x.label for x in a.citations] == [a.citations[0].label] and len(a.citations) == 1
+
+
+def test_the_scorer_reads_screen_passages_while_the_prompt_shows_max_passages(tmp_path):
+    # the scorer was fitted on what four passages give; a prompt of fewer, longer passages must not change its reading
+    from assistant.grounding.answerability import retrieval_signals
+    from assistant.retrieval import query_terms
+    c = make_container(tmp_path / "data", GOV_ASSISTANT_ANSWER__MAX_PASSAGES="1",
+                       GOV_ASSISTANT_ANSWER__SCREEN_PASSAGES="3", GOV_ASSISTANT_ANSWER__MIN_RELATIVE_COVERAGE="0")
+    assert c.knowledge_bases.ingest_documents("kb", DOCS, principal=LOCAL_ADMIN).ok
+    q = "示范市新生儿入户办理时限和公共数据开放数据集"
+    hits = c.search.search(q, ["kb"], principal=LOCAL_ADMIN).hits
+    assert len(hits) >= 3
+    s = c.answerer.screen(q, hits, score_only=True)
+    terms = query_terms(q)
+    weights = c.answerer._term_weights(hits[:3], terms)
+    read = {k: round(v, 4) for k, v in retrieval_signals(terms, weights, hits[:3]).items()}
+    assert s.verification.signals == read
+    assert read != {k: round(v, 4) for k, v in retrieval_signals(terms, weights, hits[:1]).items()}
+    assert len(c.answerer.prompted(s.hits)) == 1
