@@ -93,6 +93,10 @@ def lex_tables(kb: str) -> tuple[str, str, str]:
     return f'"lex_c_{kb}"', f'"lex_d_{kb}"', f'"lex_v_{kb}"'
 
 
+# FTS5's best rows the filters are applied to before ranking every matching row (Catalog.lexical_search)
+LEXICAL_DEPTH = 200
+
+
 def match_expression(tokens: list[str]) -> str:
     """An FTS5 MATCH expression: any of the tokens (OR, as BM25 scores a query), each a quoted string so that
     quotes, *, -, NEAR, AND/OR/NOT, column filters or parentheses in a token are text, never query syntax."""
@@ -490,19 +494,26 @@ class Catalog:
             return self._pg.search(self._db, kb, tokens, n, level, where)
         c, d, _ = lex_tables(kb)
         cond, args = where or ("1", [])
-        if level == "chunk":
-            sql = (f"SELECT c.chunk_id AS id, bm25({c}) AS s FROM {c} JOIN chunks c ON c.rowid={c}.rowid "
-                   f"WHERE {c} MATCH ? AND c.kb=? AND ({cond}) ORDER BY s, c.rowid LIMIT ?")
-        elif level == "document":
-            sql = (f"SELECT x.doc_id AS id, bm25({d}) AS s FROM {d} JOIN documents x ON x.rowid={d}.rowid "
-                   f"WHERE {d} MATCH ? AND x.kb=? AND ({cond}) ORDER BY s, x.rowid LIMIT ?")
-        else:
+        if level not in ("chunk", "document"):
             raise ValueError(f"unknown lexical level {level!r}")
+        fts, rows_table, key = (c, "chunks", "chunk_id") if level == "chunk" else (d, "documents", "doc_id")
         expression = match_expression(tokens)
         if not expression:
             return []
+        # FTS5 ranks first, the join and the filters read only its best rows: joining every matching row to the
+        # chunk table cost 2-3x the ranking itself at 1M chunks (benchmarks/store_scale.py --lexical-only). The
+        # best n that pass the filter are exact whenever n of them are among FTS5's best `depth`; otherwise (a
+        # narrow filter, a small KB) every matching row is ranked as before
+        depth = max(LEXICAL_DEPTH, 8 * n)
+        ranked = (f"SELECT c.{key} AS id, f.s AS s FROM (SELECT rowid, bm25({fts}) AS s FROM {fts} WHERE {fts} "
+                  f"MATCH ? ORDER BY s, rowid LIMIT ?) f JOIN {rows_table} c ON c.rowid=f.rowid "
+                  f"WHERE c.kb=? AND ({cond}) ORDER BY f.s, c.rowid LIMIT ?")
+        every = (f"SELECT c.{key} AS id, bm25({fts}) AS s FROM {fts} JOIN {rows_table} c ON c.rowid={fts}.rowid "
+                 f"WHERE {fts} MATCH ? AND c.kb=? AND ({cond}) ORDER BY s, c.rowid LIMIT ?")
         try:
-            rows = self._query(sql, (expression, kb, *args, n))
+            rows = self._query(ranked, (expression, depth, kb, *args, n))
+            if len(rows) < n:
+                rows = self._query(every, (expression, kb, *args, n))
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):     # deleted by another process meanwhile
                 return []
