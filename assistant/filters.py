@@ -145,6 +145,11 @@ class Filters:
         amended = CURRENT in default and AMENDED not in default
         return replace(self, status=list(default), latest_amended=amended)
 
+    def narrows(self) -> bool:
+        """A condition the caller chose (agency, type, dates, documents, metadata) and not only validity and
+        clearance, which every search carries and most chunks pass: the lexical search ranks differently."""
+        return bool(self.agency or self.doc_type or self.date_from or self.date_to or self.doc_ids or self.extra)
+
     def _conditions(self) -> list[tuple]:
         """(key, op, value) conditions, all required; ("$or", branches) holds when every condition of one of
         its branches does."""

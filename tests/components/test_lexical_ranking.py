@@ -36,9 +36,10 @@ def every_row_ranked(cat, monkeypatch, *args, **kwargs):
                                  # 7 rows pass: fewer than asked, so the fallback ranks every row
                                  Filters(date_from="2020-10-01", status=["已废止"])], ids=["none", "broad", "half", "narrow"])
 @pytest.mark.parametrize("tokens", [["通知"], ["通知", "公开"]])
-def test_ranking_first_gives_what_ranking_every_row_gives(cat, monkeypatch, flt, tokens):
+@pytest.mark.parametrize("rank_first", [True, False])
+def test_ranking_first_gives_what_ranking_every_row_gives(cat, monkeypatch, flt, tokens, rank_first):
     where = flt.to_sql("c.metadata") if flt else None
-    got = cat.lexical_search("kb", tokens, 10, where=where)
+    got = cat.lexical_search("kb", tokens, 10, where=where, rank_first=rank_first)
     assert got == every_row_ranked(cat, monkeypatch, "kb", tokens, 10, where=where)
     assert len(got) == (7 if flt and flt.date_from == "2020-10-01" else 10)
     assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
@@ -49,3 +50,12 @@ def test_document_level_ranks_the_same_way(cat, monkeypatch):
     assert len(got) == 20 and got == every_row_ranked(cat, monkeypatch, "kb", ["通知", "公开"], 20, level="document")
     with pytest.raises(ValueError, match="lexical level"):
         cat.lexical_search("kb", ["通知"], 5, level="page")
+
+
+def test_only_a_filter_the_caller_chose_narrows():
+    # validity and clearance ride on every search and pass most chunks: FTS5 ranks first under them
+    assert not Filters().with_default_status(["现行有效"]).visible_to(("公开", "内部")).narrows()
+    assert not Filters(status=["已废止"]).narrows()
+    for narrow in (Filters(agency="示范市数据局"), Filters(date_from="2024-01-01"), Filters(doc_ids=["d1"]),
+                   Filters(doc_type="通知"), Filters(extra={"law": "数据安全法"})):
+        assert narrow.narrows()

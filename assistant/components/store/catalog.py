@@ -485,9 +485,10 @@ class Catalog:
 
     # lexical search
     def lexical_search(self, kb: str, tokens: list[str], n: int, level: str = "chunk",
-                       where: tuple[str, list] | None = None) -> list[tuple[str, float]]:
+                       where: tuple[str, list] | None = None, rank_first: bool = True) -> list[tuple[str, float]]:
         """(chunk_id or doc_id, BM25 score) best first, by FTS5's bm25() (negated: FTS5 orders ascending).
-        where: an SQL condition over the chunk row `c` (Filters.to_sql) for level 'chunk'."""
+        where: an SQL condition over the chunk row `c` (Filters.to_sql) for level 'chunk'. rank_first: the
+        condition passes most rows (validity, clearance); off for a narrow one (an agency, a date range)."""
         if not tokens or n <= 0:
             return []
         if self.postgres:
@@ -501,9 +502,9 @@ class Catalog:
         if not expression:
             return []
         # FTS5 ranks first, the join and the filters read only its best rows: joining every matching row to the
-        # chunk table cost 2-3x the ranking itself at 1M chunks (benchmarks/store_scale.py --lexical-only). The
-        # best n that pass the filter are exact whenever n of them are among FTS5's best `depth`; otherwise (a
-        # narrow filter, a small KB) every matching row is ranked as before
+        # chunk table cost 2.4x the ranking itself at 1M chunks (docs: README, the store). The best n that pass
+        # the filter are exact whenever n of them are among FTS5's best `depth`; otherwise (a small KB) every
+        # matching row is ranked. A narrow filter would mostly fall back, paying for both: it joins at once
         depth = max(LEXICAL_DEPTH, 8 * n)
         ranked = (f"SELECT c.{key} AS id, f.s AS s FROM (SELECT rowid, bm25({fts}) AS s FROM {fts} WHERE {fts} "
                   f"MATCH ? ORDER BY s, rowid LIMIT ?) f JOIN {rows_table} c ON c.rowid=f.rowid "
@@ -511,7 +512,7 @@ class Catalog:
         every = (f"SELECT c.{key} AS id, bm25({fts}) AS s FROM {fts} JOIN {rows_table} c ON c.rowid={fts}.rowid "
                  f"WHERE {fts} MATCH ? AND c.kb=? AND ({cond}) ORDER BY s, c.rowid LIMIT ?")
         try:
-            rows = self._query(ranked, (expression, depth, kb, *args, n))
+            rows = self._query(ranked, (expression, depth, kb, *args, n)) if rank_first else []
             if len(rows) < n:
                 rows = self._query(every, (expression, kb, *args, n))
         except sqlite3.OperationalError as exc:

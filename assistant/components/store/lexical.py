@@ -22,7 +22,8 @@ class LexicalView:
     def search(self, query_tokens: list[str], n: int, filters: Filters | None = None) -> list[tuple[str, float]]:
         """(id, score) best first, any query token matching (OR); filters apply to chunks, inside the query."""
         where = filters.to_sql("c.metadata", self.catalog.dialect) if filters is not None and self.level == "chunk" else None
-        return self.catalog.lexical_search(self.kb, self.bounded(query_tokens), n, self.level, where)
+        return self.catalog.lexical_search(self.kb, self.bounded(query_tokens), n, self.level, where,
+                                           rank_first=not (filters is not None and filters.narrows()))
 
     def bounded(self, tokens: list[str]) -> list[str]:
         """An OR query makes FTS5 score every row holding any token, so one token found in most chunks (的, 工作,
