@@ -7,7 +7,7 @@ what Keycloak, Azure AD, ADFS issue), so the provider here is configured through
 (OAUTH2_ACCESS_TOKEN_GENERATOR) to issue them, signed with the provider's own JWKS key and issuer. Its policy per
 client id: `aud` is AUDIENCES[client_id] (else the client id), and the client EXPIRED_CLIENT gets tokens whose
 `exp` already passed — still signed by the provider, so expiry is checked on a genuine token. ID tokens are the
-mock's own (authlib OpenIDCode: iss, aud=client_id, nonce, exp)."""
+mock's own (authlib OpenIDCode: iss, aud=client_id, nonce, exp). PKCE is enforced (_pkce_grant)."""
 from __future__ import annotations
 
 import re
@@ -44,6 +44,35 @@ def _access_token(client, grant_type, user, scope):
     return jwt.encode({"alg": "RS256", "typ": "at+jwt", "kid": key.kid}, claims, key)
 
 
+def _pkce_grant():
+    """The mock's authorization-code grant with authlib's own PKCE extension (RFC 7636), which the mock does not
+    register: the challenge of each authorize request is kept with its code, and a token request for that code must
+    bring the matching verifier, as at a real provider. Without it a client sending a wrong verifier would pass."""
+    from authlib.oauth2.rfc7636 import CodeChallenge
+    from oidc_provider_mock import _app
+
+    challenges: dict[str, tuple[str | None, str | None]] = {}
+
+    class Challenge(CodeChallenge):
+        def get_authorization_code_challenge(self, authorization_code):
+            return challenges.get(authorization_code.code, (None, None))[0]
+
+        def get_authorization_code_challenge_method(self, authorization_code):
+            return challenges.get(authorization_code.code, (None, None))[1]
+
+    class Grant(_app.AuthorizationCodeGrant):
+        def __init__(self, request, server):
+            super().__init__(request, server)
+            Challenge(required=True)(self)
+
+        def save_authorization_code(self, code, request):
+            super().save_authorization_code(code, request)
+            data = request.payload.data
+            challenges[code] = (data.get("code_challenge"), data.get("code_challenge_method"))
+
+    return Grant
+
+
 class Provider:
     """oidc-provider-mock on 127.0.0.1 in a thread (werkzeug's threaded server, as its run_server_in_thread)."""
 
@@ -54,7 +83,13 @@ class Provider:
         app = flask.Flask("oidc_provider_mock._app")   # its templates live in that package
         app.secret_key = "oidc-test-provider"
         app.config["OAUTH2_ACCESS_TOKEN_GENERATOR"] = _access_token
-        init_app(app, require_nonce=True, user_claims=[User(sub=sub, claims=claims) for sub, claims in USERS.items()])
+        from oidc_provider_mock import _app
+        mock_grant, _app.AuthorizationCodeGrant = _app.AuthorizationCodeGrant, _pkce_grant()
+        try:     # init_app registers the module's grant class, read at this call
+            init_app(app, require_nonce=True,
+                     user_claims=[User(sub=sub, claims=claims) for sub, claims in USERS.items()])
+        finally:
+            _app.AuthorizationCodeGrant = mock_grant
         self.server = werkzeug.serving.make_server("127.0.0.1", 0, app, threaded=True)
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)

@@ -96,6 +96,20 @@ def test_the_id_token_is_checked_for_nonce_audience_and_issuer(provider):
         client_for(provider).verify_id_token(tokens["access_token"], "nonce-A")
 
 
+def test_the_provider_redeems_a_code_only_with_the_verifier_of_its_challenge(provider):
+    # PKCE end to end: our authorize URL carries the S256 challenge, the provider keeps it with the code, and the
+    # token request must bring the verifier (a code intercepted on its way back is useless without it)
+    rp = client_for(provider)
+    verifier = "v3rifier-" + "0123456789abcdef" * 3
+    url = rp.authorization_url("s-0123456789", "n-0123456789", verifier)
+    assert "code_challenge_method=S256" in url and "code_challenge=" in url
+    code = _authorize(provider, url)["code"]
+    with pytest.raises(OidcError, match="拒绝了本次登录"):
+        rp.exchange_code(code, "another-verifier-" + "0123456789abcdef" * 3)
+    code = _authorize(provider, rp.authorization_url("s-0123456789", "n-0123456789", verifier))["code"]
+    assert rp.exchange_code(code, verifier)["id_token"]
+
+
 def test_an_unreachable_provider_is_a_clear_error():
     import socket
     s = socket.socket()
