@@ -27,7 +27,7 @@ from assistant.grounding.verify import (AnchorPassage, AnchorQuestion, SentenceC
 from assistant.prompts import load_prompt
 from assistant.retrieval import Hit, HybridSearcher, positions, query_terms
 from assistant.settings import Settings
-from assistant.text_heuristics import add_marker, bigrams
+from assistant.text_heuristics import add_marker, bigrams, same_text
 
 ATOM_KIND_NAMES = {"amount": "金额", "percent": "比例", "date": "日期", "number": "数字", "doc_number": "文号",
                    "article": "条款", "document": "文件名称", "place": "地名", "agency": "机关名称",
@@ -126,7 +126,20 @@ def finalize_answer(raw: str, citations: list["Citation"]) -> tuple[str, bool, l
     cited = {int(n) for n in _CITE.findall(text)}
     for c in citations:
         c.cited = c.n in cited
+    cite_copies(citations)
     return text, False, citations
+
+
+def cite_copies(citations: list["Citation"]) -> None:
+    """A passage that is the same text as a cited one states what that one states: it is cited too, as its copy
+    (same_as), so the reader sees every document the statement is in — often the issuing body's own notice next to
+    a repost — whichever copy the model happened to cite."""
+    marked = [c for c in citations if c.cited and c.same_as is None]
+    for c in citations:
+        if not c.cited:
+            twin = next((m for m in marked if same_text(c.text, m.text)), None)
+            if twin is not None:
+                c.cited, c.same_as = True, twin.n
 
 
 @dataclass
@@ -146,6 +159,7 @@ class Citation:
     page: int | None = None
     sensitivity: str | None = None          # 数据分类分级 level of the cited document (shown beside the citation)
     notice: str | None = None               # a warning shown with it: 已被修改 texts (amended_notice)
+    same_as: int | None = None              # cited as the same text as passage [same_as] (cite_copies)
 
     @classmethod
     def from_hit(cls, n: int, hit: Hit) -> "Citation":

@@ -84,6 +84,8 @@ class CitationOut(BaseModel):
     sensitivity: str | None = Field(None, description="The cited document's level (数据分类分级), e.g. 内部.")
     notice: str | None = Field(None, description="A warning to show with it: an 已被修改 text reads "
                                                  "此文本此后已被修改，请以最新修正文本为准 (null otherwise).")
+    same_as: int | None = Field(None, description="Cited as the same text as passage [same_as], which the answer "
+                                                  "cites (a repost or another copy of it); null otherwise.")
     related: bool = Field(False, description="A refusal's closest passage (相关但未直接回答): shown for reference, "
                                              "never the answer's evidence. Items of `related` are true, of "
                                              "`citations` false.")

@@ -333,3 +333,22 @@ def test_pages_whose_service_is_missing_say_so(container):
     texts = [str(b.value) for b in blocks.blocks.values() if isinstance(getattr(b, "value", None), str)]
     disabled = [t for t in texts if "功能未启用" in t]
     assert any("公文写作" in t for t in disabled) and any("文件摘要" in t for t in disabled)
+
+
+def test_a_copy_of_the_cited_passage_is_shown_cited_as_the_same_text():
+    from assistant.answering import finalize_answer
+    notice = "各相关省份要抓紧将救灾资金拨付到位，及时支持做好农作物重大病虫害防控等农业生产救灾工作，促进当地蔬菜稳产保供。"
+    repost = Citation(1, "d1", "c1", "ncp", "财政部通知", "", notice, {"title": "财政部通知"})
+    other = Citation(2, "d2", "c2", "ncp", "新闻", "", "一是抓紧拨付救灾资金。" + notice.replace("后", "後"),
+                     {"title": "新闻转载"})
+    unrelated = Citation(3, "d3", "c3", "ncp", "其他", "", "减免农业信贷担保相关费用，促进解决农业适度规模经营主体融资难问题。",
+                         {"title": "其他"})
+    text, refused, cites = finalize_answer("各省要抓紧将救灾资金拨付到位[2]。", [repost, other, unrelated])
+    assert not refused and text == "各省要抓紧将救灾资金拨付到位[2]。"          # the reply is not rewritten
+    assert [(c.cited, c.same_as) for c in cites] == [(True, 2), (True, None), (False, None)]
+    html = render_sources(cites)
+    assert 'data-same-as="2"' in html and "与[2]同文" in html and html.count("已引用") == 2   # 2 and the summary line
+    # short clauses never count as one text
+    a = Citation(1, "d1", "c1", "ncp", "t", "", "免征增值税。", {})
+    b = Citation(2, "d2", "c2", "ncp", "t", "", "免征增值税。", {})
+    assert [c.same_as for c in finalize_answer("免征增值税[1]。", [a, b])[2]] == [None, None]

@@ -95,6 +95,8 @@ def _card(c, terms: set[str], cited: bool, related: bool = False) -> str:
     meta_bits = [esc(b) for b in (m.get("agency"), m.get("date")) if b]
     meta_bits.append(f"知识库 {esc(c.kb)}")
     badge = RELATED_BADGE if related else (CITED_BADGE if c.cited else "")
+    if not related and c.same_as:       # cited as a copy of the passage the answer marks
+        badge = f'<span class="badge badge-cited" data-same-as="{c.same_as}">与[{c.same_as}]同文</span>'
     klass = "src-card related" if related else ("src-card" if cited else "src-card uncited")
     flag = ' data-related="true"' if related else ""
     number = "·" if related else f"[{c.n}]"
