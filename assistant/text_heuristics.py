@@ -83,8 +83,7 @@ def same_text(a: str, b: str, share: float = 0.8, min_bigrams: int = 20) -> bool
     """The two passages are one text (a notice reposted by another site, 後 / 后 variants): the shorter's bigrams are
     almost all in the longer. Short passages never count: two 20-character clauses share too much by chance."""
     small, big = (a, b) if len(compact(a)) <= len(compact(b)) else (b, a)
-    grams = bigrams(small)
-    return len(grams) >= min_bigrams and len(grams & bigrams(big)) / len(grams) >= share
+    return len(bigrams(small)) >= min_bigrams and containment(small, big) >= share
 
 
 def add_marker(sentence: str, n: int) -> str:
