@@ -7,7 +7,8 @@ keeps only its characters outside it, and each table goes in as one Markdown blo
 order. A table that goes on over the next page is read as one table (a header the PDF repeated there is
 dropped: the chunker puts the header on every piece). A merged cell's text is repeated into every row and
 column it covers (as .docx/.html colspans and rowspans are, ingest/tables.py), so each Markdown row reads
-alone: a 类别 spanning two 申请材料 rows is on both.
+alone: a 类别 spanning two 申请材料 rows is on both. A merged cell a page break cuts (Word and LibreOffice print its
+text in the part on the first page and an empty box on the next) carries its text into that box's rows.
 
 Bounded: only pages with drawn paths are parsed again (the caller counts their objects with pdfium); a page
 with more than MAX_PAGE_OBJECTS objects and characters is not searched (maps, charts: table finding grows with
@@ -45,6 +46,7 @@ class _Table:
     box: Box
     rows: list[list[str]]
     edges: list[float]            # x of its column rules: a table continued on the next page has the same
+    cells: list[list[Box | None]]   # the box of the cell covering each slot of rows (None: no cell)
 
 
 def with_tables(path: str, items: list[PdfItem], pages: dict[int, int],
@@ -74,19 +76,22 @@ def _page_tables(page) -> list[_Table]:
     """The page's ruled tables of two or more columns and rows."""
     out = []
     for t in page.find_tables(SETTINGS):
-        rows = [[join_wrapped((cell or "").splitlines()) for cell in row] for row in _spans_filled(t)]
+        slots, cells = _spans_filled(t)
+        rows = [[join_wrapped((cell or "").splitlines()) for cell in row] for row in slots]
         lines = markdown_table(rows).splitlines()
         if len(lines) >= 3 and lines[1].count("---") >= 2:     # a framed paragraph or a rule is not a table
             edges = sorted({round(x, 1) for c in t.cells for x in (c[0], c[2])})
-            out.append(_Table(page.page_number, t.bbox, rows, edges))
+            out.append(_Table(page.page_number, t.bbox, rows, edges, cells))
     return sorted(out, key=lambda t: t.box[1])
 
 
-def _spans_filled(table) -> list[list[str | None]]:
+def _spans_filled(table) -> tuple[list[list[str | None]], list[list[Box | None]]]:
     """table.extract() with each slot a merged cell covers (pdfplumber gives None there: the cell belongs to
-    the row and column it starts in) holding that cell's text; None where no cell covers the slot."""
+    the row and column it starts in) holding that cell's text, None where no cell covers the slot; and the box
+    of the cell covering each slot."""
     rows = table.extract()
     texts = {box: text for row, cells in zip(rows, table.rows) for text, box in zip(row, cells.cells) if box}
+    boxes: list[list[Box | None]] = [list(r.cells) for r in table.rows]
     # a slot's centre: between its column's left rule and the next one, its row's top and the next row's
     xs = [c.bbox[0] for c in table.columns] + [table.bbox[2]]
     ys = [r.bbox[1] for r in table.rows] + [table.bbox[3]]
@@ -94,9 +99,9 @@ def _spans_filled(table) -> list[list[str | None]]:
         for j, text in enumerate(row):
             if text is None and j + 1 < len(xs) and i + 1 < len(ys):
                 x, y = (xs[j] + xs[j + 1]) / 2, (ys[i] + ys[i + 1]) / 2
-                row[j] = next((t for (x0, top, x1, bottom), t in texts.items()
-                               if x0 < x < x1 and top < y < bottom), None)
-    return rows
+                box = next((b for b in texts if b[0] < x < b[2] and b[1] < y < b[3]), None)
+                row[j], boxes[i][j] = (texts[box], box) if box else (None, None)
+    return rows, boxes
 
 
 def _on_page(page, box: Box) -> Box:
@@ -171,15 +176,43 @@ def _pages_joined(items: list[Block | _Table]) -> list[Block]:
         text = markdown_table(it.rows)
         if prev and it.page == prev.page + 1 and _same_columns(it, prev) \
                 and all(len(b.text.strip()) <= SHORT_TEXT for b in between):
-            header, rows = prev.rows[0], it.rows[1:] if it.rows[0] == prev.rows[0] else it.rows
+            repeated = it.rows[0] == prev.rows[0]
+            header, rows = prev.rows[0], it.rows[int(repeated):]
+            _carry_cut_cells(prev, it, int(repeated))
             text = markdown_table([header] + rows) if rows else ""
             if text and not between:
                 text = text.split("\n", 2)[2]
-            it.rows = [header] + rows
+            it.rows, it.cells = [header] + rows, [prev.cells[0]] + it.cells[int(repeated):]
         if text:
             out.append(Block(text, page=it.page))
         prev, between = it, []
     return out
+
+
+def _carry_cut_cells(prev: _Table, cont: _Table, first: int) -> None:
+    """Fill cont's rows (from row first) where a merged cell the page break cut goes on: an empty cell at its top
+    under a column whose cell in prev's last row has text, when either part covers more than one row (the
+    cell ran on over the page). Two one-row cells are two cells: an empty one stays empty."""
+    if len(cont.rows) <= first or len(prev.rows) < 2:
+        return
+    last, top = prev.rows[-1], cont.rows[first]
+    for j, (above, here) in enumerate(zip(last, top)):
+        box_above, box = prev.cells[-1][j], cont.cells[first][j]
+        if not above or here or not box_above or not box:
+            continue
+        row_top, row_bottom = _row_span(cont, first)
+        merged_above = box_above[1] < _row_span(prev, len(prev.rows) - 1)[0] - TOLERANCE
+        merged_here = box[3] > row_bottom + TOLERANCE
+        if (merged_above or merged_here) and box[1] <= row_top + TOLERANCE:
+            for i in range(first, len(cont.rows)):
+                if cont.cells[i][j] == box:
+                    cont.rows[i][j] = above
+
+
+def _row_span(t: _Table, i: int) -> tuple[float, float]:
+    """The top and bottom of row i: those of its one-row cells (a merged cell reaches beyond)."""
+    boxes = [b for b in t.cells[i] if b]
+    return max(b[1] for b in boxes), min(b[3] for b in boxes)
 
 
 def _same_columns(a: _Table, b: _Table) -> bool:

@@ -205,3 +205,75 @@ def test_a_merged_cell_is_repeated_into_every_row_and_column_it_covers(tmp_path)
     (table,) = [b.text for b in doc.blocks if b.text.startswith("| 序号")]
     assert table == markdown_table(MERGED_READ)
     assert doc.how == ["text layer", "1 table"] and doc.text.count("购房合同") == 1
+
+
+# a 申请材料 table a page break cuts inside two merged cells, as Word and LibreOffice print one: 类别 房产证明 runs
+# from row 4 over the break (its text on page 1, an empty box at the top of page 2); 备注 of row 6 is a one-row
+# cell, and the one-row 备注 under it at the top of page 2 is empty and stays empty
+CUT_COLUMNS = ["序号", "类别", "申请材料", "备注"]
+CUT_PAGES = [  # rows per page, (column, first row, last row) of each merged cell on that page
+    ([["1", "身份证明", "居民户口簿", ""], ["2", "", "居民身份证", ""], ["3", "", "户口迁移证", ""],
+      ["4", "房产证明", "不动产权证书", ""], ["5", "", "购房合同", ""], ["6", "", "购房发票", "需原件"]],
+     [(1, 0, 2), (1, 3, 5)]),
+    ([["7", "", "契税完税凭证", ""], ["8", "", "房屋测绘报告", ""], ["9", "其他材料", "申请表", ""],
+      ["10", "", "委托书", "代办时提交"]],
+     [(1, 0, 1), (1, 2, 3)]),
+]
+CUT_READ = [CUT_COLUMNS] + [[n, kind, name, note] for n, kind, name, note in (
+    ("1", "身份证明", "居民户口簿", ""), ("2", "身份证明", "居民身份证", ""), ("3", "身份证明", "户口迁移证", ""),
+    ("4", "房产证明", "不动产权证书", ""), ("5", "房产证明", "购房合同", ""), ("6", "房产证明", "购房发票", "需原件"),
+    ("7", "房产证明", "契税完税凭证", ""), ("8", "房产证明", "房屋测绘报告", ""), ("9", "其他材料", "申请表", ""),
+    ("10", "其他材料", "委托书", "代办时提交"))]
+
+
+def cut_cell_pdf(path, repeat_header: bool):
+    """Drawn rule by rule (reportlab's Table never splits a spanning cell): a merged cell has no rules inside,
+    its text at its top; the table is closed at the foot of page 1 and opened again at the head of page 2."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+    xs, row_h = [60, 100, 180, 380, 500], 24
+    pdf = canvas.Canvas(str(path), pagesize=A4)
+    for n, (rows, spans) in enumerate(CUT_PAGES):
+        if n:
+            pdf.showPage()
+        pdf.setFont(FONT, 11)
+        if n == 0:
+            pdf.drawString(60, 790, "二、申请材料")
+        rows = ([CUT_COLUMNS] if n == 0 or repeat_header else []) + rows
+        head = len(rows) - len(CUT_PAGES[n][0])
+        spans = [(col, a + head, b + head) for col, a, b in spans]
+        top = 760
+        bottom = top - row_h * len(rows)
+        for x in xs:
+            pdf.line(x, top, x, bottom)
+        pdf.line(xs[0], top, xs[-1], top)
+        pdf.line(xs[0], bottom, xs[-1], bottom)
+        for r in range(len(rows) - 1):            # the rule under row r, left out inside a merged cell
+            y = top - row_h * (r + 1)
+            for col in range(len(xs) - 1):
+                if not any(c == col and a <= r < b for c, a, b in spans):
+                    pdf.line(xs[col], y, xs[col + 1], y)
+        for r, row in enumerate(rows):
+            for col, text in enumerate(row):
+                if text:
+                    pdf.drawString(xs[col] + 4, top - row_h * r - 16, text)
+        pdf.drawString(290, 40, f"- {n + 1} -")
+    pdf.save()
+    return path
+
+
+@pytest.mark.parametrize("repeat_header", [False, True])
+def test_a_merged_cell_cut_by_the_page_break_carries_its_text_onto_the_next_page(tmp_path, repeat_header):
+    from ingest.loaders import load_file
+    (doc,) = load_file(cut_cell_pdf(tmp_path / "cut.pdf", repeat_header))
+    tables = [b for b in doc.blocks if b.text.startswith("| ")]
+    assert [b.page for b in tables] == [1, 2] and doc.how == ["text layer", "2 tables"], doc.how
+    read = markdown_table(CUT_READ).split("\n")
+    assert tables[0].text.split("\n") == read[:2 + 6]
+    page2 = tables[1].text.split("\n")
+    assert page2[-4:] == read[-4:]                 # 房产证明 on rows 7 and 8; row 7's 备注 still empty
+    assert doc.text.count("房屋测绘报告") == 1
