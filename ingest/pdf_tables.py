@@ -2,13 +2,15 @@
 
 unstructured's fast strategy reads a table's cells as loose lines ("序号 申请材料", "1", "材料1：…"). On a
 page with ruled tables (found from the lines drawn on it, pdfplumber's "lines" strategy: bordered tables, as
-办事指南 print their 申请材料) the text elements inside a table are dropped, one that straddles a table's edge
-keeps only its characters outside it, and each table goes in as one Markdown block where it stands in reading
-order. A table that goes on over the next page is read as one table (a header the PDF repeated there is
-dropped: the chunker puts the header on every piece). A merged cell's text is repeated into every row and
-column it covers (as .docx/.html colspans and rowspans are, ingest/tables.py), so each Markdown row reads
-alone: a 类别 spanning two 申请材料 rows is on both. A merged cell a page break cuts (Word and LibreOffice print its
-text in the part on the first page and an empty box on the next) carries its text into that box's rows.
+办事指南 print their 申请材料; and tables ruled with horizontal lines only, a 三线表 or a rule under every row,
+their columns read from where the words line up) the text elements inside a table are dropped, one that
+straddles a table's edge keeps only its characters outside it, and each table goes in as one Markdown block
+where it stands in reading order. A table that goes on over the next page is read as one table (a header the
+PDF repeated there is dropped: the chunker puts the header on every piece). A merged cell's text is repeated
+into every row and column it covers (as .docx/.html colspans and rowspans are, ingest/tables.py), so each
+Markdown row reads alone: a 类别 spanning two 申请材料 rows is on both. A merged cell a page break cuts (Word and
+LibreOffice print its text in the part on the first page and an empty box on the next) carries its text into
+that box's rows.
 
 Bounded: only pages with drawn paths are parsed again (the caller counts their objects with pdfium); a page
 with more than MAX_PAGE_OBJECTS objects and characters is not searched (maps, charts: table finding grows with
@@ -27,6 +29,8 @@ MAX_PAGE_OBJECTS = 20_000         # pdfium's page objects (text runs, paths, ima
 TOLERANCE = 2.0                   # points: a text box drawn up to the ruling still lies inside its table
 SHORT_TEXT = 20                   # characters: a page number or a running header, not text between two tables
 SETTINGS = {"vertical_strategy": "lines", "horizontal_strategy": "lines"}
+RULE_SETTINGS = {"vertical_strategy": "text", "horizontal_strategy": "text"}    # inside horizontal rules
+RULE_MIN_SHARE = 0.3              # of the page's width: a rule of a table, not an underline or a signature line
 TIME_SHARE = 0.5                  # of ingest.parse_timeout_s: the rest is the partitioner's and the checks'
 
 Box = tuple[float, float, float, float]     # x0, top, x1, bottom
@@ -73,7 +77,7 @@ def with_tables(path: str, items: list[PdfItem], pages: dict[int, int],
 
 
 def _page_tables(page) -> list[_Table]:
-    """The page's ruled tables of two or more columns and rows."""
+    """The page's ruled tables of two or more columns and rows, and its tables drawn with horizontal rules only."""
     out = []
     for t in page.find_tables(SETTINGS):
         slots, cells = _spans_filled(t)
@@ -82,7 +86,94 @@ def _page_tables(page) -> list[_Table]:
         if len(lines) >= 3 and lines[1].count("---") >= 2:     # a framed paragraph or a rule is not a table
             edges = sorted({round(x, 1) for c in t.cells for x in (c[0], c[2])})
             out.append(_Table(page.page_number, t.bbox, rows, edges, cells))
+    out += _rule_tables(page, [t.box for t in out])
     return sorted(out, key=lambda t: t.box[1])
+
+
+def _rules(page, taken: list[Box]) -> list[list[Box]]:
+    """The page's long horizontal rules outside the ruled tables, grouped by their left and right ends (the rules
+    of one table), each group top to bottom; a rule drawn as a thin box counts once."""
+    groups: list[list[Box]] = []
+    for e in sorted(page.horizontal_edges, key=lambda e: e["top"]):
+        box = (e["x0"], e["top"], e["x1"], e["bottom"])
+        if box[2] - box[0] < RULE_MIN_SHARE * page.width or any(_overlap(box, t, -TOLERANCE) for t in taken):
+            continue
+        group = next((g for g in groups if abs(g[0][0] - box[0]) <= TOLERANCE and abs(g[0][2] - box[2]) <= TOLERANCE),
+                     None)
+        if group is None:
+            groups.append([box])
+        elif box[1] - group[-1][1] > TOLERANCE:
+            group.append(box)
+    return groups
+
+
+def _rule_tables(page, taken: list[Box]) -> list[_Table]:
+    """Tables drawn with horizontal rules only: a 三线表 (a rule over the header, one under it, one under the last
+    row; its rows are the text's lines) or a rule under every row too (each band between two rules a row). Its
+    columns are where the words line up (pdfplumber's "text" strategy inside the rules). A table is a run of two
+    or more bands that read as rows (_tabular_band), so two 三线表 of one width with text between are two tables,
+    and a 公文's 版记 (抄送 in one band, 印发 in the next) is none."""
+    out = []
+    groups = _rules(page, taken)
+    verticals = [(e["x0"], e["top"], e["x1"], e["bottom"]) for e in page.vertical_edges]
+    for rules in groups:
+        others = [r for g in groups if g is not rules for r in g]
+        tabular = [_tabular_band(page, (a[0], a[1], a[2], b[3]), others + verticals) for a, b in zip(rules, rules[1:])]
+        i = 0
+        while i < len(tabular):
+            j = i
+            while j < len(tabular) and tabular[j]:
+                j += 1
+            if j - i >= 2 and (t := _rule_table(page, rules[i:j + 1])):
+                out.append(t)
+            i = j + 1
+    return out
+
+
+def _tabular_band(page, box: Box, foreign: list[Box]) -> bool:
+    """Whether the band between two rules reads as table rows: no other rule or vertical line in it, and half or
+    more of its text lines have a gap of a character's height or more between two words (cells)."""
+    if any(f[0] < box[2] and f[2] > box[0] and f[1] < box[3] - TOLERANCE and f[3] > box[1] + TOLERANCE
+           for f in foreign):          # a rule (no height) or a vertical line inside the band
+        return False
+    lines: list[list[dict]] = []
+    for w in sorted(page.crop(box, strict=False).extract_words(), key=lambda w: (round(w["top"]), w["x0"])):
+        if lines and abs(lines[-1][0]["top"] - w["top"]) <= TOLERANCE:
+            lines[-1].append(w)
+        else:
+            lines.append([w])
+    cut = [any(b["x0"] - a["x1"] >= a["bottom"] - a["top"] for a, b in zip(ln, ln[1:]))
+           for ln in (sorted(ln, key=lambda w: w["x0"]) for ln in lines)]
+    return bool(cut) and 2 * sum(cut) >= len(cut)
+
+
+def _rule_table(page, rules: list[Box]) -> _Table | None:
+    """The table between rules (top to bottom): its header the band under the first rule, every band one row
+    when there are more than three rules, else each text line a row (a wrapped cell's next line, an empty first
+    cell with half the cells or fewer filled, joins the row above)."""
+    box = (rules[0][0], rules[0][1], rules[0][2], rules[-1][3])
+    found = page.crop(box, strict=False).find_tables(RULE_SETTINGS)
+    if not found:
+        return None
+    t = max(found, key=lambda t: len(t.rows))
+    tops = [r[1] for r in rules]
+    rows: list[list[str]] = []
+    bands: list[int] = []
+    for cells, line in zip(t.extract(), t.rows):
+        cells = [c or "" for c in cells]
+        if not any(cells):
+            continue
+        band = sum(1 for y in tops if y <= line.bbox[1] + TOLERANCE)
+        if rows and (band == bands[-1] and (band == 1 or len(rules) > 3)
+                     or band == bands[-1] and not cells[0] and 2 * sum(map(bool, cells)) <= len(cells)):
+            rows[-1] = [join_wrapped([a, b]) if b else a for a, b in zip(rows[-1], cells)]
+        else:
+            rows.append(cells)
+            bands.append(band)
+    if len(rows) < 3 or bands[0] != 1 or not all(sum(map(bool, r)) >= 2 for r in rows[:2]):
+        return None
+    edges = sorted({round(x, 1) for c in t.cells for x in (c[0], c[2])})
+    return _Table(page.page_number, box, rows, edges, [[None] * len(r) for r in rows])
 
 
 def _spans_filled(table) -> tuple[list[list[str | None]], list[list[Box | None]]]:

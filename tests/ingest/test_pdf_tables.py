@@ -277,3 +277,60 @@ def test_a_merged_cell_cut_by_the_page_break_carries_its_text_onto_the_next_page
     page2 = tables[1].text.split("\n")
     assert page2[-4:] == read[-4:]                 # 房产证明 on rows 7 and 8; row 7's 备注 still empty
     assert doc.text.count("房屋测绘报告") == 1
+
+
+# tables ruled with horizontal lines only: a 三线表 (one of its cells wraps onto a second line) and a table with a
+# rule under every row, both the same width as the 公文's 版记 under them, which is no table
+RULED_MATERIALS = [["序号", "申请材料", "份数", "备注"], ["1", "居民户口簿", "原件1份", "验原件后退回"],
+                   ["2", "居民身份证", "复印件1份", ""],
+                   ["3", "房屋所有权证或不动产权证书（已办理不动产登记的提供不动产权证书）", "复印件1份", "核对原件"],
+                   ["4", "购房合同", "原件1份", ""]]
+RULED_WINDOWS = [["序号", "受理窗口", "咨询电话"]] + [
+    [str(i), f"第{i}受理窗口", f"0571-8800{i:04d}"] for i in range(1, 5)]
+
+
+def rules_only_pdf(path):
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+    body = ParagraphStyle("body", fontName=FONT, fontSize=11, leading=16, wordWrap="CJK", spaceAfter=8)
+    cell = ParagraphStyle("cell", fontName=FONT, fontSize=10, leading=13, wordWrap="CJK")
+    three = [row[:1] + [Paragraph(row[1], cell) if len(row[1]) > 15 else row[1]] + row[2:] for row in RULED_MATERIALS]
+    three_line = Table(three, colWidths=[40, 170, 80, 110])
+    three_line.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), FONT, 10), ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                                    ("LINEABOVE", (0, 0), (-1, 0), 1.2, colors.black),
+                                    ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black),
+                                    ("LINEBELOW", (0, -1), (-1, -1), 1.2, colors.black)]))
+    every_row = Table(RULED_WINDOWS, colWidths=[40, 250, 110])
+    every_row.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), FONT, 10),
+                                   ("LINEABOVE", (0, 0), (-1, 0), 0.5, colors.black),
+                                   ("LINEBELOW", (0, 0), (-1, -1), 0.5, colors.black)]))
+    imprint = Table([["抄送：市政府办公厅，各区数据局。", ""], ["上海市数据局办公室", "2025年3月10日印发"]],
+                    colWidths=[250, 150])
+    imprint.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), FONT, 11), ("SPAN", (0, 0), (1, 0)),
+                                 ("ALIGN", (1, 1), (1, 1), "RIGHT"),
+                                 ("LINEABOVE", (0, 0), (-1, 0), 1.2, colors.black),
+                                 ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black),
+                                 ("LINEBELOW", (0, -1), (-1, -1), 1.2, colors.black)]))
+    story = [Paragraph(t, body) for t in ("二、申请材料", "申请人应当提交下列材料：")] + [
+        three_line, Paragraph("三、受理窗口", body), every_row, Paragraph("四、办理时限", body),
+        Paragraph("自受理之日起5个工作日内办结。", body), Spacer(1, 30), imprint]
+    SimpleDocTemplate(str(path), pagesize=A4).build(story)
+    return path
+
+
+def test_tables_ruled_with_horizontal_lines_only_are_tables_and_a_gongwen_imprint_is_not(tmp_path):
+    from ingest.loaders import load_file
+    (doc,) = load_file(rules_only_pdf(tmp_path / "rules.pdf"))
+    tables = [b.text for b in doc.blocks if b.text.startswith("| ")]
+    assert tables == [markdown_table(RULED_MATERIALS), markdown_table(RULED_WINDOWS)]   # the wrapped cell whole
+    assert doc.how == ["text layer", "2 tables"]
+    text = [b.text for b in doc.blocks if not b.text.startswith("| ")]
+    assert "三、受理窗口" in text and "自受理之日起5个工作日内办结。" in text
+    assert "抄送：市政府办公厅，各区数据局。" in text and "2025年3月10日印发" in doc.text
+    assert doc.text.count("居民户口簿") == 1 and doc.text.count("第3受理窗口") == 1
