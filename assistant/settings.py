@@ -250,6 +250,8 @@ class AnswerSettings(_Section):
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8000
+    # `serve --workers N`: the port of the web UI's own process (Gradio keeps a session in the process serving it)
+    ui_port: int = 7860
 
 
 class ApiSettings(_Section):

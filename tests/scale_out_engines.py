@@ -83,11 +83,11 @@ def app_env(data_dir: Path, database_url: str, chroma_port: int, profile: str = 
             "GOV_ASSISTANT_VECTORSTORE__HTTP__PORT": str(chroma_port), "PYTHONPATH": str(PROJECT_ROOT), **extra}
 
 
-def serve(env: dict, *args: str) -> tuple[str, subprocess.Popen]:
-    """`gov-assistant serve --no-ui` on a free port, up and answering → (base URL, process)."""
+def serve(env: dict, *args: str, ui: bool = False) -> tuple[str, subprocess.Popen]:
+    """`gov-assistant serve` (`--no-ui` unless ui) on a free port, up and answering → (base URL, process)."""
     port = free_port()
-    proc = _spawn([*PY, "serve", "--no-ui", "--port", str(port), *args], "gov-assistant serve", env=env,
-                  cwd=PROJECT_ROOT)
+    proc = _spawn([*PY, "serve", *([] if ui else ["--no-ui"]), "--port", str(port), *args], "gov-assistant serve",
+                  env=env, cwd=PROJECT_ROOT)
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/api/v1/healthz", proc, "gov-assistant serve")
     return base, proc

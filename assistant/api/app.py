@@ -9,7 +9,8 @@ import os
 import pkgutil
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from assistant.api import routers
@@ -42,7 +43,9 @@ def _router_modules() -> list:
     return [importlib.import_module(f"{routers.__name__}.{name}") for name in names]
 
 
-def create_app(container: Container, with_ui: bool = True) -> FastAPI:
+def create_app(container: Container, with_ui: bool = True, ui_port: int | None = None) -> FastAPI:
+    """The API, with the web UI at /ui (with_ui), or with /ui redirected to the UI's own process on ui_port (`serve
+    --workers N`: Gradio keeps each session's queue and state in the process serving it, so the UI runs in one)."""
     api = container.settings.api
 
     @asynccontextmanager
@@ -88,4 +91,14 @@ def create_app(container: Container, with_ui: bool = True) -> FastAPI:
         if mount_ui is not None:
             ldap = getattr(container, "ldap", None)   # identity.ldap.enabled: the 用户名密码登录 tab binds against it
             mount_ui(app, container, principal_resolver=ldap.authenticate if ldap is not None else None)
+    elif ui_port:
+        _redirect_ui(app, ui_port)
     return app
+
+
+def _redirect_ui(app: FastAPI, port: int) -> None:
+    @app.get("/ui", include_in_schema=False)
+    @app.get("/ui/{rest:path}", include_in_schema=False)
+    def ui_elsewhere(request: Request, rest: str = "") -> RedirectResponse:
+        url = request.url.replace(port=port, path="/ui/" + rest)
+        return RedirectResponse(str(url), status_code=307)

@@ -22,9 +22,12 @@ def serve(host: Optional[str] = typer.Option(None, "--host", help="Default: serv
           port: Optional[int] = typer.Option(None, "--port", help="Default: server.port (8000)."),
           ui: bool = typer.Option(True, "--ui/--no-ui", help="Mount the web UI at /ui when it is installed."),
           workers: int = typer.Option(1, "--workers", min=1, max=64,
-                                      help="API processes (scale-out profile only: PostgreSQL + Chroma server).")):
+                                      help="API processes (scale-out profile only: PostgreSQL + Chroma server)."),
+          ui_port: Optional[int] = typer.Option(None, "--ui-port", help="With --workers N: the port of the web UI's "
+                                                "own process (default: server.ui_port, 7860).")):
     """Start the HTTP API (OpenAPI docs at /docs; OpenAI-compatible at /v1)."""
     import os
+    import subprocess
 
     import uvicorn
 
@@ -39,7 +42,7 @@ def serve(host: Optional[str] = typer.Option(None, "--host", help="Default: serv
             factory.check_workers(c.settings, workers)
             run = Path(c.settings.data_dir) / "run"
             os.environ[factory.ENV_SETTINGS] = str(dump_settings(c.settings, run / f"serve-settings-{os.getpid()}.yaml"))
-            os.environ[factory.ENV_UI] = "1" if ui else "0"
+            os.environ[factory.ENV_UI] = "0"
             app = "assistant.api.factory:app"
         else:
             app = create_app(c, with_ui=ui)
@@ -50,13 +53,29 @@ def serve(host: Optional[str] = typer.Option(None, "--host", help="Default: serv
     host, port = host or c.settings.server.host, port or c.settings.server.port
     context.err.print(f"serving on http://{host}:{port} (docs: /docs, OpenAI base_url: http://{host}:{port}/v1)",
                   soft_wrap=True)
+    ui_process = None
+    if workers > 1 and ui:
+        ui_port = ui_port or c.settings.server.ui_port
+        os.environ[factory.ENV_UI_PORT] = str(ui_port)
+        ui_process = subprocess.Popen(factory.ui_process_args(host, ui_port))
+        context.err.print(f"web UI: http://{host}:{ui_port}/ui, one process of its own (Gradio keeps a session in "
+                          f"the process serving it; /ui on port {port} redirects there; across hosts route /ui "
+                          "with cookie affinity)", soft_wrap=True)
     # bounded headers, connections and redacted logs (assistant/api/server.py)
     if workers > 1:
         context.err.print(f"{workers} worker processes share {c.settings.vectorstore.http.host}:"
                       f"{c.settings.vectorstore.http.port} (Chroma) and the PostgreSQL database", soft_wrap=True)
         # worker processes are spawned: the guarded protocol goes by import name, built from the settings file
         options = {**uvicorn_options(c.settings), "http": "assistant.api.factory:GuardedProtocol"}
-        uvicorn.run(app, host=host, port=port, log_level="info", workers=workers, factory=True, **options)
+        try:
+            uvicorn.run(app, host=host, port=port, log_level="info", workers=workers, factory=True, **options)
+        finally:
+            if ui_process is not None:
+                ui_process.terminate()
+                try:
+                    ui_process.wait(15)
+                except subprocess.TimeoutExpired:
+                    ui_process.kill()
     else:
         uvicorn.run(app, host=host, port=port, log_level="info", **uvicorn_options(c.settings))
 

@@ -133,6 +133,40 @@ def test_serve_with_two_workers_on_the_scale_out_engines(engines):
         stop_process(proc)
 
 
+def test_serve_with_two_workers_gives_the_web_ui_one_process_of_its_own(engines):
+    """Gradio keeps a session's queue in the process serving it: with the UI in both of 2 workers, 9 of 12 fresh
+    sessions failed here (the event joined one process's queue, its stream the other's). The UI now runs in one
+    process on --ui-port; /ui on the API port redirects there; every session works; it stops with serve."""
+    from gradio_client import Client
+
+    from scale_out_engines import free_port, wait_http
+    ui_port = free_port()
+    base, proc = serve(engines, "--workers", "2", "--ui-port", str(ui_port), ui=True)
+    ui = f"http://127.0.0.1:{ui_port}"
+    try:
+        wait_http(ui + "/ui/", proc, "the web UI's process")
+        r = httpx.get(base + "/ui/", follow_redirects=False)
+        assert r.status_code == 307 and r.headers["location"] == ui + "/ui/"
+        assert httpx.get(base + "/api/v1/kbs", headers=_h()).status_code in (200, 429)   # the API stays on port
+
+        def session(_) -> str:
+            try:
+                client = Client(ui + "/ui/", verbose=False)
+                (event, *_) = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+                client.predict(api_name=event)            # the page's load event (it takes no input)
+                return "ok"
+            except Exception as e:              # noqa: BLE001 — counted, shown on failure
+                return f"{type(e).__name__}: {e}"
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(4) as pool:
+            outcomes = list(pool.map(session, range(12)))
+        assert outcomes == ["ok"] * 12, outcomes
+    finally:
+        stop_process(proc)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(ui + "/ui/", timeout=5)
+
+
 def test_serve_with_workers_refuses_the_embedded_store(tmp_path):
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("GOV_ASSISTANT_")},
            "GOV_ASSISTANT_PROFILE": "unit", "GOV_ASSISTANT_DATA_DIR": str(tmp_path / "data"),
