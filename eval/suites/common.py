@@ -78,7 +78,8 @@ def ask(ctx: RunContext, question: str, kb: str, record: dict, gold_answer: str 
     record["refused"] = bool(answer.refused)
     record["refusal_marker"] = M.is_refusal(answer.answer)
     record["citations"] = [{"n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "cited": c.cited,
-                            "label": c.label, "text": c.text} for c in answer.citations]   # a later check replays
+                            "same_as": c.same_as, "label": c.label, "text": c.text}
+                           for c in answer.citations]   # a later check replays
     record.setdefault("timings", {}).update({f"answer_{k}": round(v, 1) for k, v in answer.timings.items()})
     if getattr(answer, "verification", None):      # per sentence: support, anchor (replays and eval calibrate read them)
         record["verification"] = answer.verification
