@@ -14,16 +14,37 @@ from langchain_core.prompts import ChatPromptTemplate
 
 from assistant.filters import AMENDED, Filters
 from assistant.grounding.answer_type import answers_kind, asked_kind, states
-from assistant.grounding.answerability import (answerability, first_token_logprobs, refusal_mass, retrieval_signals,
-                                               scorer_probability, text_signals)
+from assistant.grounding.answerability import (
+    answerability,
+    first_token_logprobs,
+    refusal_mass,
+    retrieval_signals,
+    scorer_probability,
+    text_signals,
+)
 from assistant.grounding.atoms import Evidence
-from assistant.grounding.constraints import (describe_missing, missing_constraints, passage_evidence,
-                                             question_constraints, satisfies)
+from assistant.grounding.constraints import (
+    describe_missing,
+    missing_constraints,
+    passage_evidence,
+    question_constraints,
+    satisfies,
+)
 from assistant.grounding.extractive import Extract, best_extract, best_quote
-from assistant.grounding.focus import focus_text
+from assistant.grounding.focus import focus_text, shared_focus
 from assistant.grounding.injection import injection_attempt
-from assistant.grounding.verify import (AnchorPassage, AnchorQuestion, SentenceCheck, Verification, anchor,
-                                        anchored, check_sentence, has_content, substantive, union)
+from assistant.grounding.verify import (
+    AnchorPassage,
+    AnchorQuestion,
+    SentenceCheck,
+    Verification,
+    anchor,
+    anchored,
+    check_sentence,
+    has_content,
+    substantive,
+    union,
+)
 from assistant.prompts import load_prompt
 from assistant.retrieval import Hit, HybridSearcher, positions, query_terms
 from assistant.settings import Settings
@@ -292,11 +313,15 @@ class Answerer:
                       weights: dict[str, float] | None = None) -> tuple[str, list[Citation]]:
         a = self.settings.answer
         focus = None
+        prompted = self.prompted(hits)
         if a.focus_chars and question:
             terms = query_terms(question)
             weights = self._term_weights(hits, terms) if weights is None else weights
-            focus = lambda text: focus_text(text, terms, weights, a.focus_chars)  # noqa: E731
-        return build_context(self.prompted(hits), a.max_context_chars, focus=focus)
+            if a.focus_total_chars:
+                focus = shared_focus(terms, weights, a.focus_total_chars, a.focus_chars, len(prompted))
+            else:
+                focus = lambda text: focus_text(text, terms, weights, a.focus_chars)  # noqa: E731
+        return build_context(prompted, a.max_context_chars, focus=focus)
 
     def prompted(self, hits: list[Hit]) -> list[Hit]:
         """The passages the prompt shows: the first max_passages, less those covering under min_relative_coverage

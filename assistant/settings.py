@@ -211,6 +211,8 @@ class AnswerSettings(_Section):
     # issue #13: passages cut to the question's sentences; a yes/no answerability judgement from logprobs;
     # question constraints (place, agency, year, document); every sentence's atoms checked against its citations
     focus_chars: int = 0                  # per passage; 0 = whole passages (the old behaviour)
+    # the focused passages share this many characters in rank order, each sure of focus_chars (0: focus_chars each)
+    focus_total_chars: int = Field(0, ge=0)
     max_passages: int = 0                 # passages in the prompt; 0 = every retrieved one (retrieval.top_k)
     # passages the answerability scorer reads; unset = max_passages. The scorer was fitted on what it reads, so the
     # prompt can show fewer, longer passages without refitting it

@@ -2,6 +2,8 @@
 Shorter prompts prefill faster on CPU and leave the small model less unrelated text to copy."""
 from __future__ import annotations
 
+from typing import Callable
+
 from assistant.components.store.tokens import tokenize
 from ingest.chunking import split_sentences
 
@@ -27,3 +29,19 @@ def focus_text(text: str, terms: set[str], weights: dict[str, float], max_chars:
         keep.add(i)
         used += n
     return "".join(sentences[i] for i in sorted(keep))[:max_chars]
+
+
+def shared_focus(terms: set[str], weights: dict[str, float], total: int, floor: int,
+                 passages: int) -> Callable[[str], str]:
+    """A focus for `passages` passages taken in rank order that share `total` characters: each may take what is
+    left less `floor` for each passage after it, never under floor. A short passage leaves its share to the
+    others, and the first ones, where the answer mostly is, take it (NCP dev: benchmarks/focus_recall.py)."""
+    state = {"used": 0, "i": 0}
+
+    def focus(text: str) -> str:
+        chars = max(total - state["used"] - floor * (passages - 1 - state["i"]), floor)
+        out = focus_text(text, terms, weights, chars)
+        state["used"] += len(out)
+        state["i"] += 1
+        return out
+    return focus

@@ -430,3 +430,17 @@ def test_the_scorer_reads_screen_passages_while_the_prompt_shows_max_passages(tm
     assert s.verification.signals == read
     assert read != {k: round(v, 4) for k, v in retrieval_signals(terms, weights, hits[:1]).items()}
     assert len(c.answerer.prompted(s.hits)) == 1
+
+
+def test_focused_passages_share_their_budget_in_rank_order():
+    """A short passage leaves its share to the others: the first passage takes what the rest do not need, each
+    later passage keeps the floor (answer.focus_total_chars shared, answer.focus_chars sure)."""
+    from assistant.grounding.focus import shared_focus
+    long = "本市对受疫情影响的企业给予补贴。" + "补贴标准为每人每月500元，最长不超过6个月，由区人社局审核发放。" * 3
+    short = "补贴申请截止到6月30日。"
+    focus = shared_focus({"补贴"}, {}, total=120, floor=30, passages=3)
+    first, second, third = focus(long), focus(short), focus(long)
+    assert len(first) > 30 and len(first) <= 120 - 2 * 30      # more than its floor: what the others leave
+    assert second == short
+    assert 30 <= len(third) <= 120 - len(first) - len(second)
+    assert len(first) + len(second) + len(third) <= 120
