@@ -3,8 +3,9 @@
 An OFD is a zip of XML: OFD.xml (DocBody: DocInfo and DocRoot), the document's Document.xml (its pages and
 templates) and each page's Content.xml, where text is TextObject/TextCode runs placed by position, in no particular
 order. Reading order is rebuilt here: runs into lines by baseline, lines by position; a line is cut at wide gaps
-into cells, and consecutive lines with the same cells aligned become a Markdown table; the other lines join into
-paragraphs, a new one at an indent, after a short line, a wide vertical gap or a change of font size (a title).
+into cells, and consecutive lines with the same cells aligned become a Markdown table (one that goes on at the top
+of the next page with the same columns is one table); the other lines join into paragraphs, a new one at an indent,
+after a short line, a wide vertical gap or a change of font size (a title).
 
 Hostile packages are bounded: ingest/content_checks.py refused an archive whose central directory declares too many
 entries or too much inflated data before this runs, in the parse worker (ingest/isolation.py); here each member
@@ -260,6 +261,13 @@ def _tables(lines: list[_Line]) -> list[list[_Line] | _Line]:
     return out
 
 
+def _continues(table: list[_Line], part: list[_Line]) -> bool:
+    """part, at the top of the page after table's last line, has table's columns (starts within two characters)."""
+    a, b = [x for x, _ in table[0].cells()], [x for x, _ in part[0].cells()]
+    return part[0].page == table[-1].page + 1 and len(a) == len(b) \
+        and all(abs(p - q) <= 2 * table[0].size for p, q in zip(a, b))
+
+
 def _blocks(lines: list[_Line]) -> list[Block]:
     sizes = [ln.size for ln in lines for _ in ln.text()] or [1.0]
     body = statistics.median(sizes)
@@ -268,11 +276,24 @@ def _blocks(lines: list[_Line]) -> list[Block]:
     right = max(ln.end for ln in body_lines)
     blocks: list[Block] = []
     prev: _Line | None = None
+    table: tuple[list[_Line], Block] | None = None      # the last table, while nothing but it has been placed since
     for item in _tables(lines):
         if isinstance(item, list):
-            blocks.append(Block(markdown_table([[t for _, t in ln.cells()] for ln in item]), page=item[0].page))
+            rows = [[t for _, t in ln.cells()] for ln in item]
+            if table and _continues(table[0], item):
+                # the table goes on over the page break: its rows under the first part's header (a header the
+                # producer repeated is dropped), so the chunker reads one table and repeats the header itself
+                header = [t for _, t in table[0][0].cells()]
+                rows = rows[1:] if rows[0] == header else rows
+                if rows:
+                    table[1].text += "\n" + "\n".join(markdown_table([header] + rows).split("\n")[2:])
+                table = (table[0] + item, table[1])
+            else:
+                blocks.append(Block(markdown_table(rows), page=item[0].page))
+                table = (item, blocks[-1])
             prev = None
             continue
+        table = None
         ln, text = item, item.text()
         title = ln.size > 1.2 * body
         near = prev is not None and ln.page == prev.page and ln.y - prev.y <= 2.2 * max(ln.size, prev.size)

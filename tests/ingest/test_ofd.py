@@ -125,3 +125,30 @@ def test_load_error_names_the_file(tmp_path):
     with pytest.raises(LoadError) as exc:
         list(load_file(tmp_path / "x.ofd", limits=IngestSettings()))
     assert str(tmp_path / "x.ofd") in str(exc.value) and "no OFD.xml" in str(exc.value)
+
+
+WINDOWS = [["序号", "受理窗口", "咨询电话"]] + [[str(i), f"第{i}受理窗口", f"0571-8800{i:04d}"] for i in range(1, 31)]
+
+
+@pytest.mark.parametrize("repeat_header", [False, True])
+def test_a_grid_running_over_the_page_break_is_one_table(tmp_path, repeat_header):
+    """The rows on the next page go on under the first page's header (one the producer repeated is read once), so
+    the chunker reads one table and puts its header on every piece."""
+    from ofd_writer import BODY, BOTTOM, PITCH, OfdWriter
+    w = OfdWriter()
+    w.paragraph("四、受理窗口")
+    while w.y < BOTTOM - 12 * BODY * PITCH:
+        w.paragraph("各区政务服务中心均可受理，窗口如下。")
+    first = int((BOTTOM - w.y) // (BODY * PITCH))
+    w.grid(WINDOWS[:first], [0, 20, 90])
+    if repeat_header:
+        w.new_page()
+        w.grid(WINDOWS[:1] + WINDOWS[first:], [0, 20, 90])
+    else:
+        w.grid(WINDOWS[first:], [0, 20, 90])
+    w.paragraph("五、办理地点")
+    w.save(tmp_path / "windows.ofd")
+    doc = read_ofd(str(tmp_path / "windows.ofd"))
+    tables = [b for b in doc.blocks if b.text.startswith("| ")]
+    assert len(tables) == 1 and tables[0].text == markdown_table(WINDOWS), [t.text[:60] for t in tables]
+    assert tables[0].page == 1 and doc.pages == 2 and doc.blocks[-1].text == "五、办理地点"
