@@ -14,37 +14,16 @@ from langchain_core.prompts import ChatPromptTemplate
 
 from assistant.filters import AMENDED, Filters
 from assistant.grounding.answer_type import answers_kind, asked_kind, states
-from assistant.grounding.answerability import (
-    answerability,
-    first_token_logprobs,
-    refusal_mass,
-    retrieval_signals,
-    scorer_probability,
-    text_signals,
-)
+from assistant.grounding.answerability import (answerability, first_token_logprobs, refusal_mass, retrieval_signals,
+                                               scorer_probability, text_signals)
 from assistant.grounding.atoms import Evidence
-from assistant.grounding.constraints import (
-    describe_missing,
-    missing_constraints,
-    passage_evidence,
-    question_constraints,
-    satisfies,
-)
+from assistant.grounding.constraints import (describe_missing, missing_constraints, passage_evidence,
+                                             question_constraints, satisfies)
 from assistant.grounding.extractive import Extract, best_extract, best_quote
 from assistant.grounding.focus import focus_text, shared_focus
 from assistant.grounding.injection import injection_attempt
-from assistant.grounding.verify import (
-    AnchorPassage,
-    AnchorQuestion,
-    SentenceCheck,
-    Verification,
-    anchor,
-    anchored,
-    check_sentence,
-    has_content,
-    substantive,
-    union,
-)
+from assistant.grounding.verify import (AnchorPassage, AnchorQuestion, SentenceCheck, Verification, anchor,
+                                        anchored, check_sentence, has_content, substantive, union)
 from assistant.prompts import load_prompt
 from assistant.retrieval import Hit, HybridSearcher, positions, query_terms
 from assistant.settings import Settings

@@ -23,7 +23,7 @@ from xml.parsers import expat
 
 from ingest.chunking import Block
 from ingest.parsers import ParseError
-from ingest.tables import join_wrapped, markdown_table
+from ingest.tables import continued_rows, join_wrapped, markdown_table
 
 MAX_MEMBER_BYTES = 64 * 2**20      # one XML part; a real page is a few hundred KB
 MAX_READ_BYTES = 512 * 2**20       # all parts read for one document
@@ -281,12 +281,9 @@ def _blocks(lines: list[_Line]) -> list[Block]:
         if isinstance(item, list):
             rows = [[t for _, t in ln.cells()] for ln in item]
             if table and _continues(table[0], item):
-                # the table goes on over the page break: its rows under the first part's header (a header the
-                # producer repeated is dropped), so the chunker reads one table and repeats the header itself
-                header = [t for _, t in table[0][0].cells()]
-                rows = rows[1:] if rows[0] == header else rows
-                if rows:
-                    table[1].text += "\n" + "\n".join(markdown_table([header] + rows).split("\n")[2:])
+                # the table goes on over the page break: its rows under the first part's header
+                if more := continued_rows([t for _, t in table[0][0].cells()], rows):
+                    table[1].text += "\n" + more
                 table = (table[0] + item, table[1])
             else:
                 blocks.append(Block(markdown_table(rows), page=item[0].page))

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 
 from ingest.chunking import Block
-from ingest.tables import join_wrapped, markdown_table
+from ingest.tables import continued_rows, join_wrapped, markdown_table
 
 MAX_PAGE_OBJECTS = 20_000         # pdfium's page objects (text runs, paths, images) + text-layer characters
 TOLERANCE = 2.0                   # points: a text box drawn up to the ruling still lies inside its table
@@ -270,9 +270,10 @@ def _pages_joined(items: list[Block | _Table]) -> list[Block]:
             repeated = it.rows[0] == prev.rows[0]
             header, rows = prev.rows[0], it.rows[int(repeated):]
             _carry_cut_cells(prev, it, int(repeated))
-            text = markdown_table([header] + rows) if rows else ""
-            if text and not between:
-                text = text.split("\n", 2)[2]
+            if not between:                                 # right after it: its rows only
+                text = continued_rows(header, it.rows)
+            else:                                           # after a page number: a table with its header
+                text = markdown_table([header] + rows) if rows else ""
             it.rows, it.cells = [header] + rows, [prev.cells[0]] + it.cells[int(repeated):]
         if text:
             out.append(Block(text, page=it.page))

@@ -110,6 +110,15 @@ def markdown_table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def continued_rows(header: list[str], rows: list[list[str]]) -> str:
+    """The Markdown rows of a table's part on the next page, read under its first part's header (a header the
+    producer repeated there is dropped); '' when no row is left. Appended to the first part, the chunker reads
+    one table and repeats the header on every piece."""
+    rows = rows[1:] if rows and rows[0] == header else rows
+    lines = markdown_table([header] + rows).split("\n") if rows else []
+    return "\n".join(lines[2:])
+
+
 def join_wrapped(lines) -> str:
     """Lines a layout wrapped (a PDF cell's, an OFD paragraph's) as one: Chinese runs on without a space, a
     space goes only between two Latin letters or digits."""
