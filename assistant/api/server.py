@@ -112,3 +112,21 @@ def uvicorn_options(settings: Any) -> dict:
     return {"http": http_protocol(api.max_header_kb * 1024, api.header_timeout_s),
             "h11_max_incomplete_event_size": api.max_header_kb * 1024,
             "limit_concurrency": api.max_connections or None, "log_config": log_config()}
+
+
+def check_ports_free(host: str, *ports: tuple[int, str]) -> None:
+    """Each (port, the option that set it) can be bound on host, and no two are the same, before anything starts:
+    with `--workers N` the web UI is a process of its own, and a taken port would stop only that process while the
+    API went on redirecting /ui to it. Binds as uvicorn does (SO_REUSEADDR: a port in TIME_WAIT is free)."""
+    import socket
+    if len({port for port, _ in ports}) < len(ports):
+        raise ValueError(f"{' and '.join(option for _, option in ports)} name the same port: give each its own")
+    for port, option in ports:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError as exc:
+                raise ValueError(f"cannot serve on {host}:{port} ({option}): {exc.strerror or exc}; "
+                                 "stop what holds it or choose another port") from None

@@ -32,14 +32,18 @@ def serve(host: Optional[str] = typer.Option(None, "--host", help="Default: serv
     import uvicorn
 
     from assistant.api.app import create_app
-    from assistant.api.server import uvicorn_options
+    from assistant.api.server import check_ports_free, uvicorn_options
     from assistant.services.auth import ENV_ADMIN_KEY
     with context.friendly_errors():
         c = context.container()
+        from assistant.api import factory
+        factory.check_workers(c.settings, workers)
+        host, port = host or c.settings.server.host, port or c.settings.server.port
+        ui_port = (ui_port or c.settings.server.ui_port) if workers > 1 and ui else None
+        check_ports_free(host, (port, "--port / server.port"),
+                         *([(ui_port, "--ui-port / server.ui_port")] if ui_port else []))
         if workers > 1:
-            from assistant.api import factory
             from assistant.settings import dump_settings
-            factory.check_workers(c.settings, workers)
             run = Path(c.settings.data_dir) / "run"
             os.environ[factory.ENV_SETTINGS] = str(dump_settings(c.settings, run / f"serve-settings-{os.getpid()}.yaml"))
             os.environ[factory.ENV_UI] = "0"
@@ -50,12 +54,10 @@ def serve(host: Optional[str] = typer.Option(None, "--host", help="Default: serv
             context.err.print("[yellow]No API key exists yet[/]: every request will get 401. Create one with\n"
                           "  gov-assistant keys create --name admin --role admin\n"
                           f"or start with {ENV_ADMIN_KEY}=<a secret of 16+ characters> for a demo admin key.")
-    host, port = host or c.settings.server.host, port or c.settings.server.port
     context.err.print(f"serving on http://{host}:{port} (docs: /docs, OpenAI base_url: http://{host}:{port}/v1)",
                   soft_wrap=True)
     ui_process = None
-    if workers > 1 and ui:
-        ui_port = ui_port or c.settings.server.ui_port
+    if ui_port:
         os.environ[factory.ENV_UI_PORT] = str(ui_port)
         ui_process = subprocess.Popen(factory.ui_process_args(host, ui_port))
         context.err.print(f"web UI: http://{host}:{ui_port}/ui, one process of its own (Gradio keeps a session in "

@@ -59,3 +59,36 @@ def test_serve_explains_how_to_create_a_key(run, monkeypatch):
     assert "/v1/chat/completions" in seen["app"].openapi()["paths"]
     run("keys", "create", "--name", "a", "--role", "admin")
     assert "No API key" not in run("serve", "--no-ui").stderr
+
+
+def test_serve_on_a_port_in_use_says_which_and_starts_nothing(run, monkeypatch):
+    import socket
+    started = []
+    monkeypatch.setattr("uvicorn.run", lambda *a, **kw: started.append(a))
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        r = run("serve", "--no-ui", "--port", str(port))
+    assert r.exit_code == 2 and not started
+    assert f"127.0.0.1:{port} (--port / server.port)" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_ports_are_checked_before_the_web_ui_process_starts():
+    """`serve --workers N` starts the UI as a process of its own: its port taken, or the API's, is an error before
+    anything starts (before, the UI process exited alone and /ui redirected to nothing)."""
+    import socket
+
+    from assistant.api.server import check_ports_free
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        with socket.socket() as probe:          # a port free a moment ago
+            probe.bind(("127.0.0.1", 0))
+            free = probe.getsockname()[1]
+        with pytest.raises(ValueError, match=f"127.0.0.1:{taken} \\(--ui-port / server.ui_port\\)"):
+            check_ports_free("127.0.0.1", (free, "--port / server.port"), (taken, "--ui-port / server.ui_port"))
+    with pytest.raises(ValueError, match="same port"):
+        check_ports_free("127.0.0.1", (free, "--port / server.port"), (free, "--ui-port / server.ui_port"))
+    check_ports_free("127.0.0.1", (free, "--port / server.port"))

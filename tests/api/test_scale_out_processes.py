@@ -167,6 +167,22 @@ def test_serve_with_two_workers_gives_the_web_ui_one_process_of_its_own(engines)
         httpx.get(ui + "/ui/", timeout=5)
 
 
+def test_serve_with_workers_and_the_ui_port_taken_starts_nothing(engines):
+    import socket
+
+    from scale_out_engines import free_port
+    port = free_port()
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        r = subprocess.run([*PY, "serve", "--port", str(port), "--workers", "2", "--ui-port", str(taken)],
+                           env=engines, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and f":{taken} (--ui-port / server.ui_port)" in r.stderr and "Traceback" not in r.stderr
+    with pytest.raises(httpx.ConnectError):             # the API did not start either
+        httpx.get(f"http://127.0.0.1:{port}/api/v1/healthz", timeout=5)
+
+
 def test_serve_with_workers_refuses_the_embedded_store(tmp_path):
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("GOV_ASSISTANT_")},
            "GOV_ASSISTANT_PROFILE": "unit", "GOV_ASSISTANT_DATA_DIR": str(tmp_path / "data"),
