@@ -17,6 +17,7 @@ from assistant.grounding.answer_type import answers_kind, asked_kind, states
 from assistant.grounding.answerability import (answerability, first_token_logprobs, refusal_mass, retrieval_signals,
                                                scorer_probability, text_signals)
 from assistant.grounding.atoms import Evidence
+from assistant.grounding.concise import is_closing_remark, is_lead_in, strip_echo
 from assistant.grounding.constraints import (describe_missing, missing_constraints, passage_evidence,
                                              question_constraints, satisfies)
 from assistant.grounding.extractive import Extract, best_extract, best_quote
@@ -449,7 +450,7 @@ class Answerer:
         pieces: list[str] = []
         usage: dict[str, int] = {}
         t0 = time.perf_counter()
-        gate = _SentenceGate(by_n, standalone, a.min_support) if a.verify else None
+        gate = _SentenceGate(by_n, standalone, a.min_support, a.concise) if a.verify else None
         anchor_question, anchor_passages = None, []
         if gate:     # recorded on every sentence (eval calibrate --signal anchor), acted on with min_anchor
             anchor_question = AnchorQuestion.of(standalone, query_terms(standalone))
@@ -577,16 +578,17 @@ class _SentenceGate:
     """Holds streamed text until a sentence (and the [n] markers that follow it) is complete, then lets it through
     only when its atoms are in the passages it cites. `checks` lists every sentence's result."""
 
-    def __init__(self, evidences: dict[int, Evidence], question: str = "", min_support: float = 0.0):
+    def __init__(self, evidences: dict[int, Evidence], question: str = "", min_support: float = 0.0,
+                 concise: bool = False):
         self.evidences = evidences
-        self.question, self.min_support = question, min_support
+        self.question, self.min_support, self.concise = question, min_support, concise
         self.all = union(list(evidences.values()))
         self.buffer = ""
         self.kept = ""
         self.checks: list[SentenceCheck] = []
         # with min_support: sentences too short to judge and without a figure ("北京市的做法如下：") wait for a
         # substantive one; an answer of nothing else is no answer
-        self.pending = ""
+        self.pending: list[str] = []
         self.substantive = 0
         self.seen: set[str] = set()
         # with min_anchor: a supported sentence counts as the answer only where its passage covers the question
@@ -614,8 +616,25 @@ class _SentenceGate:
         sentence, self.buffer = self.buffer, ""
         out = self._check(sentence) if sentence.strip() else ""
         if self.substantive and self.pending:      # a closing remark after the answer
-            out, self.pending = out + self.pending, ""
+            held = self.pending
+            said = [p for p in held if not (self.concise and is_closing_remark(p))]
+            out, self.pending = out + self._kept_as(held, said), []
         return out
+
+    def _kept_as(self, held: list[str], said: list[str]) -> str:
+        """What goes out instead of the held sentences (the last ones kept): `kept` says the same."""
+        raw, text = "".join(held), "".join(said)
+        self.kept = self.kept[:len(self.kept) - len(raw)] + text
+        return text
+
+    def _concise(self, held: list[str]) -> list[str]:
+        """The held sentences and the one that releases them as a concise answer says them (grounding/concise.py)."""
+        if not self.concise:
+            return held
+        if self.substantive:              # after the answer: a closing remark goes
+            return held[:-1] + ([] if is_closing_remark(held[-1]) else held[-1:])
+        said = [p for p in held[:-1] if not is_lead_in(p)] + held[-1:]
+        return [strip_echo(said[0], self.question)] + said[1:]
 
     def _check(self, sentence: str) -> str:
         key = _REPEAT_KEY.sub("", sentence)
@@ -633,7 +652,7 @@ class _SentenceGate:
             return ""
         self.kept += check.text              # with a corrected citation, when one was added
         if self.min_support and not substantive(check, self.min_support):
-            self.pending += check.text
+            self.pending.append(check.text)
             return ""
         if self.anchor_question is not None:
             check.anchor, check.unanchored_terms = anchor(_CITE.sub("", check.text), self.anchor_question,
@@ -641,9 +660,10 @@ class _SentenceGate:
             if self.min_anchor and not anchored(check, self.min_anchor, self.tolerated):
                 if self.unanchored is None or check.anchor > (self.unanchored.anchor or 0.0):
                     self.unanchored = check
-                self.pending += check.text
+                self.pending.append(check.text)
                 return ""
-        out, self.pending = self.pending + check.text, ""
+        held, self.pending = [*self.pending, check.text], []
+        out = self._kept_as(held, self._concise(held))
         self.substantive += 1
         return out
 

@@ -242,6 +242,9 @@ class AnswerSettings(_Section):
     # when every sentence was removed, or none was anchored: quote the passage clause whose place holds at least this
     # share of the question's anchor terms (grounding/extractive.best_quote); 0 = refuse as before
     quote_min_anchor: float = Field(0.0, ge=0.0, le=1.0)
+    # the verified answer starts with the answer: a lead-in that frames what follows, the question restated at the
+    # head of the first sentence and a closing remark are left out (grounding/concise.py)
+    concise: bool = False
 
     @property
     def screened_passages(self) -> int:

@@ -1,0 +1,73 @@
+"""Answers that start with the answer (grounding/concise.py) and the sentence gate that applies it (answer.concise).
+The cases are answers the 1.5B gave to NCP dev questions."""
+from __future__ import annotations
+
+from assistant.answering import _SentenceGate
+from assistant.grounding.atoms import Evidence
+from assistant.grounding.concise import echo_end, is_closing_remark, is_lead_in, strip_echo
+
+
+def test_the_question_restated_at_the_head_is_cut_at_its_clause_break():
+    q = "北京市对于因疫情影响暂停举办的展会项目有何支持政策？"
+    a = "北京市对于因疫情影响暂停举办的展会项目，如年内继续在京举办且参展中小微企业数量超过参展企业总数的50%，给予场租补贴[1]。"
+    assert strip_echo(a, q) == "如年内继续在京举办且参展中小微企业数量超过参展企业总数的50%，给予场租补贴[1]。"
+    # at a frame word (包括 / 是 / 为), with or without a comma after it
+    assert strip_echo("河南省制定运输需求计划的内容包括农民工数量、出发时间、乘车方式等[1]。",
+                      "河南省制定运输需求计划的内容包括什么？") == "农民工数量、出发时间、乘车方式等[1]。"
+    assert strip_echo("广西壮族自治区红十字会接收捐款账户信息是：工商银行桃源支行，账号为2102108009249007743[2]。",
+                      "广西壮族自治区红十字会接收捐款账户信息是什么？") == "工商银行桃源支行，账号为2102108009249007743[2]。"
+    # a list item's number stays where it was
+    assert strip_echo("1. 各地人社部门为缓解疫情影响，实施援企稳岗政策[2]。", "各地人社部门为缓解疫情影响有何举措？") == \
+        "1. 实施援企稳岗政策[2]。"
+
+
+def test_an_echo_that_runs_into_the_answers_words_is_left_whole():
+    q = "深圳市在疫情期间有哪些延期政策？"
+    a = "深圳市在疫情期间延期办理参保登记，逾期不影响个人权益[1]。"
+    assert echo_end(a, q) == len("深圳市在疫情期间延期")
+    assert strip_echo(a, q) == a                         # no break after 延期: cutting there would drop it
+    assert strip_echo("四川省关于免费健康申报证明有效期至新冠肺炎疫情解除为止[2]。", "四川省关于免费健康申报证明有效期至什么时候？") \
+        == "四川省关于免费健康申报证明有效期至新冠肺炎疫情解除为止[2]。"      # 至 is no frame word
+    # too little would be left, or too little was restated
+    assert strip_echo("重庆市税务网上申报率为99.6%[1]。", "重庆市税务网上申报率为多少？") == "重庆市税务网上申报率为99.6%[1]。"
+    assert strip_echo("市民可以，拨打热线电话咨询[1]。", "市民如何咨询？") == "市民可以，拨打热线电话咨询[1]。"
+
+
+def test_lead_ins_and_closing_remarks():
+    assert is_lead_in("救助机构对发热的生活无着的流浪乞讨人员采取了以下措施：[2]\n\n")
+    assert is_lead_in("浙江省新型肺炎公共服务与管理平台的访问路径是：\n")
+    assert not is_lead_in("开户行：工商银行桃源支行。")
+    assert is_closing_remark("这些措施旨在帮助企业渡过难关，同时确保职工个人权益不受影响。")
+    assert is_closing_remark("以上信息仅供参考。") and not is_closing_remark("对以上人员实行居家隔离[1]。")
+
+
+PASSAGE = Evidence.of("救助管理机构应当立即上报当地疫情防控指挥机构并按其规定和要求及时、妥善处置，"
+                      "同时上报主管民政部门和当地卫生健康部门，保障流浪乞讨人员的健康。")
+STREAM = ["救助机构对发热的流浪乞讨人员采取了以下措施：[1]\n\n", "1. 立即上报当地疫情防控指挥机构并按其规定和要求及时、妥善处置；[1]\n",
+          "2. 同时上报主管民政部门和当地卫生健康部门[1]。\n", "这些措施旨在保障流浪乞讨人员的健康[1]。"]
+
+
+def _gate(concise: bool) -> tuple[str, _SentenceGate]:
+    gate = _SentenceGate({1: PASSAGE}, "救助机构对发热的流浪乞讨人员采取了什么措施？", min_support=0.45, concise=concise)
+    out = "".join(gate.feed(t) for t in STREAM) + gate.close()
+    return out, gate
+
+
+def test_the_gate_leaves_out_the_lead_in_and_the_closing_remark_and_kept_says_the_same():
+    out, gate = _gate(concise=True)
+    assert out == ("1. 立即上报当地疫情防控指挥机构并按其规定和要求及时、妥善处置；[1]\n"
+                   "2. 同时上报主管民政部门和当地卫生健康部门[1]。\n")
+    assert gate.kept == out                                 # the final answer is what was streamed
+    assert all(c.supported for c in gate.checks) and len(gate.checks) == 4   # each sentence still checked
+
+
+def test_without_concise_the_gate_says_every_supported_sentence():
+    out, gate = _gate(concise=False)
+    assert out.startswith("救助机构对发热的流浪乞讨人员采取了以下措施：") and "这些措施旨在" in out
+    assert gate.kept == out
+
+
+def test_a_lead_in_with_nothing_after_it_is_no_answer_either_way():
+    gate = _SentenceGate({1: PASSAGE}, "救助机构采取了什么措施？", min_support=0.45, concise=True)
+    out = gate.feed("救助机构采取了以下措施：") + gate.close()
+    assert out == "" and gate.hollow
