@@ -616,8 +616,11 @@ class _SentenceGate:
         sentence, self.buffer = self.buffer, ""
         out = self._check(sentence) if sentence.strip() else ""
         if self.substantive and self.pending:      # a closing remark after the answer
-            held = self.pending
-            said = [p for p in held if not (self.concise and is_closing_remark(p))]
+            held, said = self.pending, []
+            before = self.kept[:len(self.kept) - len("".join(held))]
+            for p in held:
+                if not (self.concise and is_closing_remark(p) and _markers(p) <= _markers(before, *said)):
+                    said.append(p)
             out, self.pending = out + self._kept_as(held, said), []
         return out
 
@@ -628,13 +631,17 @@ class _SentenceGate:
         return text
 
     def _concise(self, held: list[str]) -> list[str]:
-        """The held sentences and the one that releases them as a concise answer says them (grounding/concise.py)."""
+        """The held sentences and the one that releases them as a concise answer says them (grounding/concise.py).
+        A sentence left out never takes a citation with it: one whose markers the answer does not carry otherwise
+        stays ("…采取了以下措施：[2]" before items that cite [3] is the only place [2] is cited)."""
         if not self.concise:
             return held
         if self.substantive:              # after the answer: a closing remark goes
-            return held[:-1] + ([] if is_closing_remark(held[-1]) else held[-1:])
+            last, before = held[-1], self.kept[:len(self.kept) - len(held[-1])]
+            return held[:-1] if is_closing_remark(last) and _markers(last) <= _markers(before) else held
         said = [p for p in held[:-1] if not is_lead_in(p)] + held[-1:]
-        return [strip_echo(said[0], self.question)] + said[1:]
+        said = [p for p in held if p in said or not _markers(p) <= _markers(*said)]
+        return said if is_lead_in(said[0]) else [strip_echo(said[0], self.question)] + said[1:]
 
     def _check(self, sentence: str) -> str:
         key = _REPEAT_KEY.sub("", sentence)
@@ -671,6 +678,10 @@ class _SentenceGate:
     def hollow(self) -> bool:
         """Judged by wording (min_support) and nothing substantive was kept: only restatements of the question."""
         return bool(self.min_support or self.min_anchor) and self.substantive == 0
+
+
+def _markers(*texts: str) -> set[str]:
+    return {m for t in texts for m in _CITE.findall(t)}
 
 
 # what two sentences must share to be the same one said again: all but list numbers, markers and spacing

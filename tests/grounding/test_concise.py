@@ -71,3 +71,20 @@ def test_a_lead_in_with_nothing_after_it_is_no_answer_either_way():
     gate = _SentenceGate({1: PASSAGE}, "救助机构采取了什么措施？", min_support=0.45, concise=True)
     out = gate.feed("救助机构采取了以下措施：") + gate.close()
     assert out == "" and gate.hollow
+
+
+def test_a_sentence_left_out_never_takes_a_citation_with_it():
+    """A lead-in or closing remark whose marker nothing else in the answer carries stays (NCP: the lead-in's [2]
+    was the only citation of the gold document, the items cited [3])."""
+    second = Evidence.of("对承租国有资产类经营用房的企业，1个月房租免收、2个月租金减半。")
+    gate = _SentenceGate({1: PASSAGE, 2: second}, "江西对承租国有资产类经营用房的企业实施哪些优惠政策？",
+                         min_support=0.45, concise=True)
+    stream = ["江西对承租国有资产类经营用房的企业实施以下优惠政策：[1]\n", "1. 1个月房租免收[2]。\n", "2. 2个月租金减半[2]。\n",
+              "这些措施旨在保障流浪乞讨人员的健康[1]。"]
+    out = "".join(gate.feed(t) for t in stream) + gate.close()
+    assert out == "".join(stream[:3]) and gate.kept == out       # the lead-in stays for [1]; so the remark goes
+    gate = _SentenceGate({1: PASSAGE, 2: second}, "江西对承租国有资产类经营用房的企业实施哪些优惠政策？",
+                         min_support=0.45, concise=True)
+    stream[0] = "江西对承租国有资产类经营用房的企业实施以下优惠政策：[2]\n"
+    out = "".join(gate.feed(t) for t in stream) + gate.close()
+    assert out == "".join(stream[1:]) and gate.kept == out        # [1] is carried by the closing remark
