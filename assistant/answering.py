@@ -24,7 +24,7 @@ from assistant.grounding.extractive import Extract, best_extract, best_quote
 from assistant.grounding.focus import focus_text, shared_focus
 from assistant.grounding.injection import injection_attempt
 from assistant.grounding.verify import (AnchorPassage, AnchorQuestion, SentenceCheck, Verification, anchor,
-                                        anchored, check_sentence, has_content, substantive, union)
+                                        anchored, check_sentence, has_content, split_sentences, substantive, union)
 from assistant.prompts import load_prompt
 from assistant.retrieval import Hit, HybridSearcher, positions, query_terms
 from assistant.settings import Settings
@@ -111,10 +111,12 @@ def attach_citations(text: str, citations: list["Citation"], min_overlap: float 
     return "".join(out)
 
 
-def finalize_answer(raw: str, citations: list["Citation"]) -> tuple[str, bool, list["Citation"]]:
+def finalize_answer(raw: str, citations: list["Citation"], said: str = "") -> tuple[str, bool, list["Citation"]]:
     """The model's text → (answer, refused, citations): a refusal keeps no citations; markers outside 1..n are
     dropped, missing ones attached; an answer that is only markers ("[1]", seen from small models) becomes the
-    cited passage quoted verbatim (prompts/answer_fallback.md), never an empty reply."""
+    cited passage quoted verbatim (prompts/answer_fallback.md), never an empty reply. `said`: the verified text
+    before a concise answer left sentences out (answer.concise); markers are attached as they would have been to
+    it, and those of the sentences left out go to the answer's first sentence."""
     text = raw.strip()
     if is_refusal(text):
         return text, True, []
@@ -123,7 +125,15 @@ def finalize_answer(raw: str, citations: list["Citation"]) -> tuple[str, bool, l
         n = next((int(m) for m in _CITE.findall(text)), 1)
         text = load_prompt("answer_fallback").format(text=citations[n - 1].text.strip()) + f"[{n}]"
     elif not _CITE.search(text):
-        text = attach_citations(text, citations)
+        attached = attach_citations(text, citations)
+        if said and not _CITE.search(said) and \
+                (lost := _markers(attach_citations(said.strip(), citations)) - _markers(attached)):
+            first = split_sentences(attached)[0]
+            head, at = first, attached.index(first)
+            for n in sorted(lost, key=int):
+                head = add_marker(head, int(n))
+            attached = attached[:at] + head + attached[at + len(first):]
+        text = attached
     cited = {int(n) for n in _CITE.findall(text)}
     for c in citations:
         c.cited = c.n in cited
@@ -520,7 +530,7 @@ class Answerer:
             yield from self._refuse(question, standalone, load_prompt("refusal_unsupported").format(kinds=kinds),
                                     verification, citations, timings, t_start, usage, sources_sent=True)
             return
-        text, refused, citations = finalize_answer(kept, citations)
+        text, refused, citations = finalize_answer(kept, citations, gate.said if gate and gate.concise else "")
         if kind and not refused and not answers_kind(kind, _CITE.sub("", text), standalone):
             # the model answered around the question ("超过40家机构参与" for a 发行规模): what was asked is not there
             verification.reason = "missing_answer_kind"
@@ -585,6 +595,7 @@ class _SentenceGate:
         self.all = union(list(evidences.values()))
         self.buffer = ""
         self.kept = ""
+        self.said = ""            # kept before the concise cuts (finalize_answer attaches markers as to it)
         self.checks: list[SentenceCheck] = []
         # with min_support: sentences too short to judge and without a figure ("北京市的做法如下：") wait for a
         # substantive one; an answer of nothing else is no answer
@@ -658,6 +669,7 @@ class _SentenceGate:
         if not check.supported:
             return ""
         self.kept += check.text              # with a corrected citation, when one was added
+        self.said += check.text
         if self.min_support and not substantive(check, self.min_support):
             self.pending.append(check.text)
             return ""

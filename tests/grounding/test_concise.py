@@ -88,3 +88,19 @@ def test_a_sentence_left_out_never_takes_a_citation_with_it():
     stream[0] = "江西对承租国有资产类经营用房的企业实施以下优惠政策：[2]\n"
     out = "".join(gate.feed(t) for t in stream) + gate.close()
     assert out == "".join(stream[1:]) and gate.kept == out        # [1] is carried by the closing remark
+
+
+def test_an_unmarked_answer_is_cited_as_it_was_before_the_cut():
+    """The model wrote no marker: markers are attached by overlap (attach_citations), where the lead-in's words are
+    what tie the answer to the passage it restates; the lead-in left out, its passage is still cited, at the head."""
+    from assistant.answering import Citation, finalize_answer
+    cites = [Citation(1, "d1", "c1", "《江西省稳定经济增长20条政策措施》", "", "",
+                      "疫情期间，江西将对承租国有资产类生产经营用房的企业实施优惠政策。", {}, False),
+             Citation(2, "d2", "c2", "《新闻》", "", "", "1个月房租免收、2个月租金减半。", {}, False)]
+    said = "疫情期间，江西将对承租国有资产类生产经营用房的企业实施以下优惠政策：\n1. 1个月房租免收。\n2. 2个月租金减半。"
+    kept = "1. 1个月房租免收。\n2. 2个月租金减半。"
+    text, refused, out = finalize_answer(kept, cites, said)
+    assert not refused and text == "1. 1个月房租免收[2][1]。\n2. 2个月租金减半[2]。"
+    assert [c.cited for c in out] == [True, True]
+    text, _, out = finalize_answer(kept, cites)                # without it: only what the kept text overlaps
+    assert text == "1. 1个月房租免收[2]。\n2. 2个月租金减半[2]。" and [c.cited for c in out] == [False, True]
