@@ -17,8 +17,10 @@ _LEAD_IN_END = re.compile(r"[：:]\s*(?:\[\d{1,2}\]\s*)*$")
 # the words that close a restated question and open its answer: "…的访问路径是：", "…的标准为", "…包括"
 _FRAME_END = ("是", "为", "包括", "有", "如下", "以下")
 _CLAUSE_BREAK = "，,：:；;"
-# a closing remark sums up or comments on what was said ("这些措施旨在…", "总之…", "以上信息仅供参考")
-_CLOSING = re.compile(r"^\s*(?:这些|以上|上述|总之|综上|总的来说|通过这些|通过以上|此外，这些)")
+# a closing remark sums up or comments on what was said ("总之…", "这些措施旨在…", "以上信息仅供参考"), not a
+# statement about what 以上 / 上述 refers to ("以上材料窗口核验原件后当场退还", "上述人员须居家隔离14天")
+_CLOSING = re.compile(r"^\s*(?:总之|综上|总的来说|(?:通过)?(?:这些|以上|上述)(?:措施|政策|规定|做法|要求|方法|信息|内容|建议|举措)?"
+                      r"[^。！？\n]{0,12}?(?:旨在|有助于|可以有效|能够有效|将有效|有效地|是为了|体现了|仅供参考|以便))")
 MIN_ECHO = 6          # characters of the question restated before the cut is worth making
 MIN_REST = 6          # characters the sentence keeps after the cut, or it stays whole
 

@@ -38,7 +38,10 @@ def test_lead_ins_and_closing_remarks():
     assert is_lead_in("浙江省新型肺炎公共服务与管理平台的访问路径是：\n")
     assert not is_lead_in("开户行：工商银行桃源支行。")
     assert is_closing_remark("这些措施旨在帮助企业渡过难关，同时确保职工个人权益不受影响。")
-    assert is_closing_remark("以上信息仅供参考。") and not is_closing_remark("对以上人员实行居家隔离[1]。")
+    assert is_closing_remark("以上信息仅供参考。") and is_closing_remark("总之，要做好防控。")
+    # what 以上 / 上述 refers to is a statement, not a remark
+    assert not is_closing_remark("以上材料窗口核验原件后当场退还。") and not is_closing_remark("上述人员须居家隔离14天。")
+    assert not is_closing_remark("对以上人员实行居家隔离[1]。")
 
 
 PASSAGE = Evidence.of("救助管理机构应当立即上报当地疫情防控指挥机构并按其规定和要求及时、妥善处置，"
