@@ -111,6 +111,6 @@ def test_a_stream_closed_early_stops_llama_cpp_generating(e2e_container, monkeyp
     pipe = pipes[-1]
     assert pipe.cancel.is_set()
     # the generation thread ends soon after the cancel: it puts `done` once handle_chat_completions returns
-    while (item := pipe.queue.get(timeout=60)) is not pipe.done:
+    while pipe.queue.get(timeout=60) is not pipe.done:
         pass
     assert pipe.after_cancel <= 2      # llama.cpp stopped at the next chunk instead of producing ~400 more
