@@ -530,7 +530,8 @@ class Answerer:
             yield from self._refuse(question, standalone, load_prompt("refusal_unsupported").format(kinds=kinds),
                                     verification, citations, timings, t_start, usage, sources_sent=True)
             return
-        text, refused, citations = finalize_answer(kept, citations, gate.said if gate and gate.concise else "")
+        # only when the concise cuts left something out does the uncut text decide an unmarked answer's citations
+        text, refused, citations = finalize_answer(kept, citations, gate.said if gate and gate.said != kept else "")
         if kind and not refused and not answers_kind(kind, _CITE.sub("", text), standalone):
             # the model answered around the question ("超过40家机构参与" for a 发行规模): what was asked is not there
             verification.reason = "missing_answer_kind"
@@ -630,7 +631,7 @@ class _SentenceGate:
             held, said = self.pending, []
             before = self.kept[:len(self.kept) - len("".join(held))]
             for p in held:
-                if not (self.concise and is_closing_remark(p) and _markers(p) <= _markers(before, *said)):
+                if not self._remark_goes(p, before + "".join(said)):
                     said.append(p)
             out, self.pending = out + self._kept_as(held, said), []
         return out
@@ -641,6 +642,10 @@ class _SentenceGate:
         self.kept = self.kept[:len(self.kept) - len(raw)] + text
         return text
 
+    def _remark_goes(self, sentence: str, before: str) -> bool:
+        """A closing remark is left out of a concise answer when what comes before it carries its citations."""
+        return self.concise and is_closing_remark(sentence) and _markers(sentence) <= _markers(before)
+
     def _concise(self, held: list[str]) -> list[str]:
         """The held sentences and the one that releases them as a concise answer says them (grounding/concise.py).
         A sentence left out never takes a citation with it: one whose markers the answer does not carry otherwise
@@ -648,8 +653,7 @@ class _SentenceGate:
         if not self.concise:
             return held
         if self.substantive:              # after the answer: a closing remark goes
-            last, before = held[-1], self.kept[:len(self.kept) - len(held[-1])]
-            return held[:-1] if is_closing_remark(last) and _markers(last) <= _markers(before) else held
+            return held[:-1] if self._remark_goes(held[-1], self.kept[:len(self.kept) - len(held[-1])]) else held
         said = [p for p in held[:-1] if not is_lead_in(p)] + held[-1:]
         said = [p for p in held if p in said or not _markers(p) <= _markers(*said)]
         return said if is_lead_in(said[0]) else [strip_echo(said[0], self.question)] + said[1:]
